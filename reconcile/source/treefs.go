@@ -1,0 +1,322 @@
+package source
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+)
+
+// maxSymlinkHops bounds symbolic-link resolution, like the kernel's ELOOP.
+const maxSymlinkHops = 40
+
+// treeFS is an fs.FS over a git tree object. Files are read whole into memory on Open
+// (desired-state files are small), under the Git source's mutex since go-git's object
+// store is not safe for concurrent use with a fetch. Symbolic links are followed when
+// they stay inside the tree; absolute links and links out of it are errors.
+type treeFS struct {
+	mu    *sync.Mutex
+	store storer.EncodedObjectStorer
+	root  *object.Tree
+	mtime time.Time
+}
+
+var (
+	_ fs.FS         = (*treeFS)(nil)
+	_ fs.ReadDirFS  = (*treeFS)(nil)
+	_ fs.ReadFileFS = (*treeFS)(nil)
+	_ fs.StatFS     = (*treeFS)(nil)
+)
+
+// node is a resolved path: a folder (tree != nil) or a file blob.
+type node struct {
+	name string
+	tree *object.Tree
+	blob plumbing.Hash
+	mode filemode.FileMode
+}
+
+func (n node) isDir() bool { return n.tree != nil }
+
+var errEscape = errors.New("symbolic link leaves the tree")
+
+// lookup resolves name (a valid fs path) to a node, following symbolic links.
+// The caller holds the mutex.
+func (t *treeFS) lookup(name string) (node, error) {
+	if name == "." {
+		return node{name: ".", tree: t.root, mode: filemode.Dir}, nil
+	}
+	hops := 0
+	parts := strings.Split(name, "/")
+restart:
+	cur := t.root
+	for i := 0; i < len(parts); i++ {
+		e := findEntry(cur, parts[i])
+		if e == nil {
+			return node{}, fs.ErrNotExist
+		}
+		last := i == len(parts)-1
+		switch e.Mode {
+		case filemode.Symlink:
+			hops++
+			if hops > maxSymlinkHops {
+				return node{}, errors.New("too many levels of symbolic links")
+			}
+			target, err := t.readBlob(e.Hash)
+			if err != nil {
+				return node{}, err
+			}
+			tgt := string(target)
+			if path.IsAbs(tgt) {
+				return node{}, errEscape
+			}
+			np := path.Join(path.Join(parts[:i]...), tgt, path.Join(parts[i+1:]...))
+			if np == ".." || strings.HasPrefix(np, "../") {
+				return node{}, errEscape
+			}
+			if np == "." {
+				return node{name: path.Base(name), tree: t.root, mode: filemode.Dir}, nil
+			}
+			parts = strings.Split(np, "/")
+			goto restart
+		case filemode.Dir:
+			sub, err := object.GetTree(t.store, e.Hash)
+			if err != nil {
+				return node{}, err
+			}
+			if last {
+				return node{name: e.Name, tree: sub, mode: filemode.Dir}, nil
+			}
+			cur = sub
+		case filemode.Regular, filemode.Executable, filemode.Deprecated:
+			if !last {
+				return node{}, fs.ErrNotExist // a file used as a folder
+			}
+			return node{name: e.Name, blob: e.Hash, mode: e.Mode}, nil
+		default: // submodules have no content here
+			return node{}, fs.ErrNotExist
+		}
+	}
+	return node{}, fs.ErrNotExist
+}
+
+func findEntry(t *object.Tree, name string) *object.TreeEntry {
+	for i := range t.Entries {
+		if t.Entries[i].Name == name {
+			return &t.Entries[i]
+		}
+	}
+	return nil
+}
+
+func (t *treeFS) readBlob(h plumbing.Hash) ([]byte, error) {
+	b, err := object.GetBlob(t.store, h)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.Reader()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+func (t *treeFS) blobSize(h plumbing.Hash) int64 {
+	b, err := object.GetBlob(t.store, h)
+	if err != nil {
+		return 0
+	}
+	return b.Size
+}
+
+func pathErr(op, name string, err error) error {
+	return &fs.PathError{Op: op, Path: name, Err: err}
+}
+
+// Open opens the named file or folder.
+func (t *treeFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, pathErr("open", name, fs.ErrInvalid)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n, err := t.lookup(name)
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	if n.isDir() {
+		entries, err := t.entries(n.tree)
+		if err != nil {
+			return nil, pathErr("open", name, err)
+		}
+		return &dirFile{info: t.info(n, 0), entries: entries}, nil
+	}
+	data, err := t.readBlob(n.blob)
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	return &file{info: t.info(n, int64(len(data))), r: bytes.NewReader(data)}, nil
+}
+
+// ReadFile reads the named file.
+func (t *treeFS) ReadFile(name string) ([]byte, error) {
+	if !fs.ValidPath(name) {
+		return nil, pathErr("readfile", name, fs.ErrInvalid)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n, err := t.lookup(name)
+	if err != nil {
+		return nil, pathErr("readfile", name, err)
+	}
+	if n.isDir() {
+		return nil, pathErr("readfile", name, errors.New("is a directory"))
+	}
+	data, err := t.readBlob(n.blob)
+	if err != nil {
+		return nil, pathErr("readfile", name, err)
+	}
+	return data, nil
+}
+
+// ReadDir lists the named folder, sorted by name.
+func (t *treeFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	if !fs.ValidPath(name) {
+		return nil, pathErr("readdir", name, fs.ErrInvalid)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n, err := t.lookup(name)
+	if err != nil {
+		return nil, pathErr("readdir", name, err)
+	}
+	if !n.isDir() {
+		return nil, pathErr("readdir", name, errors.New("not a directory"))
+	}
+	entries, err := t.entries(n.tree)
+	if err != nil {
+		return nil, pathErr("readdir", name, err)
+	}
+	return entries, nil
+}
+
+// Stat describes the named file or folder (following symbolic links).
+func (t *treeFS) Stat(name string) (fs.FileInfo, error) {
+	if !fs.ValidPath(name) {
+		return nil, pathErr("stat", name, fs.ErrInvalid)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n, err := t.lookup(name)
+	if err != nil {
+		return nil, pathErr("stat", name, err)
+	}
+	var size int64
+	if !n.isDir() {
+		size = t.blobSize(n.blob)
+	}
+	return t.info(n, size), nil
+}
+
+// entries lists a tree; symbolic links are listed as such (Stat/Open follow them),
+// submodules are left out. The caller holds the mutex.
+func (t *treeFS) entries(tr *object.Tree) ([]fs.DirEntry, error) {
+	out := make([]fs.DirEntry, 0, len(tr.Entries))
+	for _, e := range tr.Entries {
+		var fi fileInfo
+		switch e.Mode {
+		case filemode.Dir:
+			fi = fileInfo{name: e.Name, mode: fs.ModeDir | 0o555, mtime: t.mtime}
+		case filemode.Symlink:
+			fi = fileInfo{name: e.Name, mode: fs.ModeSymlink | 0o777, mtime: t.mtime, size: t.blobSize(e.Hash)}
+		case filemode.Regular, filemode.Deprecated:
+			fi = fileInfo{name: e.Name, mode: 0o444, mtime: t.mtime, size: t.blobSize(e.Hash)}
+		case filemode.Executable:
+			fi = fileInfo{name: e.Name, mode: 0o555, mtime: t.mtime, size: t.blobSize(e.Hash)}
+		default:
+			continue
+		}
+		out = append(out, fs.FileInfoToDirEntry(fi))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
+	return out, nil
+}
+
+func (t *treeFS) info(n node, size int64) fileInfo {
+	fi := fileInfo{name: n.name, size: size, mtime: t.mtime, mode: 0o444}
+	switch {
+	case n.isDir():
+		fi.mode = fs.ModeDir | 0o555
+	case n.mode == filemode.Executable:
+		fi.mode = 0o555
+	}
+	return fi
+}
+
+type fileInfo struct {
+	name  string
+	size  int64
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+func (fi fileInfo) Name() string       { return fi.name }
+func (fi fileInfo) Size() int64        { return fi.size }
+func (fi fileInfo) Mode() fs.FileMode  { return fi.mode }
+func (fi fileInfo) ModTime() time.Time { return fi.mtime }
+func (fi fileInfo) IsDir() bool        { return fi.mode.IsDir() }
+func (fi fileInfo) Sys() any           { return nil }
+
+type file struct {
+	info fileInfo
+	r    *bytes.Reader
+}
+
+func (f *file) Stat() (fs.FileInfo, error) { return f.info, nil }
+func (f *file) Read(p []byte) (int, error) { return f.r.Read(p) }
+func (f *file) Close() error               { return nil }
+func (f *file) Seek(off int64, whence int) (int64, error) {
+	return f.r.Seek(off, whence)
+}
+func (f *file) ReadAt(p []byte, off int64) (int, error) { return f.r.ReadAt(p, off) }
+
+type dirFile struct {
+	info    fileInfo
+	entries []fs.DirEntry
+	off     int
+}
+
+func (d *dirFile) Stat() (fs.FileInfo, error) { return d.info, nil }
+func (d *dirFile) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: d.info.name, Err: fmt.Errorf("is a directory")}
+}
+func (d *dirFile) Close() error { return nil }
+
+// ReadDir implements fs.ReadDirFile.
+func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
+	rest := d.entries[d.off:]
+	if n <= 0 {
+		d.off = len(d.entries)
+		return rest, nil
+	}
+	if len(rest) == 0 {
+		return nil, io.EOF
+	}
+	if n > len(rest) {
+		n = len(rest)
+	}
+	d.off += n
+	return rest[:n], nil
+}
