@@ -1,0 +1,350 @@
+package state
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Outbox statuses. A row goes pending → sending (claimed by a deliverer) → sent, or back to
+// pending (retry, with a later next_attempt_at), or failed after the last try; an operator
+// may drop a failed or pending row, or requeue a failed one.
+const (
+	OutboxPending = "pending"
+	OutboxSending = "sending"
+	OutboxSent    = "sent"
+	OutboxFailed  = "failed"
+	OutboxDropped = "dropped"
+)
+
+// ClaimLease is how long a row claimed by ClaimDue stays reserved ("sending") for the
+// deliverer that claimed it. A row still "sending" after its lease expired was left by a
+// deliverer that stopped (a crash between claiming and recording the outcome); ClaimDue
+// claims it again and it is sent again with the same deterministic Message-ID, so the
+// receiving side can recognise the rare duplicate (only a message the server accepted in the
+// instant before the crash, before its "sent" mark was committed, can be sent twice).
+const ClaimLease = 15 * time.Minute
+
+// Email is one outbox row to enqueue.
+type Email struct {
+	Kind, Action, ObjectKey, Template, To, SMTPServer, Commit string
+	// The email template sources, snapshotted into email_templates (deduplicated by hash)
+	// so that the email says what the applied commit said.
+	Subject, Body, BodyPath string
+	HTML                    bool
+	Vars                    map[string]any // JSON-encoded into outbox.vars
+}
+
+// TemplateHash is the key of an email template in email_templates: the SHA-256 of its
+// content (subject, body, body path and HTML flag), hex-encoded.
+func TemplateHash(subject, body, bodyPath string, html bool) string {
+	h := sha256.New()
+	for _, s := range []string{subject, body, bodyPath, strconv.FormatBool(html)} {
+		fmt.Fprintf(h, "%d:%s;", len(s), s)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Enqueue writes emails inside the caller's transaction: the template rows (each distinct
+// template once per call, INSERT OR IGNORE) and one pending outbox row per email, due at now.
+// Statements are prepared once per call, so thousands of rows cost one parse each.
+func Enqueue(ctx context.Context, tx *sqlx.Tx, now time.Time, emails []Email) error {
+	if len(emails) == 0 {
+		return nil
+	}
+	tmplStmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO email_templates(hash, subject, body, body_path, html) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("enqueue emails: %w", err)
+	}
+	defer tmplStmt.Close()
+	rowStmt, err := tx.PrepareContext(ctx, `INSERT INTO outbox(created_at, commit_id, kind, action, object_key, template,
+		to_addr, smtp_server, email_template, vars, status, attempts, next_attempt_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)`)
+	if err != nil {
+		return fmt.Errorf("enqueue emails: %w", err)
+	}
+	defer rowStmt.Close()
+	at := FormatTime(now)
+	seen := make(map[string]bool)
+	for i, e := range emails {
+		hash := TemplateHash(e.Subject, e.Body, e.BodyPath, e.HTML)
+		if !seen[hash] {
+			seen[hash] = true
+			if _, err := tmplStmt.ExecContext(ctx, hash, e.Subject, e.Body, e.BodyPath, e.HTML); err != nil {
+				return fmt.Errorf("enqueue emails: template of %s %s: %w", e.Kind, e.ObjectKey, err)
+			}
+		}
+		vars := e.Vars
+		if vars == nil {
+			vars = map[string]any{}
+		}
+		vj, err := json.Marshal(vars)
+		if err != nil {
+			return fmt.Errorf("enqueue emails: variables of email %d (%s %s): %w", i, e.Kind, e.ObjectKey, err)
+		}
+		if _, err := rowStmt.ExecContext(ctx, at, e.Commit, e.Kind, e.Action, e.ObjectKey, e.Template,
+			e.To, e.SMTPServer, hash, string(vj), at); err != nil {
+			return fmt.Errorf("enqueue emails: %s %s: %w", e.Kind, e.ObjectKey, err)
+		}
+	}
+	return nil
+}
+
+// OutboxRow is one outbox row with its email template.
+type OutboxRow struct {
+	ID            int64   `db:"id"`
+	CreatedAt     string  `db:"created_at"`
+	Commit        string  `db:"commit_id"`
+	Kind          string  `db:"kind"`
+	Action        string  `db:"action"`
+	ObjectKey     string  `db:"object_key"`
+	Template      string  `db:"template"`
+	To            string  `db:"to_addr"`
+	SMTPServer    string  `db:"smtp_server"`
+	EmailTemplate string  `db:"email_template"` // the template hash
+	Vars          string  `db:"vars"`           // JSON object
+	Status        string  `db:"status"`
+	Attempts      int     `db:"attempts"`
+	NextAttemptAt string  `db:"next_attempt_at"`
+	LastError     string  `db:"last_error"`
+	MessageID     string  `db:"message_id"`
+	SentAt        *string `db:"sent_at"`
+
+	Subject  string `db:"subject"`
+	Body     string `db:"body"`
+	BodyPath string `db:"body_path"`
+	HTML     bool   `db:"html"`
+}
+
+// DecodeVars returns the row's variables; integral JSON numbers become int64.
+func (r *OutboxRow) DecodeVars() (map[string]any, error) {
+	dec := json.NewDecoder(strings.NewReader(r.Vars))
+	dec.UseNumber()
+	var v map[string]any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode variables of outbox row %d: %w", r.ID, err)
+	}
+	for k, x := range v {
+		v[k] = plainNumbers(x)
+	}
+	return v, nil
+}
+
+func plainNumbers(x any) any {
+	switch t := x.(type) {
+	case json.Number:
+		if i, err := t.Int64(); err == nil {
+			return i
+		}
+		f, _ := t.Float64()
+		return f
+	case map[string]any:
+		for k, y := range t {
+			t[k] = plainNumbers(y)
+		}
+	case []any:
+		for i, y := range t {
+			t[i] = plainNumbers(y)
+		}
+	}
+	return x
+}
+
+const outboxSelect = `SELECT o.id, o.created_at, o.commit_id, o.kind, o.action, o.object_key, o.template,
+	o.to_addr, o.smtp_server, o.email_template, o.vars, o.status, o.attempts, o.next_attempt_at,
+	o.last_error, o.message_id, o.sent_at, t.subject, t.body, t.body_path, t.html
+	FROM outbox o JOIN email_templates t ON t.hash = o.email_template`
+
+// ClaimDue claims up to limit rows due at now — pending rows whose next_attempt_at <= now,
+// and "sending" rows whose lease expired (left by a stopped deliverer) — marking them
+// "sending" with a lease until now+ClaimLease, in one transaction, so that two deliverers
+// never send the same row. Rows come oldest due first.
+func (db *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxRow, error) {
+	var rows []OutboxRow
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		if err := tx.SelectContext(ctx, &rows, outboxSelect+`
+			WHERE o.status IN ('pending', 'sending') AND o.next_attempt_at <= ?
+			ORDER BY o.next_attempt_at, o.id LIMIT ?`, FormatTime(now), limit); err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		stmt, err := tx.PrepareContext(ctx, `UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id = ?`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		lease := FormatTime(now.Add(ClaimLease))
+		for i := range rows {
+			if _, err := stmt.ExecContext(ctx, lease, rows[i].ID); err != nil {
+				return err
+			}
+			rows[i].Status = OutboxSending
+			rows[i].NextAttemptAt = lease
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim due emails: %w", err)
+	}
+	return rows, nil
+}
+
+// Outcome is the result of one delivery attempt, recorded by RecordOutcomes.
+type Outcome struct {
+	ID        int64
+	Status    string    // OutboxSent, OutboxPending (retry or deferral) or OutboxFailed
+	Attempts  int       // the row's attempts after this one
+	Next      time.Time // OutboxPending: when to try again
+	Err       string    // the reason of a retry or failure
+	MessageID string    // OutboxSent
+	At        time.Time // OutboxSent: when the server accepted it
+}
+
+// RecordOutcomes records many outcomes in one transaction (a deliverer commits the results
+// of a group of messages at once). A row already sent or dropped is never changed: a message
+// accepted by the server stays sent.
+func (db *DB) RecordOutcomes(ctx context.Context, outcomes []Outcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		return recordOutcomes(ctx, tx, outcomes)
+	})
+	if err != nil {
+		return fmt.Errorf("record email outcomes: %w", err)
+	}
+	return nil
+}
+
+func recordOutcomes(ctx context.Context, tx *sqlx.Tx, outcomes []Outcome) error {
+	var sent, other *sqlx.Stmt
+	for _, o := range outcomes {
+		switch o.Status {
+		case OutboxSent:
+			if sent == nil {
+				s, err := tx.PreparexContext(ctx, `UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?,
+					last_error = '', next_attempt_at = '' WHERE id = ? AND status IN ('pending', 'sending')`)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				sent = s
+			}
+			if _, err := sent.ExecContext(ctx, o.MessageID, FormatTime(o.At), o.ID); err != nil {
+				return err
+			}
+		case OutboxPending, OutboxFailed:
+			if other == nil {
+				s, err := tx.PreparexContext(ctx, `UPDATE outbox SET status = ?, attempts = ?, next_attempt_at = ?,
+					last_error = ? WHERE id = ? AND status IN ('pending', 'sending')`)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				other = s
+			}
+			next := ""
+			if o.Status == OutboxPending {
+				next = FormatTime(o.Next)
+			}
+			if _, err := other.ExecContext(ctx, o.Status, o.Attempts, next, o.Err, o.ID); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("outbox row %d: bad outcome status %q", o.ID, o.Status)
+		}
+	}
+	return nil
+}
+
+// MarkSent records that the SMTP server accepted (250 to DATA) the message of row id.
+func (db *DB) MarkSent(ctx context.Context, id int64, messageID string, at time.Time) error {
+	return db.RecordOutcomes(ctx, []Outcome{{ID: id, Status: OutboxSent, MessageID: messageID, At: at}})
+}
+
+// MarkRetry puts row id back to pending, due at next, after its attempts-th try failed.
+func (db *DB) MarkRetry(ctx context.Context, id int64, attempts int, next time.Time, errMsg string) error {
+	return db.RecordOutcomes(ctx, []Outcome{{ID: id, Status: OutboxPending, Attempts: attempts, Next: next, Err: errMsg}})
+}
+
+// MarkFailed gives up on row id after attempts tries; it stays visible until requeued or dropped.
+func (db *DB) MarkFailed(ctx context.Context, id int64, attempts int, errMsg string) error {
+	return db.RecordOutcomes(ctx, []Outcome{{ID: id, Status: OutboxFailed, Attempts: attempts, Err: errMsg}})
+}
+
+// OutboxCounts counts the outbox rows by status; every status is present, zero or not.
+func (db *DB) OutboxCounts(ctx context.Context) (map[string]int, error) {
+	counts := map[string]int{OutboxPending: 0, OutboxSending: 0, OutboxSent: 0, OutboxFailed: 0, OutboxDropped: 0}
+	rows, err := db.QueryContext(ctx, `SELECT status, COUNT(*) FROM outbox GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("count outbox: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("count outbox: %w", err)
+		}
+		counts[s] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count outbox: %w", err)
+	}
+	return counts, nil
+}
+
+// FailedEmails lists up to limit failed rows, oldest first.
+func (db *DB) FailedEmails(ctx context.Context, limit int) ([]OutboxRow, error) {
+	var rows []OutboxRow
+	if err := db.SelectContext(ctx, &rows, outboxSelect+` WHERE o.status = 'failed' ORDER BY o.id LIMIT ?`, limit); err != nil {
+		return nil, fmt.Errorf("list failed emails: %w", err)
+	}
+	return rows, nil
+}
+
+// OutboxEmail reads one outbox row.
+func (db *DB) OutboxEmail(ctx context.Context, id int64) (OutboxRow, error) {
+	var r OutboxRow
+	if err := db.GetContext(ctx, &r, outboxSelect+` WHERE o.id = ?`, id); err != nil {
+		return r, fmt.Errorf("read outbox row %d: %w", id, err)
+	}
+	return r, nil
+}
+
+// DropEmail is the operator dropping a failed (or still pending) message: it is never sent.
+func (db *DB) DropEmail(ctx context.Context, id int64) error {
+	return db.setStatusFrom(ctx, "drop email", id, `UPDATE outbox SET status = 'dropped', next_attempt_at = ''
+		WHERE id = ? AND status IN ('failed', 'pending')`)
+}
+
+// RequeueEmail is the operator retrying a failed message: pending again, due now, with
+// three fresh tries.
+func (db *DB) RequeueEmail(ctx context.Context, id int64, now time.Time) error {
+	return db.setStatusFrom(ctx, "requeue email", id, `UPDATE outbox SET status = 'pending', attempts = 0,
+		next_attempt_at = '`+FormatTime(now)+`' WHERE id = ? AND status = 'failed'`)
+}
+
+func (db *DB) setStatusFrom(ctx context.Context, op string, id int64, query string) error {
+	res, err := db.ExecContext(ctx, query, id)
+	if err != nil {
+		return fmt.Errorf("%s %d: %w", op, id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var status string
+		if err := db.GetContext(ctx, &status, `SELECT status FROM outbox WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("%s %d: no such email", op, id)
+		}
+		return fmt.Errorf("%s %d: the email is %s", op, id, status)
+	}
+	return nil
+}
