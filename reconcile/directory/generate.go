@@ -20,27 +20,15 @@ var (
 )
 
 // GeneratePeople writes a deterministic LDIF of n inetOrgPerson entries under
-// ou=people,<baseDN>, preceded by the base and ou=people entries. Entry i (0-based) has
+// ou=people,<baseDN> (only the people: the base and ou=people entries are not written, so the
+// file can be slapadd-ed into a directory that has them, such as ldaptest's). Entry i (0-based) has
 // uid u<i>, a given name and surname (some non-ASCII, written base64 as RFC 2849 requires),
 // cn, mail, telephoneNumber, departmentNumber, employeeType ("disabled" for every 50th entry,
 // i%50 == 49, else "staff") and an entryUUID derived from i. The same n gives the same bytes.
 func GeneratePeople(w io.Writer, n int, baseDN string) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	var b bytes.Buffer
-	rdn, val := splitFirstRDN(baseDN)
 	b.WriteString("version: 1\n\n")
-	writeLDIFValue(&b, "dn", baseDN)
-	if rdn == "dc" {
-		b.WriteString("objectClass: top\nobjectClass: dcObject\nobjectClass: organization\n")
-		writeLDIFValue(&b, "dc", val)
-		writeLDIFValue(&b, "o", val)
-	} else {
-		b.WriteString("objectClass: top\nobjectClass: organization\n")
-		writeLDIFValue(&b, "o", val)
-	}
-	b.WriteString("\n")
-	writeLDIFValue(&b, "dn", "ou=people,"+baseDN)
-	b.WriteString("objectClass: top\nobjectClass: organizationalUnit\nou: people\n\n")
 	if _, err := bw.Write(b.Bytes()); err != nil {
 		return fmt.Errorf("generate people: %w", err)
 	}
@@ -80,34 +68,4 @@ func genUUID(i int) string {
 	h[6] = h[6]&0x0f | 0x40
 	h[8] = h[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
-}
-
-func splitFirstRDN(dn string) (attr, value string) {
-	first := dn
-	for i := 0; i < len(dn); i++ {
-		if dn[i] == '\\' {
-			i++
-			continue
-		}
-		if dn[i] == ',' {
-			first = dn[:i]
-			break
-		}
-	}
-	for i := 0; i < len(first); i++ {
-		if first[i] == '=' {
-			return lowerASCII(first[:i]), first[i+1:]
-		}
-	}
-	return "", first
-}
-
-func lowerASCII(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 32
-		}
-	}
-	return string(b)
 }
