@@ -1,0 +1,257 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/roster-dev/roster/state"
+)
+
+// ErrStale means the state database changed since the plan was made.
+var ErrStale = errors.New("the plan is stale")
+
+// ApplyOptions say who applies and when.
+type ApplyOptions struct {
+	Actor string    // "cli:apply", "daemon", …
+	Now   time.Time // stamps rows and the outbox
+}
+
+// ApplyResult reports what an apply wrote.
+type ApplyResult struct {
+	StateVersion int64
+	Changes      int
+	Emails       int
+}
+
+// Apply writes the plan in ONE transaction: objects (deletes first, so freed names and
+// aliases can be reused), the audit log, the outbox, sync status and the state version.
+// It refuses (ErrStale) when the state version moved since the plan was made. A plan with
+// nothing to do writes nothing, except sync status when recordStatus is set.
+func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, recordStatus bool) (ApplyResult, error) {
+	res := ApplyResult{StateVersion: p.StateVersion}
+	if !p.HasChanges() && !recordStatus {
+		return res, nil
+	}
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		var cur string
+		_ = tx.GetContext(ctx, &cur, `SELECT value FROM meta WHERE key = 'state_version'`)
+		if cur == "" {
+			cur = "0"
+		}
+		if cur != fmt.Sprint(p.StateVersion) {
+			return fmt.Errorf("%w: it was made at state version %d, the database is now at %s; plan again", ErrStale, p.StateVersion, cur)
+		}
+		w, err := state.NewWriter(ctx, tx, opts.Now)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		if p.HasChanges() {
+			if err := applyChanges(w, p, opts); err != nil {
+				return err
+			}
+			if err := enqueue(ctx, tx, w, p, opts); err != nil {
+				return err
+			}
+			for _, id := range p.reminders {
+				if err := w.ReminderDone(id, p.Commit); err != nil {
+					return err
+				}
+				if err := w.Audit(p.Commit, opts.Actor, "reminder", "done", id, ""); err != nil {
+					return err
+				}
+			}
+			if res.StateVersion, err = w.BumpStateVersion(p.Commit); err != nil {
+				return err
+			}
+		}
+		if recordStatus {
+			return putStatus(w, p, opts)
+		}
+		return nil
+	})
+	if err != nil {
+		return ApplyResult{}, fmt.Errorf("apply plan: %w", err)
+	}
+	res.Changes, res.Emails = len(p.Changes), len(p.Emails)
+	return res, nil
+}
+
+// applyOrder: deletions and deactivations free names and aliases before anything claims them.
+var applyOrder = []string{ActionDelete, ActionDeactivate, ActionUpdate, ActionReactivate, ActionCreate}
+
+func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
+	// Names and aliases may move between objects within one plan (renames, swaps): first
+	// park every updated VMR and device on a temporary unique name without aliases.
+	for _, c := range p.Changes {
+		if c.Action != ActionUpdate {
+			continue
+		}
+		if c.vmr != nil && c.oldVMR != nil {
+			park := *c.oldVMR
+			park.Aliases = nil
+			if c.oldVMR.Name != c.vmr.Name {
+				park.Name = fmt.Sprintf("\x00renaming-%d", c.oldVMR.ID)
+			}
+			if err := w.UpdateVMR(&park); err != nil {
+				return err
+			}
+		}
+		if c.device != nil && c.oldDevice != nil && c.oldDevice.Alias != c.device.Alias {
+			park := *c.oldDevice
+			park.Alias = fmt.Sprintf("\x00renaming-%d", c.oldDevice.ID)
+			if err := w.UpdateDevice(&park); err != nil {
+				return err
+			}
+		}
+	}
+	for _, action := range applyOrder {
+		for _, c := range p.Changes {
+			if c.Action != action {
+				continue
+			}
+			if err := applyChange(w, c); err != nil {
+				return fmt.Errorf("%s %s %q: %w", c.Action, c.Kind, c.Key, err)
+			}
+			if err := w.Audit(p.Commit, opts.Actor, c.Kind, c.Action, c.Key, auditDetail(c)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func applyChange(w *state.Writer, c *Change) error {
+	switch c.Kind {
+	case KindVMR:
+		switch c.Action {
+		case ActionDelete:
+			return w.DeleteVMR(c.oldVMR.ID)
+		case ActionCreate:
+			return w.InsertVMR(c.vmr)
+		default:
+			return w.UpdateVMR(c.vmr)
+		}
+	case KindDevice:
+		switch c.Action {
+		case ActionDelete:
+			return w.DeleteDevice(c.oldDevice.ID)
+		case ActionCreate:
+			return w.InsertDevice(c.device)
+		default:
+			return w.UpdateDevice(c.device)
+		}
+	case KindUser:
+		if c.Action == ActionCreate {
+			return w.InsertUser(c.user)
+		}
+		return w.UpdateUser(c.user)
+	case KindInvite:
+		return w.PutInvite(c.invite)
+	case KindTrackingGroup:
+		if c.Action == ActionDelete {
+			return w.DeleteTrackingGroup(c.Key)
+		}
+		return w.PutTrackingGroup(c.group)
+	}
+	return fmt.Errorf("unknown change kind %q", c.Kind)
+}
+
+// auditDetail names the fields an update changed; values are left out so secrets
+// (PINs, passwords) never reach the audit log.
+func auditDetail(c *Change) string {
+	if len(c.Fields) == 0 {
+		return ""
+	}
+	names := make([]string, len(c.Fields))
+	for i, f := range c.Fields {
+		names[i] = f.Name
+	}
+	return strings.Join(names, ",")
+}
+
+func enqueue(ctx context.Context, tx *sqlx.Tx, w *state.Writer, p *Plan, opts ApplyOptions) error {
+	emails := make([]state.Email, 0, len(p.Emails))
+	for _, e := range p.Emails {
+		if e.mail == nil {
+			continue
+		}
+		emails = append(emails, state.Email{Kind: e.Kind, Action: e.Action, ObjectKey: e.Key, Template: e.Template,
+			To: e.To, SMTPServer: e.mail.SMTPServer, Commit: p.Commit, Subject: e.mail.Subject, Body: e.mail.Body,
+			BodyPath: e.mail.BodyPath, HTML: e.mail.HTML, Vars: e.vars})
+		if err := w.Audit(p.Commit, opts.Actor, "email", e.Action, e.Kind+" "+e.Key, "to "+e.To); err != nil {
+			return err
+		}
+	}
+	return state.Enqueue(ctx, tx, opts.Now, emails)
+}
+
+func putStatus(w *state.Writer, p *Plan, opts ApplyOptions) error {
+	warns := map[string][]string{}
+	for _, wr := range p.Warnings {
+		if wr.Template != "" {
+			warns[wr.Template] = append(warns[wr.Template], wr.Code+": "+wr.Message)
+		}
+	}
+	for _, t := range p.Templates {
+		s := state.SyncStatus{Template: t.Name, State: "succeeded", LastRun: opts.Now, Commit: p.Commit,
+			Created: t.Created, Updated: t.Updated, Deleted: t.Deleted, Deactivated: t.Deactivated,
+			Unchanged: t.Unchanged, Warnings: warns[t.Name], LastError: t.Error}
+		if t.Error != "" {
+			s.State = "failed"
+		}
+		if err := w.PutSyncStatus(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MarshalPlanFile encodes the plan for `plan --out`; secrets masked, since `apply --plan`
+// plans again and compares fingerprints rather than trusting the file's values.
+func MarshalPlanFile(p *Plan) ([]byte, error) {
+	var b strings.Builder
+	if err := p.WriteJSON(&b, OutputOptions{}); err != nil {
+		return nil, err
+	}
+	return []byte(b.String()), nil
+}
+
+// SavedPlan is what `apply --plan FILE` reads back.
+type SavedPlan struct {
+	FormatVersion int    `json:"format_version"`
+	Commit        string `json:"commit"`
+	StateVersion  int64  `json:"state_version"`
+	Fingerprint   string `json:"fingerprint"`
+}
+
+// ReadPlanFile parses a saved plan.
+func ReadPlanFile(data []byte) (*SavedPlan, error) {
+	var s SavedPlan
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("read plan file: not a roster JSON plan (make it with `roster plan --out FILE`): %w", err)
+	}
+	if s.FormatVersion != FormatVersion || s.Fingerprint == "" {
+		return nil, fmt.Errorf("read plan file: format_version %d with fingerprint %q is not a plan this roster can apply", s.FormatVersion, s.Fingerprint)
+	}
+	return &s, nil
+}
+
+// MatchSaved refuses a saved plan that differs from the plan made now: another commit,
+// another state version, or different changes (the directory moved on).
+func (p *Plan) MatchSaved(s *SavedPlan) error {
+	switch {
+	case s.Commit != p.Commit:
+		return fmt.Errorf("%w: it was made for commit %s, the repo is now at %s; plan again", ErrStale, short(s.Commit), short(p.Commit))
+	case s.StateVersion != p.StateVersion:
+		return fmt.Errorf("%w: it was made at state version %d, the database is now at %d; plan again", ErrStale, s.StateVersion, p.StateVersion)
+	case s.Fingerprint != p.Fingerprint:
+		return fmt.Errorf("%w: the changes it lists are no longer what the repo and directory give (the directory changed?); plan again", ErrStale)
+	}
+	return nil
+}

@@ -1,0 +1,89 @@
+package reconcile
+
+import (
+	"time"
+
+	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/state"
+)
+
+// Desired is everything that should exist, rendered from the repo and the directory.
+type Desired struct {
+	Commit    string
+	Now       time.Time
+	Settings  schema.Settings
+	VMRs      []*DesiredVMR
+	Devices   []*DesiredDevice
+	Users     []*DesiredUser
+	Invites   []*schema.InviteRow
+	Tracking  []*state.TrackingGroup
+	Reminders []*schema.Reminder
+	// Templates holds one result per sync template of the repo, in name order.
+	Templates []*TemplateResult
+	// Mail holds each template's email set-up ("manual" for declared objects), for reminders.
+	Mail map[string]*TemplateMail
+	// Warnings found while rendering (no_email, duplicate users, render errors of one entry).
+	Warnings []Warning
+	// Errors that stop the whole plan (a CSV USERID that matches no account, …).
+	Errors []Problem
+	// UserLimit and PaidLicenses come from settings; 0 means no limit.
+	UserLimit    int
+	PaidLicenses int
+	InviteTTL    time.Duration
+}
+
+// TemplateResult says how one template's search and render went.
+type TemplateResult struct {
+	Name    string
+	Entries int
+	// Err is set when the template failed (directory error, render error): its objects
+	// are left exactly as they are this cycle (fail closed).
+	Err error
+}
+
+// TemplateMail is how a template emails owners.
+type TemplateMail struct {
+	Send               bool
+	AllowEmailOverride bool
+	VMR, Device        *MailSpec
+	NotifyOn           map[string]bool // empty: any property change
+}
+
+// MailSpec is one email's templates, snapshotted from the repo.
+type MailSpec struct {
+	SMTPServer string
+	Subject    string
+	Body       string
+	BodyPath   string
+	HTML       bool
+}
+
+// DesiredVMR is a VMR as the repo and directory say it should be.
+type DesiredVMR struct {
+	state.VMR
+	// Overridable fields are written on create only (SPEC §5.4); names as in the template.
+	Overridable map[string]bool
+	// Overrides from overrides.yaml, field → value, applied on create and after.
+	Overrides map[string]string
+}
+
+// DesiredDevice is a device alias as it should be.
+type DesiredDevice struct {
+	state.Device
+	Overridable map[string]bool
+	Overrides   map[string]string
+	// Disabled: the owner's account is disabled; the device is removed unless the
+	// template says sync_if_account_disabled (then Disabled is false).
+	Disabled bool
+}
+
+// DesiredUser is a user account as it should be.
+type DesiredUser struct {
+	state.User
+	// Pos is the CSV row of a local user, for errors.
+	Pos schema.Pos
+	// GivenUserID is the CSV's USERID column, which must match the existing account.
+	GivenUserID string
+	// Disabled: found disabled in the directory (deactivate; never create).
+	Disabled bool
+}

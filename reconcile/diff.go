@@ -1,0 +1,687 @@
+package reconcile
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/roster-dev/roster/state"
+)
+
+// Diff compares desired with actual and returns the plan. It is pure: no I/O, and the
+// same inputs always give the same plan. Objects are matched by owner (sync tag + entry
+// key for template objects, name for declared ones), so a renamed entry is an update.
+func Diff(d *Desired, a *state.Actual) *Plan {
+	p := &Plan{FormatVersion: FormatVersion, Commit: d.Commit, StateVersion: a.StateVersion}
+	p.Warnings = append(p.Warnings, d.Warnings...)
+	p.Errors = append(p.Errors, d.Errors...)
+	failed := map[string]bool{}
+	for _, t := range d.Templates {
+		if t.Err != nil {
+			failed[t.Name] = true
+			p.Errors = append(p.Errors, Problem{Template: t.Name, Message: t.Err.Error()})
+		}
+	}
+	// A template's objects are "settled" — changed by nobody — when the template failed.
+	settled := func(syncTag string) bool { return failed[syncTag] }
+
+	diffTracking(p, d, a)
+	diffVMRs(p, d, a, settled)
+	diffDevices(p, d, a, settled)
+	diffUsers(p, d, a, settled)
+	diffInvites(p, d, a)
+	planReminders(p, d, a)
+	p.Templates = templateCounts(p, d, a)
+	p.Safety = computeSafety(p, d, a)
+	p.finish()
+	return p
+}
+
+// ownerKey identifies an object across reconciles.
+func ownerKey(syncTag, entryKey, name string) string {
+	if syncTag == state.ManualTag || entryKey == "" {
+		return syncTag + "\x00" + name
+	}
+	return syncTag + "\x00" + entryKey
+}
+
+// claim is a unique value an object holds: a VMR name, an alias, a device alias.
+type claim struct{ space, value string }
+
+// claimant is one desired object's claims, and the claims its current version holds.
+type claimant struct {
+	owner   string
+	tag     string
+	key     string // for messages
+	claims  []claim
+	current []claim // held by the matched actual object, kept if this one is skipped
+}
+
+// holder is who holds a claim at the end of the plan.
+type holder struct {
+	owner   string
+	tag     string
+	key     string
+	desired bool
+}
+
+// resolveClaims decides which desired objects must be skipped because a claim of theirs
+// is held by an object they do not own (conflict, alias_clash) or by another desired
+// object earlier in order (duplicate). fixed holds the claims of actual objects that stay
+// as they are. Skipping is monotone: a skipped object keeps its current claims, which can
+// make others skip in turn, so the loop runs to a fixed point.
+func resolveClaims(cs []claimant, fixed map[claim]holder) (skip []bool, warns []Warning) {
+	skip = make([]bool, len(cs))
+	reason := make([]Warning, len(cs))
+	for changed := true; changed; {
+		changed = false
+		taken := make(map[claim]holder, len(fixed)+len(cs))
+		for c, h := range fixed {
+			taken[c] = h
+		}
+		for i := range cs {
+			if skip[i] {
+				for _, c := range cs[i].current {
+					taken[c] = holder{owner: cs[i].owner, tag: cs[i].tag, key: cs[i].key}
+				}
+			}
+		}
+		for i := range cs {
+			if skip[i] {
+				continue
+			}
+			var blocked *claim
+			var by holder
+			for j, c := range cs[i].claims {
+				if h, ok := taken[c]; ok && h.owner != cs[i].owner {
+					blocked, by = &cs[i].claims[j], h
+					break
+				}
+			}
+			if blocked == nil {
+				for _, c := range cs[i].claims {
+					taken[c] = holder{owner: cs[i].owner, tag: cs[i].tag, key: cs[i].key, desired: true}
+				}
+				continue
+			}
+			skip[i], changed = true, true
+			reason[i] = claimWarning(cs[i], *blocked, by)
+		}
+	}
+	for i := range cs {
+		if skip[i] {
+			warns = append(warns, reason[i])
+		}
+	}
+	return skip, warns
+}
+
+func claimWarning(c claimant, cl claim, by holder) Warning {
+	w := Warning{Key: c.key, Template: c.tag}
+	owner := by.tag
+	if owner == state.ManualTag {
+		owner = "declared in the repo"
+	} else {
+		owner = "owned by template " + owner
+	}
+	switch {
+	case by.desired && cl.space != "vmr-name":
+		w.Code = "duplicate_alias"
+		w.Message = fmt.Sprintf("%s %q is also rendered for %q (%s); skipped", cl.space, cl.value, by.key, owner)
+	case by.desired:
+		w.Code = "conflict"
+		w.Message = fmt.Sprintf("VMR name %q is also rendered for %q (%s); skipped", cl.value, by.key, owner)
+	case cl.space == "vmr-name" || cl.space == "device":
+		w.Code = "conflict"
+		w.Message = fmt.Sprintf("%s %q exists and is %s; roster never overwrites it; skipped", spaceName(cl.space), cl.value, owner)
+	default:
+		w.Code = "alias_clash"
+		w.Message = fmt.Sprintf("alias %q is held by %q (%s); skipped", cl.value, by.key, owner)
+	}
+	return w
+}
+
+func spaceName(space string) string {
+	switch space {
+	case "vmr-name":
+		return "VMR"
+	case "device":
+		return "device alias"
+	}
+	return space
+}
+
+func vmrClaims(v *state.VMR) []claim {
+	out := make([]claim, 0, 1+len(v.Aliases))
+	out = append(out, claim{"vmr-name", v.Name})
+	for _, a := range v.Aliases {
+		out = append(out, claim{"alias", a})
+	}
+	return out
+}
+
+// diffVMRs matches VMRs by owner. A VMR whose entry vanished — or whose template left
+// the repo — is deleted; the safety guard stops a mass removal.
+func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
+	byOwner := make(map[string]*state.VMR, len(a.VMRs))
+	for _, v := range a.VMRs {
+		byOwner[ownerKey(v.SyncTag, v.EntryKey, v.Name)] = v
+	}
+	matched := make(map[*state.VMR]bool, len(a.VMRs))
+	cs := make([]claimant, len(d.VMRs))
+	olds := make([]*state.VMR, len(d.VMRs))
+	for i, dv := range d.VMRs {
+		owner := ownerKey(dv.SyncTag, dv.EntryKey, dv.Name)
+		old := byOwner[owner]
+		if old != nil && matched[old] {
+			old = nil // two entries with one key: the second is a duplicate, caught by claims
+		}
+		if old != nil {
+			matched[old] = true
+		}
+		olds[i] = old
+		cs[i] = claimant{owner: owner, tag: dv.SyncTag, key: dv.Name, claims: vmrClaims(&dv.VMR)}
+		if old != nil {
+			cs[i].current = vmrClaims(old)
+		}
+	}
+	fixed := map[claim]holder{}
+	for _, v := range a.VMRs {
+		if matched[v] {
+			continue
+		}
+		if settled(v.SyncTag) {
+			for _, c := range vmrClaims(v) {
+				fixed[c] = holder{owner: ownerKey(v.SyncTag, v.EntryKey, v.Name), tag: v.SyncTag, key: v.Name}
+			}
+			continue
+		}
+		// Unmatched and its template did not fail: the entry is gone, so the VMR is deleted.
+		p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionDelete, Key: v.Name, Template: v.SyncTag,
+			Before: vmrMap(v), oldVMR: v})
+	}
+	skip, warns := resolveClaims(cs, fixed)
+	p.Warnings = append(p.Warnings, warns...)
+	for i, dv := range d.VMRs {
+		if skip[i] {
+			if olds[i] != nil {
+				p.Summary.Unchanged++
+			}
+			continue
+		}
+		old := olds[i]
+		want := dv.VMR
+		applyVMROverrides(&want, old, dv)
+		mail := d.Mail[dv.SyncTag]
+		if old == nil {
+			p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionCreate, Key: want.Name, Template: want.SyncTag,
+				After: vmrMap(&want), vmr: &want})
+			p.addVMREmail(mail, &want, "created")
+			continue
+		}
+		want.ID = old.ID
+		fields := vmrFieldChanges(old, &want)
+		if len(fields) == 0 {
+			p.Summary.Unchanged++
+			continue
+		}
+		p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionUpdate, Key: want.Name, Template: want.SyncTag,
+			Before: vmrMap(old), After: vmrMap(&want), Fields: fields, vmr: &want, oldVMR: old})
+		if mail != nil && mail.notifies(fields) {
+			p.addVMREmail(mail, &want, "updated")
+		}
+	}
+}
+
+// applyVMROverrides applies SPEC §5.4: overridable fields are written on create only,
+// and overrides.yaml wins over the pattern and over the stored value.
+func applyVMROverrides(want, old *state.VMR, dv *DesiredVMR) {
+	if old != nil {
+		for f := range dv.Overridable {
+			switch f {
+			case "name":
+				want.Name = old.Name
+			case "description":
+				want.Description = old.Description
+			case "aliases":
+				want.Aliases = old.Aliases
+			case "pin_settings", "pin":
+				want.PIN, want.GuestPIN, want.AllowGuests = old.PIN, old.GuestPIN, old.AllowGuests
+			case "guest_pin":
+				want.GuestPIN = old.GuestPIN
+			case "allow_guests":
+				want.AllowGuests = old.AllowGuests
+			case "max_callrate_in", "callrate":
+				want.MaxCallrateIn = old.MaxCallrateIn
+				if f == "callrate" {
+					want.MaxCallrateOut = old.MaxCallrateOut
+				}
+			case "max_callrate_out":
+				want.MaxCallrateOut = old.MaxCallrateOut
+			case "participant_limit":
+				want.ParticipantLimit = old.ParticipantLimit
+			case "tag":
+				want.Tag = old.Tag
+			case "primary_owner_email_address":
+				want.OwnerEmail = old.OwnerEmail
+			}
+		}
+	}
+	for f, v := range dv.Overrides {
+		switch f {
+		case "description":
+			want.Description = v
+		case "pin":
+			want.PIN = v
+		case "guest_pin":
+			want.GuestPIN = v
+		case "allow_guests":
+			want.AllowGuests = v == "true" || v == "yes"
+		case "tag":
+			want.Tag = v
+		case "primary_owner_email_address":
+			want.OwnerEmail = v
+		case "max_callrate_in":
+			fmt.Sscan(v, &want.MaxCallrateIn)
+		case "max_callrate_out":
+			fmt.Sscan(v, &want.MaxCallrateOut)
+		case "participant_limit":
+			fmt.Sscan(v, &want.ParticipantLimit)
+		}
+	}
+}
+
+func vmrFieldChanges(old, want *state.VMR) []FieldChange {
+	var f []FieldChange
+	add := func(name string, o, n any, differ bool) {
+		if differ {
+			f = append(f, FieldChange{Name: name, Old: o, New: n})
+		}
+	}
+	add("name", old.Name, want.Name, old.Name != want.Name)
+	add("description", old.Description, want.Description, old.Description != want.Description)
+	add("aliases", strings.Join(old.Aliases, ", "), strings.Join(want.Aliases, ", "), !equalStrings(old.Aliases, want.Aliases))
+	add("pin", old.PIN, want.PIN, old.PIN != want.PIN)
+	add("guest_pin", old.GuestPIN, want.GuestPIN, old.GuestPIN != want.GuestPIN)
+	add("allow_guests", old.AllowGuests, want.AllowGuests, old.AllowGuests != want.AllowGuests)
+	add("max_callrate_in", old.MaxCallrateIn, want.MaxCallrateIn, old.MaxCallrateIn != want.MaxCallrateIn)
+	add("max_callrate_out", old.MaxCallrateOut, want.MaxCallrateOut, old.MaxCallrateOut != want.MaxCallrateOut)
+	add("participant_limit", old.ParticipantLimit, want.ParticipantLimit, old.ParticipantLimit != want.ParticipantLimit)
+	add("tag", old.Tag, want.Tag, old.Tag != want.Tag)
+	add("primary_owner_email_address", old.OwnerEmail, want.OwnerEmail, old.OwnerEmail != want.OwnerEmail)
+	add("entry_key", old.EntryKey, want.EntryKey, old.EntryKey != want.EntryKey)
+	return f
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// notifyGroups maps a changed field to the names notify_on may use for it.
+var notifyGroups = map[string][]string{
+	"pin": {"pin_settings", "pin"}, "guest_pin": {"pin_settings", "guest_pin"},
+	"allow_guests":    {"pin_settings", "allow_guests"},
+	"max_callrate_in": {"callrate", "max_callrate_in"}, "max_callrate_out": {"callrate", "max_callrate_out"},
+	"alias": {"device_alias", "alias"}, "description": {"description", "device_description"},
+	"username": {"device_username", "username"}, "password": {"device_password", "password"},
+	"tag": {"tag", "device_tag"},
+}
+
+// notifies says whether an update touching fields warrants an email (SPEC §5.3 notify_on).
+func (m *TemplateMail) notifies(fields []FieldChange) bool {
+	if len(m.NotifyOn) == 0 {
+		for _, f := range fields {
+			if f.Name != "entry_key" {
+				return true
+			}
+		}
+		return false
+	}
+	for _, f := range fields {
+		if m.NotifyOn[f.Name] {
+			return true
+		}
+		for _, g := range notifyGroups[f.Name] {
+			if m.NotifyOn[g] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (p *Plan) addVMREmail(m *TemplateMail, v *state.VMR, action string) {
+	if m == nil || m.VMR == nil || (!m.Send && action != "reminder") || v.OwnerEmail == "" {
+		return
+	}
+	p.Emails = append(p.Emails, &Email{To: v.OwnerEmail, Kind: KindVMR, Action: action, Key: v.Name,
+		Template: v.SyncTag, mail: m.VMR, vars: VMRVars(v, action)})
+}
+
+func (p *Plan) addDeviceEmail(m *TemplateMail, dv *state.Device, action string) {
+	if m == nil || m.Device == nil || (!m.Send && action != "reminder") || dv.OwnerEmail == "" {
+		return
+	}
+	p.Emails = append(p.Emails, &Email{To: dv.OwnerEmail, Kind: KindDevice, Action: action, Key: dv.Alias,
+		Template: dv.SyncTag, mail: m.Device, vars: DeviceVars(dv, action)})
+}
+
+// VMRVars are the seed's VMR email variables.
+func VMRVars(v *state.VMR, action string) map[string]any {
+	uri, numeric := "", ""
+	for _, a := range v.Aliases {
+		if uri == "" && strings.Contains(a, "@") {
+			uri = a
+		}
+		if numeric == "" && a != "" && strings.Trim(a, "0123456789") == "" {
+			numeric = a
+		}
+	}
+	return map[string]any{
+		"name": v.Name, "primary_owner_email_address": v.OwnerEmail, "description": v.Description,
+		"aliases": strings.Join(v.Aliases, ", "), "aliases_list": append([]string(nil), v.Aliases...),
+		"allow_guests": v.AllowGuests, "pin": v.PIN, "guest_pin": v.GuestPIN,
+		"max_callrate_in": v.MaxCallrateIn, "max_callrate_out": v.MaxCallrateOut,
+		"participant_limit": v.ParticipantLimit, "tag": v.Tag, "action": action,
+		"uri_alias": uri, "numeric_alias": numeric,
+	}
+}
+
+// DeviceVars are the seed's device email variables.
+func DeviceVars(dv *state.Device, action string) map[string]any {
+	return map[string]any{
+		"primary_owner_email_address": dv.OwnerEmail, "device_alias": dv.Alias,
+		"device_description": dv.Description, "device_username": dv.Username,
+		"device_password": dv.Password, "device_tag": dv.Tag, "action": action,
+	}
+}
+
+func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
+	byOwner := make(map[string]*state.Device, len(a.Devices))
+	for _, v := range a.Devices {
+		byOwner[ownerKey(v.SyncTag, v.EntryKey, v.Alias)] = v
+	}
+	matched := make(map[*state.Device]bool, len(a.Devices))
+	var want []*DesiredDevice
+	for _, dd := range d.Devices {
+		if !dd.Disabled {
+			want = append(want, dd)
+		}
+	}
+	cs := make([]claimant, len(want))
+	olds := make([]*state.Device, len(want))
+	for i, dd := range want {
+		owner := ownerKey(dd.SyncTag, dd.EntryKey, dd.Alias)
+		old := byOwner[owner]
+		if old != nil && matched[old] {
+			old = nil
+		}
+		if old != nil {
+			matched[old] = true
+		}
+		olds[i] = old
+		cs[i] = claimant{owner: owner, tag: dd.SyncTag, key: dd.Alias, claims: []claim{{"device", dd.Alias}}}
+		if old != nil {
+			cs[i].current = []claim{{"device", old.Alias}}
+		}
+	}
+	fixed := map[claim]holder{}
+	for _, v := range a.Devices {
+		if matched[v] {
+			continue
+		}
+		if settled(v.SyncTag) {
+			fixed[claim{"device", v.Alias}] = holder{owner: ownerKey(v.SyncTag, v.EntryKey, v.Alias), tag: v.SyncTag, key: v.Alias}
+			continue
+		}
+		p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionDelete, Key: v.Alias, Template: v.SyncTag,
+			Before: deviceMap(v), oldDevice: v})
+	}
+	skip, warns := resolveClaims(cs, fixed)
+	p.Warnings = append(p.Warnings, warns...)
+	for i, dd := range want {
+		if skip[i] {
+			if olds[i] != nil {
+				p.Summary.Unchanged++
+			}
+			continue
+		}
+		old := olds[i]
+		w := dd.Device
+		applyDeviceOverrides(&w, old, dd)
+		mail := d.Mail[dd.SyncTag]
+		if old == nil {
+			p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionCreate, Key: w.Alias, Template: w.SyncTag,
+				After: deviceMap(&w), device: &w})
+			p.addDeviceEmail(mail, &w, "created")
+			continue
+		}
+		w.ID = old.ID
+		fields := deviceFieldChanges(old, &w)
+		if len(fields) == 0 {
+			p.Summary.Unchanged++
+			continue
+		}
+		p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionUpdate, Key: w.Alias, Template: w.SyncTag,
+			Before: deviceMap(old), After: deviceMap(&w), Fields: fields, device: &w, oldDevice: old})
+		if mail != nil && mail.notifies(fields) {
+			p.addDeviceEmail(mail, &w, "updated")
+		}
+	}
+}
+
+func applyDeviceOverrides(w, old *state.Device, dd *DesiredDevice) {
+	if old != nil {
+		for f := range dd.Overridable {
+			switch f {
+			case "description":
+				w.Description = old.Description
+			case "username":
+				w.Username = old.Username
+			case "password":
+				w.Password = old.Password
+			case "tag":
+				w.Tag = old.Tag
+			case "primary_owner_email_address":
+				w.OwnerEmail = old.OwnerEmail
+			}
+		}
+	}
+	for f, v := range dd.Overrides {
+		switch f {
+		case "description":
+			w.Description = v
+		case "username":
+			w.Username = v
+		case "password":
+			w.Password = v
+		case "tag":
+			w.Tag = v
+		case "primary_owner_email_address":
+			w.OwnerEmail = v
+		}
+	}
+}
+
+func deviceFieldChanges(old, w *state.Device) []FieldChange {
+	var f []FieldChange
+	add := func(name string, o, n string) {
+		if o != n {
+			f = append(f, FieldChange{Name: name, Old: o, New: n})
+		}
+	}
+	add("alias", old.Alias, w.Alias)
+	add("description", old.Description, w.Description)
+	add("username", old.Username, w.Username)
+	add("password", old.Password, w.Password)
+	add("tag", old.Tag, w.Tag)
+	add("primary_owner_email_address", old.OwnerEmail, w.OwnerEmail)
+	add("entry_key", old.EntryKey, w.EntryKey)
+	return f
+}
+
+func diffTracking(p *Plan, d *Desired, a *state.Actual) {
+	have := map[string]*state.TrackingGroup{}
+	for _, g := range a.Tracking {
+		have[g.Slot] = g
+	}
+	seen := map[string]bool{}
+	for _, g := range d.Tracking {
+		seen[g.Slot] = true
+		old := have[g.Slot]
+		after := trackingMap(g)
+		switch {
+		case old == nil:
+			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionCreate, Key: g.Slot, After: after, group: g})
+		case fmt.Sprint(trackingMap(old)) != fmt.Sprint(after):
+			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionUpdate, Key: g.Slot,
+				Before: trackingMap(old), After: after, group: g,
+				Fields: []FieldChange{{Name: "group", Old: trackingSummary(old), New: trackingSummary(g)}}})
+		default:
+			p.Summary.Unchanged++
+		}
+	}
+	for _, g := range a.Tracking {
+		if !seen[g.Slot] {
+			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionDelete, Key: g.Slot,
+				Before: trackingMap(g), group: g})
+		}
+	}
+}
+
+func trackingSummary(g *state.TrackingGroup) string {
+	return fmt.Sprintf("%s %s/%s, %d codes", g.Name, g.InputMode, g.Usage, len(g.Codes))
+}
+
+func planReminders(p *Plan, d *Desired, a *state.Actual) {
+	// End-state objects: what is desired (after this plan) wins over what is stored.
+	vmrs := map[string]*state.VMR{}
+	devices := map[string]*state.Device{}
+	for _, v := range a.VMRs {
+		vmrs[v.Name] = v
+	}
+	for _, dv := range a.Devices {
+		devices[dv.Alias] = dv
+	}
+	for _, c := range p.Changes {
+		switch {
+		case c.vmr != nil:
+			vmrs[c.vmr.Name] = c.vmr
+		case c.Kind == KindVMR && c.Action == ActionDelete:
+			delete(vmrs, c.Key)
+		case c.device != nil:
+			devices[c.device.Alias] = c.device
+		case c.Kind == KindDevice && c.Action == ActionDelete:
+			delete(devices, c.Key)
+		}
+	}
+	for _, r := range d.Reminders {
+		if a.RemindersDone[r.ID] {
+			continue
+		}
+		p.reminders = append(p.reminders, r.ID)
+		var vs []*state.VMR
+		var ds []*state.Device
+		if r.Template != "" {
+			for _, v := range vmrs {
+				if v.SyncTag == r.Template {
+					vs = append(vs, v)
+				}
+			}
+			for _, dv := range devices {
+				if dv.SyncTag == r.Template {
+					ds = append(ds, dv)
+				}
+			}
+		}
+		for _, n := range r.VMRs {
+			if v := vmrs[n]; v != nil {
+				vs = append(vs, v)
+			} else {
+				p.Warnings = append(p.Warnings, Warning{Code: "unknown_vmr", Key: n, Message: fmt.Sprintf("reminder %s names VMR %q, which does not exist", r.ID, n)})
+			}
+		}
+		for _, n := range r.Devices {
+			if dv := devices[n]; dv != nil {
+				ds = append(ds, dv)
+			} else {
+				p.Warnings = append(p.Warnings, Warning{Code: "unknown_device", Key: n, Message: fmt.Sprintf("reminder %s names device %q, which does not exist", r.ID, n)})
+			}
+		}
+		sort.Slice(vs, func(i, j int) bool { return vs[i].Name < vs[j].Name })
+		sort.Slice(ds, func(i, j int) bool { return ds[i].Alias < ds[j].Alias })
+		for _, v := range vs {
+			p.addVMREmail(d.Mail[v.SyncTag], v, "reminder")
+		}
+		for _, dv := range ds {
+			p.addDeviceEmail(d.Mail[dv.SyncTag], dv, "reminder")
+		}
+	}
+}
+
+func templateCounts(p *Plan, d *Desired, a *state.Actual) []Template {
+	byName := map[string]*Template{}
+	var out []Template
+	for _, t := range d.Templates {
+		tt := Template{Name: t.Name, Entries: t.Entries}
+		if t.Err != nil {
+			tt.Error = t.Err.Error()
+		}
+		out = append(out, tt)
+	}
+	for i := range out {
+		byName[out[i].Name] = &out[i]
+	}
+	for _, v := range a.VMRs {
+		if t := byName[v.SyncTag]; t != nil {
+			t.Owned++
+		}
+	}
+	for _, v := range a.Devices {
+		if t := byName[v.SyncTag]; t != nil {
+			t.Owned++
+		}
+	}
+	for _, u := range a.Users {
+		if t := byName[u.SyncTag]; t != nil && u.Active {
+			t.Owned++
+		}
+	}
+	changed := map[string]int{}
+	for _, c := range p.Changes {
+		t := byName[c.Template]
+		if t == nil {
+			continue
+		}
+		changed[c.Template]++
+		switch c.Action {
+		case ActionCreate, ActionReactivate:
+			t.Created++
+		case ActionUpdate:
+			t.Updated++
+		case ActionDelete:
+			t.Deleted++
+		case ActionDeactivate:
+			t.Deactivated++
+		}
+	}
+	for _, w := range p.Warnings {
+		if t := byName[w.Template]; t != nil {
+			t.Warnings++
+		}
+	}
+	for i := range out {
+		if out[i].Error == "" {
+			out[i].Unchanged = max(0, out[i].Owned-out[i].Updated-out[i].Deleted-out[i].Deactivated)
+		}
+	}
+	return out
+}

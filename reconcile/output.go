@@ -1,0 +1,255 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// OutputOptions choose how a plan is shown.
+type OutputOptions struct {
+	ShowSecrets bool
+}
+
+// masked returns a copy of m with secret values replaced, unless show.
+func masked(m map[string]any, show bool) map[string]any {
+	if m == nil || show {
+		return m
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if secretFields[k] && v != "" {
+			v = mask
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func maskValue(name string, v any, show bool) any {
+	if !show && secretFields[name] && v != "" {
+		return mask
+	}
+	return v
+}
+
+// WriteJSON writes the plan in the SPEC §4 JSON shape, secrets masked unless asked.
+func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
+	cp := *p
+	cp.Changes = make([]*Change, len(p.Changes))
+	for i, c := range p.Changes {
+		cc := *c
+		cc.Before, cc.After = masked(c.Before, o.ShowSecrets), masked(c.After, o.ShowSecrets)
+		cp.Changes[i] = &cc
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(&cp)
+}
+
+var symbols = map[string]string{ActionCreate: "+", ActionUpdate: "~", ActionDelete: "-", ActionDeactivate: "!", ActionReactivate: "^"}
+
+// summaryLine is the plan's last line, Terraform style.
+func (p *Plan) summaryLine() string {
+	s := p.Summary
+	line := fmt.Sprintf("Plan: %d to create, %d to update, %d to delete, %d to deactivate", s.Create, s.Update, s.Delete, s.Deactivate)
+	if s.Reactivate > 0 {
+		line += fmt.Sprintf(", %d to reactivate", s.Reactivate)
+	}
+	return line + fmt.Sprintf(", %d emails.", s.Emails)
+}
+
+func changeTitle(c *Change) string {
+	t := fmt.Sprintf("%s %s %q", symbols[c.Action], kindLabel(c.Kind), c.Key)
+	if c.Template != "" {
+		t += " (" + c.Template + ")"
+	}
+	return t
+}
+
+func kindLabel(k string) string {
+	if k == KindTrackingGroup {
+		return "tracking group"
+	}
+	return k
+}
+
+func fieldLine(f FieldChange, show bool) string {
+	return fmt.Sprintf("%s: %s → %s", f.Name, quote(maskValue(f.Name, f.Old, show)), quote(maskValue(f.Name, f.New, show)))
+}
+
+func quote(v any) string {
+	if s, ok := v.(string); ok {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprint(v)
+}
+
+// createDetail is the one-line detail of a created object.
+func createDetail(c *Change, show bool) string {
+	keys := make([]string, 0, len(c.After))
+	for k := range c.After {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		v := maskValue(k, c.After[k], show)
+		switch x := v.(type) {
+		case string:
+			if x == "" {
+				continue
+			}
+		case []string:
+			if len(x) == 0 {
+				continue
+			}
+			v = strings.Join(x, ", ")
+		case []any:
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s=%s", k, quote(v)))
+	}
+	return strings.Join(parts, " ")
+}
+
+func emailLine(e *Email) string {
+	return fmt.Sprintf("✉ %s %s → %s (%s)", e.Kind, e.Action, e.To, e.Key)
+}
+
+// WriteText writes the plan for a terminal: one line per change, warnings, the summary.
+func (p *Plan) WriteText(w io.Writer, o OutputOptions) error {
+	b := &strings.Builder{}
+	if p.Commit != "" {
+		fmt.Fprintf(b, "Commit %s, state version %d.\n", short(p.Commit), p.StateVersion)
+	}
+	if !p.HasChanges() {
+		b.WriteString("No changes. Actual state matches the repo and the directory.\n")
+	}
+	for _, c := range p.Changes {
+		b.WriteString("  " + changeTitle(c) + "\n")
+		if c.Action == ActionCreate {
+			if d := createDetail(c, o.ShowSecrets); d != "" {
+				b.WriteString("      " + d + "\n")
+			}
+			continue
+		}
+		for _, f := range c.Fields {
+			b.WriteString("      " + fieldLine(f, o.ShowSecrets) + "\n")
+		}
+	}
+	for _, e := range p.Emails {
+		b.WriteString("  " + emailLine(e) + "\n")
+	}
+	if len(p.Warnings) > 0 {
+		fmt.Fprintf(b, "\nWarnings (%d):\n", len(p.Warnings))
+		for _, w := range p.Warnings {
+			fmt.Fprintf(b, "  %s: %s: %s\n", w.Code, w.Key, w.Message)
+		}
+	}
+	if len(p.Errors) > 0 {
+		fmt.Fprintf(b, "\nErrors (%d):\n", len(p.Errors))
+		for _, e := range p.Errors {
+			if e.Template != "" {
+				fmt.Fprintf(b, "  template %s: %s (its objects are left unchanged)\n", e.Template, e.Message)
+			} else {
+				fmt.Fprintf(b, "  %s\n", e.Message)
+			}
+		}
+	}
+	if p.Licenses != nil {
+		fmt.Fprintf(b, "\nPaid licences: %d used of %d, %d remaining.\n", p.Licenses.Used, p.Licenses.Paid, p.Licenses.Remaining)
+	}
+	b.WriteString("\n" + p.summaryLine() + "\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteMarkdown writes the plan as a pull-request comment.
+func (p *Plan) WriteMarkdown(w io.Writer, o OutputOptions) error {
+	b := &strings.Builder{}
+	b.WriteString("### roster plan")
+	if p.Commit != "" {
+		fmt.Fprintf(b, " for `%s`", short(p.Commit))
+	}
+	b.WriteString("\n\n**" + p.summaryLine() + "**\n\n")
+	if !p.HasChanges() {
+		b.WriteString("No changes.\n")
+	} else {
+		b.WriteString("<details><summary>Changes</summary>\n\n```diff\n")
+		for _, c := range p.Changes {
+			b.WriteString(diffSymbol(c.Action) + " " + strings.TrimPrefix(changeTitle(c), symbols[c.Action]+" ") + "\n")
+			if c.Action == ActionCreate {
+				continue
+			}
+			for _, f := range c.Fields {
+				b.WriteString("!     " + fieldLine(f, o.ShowSecrets) + "\n")
+			}
+		}
+		b.WriteString("```\n\n</details>\n")
+		if len(p.Emails) > 0 {
+			fmt.Fprintf(b, "\n<details><summary>Emails (%d)</summary>\n\n", len(p.Emails))
+			for _, e := range p.Emails {
+				fmt.Fprintf(b, "- ✉ %s %s → `%s` (%s)\n", e.Kind, e.Action, e.To, mdEscape(e.Key))
+			}
+			b.WriteString("\n</details>\n")
+		}
+	}
+	if len(p.Warnings) > 0 {
+		fmt.Fprintf(b, "\n**Warnings (%d)**\n\n", len(p.Warnings))
+		for _, w := range p.Warnings {
+			fmt.Fprintf(b, "- `%s` %s: %s\n", w.Code, mdEscape(w.Key), mdEscape(w.Message))
+		}
+	}
+	if len(p.Errors) > 0 {
+		fmt.Fprintf(b, "\n**Errors (%d)**\n\n", len(p.Errors))
+		for _, e := range p.Errors {
+			if e.Template != "" {
+				fmt.Fprintf(b, "- template `%s`: %s\n", e.Template, mdEscape(e.Message))
+			} else {
+				fmt.Fprintf(b, "- %s\n", mdEscape(e.Message))
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// diffSymbol maps actions to the markers GitHub's diff highlighting colours.
+func diffSymbol(action string) string {
+	switch action {
+	case ActionCreate, ActionReactivate:
+		return "+"
+	case ActionDelete, ActionDeactivate:
+		return "-"
+	}
+	return "!"
+}
+
+func mdEscape(s string) string {
+	r := strings.NewReplacer("|", "\\|", "<", "&lt;", ">", "&gt;", "`", "'", "\n", " ")
+	return r.Replace(s)
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
+
+// Write writes the plan in format: text, json or markdown.
+func (p *Plan) Write(w io.Writer, format string, o OutputOptions) error {
+	switch format {
+	case "", "text":
+		return p.WriteText(w, o)
+	case "json":
+		return p.WriteJSON(w, o)
+	case "markdown", "md":
+		return p.WriteMarkdown(w, o)
+	}
+	return fmt.Errorf("unknown plan format %q: use text, json or markdown", format)
+}

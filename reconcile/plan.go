@@ -1,0 +1,202 @@
+// Package reconcile turns desired state (the repo and the directory) and actual state
+// (SQLite) into a Plan — a value — and applies a plan in one transaction.
+//
+// The steps, each in its own file:
+//   - render.go:  directory entries × sync templates → desired objects (Desired)
+//   - diff.go:    Diff(desired, actual) → *Plan, pure set arithmetic, no I/O
+//   - safety.go:  the removal-delta and email guards a plan must pass before apply
+//   - output.go:  the plan as text, JSON and markdown
+//   - apply.go:   Apply writes a plan: objects, audit, outbox, sync status, state version
+//   - engine.go:  the whole cycle for a commit (load, search, render, diff)
+package reconcile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+
+	"github.com/roster-dev/roster/state"
+)
+
+// FormatVersion is the version of the plan's JSON shape (SPEC §4).
+const FormatVersion = 1
+
+// Change kinds and actions, as they appear in the plan.
+const (
+	KindVMR           = "vmr"
+	KindAlias         = "alias"
+	KindDevice        = "device"
+	KindUser          = "user"
+	KindTrackingGroup = "tracking_group"
+	KindInvite        = "invite"
+
+	ActionCreate     = "create"
+	ActionUpdate     = "update"
+	ActionDelete     = "delete"
+	ActionDeactivate = "deactivate"
+	ActionReactivate = "reactivate"
+)
+
+// Plan is what a reconcile would do. It is a value: computing it writes nothing.
+type Plan struct {
+	FormatVersion int        `json:"format_version"`
+	Commit        string     `json:"commit"`
+	StateVersion  int64      `json:"state_version"`
+	Summary       Summary    `json:"summary"`
+	Changes       []*Change  `json:"changes"`
+	Emails        []*Email   `json:"emails"`
+	Warnings      []Warning  `json:"warnings"`
+	Errors        []Problem  `json:"errors,omitempty"`
+	Safety        Safety     `json:"safety"`
+	Templates     []Template `json:"templates"`
+	Licenses      *Licenses  `json:"licenses,omitempty"`
+	// Fingerprint is a hash of every change and email with secrets included: a saved plan
+	// is applied only if planning again gives the same fingerprint.
+	Fingerprint string `json:"fingerprint"`
+
+	reminders []string // reminder ids carried out by this plan
+}
+
+// Licenses is the paid-licence budget after the plan.
+type Licenses struct {
+	Paid      int `json:"paid"`
+	Used      int `json:"used"`
+	Remaining int `json:"remaining"`
+}
+
+// Summary counts the plan's changes.
+type Summary struct {
+	Create     int `json:"create"`
+	Update     int `json:"update"`
+	Delete     int `json:"delete"`
+	Deactivate int `json:"deactivate"`
+	Reactivate int `json:"reactivate"`
+	Unchanged  int `json:"unchanged"`
+	Emails     int `json:"emails"`
+}
+
+// Change is one object to create, update, delete, deactivate or reactivate.
+type Change struct {
+	Kind     string         `json:"kind"`
+	Action   string         `json:"action"`
+	Key      string         `json:"key"`
+	Template string         `json:"template"`
+	Before   map[string]any `json:"before,omitempty"`
+	After    map[string]any `json:"after,omitempty"`
+	// Fields lists the fields that differ, for the text and markdown formats.
+	Fields []FieldChange `json:"-"`
+
+	// What apply writes; unexported so the JSON is exactly the SPEC's shape.
+	vmr, oldVMR       *state.VMR
+	device, oldDevice *state.Device
+	user              *state.User
+	invite            *state.Invite
+	group             *state.TrackingGroup
+}
+
+// FieldChange is one field of an update: old → new.
+type FieldChange struct {
+	Name     string
+	Old, New any
+}
+
+// Email is an email the plan would enqueue.
+type Email struct {
+	To       string `json:"to"`
+	Kind     string `json:"kind"`   // vmr | device | activation | invite | admin_summary
+	Action   string `json:"action"` // created | updated | reminder
+	Key      string `json:"key"`
+	Template string `json:"template,omitempty"`
+
+	mail *MailSpec
+	vars map[string]any
+}
+
+// Warning is something the operator should see; the object concerned is skipped.
+type Warning struct {
+	Code     string `json:"code"`
+	Key      string `json:"key"`
+	Template string `json:"template,omitempty"`
+	Message  string `json:"message"`
+}
+
+// Problem is an error that stops a template's changes (directory failure, render error)
+// or, without Template, the whole plan (a limit crossed).
+type Problem struct {
+	Template string `json:"template,omitempty"`
+	Message  string `json:"message"`
+}
+
+// Template is one sync template's part of the plan, for sync status.
+type Template struct {
+	Name        string `json:"name"`
+	Entries     int    `json:"entries"`
+	Owned       int    `json:"owned"`
+	Created     int    `json:"created"`
+	Updated     int    `json:"updated"`
+	Deleted     int    `json:"deleted"`
+	Deactivated int    `json:"deactivated"`
+	Unchanged   int    `json:"unchanged"`
+	Warnings    int    `json:"warnings"`
+	Error       string `json:"error,omitempty"`
+}
+
+// HasChanges reports whether applying the plan would write anything.
+func (p *Plan) HasChanges() bool {
+	return len(p.Changes) > 0 || len(p.Emails) > 0 || len(p.reminders) > 0
+}
+
+// finish sorts the plan, counts it and computes its fingerprint.
+func (p *Plan) finish() {
+	order := map[string]int{ActionDelete: 0, ActionDeactivate: 1, ActionUpdate: 2, ActionReactivate: 3, ActionCreate: 4}
+	kinds := map[string]int{KindTrackingGroup: 0, KindVMR: 1, KindDevice: 2, KindUser: 3, KindInvite: 4}
+	sort.SliceStable(p.Changes, func(i, j int) bool {
+		a, b := p.Changes[i], p.Changes[j]
+		if kinds[a.Kind] != kinds[b.Kind] {
+			return kinds[a.Kind] < kinds[b.Kind]
+		}
+		if order[a.Action] != order[b.Action] {
+			return order[a.Action] < order[b.Action]
+		}
+		return a.Key < b.Key
+	})
+	s := Summary{Unchanged: p.Summary.Unchanged}
+	for _, c := range p.Changes {
+		switch c.Action {
+		case ActionCreate:
+			s.Create++
+		case ActionUpdate:
+			s.Update++
+		case ActionDelete:
+			s.Delete++
+		case ActionDeactivate:
+			s.Deactivate++
+		case ActionReactivate:
+			s.Reactivate++
+		}
+	}
+	s.Emails = len(p.Emails)
+	p.Summary = s
+	if p.Changes == nil {
+		p.Changes = []*Change{}
+	}
+	if p.Emails == nil {
+		p.Emails = []*Email{}
+	}
+	if p.Warnings == nil {
+		p.Warnings = []Warning{}
+	}
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	enc.Encode(p.Commit)
+	enc.Encode(p.StateVersion)
+	for _, c := range p.Changes {
+		enc.Encode([]any{c.Kind, c.Action, c.Key, c.vmr, c.device, c.user, c.invite, c.group})
+	}
+	for _, e := range p.Emails {
+		enc.Encode([]any{e.To, e.Kind, e.Action, e.Key, e.vars})
+	}
+	enc.Encode(p.reminders)
+	p.Fingerprint = hex.EncodeToString(h.Sum(nil))[:32]
+}

@@ -1,0 +1,232 @@
+package reconcile
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/roster-dev/roster/state"
+)
+
+// diffUsers applies the WebEx rules: one account per email; users are never deleted but
+// deactivated, and reactivated (keeping USERID) when they come back; a local user found in
+// the directory becomes remote; the lifetime limit counts active and deactivated users.
+func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
+	byEmail := make(map[string]*state.User, len(a.Users))
+	for _, u := range a.Users {
+		byEmail[strings.ToLower(u.Email)] = u
+	}
+	seen := make(map[string]bool, len(d.Users))
+	seq := a.MaxUserSeq
+	created := 0
+	for _, du := range d.Users {
+		email := strings.ToLower(du.Email)
+		seen[email] = true
+		old := byEmail[email]
+		if du.GivenUserID != "" && (old == nil || !strings.EqualFold(old.UserID, du.GivenUserID)) {
+			p.Errors = append(p.Errors, Problem{Message: fmt.Sprintf(
+				"%s:%d: USERID %s and EMAIL %s do not match an existing account; leave USERID blank to add a new user",
+				du.Pos.Path, du.Pos.Line, du.GivenUserID, du.Email)})
+			continue
+		}
+		want := du.User
+		want.Email = email
+		if old == nil {
+			if du.Disabled || !want.Active && want.Origin == "remote" {
+				continue // inactive directory users are not imported (WebEx)
+			}
+			seq++
+			created++
+			want.UserID = strconv.FormatInt(seq, 10)
+			if activationDue(d, nil, &want) {
+				want.Notified = true
+				p.addActivation(d, &want, "created")
+			}
+			p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionCreate, Key: email, Template: want.SyncTag,
+				After: userMap(&want), user: &want})
+			continue
+		}
+		want.ID, want.UserID, want.Notified = old.ID, old.UserID, old.Notified
+		if du.Disabled {
+			want.Active = false
+		}
+		fields := userFieldChanges(old, &want)
+		if len(fields) == 0 {
+			p.Summary.Unchanged++
+			continue
+		}
+		action := ActionUpdate
+		switch {
+		case old.Active && !want.Active:
+			action = ActionDeactivate
+		case !old.Active && want.Active:
+			action = ActionReactivate
+		}
+		if activationDue(d, old, &want) {
+			want.Notified = true
+			p.addActivation(d, &want, "updated")
+		}
+		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: action, Key: email, Template: want.SyncTag,
+			Before: userMap(old), After: userMap(&want), Fields: fields, user: &want})
+	}
+	for _, u := range a.Users {
+		email := strings.ToLower(u.Email)
+		if seen[email] || !u.Active {
+			continue
+		}
+		if u.Origin == "remote" && settled(u.SyncTag) {
+			continue // its template failed this cycle: change nothing
+		}
+		want := *u
+		want.Active = false
+		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionDeactivate, Key: email, Template: u.SyncTag,
+			Before: userMap(u), After: userMap(&want), Fields: []FieldChange{{Name: "active", Old: true, New: false}}, user: &want})
+	}
+	if d.UserLimit > 0 && len(a.Users)+created > d.UserLimit {
+		p.Errors = append(p.Errors, Problem{Message: fmt.Sprintf(
+			"the lifetime user limit is %d (active and deactivated users, ever); %d exist and this plan adds %d. "+
+				"Raise lifetime_user_limit in settings.yaml or remove users from the sources",
+			d.UserLimit, len(a.Users), created)})
+	}
+}
+
+// activationDue: a user gets the activation email once in their lifetime, when active
+// with a paid licence and auto_activation_emails is on; a free→paid conversion always
+// emails (Webex Control Hub).
+func activationDue(d *Desired, old, want *state.User) bool {
+	if !want.Active || want.License != "paid" {
+		return false
+	}
+	if old != nil && old.License == "free" {
+		return true
+	}
+	return d.Settings.AutoActivationEmails && !want.Notified && (old == nil || !old.Notified)
+}
+
+func (p *Plan) addActivation(d *Desired, u *state.User, action string) {
+	m := d.Mail["activation"]
+	if m == nil || m.VMR == nil {
+		return
+	}
+	p.Emails = append(p.Emails, &Email{To: u.Email, Kind: "activation", Action: action, Key: u.Email,
+		Template: u.SyncTag, mail: m.VMR, vars: UserVars(u, action)})
+}
+
+// UserVars are the activation email's variables.
+func UserVars(u *state.User, action string) map[string]any {
+	return map[string]any{"first_name": u.FirstName, "last_name": u.LastName, "email": u.Email,
+		"userid": u.UserID, "action": action, "license": u.License}
+}
+
+func userFieldChanges(old, want *state.User) []FieldChange {
+	var f []FieldChange
+	add := func(name string, o, n any) {
+		if o != n {
+			f = append(f, FieldChange{Name: name, Old: o, New: n})
+		}
+	}
+	add("first_name", old.FirstName, want.FirstName)
+	add("last_name", old.LastName, want.LastName)
+	add("language", old.Language, want.Language)
+	add("host_privilege", old.HostPrivilege, want.HostPrivilege)
+	add("time_zone", old.TimeZone, want.TimeZone)
+	for i := range old.Tracking {
+		add(trackingSlots[i], old.Tracking[i], want.Tracking[i])
+	}
+	add("active", old.Active, want.Active)
+	add("origin", old.Origin, want.Origin)
+	add("license", old.License, want.License)
+	add("sync_tag", old.SyncTag, want.SyncTag)
+	add("entry_key", old.EntryKey, want.EntryKey)
+	return f
+}
+
+var trackingSlots = [10]string{"DIVISION", "DEPARTMENT", "PROJECT", "OTHER", "CUSTOM5", "CUSTOM6", "CUSTOM7", "CUSTOM8", "CUSTOM9", "CUSTOM10"}
+
+// diffInvites: a new row invites (pending, expires after invite_ttl, an invitation email);
+// a removed row revokes a pending invite; a pending invite past its expiry expires and
+// frees its licence. Paid licences (active paid users plus pending invites) may not exceed
+// settings.licenses.paid.
+func diffInvites(p *Plan, d *Desired, a *state.Actual) {
+	have := map[string]*state.Invite{}
+	for _, in := range a.Invites {
+		have[in.Email] = in
+	}
+	users := map[string]bool{}
+	for _, u := range a.Users {
+		users[strings.ToLower(u.Email)] = true
+	}
+	seen := map[string]bool{}
+	pending := 0
+	for _, row := range d.Invites {
+		email := strings.ToLower(row.Email)
+		seen[email] = true
+		old := have[email]
+		if old != nil && old.Status != "revoked" {
+			if old.Status == "pending" && !d.Now.Before(old.ExpiresAt) {
+				exp := *old
+				exp.Status = "expired"
+				p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email, Before: inviteMap(old),
+					After: inviteMap(&exp), invite: &exp, Fields: []FieldChange{{Name: "status", Old: "pending", New: "expired"}}})
+				continue
+			}
+			if old.Status == "pending" {
+				pending++
+			}
+			p.Summary.Unchanged++
+			continue
+		}
+		if users[email] {
+			p.Warnings = append(p.Warnings, Warning{Code: "already_member", Key: email,
+				Message: fmt.Sprintf("%s:%d: %s already has an account; not invited", row.Pos.Path, row.Pos.Line, email)})
+			continue
+		}
+		in := &state.Invite{Email: email, Name: row.Name, Username: row.Username, Status: "pending",
+			InvitedAt: d.Now, ExpiresAt: d.Now.Add(d.InviteTTL)}
+		pending++
+		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionCreate, Key: email, After: inviteMap(in), invite: in})
+		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
+			p.Emails = append(p.Emails, &Email{To: email, Kind: "invite", Action: "created", Key: email, mail: m.VMR,
+				vars: InviteVars(in, "created")})
+		}
+	}
+	for _, in := range a.Invites {
+		if seen[in.Email] || in.Status != "pending" {
+			continue
+		}
+		rev := *in
+		rev.Status = "revoked"
+		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionDelete, Key: in.Email, Before: inviteMap(in),
+			invite: &rev})
+	}
+	if d.PaidLicenses > 0 {
+		paid := 0
+		for _, c := range p.Changes {
+			if c.user != nil && c.user.Active && c.user.License == "paid" && c.Action != ActionUpdate {
+				paid++
+			}
+		}
+		for _, u := range a.Users {
+			if u.Active && u.License == "paid" {
+				paid++
+			}
+		}
+		for _, c := range p.Changes {
+			if c.Kind == KindUser && c.Action == ActionDeactivate && c.Before["license"] == "paid" {
+				paid--
+			}
+		}
+		if used := paid + pending; used > d.PaidLicenses {
+			p.Errors = append(p.Errors, Problem{Message: fmt.Sprintf(
+				"paid licences: this plan needs %d (%d paid users, %d pending invitations) but licenses.paid is %d; "+
+					"raise it in settings.yaml or remove invitations", used, paid, pending, d.PaidLicenses)})
+		}
+		p.Licenses = &Licenses{Paid: d.PaidLicenses, Used: paid + pending, Remaining: d.PaidLicenses - paid - pending}
+	}
+}
+
+// InviteVars are the invitation email's variables.
+func InviteVars(in *state.Invite, action string) map[string]any {
+	return map[string]any{"name": in.Name, "email": in.Email, "username": in.Username,
+		"expires_at": in.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"), "action": action}
+}

@@ -1,0 +1,303 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// ManualTag is the sync tag of VMRs and devices declared by hand in the repo.
+const ManualTag = "manual"
+
+// VMR is a Virtual Meeting Room as roster applied it.
+type VMR struct {
+	ID               int64    `json:"-"`
+	Name             string   `json:"name"`
+	Description      string   `json:"description"`
+	Aliases          []string `json:"aliases"`
+	PIN              string   `json:"pin"`
+	GuestPIN         string   `json:"guest_pin"`
+	AllowGuests      bool     `json:"allow_guests"`
+	MaxCallrateIn    int      `json:"max_callrate_in"`
+	MaxCallrateOut   int      `json:"max_callrate_out"`
+	ParticipantLimit int      `json:"participant_limit"`
+	Tag              string   `json:"tag"`
+	OwnerEmail       string   `json:"primary_owner_email_address"`
+	SyncTag          string   `json:"sync_tag"`
+	EntryKey         string   `json:"entry_key,omitempty"`
+}
+
+// Device is a device alias (a login for a video device or soft client).
+type Device struct {
+	ID          int64  `json:"-"`
+	Alias       string `json:"alias"`
+	Description string `json:"description"`
+	Username    string `json:"username"`
+	Password    string `json:"password"`
+	Tag         string `json:"tag"`
+	OwnerEmail  string `json:"primary_owner_email_address"`
+	SyncTag     string `json:"sync_tag"`
+	EntryKey    string `json:"entry_key,omitempty"`
+}
+
+// User is a conferencing user account (WebEx Meetings Server semantics: one per email,
+// never deleted).
+type User struct {
+	ID            int64      `json:"-"`
+	UserID        string     `json:"userid"`
+	Email         string     `json:"email"`
+	FirstName     string     `json:"first_name"`
+	LastName      string     `json:"last_name"`
+	Language      string     `json:"language"`
+	HostPrivilege string     `json:"host_privilege"`
+	TimeZone      string     `json:"time_zone"`
+	Tracking      [10]string `json:"tracking"`
+	Active        bool       `json:"active"`
+	Origin        string     `json:"origin"`  // local | remote
+	License       string     `json:"license"` // paid | free
+	SyncTag       string     `json:"sync_tag,omitempty"`
+	EntryKey      string     `json:"entry_key,omitempty"`
+	Notified      bool       `json:"notified"`
+}
+
+// Invite is a Pexip Service invitation.
+type Invite struct {
+	Email      string    `json:"email"`
+	Name       string    `json:"name"`
+	Username   string    `json:"username"`
+	Status     string    `json:"status"` // pending | accepted | revoked | expired
+	InvitedAt  time.Time `json:"invited_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	AcceptedAt time.Time `json:"accepted_at,omitzero"`
+}
+
+// TrackingCode is one code of a tracking-code group.
+type TrackingCode struct {
+	Code    string `json:"code"`
+	Active  bool   `json:"active"`
+	Default bool   `json:"default"`
+}
+
+// TrackingGroup is one of the ten tracking-code groups.
+type TrackingGroup struct {
+	Slot      string         `json:"slot"`
+	Name      string         `json:"name"`
+	InputMode string         `json:"input_mode"`
+	Usage     string         `json:"usage"`
+	Sort      string         `json:"sort"`
+	Codes     []TrackingCode `json:"codes"`
+}
+
+// Actual is everything roster has applied, loaded in one read transaction.
+type Actual struct {
+	StateVersion  int64
+	VMRs          []*VMR
+	Devices       []*Device
+	Users         []*User
+	Invites       []*Invite
+	Tracking      []*TrackingGroup
+	RemindersDone map[string]bool
+	MaxUserSeq    int64 // highest numeric USERID handed out, for generating the next ones
+}
+
+// LoadActual reads the whole actual state in one consistent snapshot.
+func (db *DB) LoadActual(ctx context.Context) (*Actual, error) {
+	tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	defer tx.Rollback()
+	a := &Actual{RemindersDone: map[string]bool{}}
+	steps := []struct {
+		name string
+		fn   func(context.Context, *sqlx.Tx, *Actual) error
+	}{
+		{"meta", loadMeta}, {"vmrs", loadVMRs}, {"devices", loadDevices}, {"users", loadUsers},
+		{"invites", loadInvites}, {"tracking groups", loadTracking}, {"reminders", loadReminders},
+	}
+	for _, s := range steps {
+		if err := s.fn(ctx, tx, a); err != nil {
+			return nil, fmt.Errorf("load state: %s: %w", s.name, err)
+		}
+	}
+	return a, nil
+}
+
+func loadMeta(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
+	var v sql.NullString
+	if err := tx.GetContext(ctx, &v, `SELECT value FROM meta WHERE key = 'state_version'`); err != nil && err != sql.ErrNoRows {
+		return err
+	}
+	if v.Valid {
+		fmt.Sscan(v.String, &a.StateVersion)
+	}
+	return tx.GetContext(ctx, &a.MaxUserSeq, `SELECT COALESCE(MAX(CAST(userid AS INTEGER)), 0) FROM users`)
+}
+
+func loadVMRs(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, name, description, pin, guest_pin, allow_guests,
+		max_callrate_in, max_callrate_out, participant_limit, tag, owner_email, sync_tag, entry_key
+		FROM vmrs ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	byID := map[int64]*VMR{}
+	for rows.Next() {
+		v := &VMR{}
+		if err := rows.Scan(&v.ID, &v.Name, &v.Description, &v.PIN, &v.GuestPIN, &v.AllowGuests,
+			&v.MaxCallrateIn, &v.MaxCallrateOut, &v.ParticipantLimit, &v.Tag, &v.OwnerEmail, &v.SyncTag, &v.EntryKey); err != nil {
+			rows.Close()
+			return err
+		}
+		a.VMRs = append(a.VMRs, v)
+		byID[v.ID] = v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	arows, err := tx.QueryContext(ctx, `SELECT vmr_id, alias FROM vmr_aliases ORDER BY vmr_id, pos`)
+	if err != nil {
+		return err
+	}
+	defer arows.Close()
+	for arows.Next() {
+		var id int64
+		var alias string
+		if err := arows.Scan(&id, &alias); err != nil {
+			return err
+		}
+		if v := byID[id]; v != nil {
+			v.Aliases = append(v.Aliases, alias)
+		}
+	}
+	return arows.Err()
+}
+
+func loadDevices(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, alias, description, username, password, tag, owner_email,
+		sync_tag, entry_key FROM devices ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		d := &Device{}
+		if err := rows.Scan(&d.ID, &d.Alias, &d.Description, &d.Username, &d.Password, &d.Tag, &d.OwnerEmail,
+			&d.SyncTag, &d.EntryKey); err != nil {
+			return err
+		}
+		a.Devices = append(a.Devices, d)
+	}
+	return rows.Err()
+}
+
+func loadUsers(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, userid, email, first_name, last_name, language, host_privilege,
+		time_zone, tracking, active, origin, license, sync_tag, entry_key, notified_at IS NOT NULL FROM users ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var tracking string
+	for rows.Next() {
+		u := &User{}
+		if err := rows.Scan(&u.ID, &u.UserID, &u.Email, &u.FirstName, &u.LastName, &u.Language, &u.HostPrivilege,
+			&u.TimeZone, &tracking, &u.Active, &u.Origin, &u.License, &u.SyncTag, &u.EntryKey, &u.Notified); err != nil {
+			return err
+		}
+		u.Tracking = decodeTracking(tracking)
+		a.Users = append(a.Users, u)
+	}
+	return rows.Err()
+}
+
+// encodeTracking stores the ten tracking values compactly: "[]" when all are empty.
+func encodeTracking(t [10]string) string {
+	last := -1
+	for i, v := range t {
+		if v != "" {
+			last = i
+		}
+	}
+	b, _ := json.Marshal(t[:last+1])
+	return string(b)
+}
+
+func decodeTracking(s string) [10]string {
+	var out [10]string
+	if s == "" || s == "[]" {
+		return out
+	}
+	var vals []string
+	json.Unmarshal([]byte(s), &vals)
+	copy(out[:], vals)
+	return out
+}
+
+func loadInvites(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
+	rows, err := tx.QueryContext(ctx, `SELECT email, name, username, status, invited_at, expires_at,
+		COALESCE(accepted_at, '') FROM invites ORDER BY email`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		in := &Invite{}
+		var inv, exp, acc string
+		if err := rows.Scan(&in.Email, &in.Name, &in.Username, &in.Status, &inv, &exp, &acc); err != nil {
+			return err
+		}
+		in.InvitedAt, in.ExpiresAt, in.AcceptedAt = ParseTime(inv), ParseTime(exp), ParseTime(acc)
+		a.Invites = append(a.Invites, in)
+	}
+	return rows.Err()
+}
+
+func loadTracking(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
+	rows, err := tx.QueryContext(ctx, `SELECT slot, name, input_mode, usage, sort, codes FROM tracking_groups`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		g := &TrackingGroup{}
+		var codes string
+		if err := rows.Scan(&g.Slot, &g.Name, &g.InputMode, &g.Usage, &g.Sort, &codes); err != nil {
+			return err
+		}
+		if err := json.Unmarshal([]byte(codes), &g.Codes); err != nil {
+			return fmt.Errorf("group %s: %w", g.Slot, err)
+		}
+		a.Tracking = append(a.Tracking, g)
+	}
+	sort.Slice(a.Tracking, func(i, j int) bool { return SlotIndex(a.Tracking[i].Slot) < SlotIndex(a.Tracking[j].Slot) })
+	return rows.Err()
+}
+
+// SlotIndex orders tracking slots DIVISION … CUSTOM10.
+func SlotIndex(slot string) int {
+	for i, s := range []string{"DIVISION", "DEPARTMENT", "PROJECT", "OTHER", "CUSTOM5", "CUSTOM6", "CUSTOM7", "CUSTOM8", "CUSTOM9", "CUSTOM10"} {
+		if strings.EqualFold(s, slot) {
+			return i
+		}
+	}
+	return 99
+}
+
+func loadReminders(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
+	var ids []string
+	if err := tx.SelectContext(ctx, &ids, `SELECT id FROM reminders_done`); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		a.RemindersDone[id] = true
+	}
+	return nil
+}

@@ -1,0 +1,289 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Writer applies changes inside one transaction with prepared statements, so an apply of
+// hundreds of thousands of rows costs one statement execution per row and one commit.
+type Writer struct {
+	ctx   context.Context
+	tx    *sqlx.Tx
+	now   string
+	stmts map[string]*sqlx.Stmt
+}
+
+var writerSQL = map[string]string{
+	"vmr.insert": `INSERT INTO vmrs(name, description, pin, guest_pin, allow_guests, max_callrate_in, max_callrate_out,
+		participant_limit, tag, owner_email, sync_tag, entry_key, created_at, updated_at)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	"vmr.update": `UPDATE vmrs SET name=?, description=?, pin=?, guest_pin=?, allow_guests=?, max_callrate_in=?,
+		max_callrate_out=?, participant_limit=?, tag=?, owner_email=?, sync_tag=?, entry_key=?, updated_at=? WHERE id=?`,
+	"vmr.delete":    `DELETE FROM vmrs WHERE id=?`,
+	"alias.clear":   `DELETE FROM vmr_aliases WHERE vmr_id=?`,
+	"alias.insert":  `INSERT INTO vmr_aliases(alias, vmr_id, pos) VALUES (?,?,?)`,
+	"device.insert": `INSERT INTO devices(alias, description, username, password, tag, owner_email, sync_tag, entry_key, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+	"device.update": `UPDATE devices SET alias=?, description=?, username=?, password=?, tag=?, owner_email=?, sync_tag=?, entry_key=?, updated_at=? WHERE id=?`,
+	"device.delete": `DELETE FROM devices WHERE id=?`,
+	"user.insert":   `INSERT INTO users(userid, email, first_name, last_name, language, host_privilege, time_zone, tracking, active, origin, license, sync_tag, entry_key, notified_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	"user.update":   `UPDATE users SET email=?, first_name=?, last_name=?, language=?, host_privilege=?, time_zone=?, tracking=?, active=?, origin=?, license=?, sync_tag=?, entry_key=?, notified_at=COALESCE(notified_at, ?), updated_at=? WHERE id=?`,
+	"audit.insert":  `INSERT INTO audit(at, commit_id, actor, kind, action, key, detail) VALUES (?,?,?,?,?,?,?)`,
+	"invite.upsert": `INSERT INTO invites(email, name, username, status, invited_at, expires_at, accepted_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(email) DO UPDATE SET name=excluded.name, username=excluded.username, status=excluded.status, invited_at=excluded.invited_at, expires_at=excluded.expires_at, accepted_at=excluded.accepted_at`,
+	"tracking.put":  `INSERT INTO tracking_groups(slot, name, input_mode, usage, sort, codes) VALUES (?,?,?,?,?,?) ON CONFLICT(slot) DO UPDATE SET name=excluded.name, input_mode=excluded.input_mode, usage=excluded.usage, sort=excluded.sort, codes=excluded.codes`,
+	"tracking.del":  `DELETE FROM tracking_groups WHERE slot=?`,
+	"reminder.done": `INSERT OR IGNORE INTO reminders_done(id, at, commit_id) VALUES (?,?,?)`,
+	"status.put":    `INSERT INTO sync_status(template, state, last_run, commit_id, created, updated, deleted, deactivated, unchanged, warnings, last_error) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(template) DO UPDATE SET state=excluded.state, last_run=excluded.last_run, commit_id=excluded.commit_id, created=excluded.created, updated=excluded.updated, deleted=excluded.deleted, deactivated=excluded.deactivated, unchanged=excluded.unchanged, warnings=excluded.warnings, last_error=excluded.last_error`,
+	"status.del":    `DELETE FROM sync_status WHERE template=?`,
+}
+
+// NewWriter prepares the statements of an apply inside tx.
+func NewWriter(ctx context.Context, tx *sqlx.Tx, now time.Time) (*Writer, error) {
+	w := &Writer{ctx: ctx, tx: tx, now: FormatTime(now), stmts: map[string]*sqlx.Stmt{}}
+	for name, q := range writerSQL {
+		st, err := tx.PreparexContext(ctx, q)
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("prepare %s: %w", name, err)
+		}
+		w.stmts[name] = st
+	}
+	return w, nil
+}
+
+// Close releases the prepared statements.
+func (w *Writer) Close() {
+	for _, st := range w.stmts {
+		st.Close()
+	}
+}
+
+func (w *Writer) exec(name string, args ...any) (int64, error) {
+	res, err := w.stmts[name].ExecContext(w.ctx, args...)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	id, _ := res.LastInsertId()
+	return id, nil
+}
+
+// InsertVMR creates v with its aliases and sets v.ID.
+func (w *Writer) InsertVMR(v *VMR) error {
+	id, err := w.exec("vmr.insert", v.Name, v.Description, v.PIN, v.GuestPIN, v.AllowGuests, v.MaxCallrateIn,
+		v.MaxCallrateOut, v.ParticipantLimit, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey, w.now, w.now)
+	if err != nil {
+		return fmt.Errorf("create vmr %q: %w", v.Name, err)
+	}
+	v.ID = id
+	return w.putAliases(v)
+}
+
+// UpdateVMR rewrites the VMR with id v.ID and its aliases.
+func (w *Writer) UpdateVMR(v *VMR) error {
+	if _, err := w.exec("vmr.update", v.Name, v.Description, v.PIN, v.GuestPIN, v.AllowGuests, v.MaxCallrateIn,
+		v.MaxCallrateOut, v.ParticipantLimit, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey, w.now, v.ID); err != nil {
+		return fmt.Errorf("update vmr %q: %w", v.Name, err)
+	}
+	if _, err := w.exec("alias.clear", v.ID); err != nil {
+		return err
+	}
+	return w.putAliases(v)
+}
+
+func (w *Writer) putAliases(v *VMR) error {
+	for i, a := range v.Aliases {
+		if _, err := w.exec("alias.insert", a, v.ID, i); err != nil {
+			return fmt.Errorf("vmr %q alias %q: %w", v.Name, a, err)
+		}
+	}
+	return nil
+}
+
+// DeleteVMR removes a VMR; its aliases go with it (ON DELETE CASCADE).
+func (w *Writer) DeleteVMR(id int64) error {
+	_, err := w.exec("vmr.delete", id)
+	return err
+}
+
+func (w *Writer) InsertDevice(d *Device) error {
+	id, err := w.exec("device.insert", d.Alias, d.Description, d.Username, d.Password, d.Tag, d.OwnerEmail,
+		d.SyncTag, d.EntryKey, w.now, w.now)
+	if err != nil {
+		return fmt.Errorf("create device %q: %w", d.Alias, err)
+	}
+	d.ID = id
+	return nil
+}
+
+func (w *Writer) UpdateDevice(d *Device) error {
+	_, err := w.exec("device.update", d.Alias, d.Description, d.Username, d.Password, d.Tag, d.OwnerEmail,
+		d.SyncTag, d.EntryKey, w.now, d.ID)
+	if err != nil {
+		return fmt.Errorf("update device %q: %w", d.Alias, err)
+	}
+	return nil
+}
+
+func (w *Writer) DeleteDevice(id int64) error {
+	_, err := w.exec("device.delete", id)
+	return err
+}
+
+func (w *Writer) notifiedAt(u *User) any {
+	if u.Notified {
+		return w.now
+	}
+	return nil
+}
+
+func (w *Writer) InsertUser(u *User) error {
+	id, err := w.exec("user.insert", u.UserID, u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege,
+		u.TimeZone, encodeTracking(u.Tracking), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey,
+		w.notifiedAt(u), w.now, w.now)
+	if err != nil {
+		return fmt.Errorf("create user %q: %w", u.Email, err)
+	}
+	u.ID = id
+	return nil
+}
+
+// UpdateUser rewrites the user with id u.ID. notified_at is only ever set, never cleared:
+// the activation email goes once in a lifetime.
+func (w *Writer) UpdateUser(u *User) error {
+	_, err := w.exec("user.update", u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege, u.TimeZone,
+		encodeTracking(u.Tracking), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey, w.notifiedAt(u), w.now, u.ID)
+	if err != nil {
+		return fmt.Errorf("update user %q: %w", u.Email, err)
+	}
+	return nil
+}
+
+func (w *Writer) PutInvite(in *Invite) error {
+	var acc any
+	if !in.AcceptedAt.IsZero() {
+		acc = FormatTime(in.AcceptedAt)
+	}
+	_, err := w.exec("invite.upsert", in.Email, in.Name, in.Username, in.Status, FormatTime(in.InvitedAt),
+		FormatTime(in.ExpiresAt), acc)
+	if err != nil {
+		return fmt.Errorf("write invite %q: %w", in.Email, err)
+	}
+	return nil
+}
+
+func (w *Writer) PutTrackingGroup(g *TrackingGroup) error {
+	codes, _ := json.Marshal(g.Codes)
+	_, err := w.exec("tracking.put", g.Slot, g.Name, g.InputMode, g.Usage, g.Sort, string(codes))
+	return err
+}
+
+func (w *Writer) DeleteTrackingGroup(slot string) error {
+	_, err := w.exec("tracking.del", slot)
+	return err
+}
+
+// Audit records one applied change, email or reminder.
+func (w *Writer) Audit(commit, actor, kind, action, key, detail string) error {
+	_, err := w.exec("audit.insert", w.now, commit, actor, kind, action, key, detail)
+	return err
+}
+
+func (w *Writer) ReminderDone(id, commit string) error {
+	_, err := w.exec("reminder.done", id, w.now, commit)
+	return err
+}
+
+// SyncStatus is the outcome of one template's last reconcile.
+type SyncStatus struct {
+	Template    string    `json:"template" db:"template"`
+	State       string    `json:"state" db:"state"`
+	LastRun     time.Time `json:"last_run" db:"-"`
+	Commit      string    `json:"commit" db:"commit_id"`
+	Created     int       `json:"created" db:"created"`
+	Updated     int       `json:"updated" db:"updated"`
+	Deleted     int       `json:"deleted" db:"deleted"`
+	Deactivated int       `json:"deactivated" db:"deactivated"`
+	Unchanged   int       `json:"unchanged" db:"unchanged"`
+	Warnings    []string  `json:"warnings" db:"-"`
+	LastError   string    `json:"last_error" db:"last_error"`
+}
+
+func (w *Writer) PutSyncStatus(s SyncStatus) error {
+	warn, _ := json.Marshal(s.Warnings)
+	if s.Warnings == nil {
+		warn = []byte("[]")
+	}
+	_, err := w.exec("status.put", s.Template, s.State, FormatTime(s.LastRun), s.Commit, s.Created, s.Updated,
+		s.Deleted, s.Deactivated, s.Unchanged, string(warn), s.LastError)
+	return err
+}
+
+func (w *Writer) DeleteSyncStatus(template string) error {
+	_, err := w.exec("status.del", template)
+	return err
+}
+
+// BumpStateVersion moves the state version on by one and returns the new value.
+func (w *Writer) BumpStateVersion(commit string) (int64, error) {
+	var cur string
+	_ = w.tx.GetContext(w.ctx, &cur, `SELECT value FROM meta WHERE key='state_version'`)
+	n, _ := strconv.ParseInt(cur, 10, 64)
+	n++
+	if err := SetMeta(w.ctx, w.tx, "state_version", strconv.FormatInt(n, 10)); err != nil {
+		return 0, err
+	}
+	if err := SetMeta(w.ctx, w.tx, "applied_commit", commit); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// SyncStatuses reads every template's last sync status.
+func (db *DB) SyncStatuses(ctx context.Context) ([]SyncStatus, error) {
+	rows, err := db.QueryxContext(ctx, `SELECT template, state, last_run, commit_id, created, updated, deleted,
+		deactivated, unchanged, warnings, last_error FROM sync_status ORDER BY template`)
+	if err != nil {
+		return nil, fmt.Errorf("read sync status: %w", err)
+	}
+	defer rows.Close()
+	var out []SyncStatus
+	for rows.Next() {
+		var s SyncStatus
+		var last, warn string
+		if err := rows.Scan(&s.Template, &s.State, &last, &s.Commit, &s.Created, &s.Updated, &s.Deleted,
+			&s.Deactivated, &s.Unchanged, &warn, &s.LastError); err != nil {
+			return nil, fmt.Errorf("read sync status: %w", err)
+		}
+		s.LastRun = ParseTime(last)
+		json.Unmarshal([]byte(warn), &s.Warnings)
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// AuditEntry is one audit log row.
+type AuditEntry struct {
+	At     string `json:"at" db:"at"`
+	Commit string `json:"commit" db:"commit_id"`
+	Actor  string `json:"actor" db:"actor"`
+	Kind   string `json:"kind" db:"kind"`
+	Action string `json:"action" db:"action"`
+	Key    string `json:"key" db:"key"`
+	Detail string `json:"detail" db:"detail"`
+}
+
+// RecentAudit returns the newest audit rows first.
+func (db *DB) RecentAudit(ctx context.Context, limit int) ([]AuditEntry, error) {
+	var out []AuditEntry
+	err := db.SelectContext(ctx, &out, `SELECT at, commit_id, actor, kind, action, key, detail FROM audit
+		ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	return out, nil
+}
