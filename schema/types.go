@@ -103,12 +103,25 @@ type Settings struct {
 	NotifyAdmins         bool     `json:"notify_admins"`
 	Admins               []string `json:"admins"`
 	LifetimeUserLimit    int      `json:"lifetime_user_limit"` // default 400000
-	Licenses             struct {
+	// Licenses.Paid caps invitations plus paid users; 0 (the default) means no limit.
+	Licenses struct {
 		Paid int `json:"paid"`
 	} `json:"licenses"`
 	InviteTTL     Duration `json:"invite_ttl"` // default 336h
 	DomainHosting bool     `json:"domain_hosting"`
-	Pos           Pos      `json:"-"`
+	// Emails are the org-wide email templates (activation, invitation, admin summary).
+	Emails   SettingsEmails `json:"emails"`
+	Pos      Pos            `json:"-"`
+	FieldPos map[string]Pos `json:"-"` // "emails.activation.subject" → position, for render errors
+}
+
+// SettingsEmails are the email templates that belong to no sync template. A nil pattern
+// means the built-in default text.
+type SettingsEmails struct {
+	SMTPServer   string        `json:"smtp_server"`             // "" = mail_dir (or the only SMTP server)
+	Activation   *EmailPattern `json:"activation,omitempty"`    // user activation (WebEx/Control Hub)
+	Invite       *EmailPattern `json:"invite,omitempty"`        // Pexip Service invitation
+	AdminSummary *EmailPattern `json:"admin_summary,omitempty"` // summary to settings.admins
 }
 
 // Template is one LDAP sync template (names follow Pexip's conference_sync_template).
@@ -192,30 +205,32 @@ type EmailPattern struct {
 // DeclaredVMR is a VMR declared by hand in vmrs/*.yaml (a team room). Its values are
 // literal, not patterns. Sync tag "manual".
 type DeclaredVMR struct {
-	Name                     string        `json:"name"`
-	Description              string        `json:"description"`
-	Aliases                  []string      `json:"aliases"`
-	PIN                      string        `json:"pin"`
-	GuestPIN                 string        `json:"guest_pin"`
-	AllowGuests              bool          `json:"allow_guests"`
-	MaxCallrateIn            int           `json:"max_callrate_in"`
-	MaxCallrateOut           int           `json:"max_callrate_out"`
-	ParticipantLimit         int           `json:"participant_limit"`
-	Tag                      string        `json:"tag"`
-	PrimaryOwnerEmailAddress string        `json:"primary_owner_email_address"`
-	Emails                   *DeclaredMail `json:"emails,omitempty"`
-	Pos                      Pos           `json:"-"`
+	Name                     string         `json:"name"`
+	Description              string         `json:"description"`
+	Aliases                  []string       `json:"aliases"`
+	PIN                      string         `json:"pin"`
+	GuestPIN                 string         `json:"guest_pin"`
+	AllowGuests              bool           `json:"allow_guests"`
+	MaxCallrateIn            int            `json:"max_callrate_in"`
+	MaxCallrateOut           int            `json:"max_callrate_out"`
+	ParticipantLimit         int            `json:"participant_limit"`
+	Tag                      string         `json:"tag"`
+	PrimaryOwnerEmailAddress string         `json:"primary_owner_email_address"`
+	Emails                   *DeclaredMail  `json:"emails,omitempty"`
+	Pos                      Pos            `json:"-"`
+	FieldPos                 map[string]Pos `json:"-"` // "emails.email.subject" → position
 }
 
 type DeclaredDevice struct {
-	Alias                    string        `json:"alias"`
-	Description              string        `json:"description"`
-	Username                 string        `json:"username"`
-	Password                 string        `json:"password"`
-	Tag                      string        `json:"tag"`
-	PrimaryOwnerEmailAddress string        `json:"primary_owner_email_address"`
-	Emails                   *DeclaredMail `json:"emails,omitempty"`
-	Pos                      Pos           `json:"-"`
+	Alias                    string         `json:"alias"`
+	Description              string         `json:"description"`
+	Username                 string         `json:"username"`
+	Password                 string         `json:"password"`
+	Tag                      string         `json:"tag"`
+	PrimaryOwnerEmailAddress string         `json:"primary_owner_email_address"`
+	Emails                   *DeclaredMail  `json:"emails,omitempty"`
+	Pos                      Pos            `json:"-"`
+	FieldPos                 map[string]Pos `json:"-"` // "emails.email.subject" → position
 }
 
 // DeclaredMail says whether and how a declared object's owner is emailed.

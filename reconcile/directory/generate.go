@@ -28,10 +28,6 @@ var (
 func GeneratePeople(w io.Writer, n int, baseDN string) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	var b bytes.Buffer
-	b.WriteString("version: 1\n\n")
-	if _, err := bw.Write(b.Bytes()); err != nil {
-		return fmt.Errorf("generate people: %w", err)
-	}
 	for i := 0; i < n; i++ {
 		b.Reset()
 		given := genGiven[i%len(genGiven)]

@@ -116,6 +116,20 @@ func pyValue(v any) any {
 	return v
 }
 
+// outStr is what {{ v }} prints.
+func outStr(v *pongo2.Value) string {
+	if v == nil || v.IsNil() {
+		return ""
+	}
+	switch x := v.Interface().(type) {
+	case float64:
+		return formatPyFloat(x)
+	case float32:
+		return formatPyFloat(float64(x))
+	}
+	return v.String()
+}
+
 // toStr renders a value exactly as pongo2 prints it in {{ }}.
 func toStr(v any) string {
 	switch x := v.(type) {
@@ -124,9 +138,9 @@ func toStr(v any) string {
 	case string:
 		return x
 	case *pongo2.Value:
-		return x.String()
+		return outStr(x)
 	}
-	return pongo2.AsValue(v).String()
+	return outStr(pongo2.AsValue(v))
 }
 
 // items lists what a for loop or join iterates over: list elements, the

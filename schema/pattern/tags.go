@@ -262,7 +262,34 @@ func setParser(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (po
 	return n, nil
 }
 
+// printNode writes an expression's value as Python's str() would (floats
+// as 2.5, not 2.500000; nil as nothing).
+type printNode struct{ expr pongo2.IEvaluator }
+
+func (n *printNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWriter) *pongo2.Error {
+	v, err := n.expr.Evaluate(ctx)
+	if err != nil {
+		return err
+	}
+	w.WriteString(outStr(v))
+	return nil
+}
+
+func printParser(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (pongo2.INodeTag, *pongo2.Error) {
+	e, err := args.ParseExpression()
+	if err != nil {
+		return nil, err
+	}
+	if args.Remaining() > 0 {
+		return nil, args.Error("unexpected text after the expression", nil)
+	}
+	return &printNode{expr: e}, nil
+}
+
 func init() {
+	if err := pongo2.RegisterTag("pex_print", printParser); err != nil {
+		panic(err)
+	}
 	// Tag names are global in pongo2 too; only new pex_ names are added.
 	if err := pongo2.RegisterTag("pex_for", forParser); err != nil {
 		panic(err)

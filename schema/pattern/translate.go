@@ -378,10 +378,10 @@ func (t *translation) lexString(i int) (string, int, *Error) {
 // expr translates "{{ ... }}" starting at j.
 func (t *translation) expr(j int) (int, *Error) {
 	start := j + 2
-	open := "{{"
+	open := "{%"
 	if start < len(t.src) && t.src[start] == '-' {
 		start++
-		open = "{{-"
+		open = "{%-"
 	} else if start < len(t.src) && t.src[start] == '+' {
 		return 0, t.errAt(j, "'{{+' is not supported")
 	}
@@ -392,11 +392,16 @@ func (t *translation) expr(j int) (int, *Error) {
 	if len(toks) == 0 {
 		return 0, t.errAt(j, "empty expression")
 	}
-	t.emit(open+" ", j)
+	// {{ x }} becomes {% pex_print x %} so values print as Python would.
+	t.emit(open+" pex_print ", j)
 	if err := t.exprToks(toks, false); err != nil {
 		return 0, err
 	}
-	t.emit(" "+t.src[closePos:end], closePos)
+	closer := " %}"
+	if t.src[closePos] == '-' {
+		closer = " -%}"
+	}
+	t.emit(closer, closePos)
 	return end, nil
 }
 

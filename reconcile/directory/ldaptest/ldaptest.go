@@ -431,4 +431,3 @@ func WriteOtherCA(tb testing.TB) string {
 	}
 	return p
 }
-

@@ -1,0 +1,386 @@
+package directory
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Config says how to reach an LDAP server. The caller reads BindPassword from the
+// environment variable the configuration names; it is never logged.
+type Config struct {
+	URL          string // ldap://host[:port] or ldaps://host[:port]
+	BaseDN       string
+	BindDN       string // "" = anonymous
+	BindPassword string
+	StartTLS     bool   // upgrade ldap:// with StartTLS (refused with ldaps://)
+	CAFile       string // PEM bundle to verify the server with; "" = the system roots
+	PageSize     int    // simple paged results page size (RFC 2696); 0 = 1000
+	// Timeout bounds connecting (TCP and TLS), binding, and each page of a search
+	// (client side, and the server-side time limit); 0 = 30s.
+	Timeout time.Duration
+	Logger  *slog.Logger // nil = slog.Default()
+}
+
+// ldapDirectory is a Directory over one LDAP connection shared by all searches; it
+// connects on first use and reconnects after a failure.
+type ldapDirectory struct {
+	cfg     Config
+	log     *slog.Logger
+	tls     *tls.Config
+	safeURL string
+
+	// searchMu serialises searches: OpenLDAP keeps one paged-results state per connection,
+	// so interleaved paged searches on one connection invalidate each other's cookies.
+	searchMu sync.Mutex
+
+	mu     sync.Mutex // guards conn and closed
+	conn   *ldap.Conn
+	closed bool
+}
+
+// NewLDAP checks the configuration and returns a Directory for it. It does not connect:
+// the first Search does (and any Search after a failed one reconnects), so a directory that
+// is down fails its templates' searches, not the construction.
+func NewLDAP(cfg Config) (Directory, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("ldap directory: parse url: %w", err)
+	}
+	safe := scrubURL(u)
+	switch u.Scheme {
+	case "ldap", "ldaps":
+	default:
+		return nil, fmt.Errorf("ldap directory %s: scheme must be ldap or ldaps", safe)
+	}
+	if u.Scheme == "ldaps" && cfg.StartTLS {
+		return nil, fmt.Errorf("ldap directory %s: start_tls is for ldap:// urls, not ldaps://", safe)
+	}
+	if cfg.BindDN != "" && cfg.BindPassword == "" {
+		// An empty password would be an unauthenticated bind that "succeeds" with no rights.
+		return nil, fmt.Errorf("ldap directory %s: bind dn %q has an empty password", safe, cfg.BindDN)
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 1000
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	d := &ldapDirectory{cfg: cfg, log: cfg.Logger, safeURL: safe}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	d.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("ldap directory %s: read ca file: %w", safe, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ldap directory %s: ca file %s holds no PEM certificate", safe, cfg.CAFile)
+		}
+		d.tls.RootCAs = pool
+	}
+	return d, nil
+}
+
+// scrubURL returns scheme://host[:port] with any user information dropped.
+func scrubURL(u *url.URL) string {
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
+}
+
+func (d *ldapDirectory) fail(op string, err error) error {
+	return fmt.Errorf("%w: %s: %s: %w", ErrFailClosed, d.safeURL, op, err)
+}
+
+// connection returns the shared connection, dialling and binding when there is none.
+func (d *ldapDirectory) connection() (*ldap.Conn, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, d.fail("connect", errors.New("directory is closed"))
+	}
+	if d.conn != nil && !d.conn.IsClosing() {
+		return d.conn, nil
+	}
+	if d.conn != nil {
+		d.conn.Close()
+		d.conn = nil
+	}
+	dialer := &net.Dialer{Timeout: d.cfg.Timeout}
+	c, err := ldap.DialURL(d.cfg.URL, ldap.DialWithDialer(dialer), ldap.DialWithTLSConfig(d.tls))
+	if err != nil {
+		return nil, d.fail("connect", err)
+	}
+	c.SetTimeout(d.cfg.Timeout)
+	if d.cfg.StartTLS {
+		if err := c.StartTLS(d.tls); err != nil {
+			c.Close()
+			return nil, d.fail("starttls", err)
+		}
+	}
+	if d.cfg.BindDN != "" {
+		if err := c.Bind(d.cfg.BindDN, d.cfg.BindPassword); err != nil {
+			c.Close()
+			return nil, d.fail(fmt.Sprintf("bind as %q", d.cfg.BindDN), err)
+		}
+	}
+	d.conn = c
+	return c, nil
+}
+
+// drop closes c if it is still the shared connection, so the next search reconnects.
+func (d *ldapDirectory) drop(c *ldap.Conn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.conn == c {
+		d.conn.Close()
+		d.conn = nil
+	}
+}
+
+func (d *ldapDirectory) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closed = true
+	if d.conn != nil {
+		err := d.conn.Close()
+		d.conn = nil
+		return err
+	}
+	return nil
+}
+
+// Search runs one paged subtree search. Entries are passed to fn page by page in the
+// server's order; if anything fails after some entries were passed, Search still returns
+// an error and the caller must discard what it got.
+//
+// DisabledFilter is evaluated client-side with the same evaluator as LDIF files (the
+// attributes it references are fetched too), which costs no second search. When it uses
+// LDAP_MATCHING_RULE_IN_CHAIN (nested groups), or a matching rule the evaluator does not
+// know, only the server can evaluate it: a second paged search for (&filter disabled),
+// returning DNs only, runs first.
+//
+// Searches on one Directory share its connection and run one at a time (concurrent calls
+// wait); fn must not call Search on the same Directory.
+func (d *ldapDirectory) Search(ctx context.Context, req Request, fn func(Entry) error) error {
+	d.searchMu.Lock()
+	defer d.searchMu.Unlock()
+	base := searchBase(req.SearchDN, d.cfg.BaseDN)
+	filter := strings.TrimSpace(req.Filter)
+	if filter == "" {
+		filter = "(objectClass=*)"
+	}
+	if _, err := ldap.CompileFilter(filter); err != nil {
+		return d.fail(fmt.Sprintf("search %q", base), fmt.Errorf("filter %q: %w", filter, err))
+	}
+	var (
+		disabled    *Filter
+		disabledDNs map[string]bool
+	)
+	if df := strings.TrimSpace(req.DisabledFilter); df != "" {
+		f, err := CompileFilter(df)
+		if err == nil && !f.inChain {
+			disabled = f
+		} else {
+			if _, err := ldap.CompileFilter(df); err != nil {
+				return d.fail(fmt.Sprintf("search %q", base), fmt.Errorf("disabled filter %q: %w", df, err))
+			}
+			disabledDNs = map[string]bool{}
+			err := d.paged(ctx, base, "(&"+filter+df+")", []string{"1.1"}, func(e *ldap.Entry) error {
+				disabledDNs[normalizeDN(e.DN)] = true
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+
+	key := baseName(req.KeyAttribute)
+	type proj struct{ name, lower string }
+	var projs []proj
+	all := req.Attributes == nil
+	var attrs []string
+	seen := map[string]bool{}
+	addAttr := func(a string) {
+		if l := strings.ToLower(a); !seen[l] {
+			seen[l] = true
+			attrs = append(attrs, a)
+		}
+	}
+	for _, a := range req.Attributes {
+		if a == "*" {
+			all = true
+			continue
+		}
+		projs = append(projs, proj{a, baseName(a)})
+	}
+	if all {
+		addAttr("*")
+	}
+	for _, p := range projs {
+		addAttr(p.name)
+	}
+	if key != "" {
+		addAttr(req.KeyAttribute)
+	}
+	if disabled != nil {
+		for _, a := range disabled.Attributes() {
+			addAttr(a)
+		}
+	}
+	if len(attrs) == 0 {
+		attrs = []string{"1.1"} // no attributes, DNs only
+	}
+
+	var rec Record
+	return d.paged(ctx, base, filter, attrs, func(le *ldap.Entry) error {
+		rec.DN = le.DN
+		rec.Attrs = rec.Attrs[:0]
+		for _, a := range le.Attributes {
+			rec.Attrs = append(rec.Attrs, Attribute{Name: a.Name, Values: a.Values, lower: baseName(a.Name)})
+		}
+		e := Entry{DN: le.DN, Key: le.DN}
+		if key != "" {
+			v := rec.values(key)
+			if len(v) == 0 {
+				return d.fail(fmt.Sprintf("search %q", base), fmt.Errorf("entry %q has no key attribute %q", le.DN, req.KeyAttribute))
+			}
+			e.Key = v[0]
+		}
+		switch {
+		case disabled != nil:
+			e.Disabled = disabled.Match(&rec)
+		case disabledDNs != nil:
+			e.Disabled = disabledDNs[normalizeDN(le.DN)]
+		}
+		if all {
+			e.Attrs = make(map[string][]string, len(rec.Attrs)+len(projs))
+			for _, a := range rec.Attrs {
+				e.Attrs[a.Name] = a.Values
+			}
+		} else {
+			e.Attrs = make(map[string][]string, len(projs))
+		}
+		for _, p := range projs {
+			if v := rec.values(p.lower); v != nil {
+				e.Attrs[p.name] = v
+			}
+		}
+		return fn(e)
+	})
+}
+
+// paged runs a subtree search with simple paged results and calls each for every entry.
+func (d *ldapDirectory) paged(ctx context.Context, base, filter string, attrs []string, each func(*ldap.Entry) error) error {
+	op := fmt.Sprintf("search %q %s", base, filter)
+	d.log.Debug("ldap search", "directory", d.safeURL, "ldapsearch", d.ldapsearchCommand(base, filter, attrs))
+	conn, err := d.connection()
+	if err != nil {
+		return err
+	}
+	timeLimit := int((d.cfg.Timeout + time.Second - 1) / time.Second)
+	paging := ldap.NewControlPaging(uint32(d.cfg.PageSize))
+	start := time.Now()
+	entries, pages := 0, 0
+	for {
+		if err := ctx.Err(); err != nil {
+			d.abandon(conn, base, filter, paging)
+			return d.fail(op, err)
+		}
+		sr := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, timeLimit, false,
+			filter, attrs, []ldap.Control{paging})
+		res, err := conn.Search(sr)
+		if err != nil {
+			d.drop(conn)
+			if entries > 0 || pages > 0 {
+				err = fmt.Errorf("after %d entries in %d pages: %w", entries, pages, err)
+			}
+			return d.fail(op, err)
+		}
+		pages++
+		for _, ref := range res.Referrals {
+			// Continuation references (AD's DomainDnsZones and the like) point to other
+			// naming contexts this client does not chase; a referral *result* is an error above.
+			d.log.Debug("ldap search: continuation reference not followed", "directory", d.safeURL, "base", base, "reference", ref)
+		}
+		for _, e := range res.Entries {
+			entries++
+			if err := each(e); err != nil {
+				d.abandon(conn, base, filter, paging)
+				return err
+			}
+		}
+		ctrl, _ := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
+		if ctrl == nil || len(ctrl.Cookie) == 0 {
+			break
+		}
+		paging.SetCookie(ctrl.Cookie)
+	}
+	d.log.Debug("ldap search done", "directory", d.safeURL, "base", base, "entries", entries, "pages", pages, "elapsed", time.Since(start))
+	return nil
+}
+
+// abandon tells the server to release a paged search stopped early (RFC 2696: page size 0
+// with the cookie). Best effort: errors are ignored.
+func (d *ldapDirectory) abandon(conn *ldap.Conn, base, filter string, paging *ldap.ControlPaging) {
+	if len(paging.Cookie) == 0 {
+		return
+	}
+	stop := ldap.NewControlPaging(0)
+	stop.SetCookie(paging.Cookie)
+	_, _ = conn.Search(ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
+		filter, []string{"1.1"}, []ldap.Control{stop}))
+}
+
+// ldapsearchCommand is the same search as an OpenLDAP ldapsearch command line, for
+// operators to reproduce it. The password is never included (-W prompts for it).
+func (d *ldapDirectory) ldapsearchCommand(base, filter string, attrs []string) string {
+	var b strings.Builder
+	if d.cfg.CAFile != "" {
+		b.WriteString("LDAPTLS_CACERT=" + shellQuote(d.cfg.CAFile) + " ")
+	}
+	b.WriteString("ldapsearch -H " + shellQuote(d.safeURL) + " -x")
+	if d.cfg.StartTLS {
+		b.WriteString(" -ZZ")
+	}
+	if d.cfg.BindDN != "" {
+		b.WriteString(" -D " + shellQuote(d.cfg.BindDN) + " -W")
+	}
+	b.WriteString(" -b " + shellQuote(base) + " -s sub")
+	b.WriteString(" -E pr=" + strconv.Itoa(d.cfg.PageSize) + "/noprompt")
+	b.WriteString(" -l " + strconv.Itoa(int((d.cfg.Timeout+time.Second-1)/time.Second)))
+	b.WriteString(" " + shellQuote(filter))
+	for _, a := range attrs {
+		b.WriteString(" " + shellQuote(a))
+	}
+	return b.String()
+}
+
+func shellQuote(s string) string {
+	safe := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.,:/=@+%", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

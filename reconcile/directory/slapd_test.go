@@ -1,0 +1,433 @@
+package directory_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+	"github.com/roster-dev/roster/reconcile/directory"
+	"github.com/roster-dev/roster/reconcile/directory/ldaptest"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func people(t testing.TB, n int) []byte {
+	var b bytes.Buffer
+	if err := directory.GeneratePeople(&b, n, "dc=example,dc=com"); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func newLDAP(t testing.TB, cfg directory.Config) directory.Directory {
+	t.Helper()
+	d, err := directory.NewLDAP(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func adminConfig(s *ldaptest.Server) directory.Config {
+	return directory.Config{URL: s.URL, BaseDN: s.BaseDN, BindDN: s.AdminDN, BindPassword: s.AdminPassword, Timeout: 10 * time.Second}
+}
+
+func collect(d directory.Directory, req directory.Request) ([]directory.Entry, error) {
+	var out []directory.Entry
+	err := d.Search(context.Background(), req, func(e directory.Entry) error { out = append(out, e); return nil })
+	return out, err
+}
+
+var peopleReq = directory.Request{
+	SearchDN: "ou=people", Filter: "(objectClass=inetOrgPerson)",
+	DisabledFilter: "(employeeType=disabled)", KeyAttribute: "entryUUID",
+	Attributes: []string{"uid", "CN", "givenName", "sn", "mail"},
+}
+
+// TestLDAPPagingMatchesLDIF searches 2,600 entries in pages of 1000 and checks the result
+// is exactly what the LDIF implementation returns for the same data (keys, disabled flags,
+// projected attributes including non-ASCII names).
+func TestLDAPPagingMatchesLDIF(t *testing.T) {
+	data := people(t, 2600)
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: data})
+	logs := &syncBuffer{}
+	cfg := adminConfig(s)
+	cfg.PageSize = 1000
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	got, err := collect(newLDAP(t, cfg), peopleReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := directory.NewLDIF(data, "dc=example,dc=com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := collect(ld, peopleReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2600 || len(want) != 2600 {
+		t.Fatalf("ldap %d entries, ldif %d, want 2600", len(got), len(want))
+	}
+	disabled, nonASCII := 0, 0
+	for i := range got {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("entry %d differs:\nldap %+v\nldif %+v", i, got[i], want[i])
+		}
+		if got[i].Disabled {
+			disabled++
+		}
+		if strings.ContainsAny(got[i].Attrs["CN"][0], "éøüÅöäçłñ") {
+			nonASCII++
+		}
+	}
+	if disabled != 52 || nonASCII == 0 {
+		t.Errorf("disabled %d (want 52), non-ASCII names %d", disabled, nonASCII)
+	}
+	l := logs.String()
+	for _, want := range []string{"pages=3", "entries=2600", "-E pr=1000/noprompt", "-D cn=admin,dc=example,dc=com -W", "'(objectClass=inetOrgPerson)'"} {
+		if !strings.Contains(l, want) {
+			t.Errorf("debug log lacks %q:\n%s", want, l)
+		}
+	}
+	if strings.Contains(l, s.AdminPassword) {
+		t.Error("debug log contains the bind password")
+	}
+}
+
+func TestLDAPTLS(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 10)})
+	other := ldaptest.WriteOtherCA(t)
+	tests := []struct {
+		name     string
+		url      string
+		startTLS bool
+		ca       string
+		wantErr  string
+	}{
+		{"ldaps with the right CA", s.LDAPSURL, false, s.CAFile, ""},
+		{"ldaps with another CA", s.LDAPSURL, false, other, "certificate"},
+		{"ldaps with system roots", s.LDAPSURL, false, "", "certificate"},
+		{"starttls with the right CA", s.URL, true, s.CAFile, ""},
+		{"starttls with another CA", s.URL, true, other, "starttls"},
+		{"plain ldap", s.URL, false, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := adminConfig(s)
+			cfg.URL, cfg.StartTLS, cfg.CAFile = tt.url, tt.startTLS, tt.ca
+			got, err := collect(newLDAP(t, cfg), peopleReq)
+			if tt.wantErr == "" {
+				if err != nil || len(got) != 10 {
+					t.Fatalf("got %d entries, err %v", len(got), err)
+				}
+				return
+			}
+			if !errors.Is(err, directory.ErrFailClosed) || !strings.Contains(err.Error(), tt.wantErr) || got != nil {
+				t.Fatalf("err = %v (entries %d), want fail closed with %q", err, len(got), tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLDAPConnectAndBindFailures(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 5)})
+	down := ldaptest.Start(t, ldaptest.Options{})
+	down.Stop()
+	tests := []struct {
+		name    string
+		cfg     directory.Config
+		wantErr string // "" = success
+	}{
+		{"anonymous", directory.Config{URL: s.URL, BaseDN: s.BaseDN}, ""},
+		{"reader", directory.Config{URL: s.URL, BaseDN: s.BaseDN, BindDN: s.ReaderDN, BindPassword: s.ReaderPassword}, ""},
+		{"wrong password", directory.Config{URL: s.URL, BaseDN: s.BaseDN, BindDN: s.ReaderDN, BindPassword: "wrong-pw-123"}, "Invalid Credentials"},
+		{"unknown bind dn", directory.Config{URL: s.URL, BaseDN: s.BaseDN, BindDN: "cn=nobody,dc=example,dc=com", BindPassword: "x-pw-456"}, "bind as"},
+		{"connection refused", directory.Config{URL: down.URL, BaseDN: s.BaseDN}, "connect"},
+		{"credentials in url scrubbed", directory.Config{URL: strings.Replace(down.URL, "ldap://", "ldap://user:url-secret@", 1), BaseDN: s.BaseDN}, "connect"},
+		{"wrong base", directory.Config{URL: s.URL, BaseDN: "dc=nowhere,dc=com"}, "No Such Object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := collect(newLDAP(t, tt.cfg), peopleReq)
+			if tt.wantErr == "" {
+				if err != nil || len(got) != 5 {
+					t.Fatalf("got %d entries, err %v", len(got), err)
+				}
+				return
+			}
+			if !errors.Is(err, directory.ErrFailClosed) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want fail closed containing %q", err, tt.wantErr)
+			}
+			for _, secret := range []string{tt.cfg.BindPassword, "url-secret"} {
+				if secret != "" && strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q reveals a secret", err)
+				}
+			}
+		})
+	}
+	for _, cfg := range []directory.Config{
+		{URL: "http://x", BaseDN: "dc=x"},
+		{URL: "ldaps://x", StartTLS: true},
+		{URL: "ldap://x", BindDN: "cn=a", BindPassword: ""},
+		{URL: "ldap://x", CAFile: "/nonexistent/ca.pem"},
+	} {
+		if _, err := directory.NewLDAP(cfg); err == nil {
+			t.Errorf("NewLDAP(%+v) succeeded, want an error", cfg)
+		}
+	}
+}
+
+// TestLDAPKilledMidSearch kills slapd after the first page: the search must fail, and the
+// next search (after a restart) must reconnect and succeed.
+func TestLDAPKilledMidSearch(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 3000)})
+	cfg := adminConfig(s)
+	cfg.PageSize = 100
+	d := newLDAP(t, cfg)
+	n := 0
+	err := d.Search(context.Background(), peopleReq, func(directory.Entry) error {
+		n++
+		if n == 1 {
+			s.Kill()
+		}
+		return nil
+	})
+	if !errors.Is(err, directory.ErrFailClosed) {
+		t.Fatalf("search with slapd killed: err = %v after %d entries, want fail closed", err, n)
+	}
+	if n >= 3000 {
+		t.Fatalf("got all %d entries although slapd was killed", n)
+	}
+	s.Restart()
+	got, err := collect(d, peopleReq)
+	if err != nil || len(got) != 3000 {
+		t.Fatalf("after restart: %d entries, err %v", len(got), err)
+	}
+}
+
+func TestLDAPTimeout(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 5)})
+	cfg := adminConfig(s)
+	cfg.Timeout = 500 * time.Millisecond
+	d := newLDAP(t, cfg)
+	if _, err := collect(d, peopleReq); err != nil { // connect and bind first
+		t.Fatal(err)
+	}
+	pid := s.PID()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil || pid == 0 {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	for i := 0; i < 200 && !stopped(pid); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	start := time.Now()
+	got, err := collect(d, peopleReq)
+	if !errors.Is(err, directory.ErrFailClosed) || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("err = %v (%d entries), want a fail-closed timeout", err, len(got))
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("timeout took %v", el)
+	}
+}
+
+// stopped reports whether the process is in the stopped state (T).
+func stopped(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(f) > 0 && f[0] == "T"
+}
+
+func TestLDAPSizeLimit(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 300), SizeLimit: 100})
+	cfg := directory.Config{URL: s.URL, BaseDN: s.BaseDN, BindDN: s.ReaderDN, BindPassword: s.ReaderPassword, PageSize: 50}
+	d := newLDAP(t, cfg)
+	got, err := collect(d, peopleReq)
+	if !errors.Is(err, directory.ErrFailClosed) || !strings.Contains(err.Error(), "Size Limit Exceeded") {
+		t.Fatalf("err = %v (%d entries), want fail closed on the size limit", err, len(got))
+	}
+	req := peopleReq
+	req.Filter = "(&(objectClass=inetOrgPerson)(departmentNumber=Legal))" // 50 entries: under the limit
+	got, err = collect(d, req)
+	if err != nil || len(got) != 50 {
+		t.Fatalf("under the limit: %d entries, err %v", len(got), err)
+	}
+}
+
+func TestLDAPEntries(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: []byte(`dn: ou=staff,dc=example,dc=com
+objectClass: organizationalUnit
+ou: staff
+
+dn: ou=remote,dc=example,dc=com
+objectClass: referral
+objectClass: extensibleObject
+ou: remote
+ref: ldap://other.example.com/ou=remote,dc=example,dc=com
+`)})
+	s.Add(`dn: uid=zoe,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: zoe
+cn:: Wm/DqyDDhW5nc3Ryw7Zt
+sn: Ångström
+mail: zoe@example.com
+mail: zoe.alias@example.com
+employeeType: Disabled
+jpegPhoto:: AAECA/8Q/w==
+
+dn: uid=bob,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: bob
+cn: Bob Brown
+sn: Brown
+employeeType: staff
+`)
+	logs := &syncBuffer{}
+	cfg := adminConfig(s)
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := newLDAP(t, cfg)
+	keyOf := func(req directory.Request) map[string]directory.Entry {
+		t.Helper()
+		got, err := collect(d, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]directory.Entry{}
+		for _, e := range got {
+			m[e.Attrs["uid"][0]] = e
+		}
+		return m
+	}
+	req := directory.Request{Filter: "(objectClass=inetOrgPerson)", KeyAttribute: "entryUUID",
+		DisabledFilter: "(employeeType=disabled)", Attributes: []string{"uid", "cn", "SN", "jpegPhoto"}}
+
+	before := keyOf(req)
+	zoe := before["zoe"]
+	if !zoe.Disabled || before["bob"].Disabled {
+		t.Errorf("disabled: zoe %v bob %v", zoe.Disabled, before["bob"].Disabled)
+	}
+	if zoe.Attrs["cn"][0] != "Zoë Ångström" || zoe.Attrs["SN"][0] != "Ångström" {
+		t.Errorf("non-ASCII values: %q", zoe.Attrs)
+	}
+	if got := zoe.Attrs["jpegPhoto"]; len(got) != 1 || got[0] != "\x00\x01\x02\x03\xff\x10\xff" {
+		t.Errorf("binary jpegPhoto = %q", got)
+	}
+	if len(zoe.Key) != 36 {
+		t.Errorf("entryUUID key = %q", zoe.Key)
+	}
+	if !strings.Contains(logs.String(), "continuation reference not followed") {
+		t.Errorf("subtree search did not log the continuation reference:\n%s", logs.String())
+	}
+
+	// A filter with non-ASCII values.
+	if m := keyOf(directory.Request{Filter: "(sn=ångström)", Attributes: []string{"uid"}}); len(m) != 1 || m["zoe"].DN == "" {
+		t.Errorf("non-ASCII filter matched %v", m)
+	}
+
+	// Rename and move: same key, new DN.
+	c := s.Conn()
+	if err := c.ModifyDN(ldap.NewModifyDNRequest("uid=zoe,ou=people,dc=example,dc=com", "uid=zoe2", true, "ou=staff,dc=example,dc=com")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	after := keyOf(req)
+	if after["zoe2"].Key != zoe.Key || after["zoe2"].DN != "uid=zoe2,ou=staff,dc=example,dc=com" {
+		t.Errorf("after rename: %+v, want key %s", after["zoe2"], zoe.Key)
+	}
+
+	// A disabled filter the client cannot evaluate is evaluated by the server.
+	req.DisabledFilter = "(employeeType:caseExactMatch:=Disabled)"
+	m := keyOf(req)
+	if !m["zoe2"].Disabled || m["bob"].Disabled {
+		t.Errorf("server-side disabled filter: zoe %v bob %v", m["zoe2"].Disabled, m["bob"].Disabled)
+	}
+	req.DisabledFilter = "(employeeType:caseExactMatch:=disabled)"
+	if m := keyOf(req); m["zoe2"].Disabled {
+		t.Error("caseExactMatch was not applied by the server")
+	}
+
+	// Zero entries is success; the caller applies the safety guard.
+	got, err := collect(d, directory.Request{Filter: "(uid=nobody)"})
+	if err != nil || len(got) != 0 {
+		t.Errorf("zero entries: %d, err %v", len(got), err)
+	}
+	// A key attribute missing from an entry fails closed.
+	_, err = collect(d, directory.Request{Filter: "(objectClass=inetOrgPerson)", KeyAttribute: "mail"})
+	if !errors.Is(err, directory.ErrFailClosed) || !strings.Contains(err.Error(), "uid=bob") {
+		t.Errorf("missing key: err = %v", err)
+	}
+	// A referral result is an error.
+	_, err = collect(d, directory.Request{SearchDN: "ou=remote"})
+	if !errors.Is(err, directory.ErrFailClosed) || !strings.Contains(err.Error(), "Referral") {
+		t.Errorf("referral: err = %v", err)
+	}
+	// A callback error is returned as is.
+	stop := errors.New("stop here")
+	if err := d.Search(context.Background(), req, func(directory.Entry) error { return stop }); err != stop {
+		t.Errorf("callback error: %v", err)
+	}
+}
+
+func TestLDAPConcurrentSearches(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 1200)})
+	cfg := adminConfig(s)
+	cfg.PageSize = 250
+	d := newLDAP(t, cfg)
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			req := peopleReq
+			want := 1200
+			if i%2 == 1 {
+				req.Filter = "(departmentNumber=Sales)"
+				want = 200
+			}
+			got, err := collect(d, req)
+			if err == nil && len(got) != want {
+				err = fmt.Errorf("search %d: %d entries, want %d", i, len(got), want)
+			}
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
