@@ -190,7 +190,7 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 		if matched[v] {
 			continue
 		}
-		if settled(v.SyncTag) {
+		if settled(v.SyncTag) || d.Keep[ownerKey(v.SyncTag, v.EntryKey, v.Name)] {
 			for _, c := range vmrClaims(v) {
 				fixed[c] = holder{owner: ownerKey(v.SyncTag, v.EntryKey, v.Name), tag: v.SyncTag, key: v.Name}
 			}
@@ -212,7 +212,7 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 		old := olds[i]
 		want := dv.VMR
 		applyVMROverrides(&want, old, dv)
-		mail := d.Mail[dv.SyncTag]
+		mail := d.mailFor(dv.SyncTag, dv.Name)
 		if old == nil {
 			p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionCreate, Key: want.Name, Template: want.SyncTag,
 				After: vmrMap(&want), vmr: &want})
@@ -438,7 +438,7 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 		if matched[v] {
 			continue
 		}
-		if settled(v.SyncTag) {
+		if settled(v.SyncTag) || d.Keep[ownerKey(v.SyncTag, v.EntryKey, v.Alias)] {
 			fixed[claim{"device", v.Alias}] = holder{owner: ownerKey(v.SyncTag, v.EntryKey, v.Alias), tag: v.SyncTag, key: v.Alias}
 			continue
 		}
@@ -457,7 +457,7 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 		old := olds[i]
 		w := dd.Device
 		applyDeviceOverrides(&w, old, dd)
-		mail := d.Mail[dd.SyncTag]
+		mail := d.mailFor(dd.SyncTag, dd.Alias)
 		if old == nil {
 			p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionCreate, Key: w.Alias, Template: w.SyncTag,
 				After: deviceMap(&w), device: &w})
@@ -619,10 +619,10 @@ func planReminders(p *Plan, d *Desired, a *state.Actual) {
 		sort.Slice(vs, func(i, j int) bool { return vs[i].Name < vs[j].Name })
 		sort.Slice(ds, func(i, j int) bool { return ds[i].Alias < ds[j].Alias })
 		for _, v := range vs {
-			p.addVMREmail(d.Mail[v.SyncTag], v, "reminder")
+			p.addVMREmail(d.mailFor(v.SyncTag, v.Name), v, "reminder")
 		}
 		for _, dv := range ds {
-			p.addDeviceEmail(d.Mail[dv.SyncTag], dv, "reminder")
+			p.addDeviceEmail(d.mailFor(dv.SyncTag, dv.Alias), dv, "reminder")
 		}
 	}
 }

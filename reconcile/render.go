@@ -1,0 +1,526 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/roster-dev/roster/reconcile/directory"
+	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/schema/pattern"
+	"github.com/roster-dev/roster/state"
+)
+
+// Inputs are what one reconcile renders from.
+type Inputs struct {
+	Config *schema.Config
+	Repo   *schema.Repo
+	Commit string
+	Env    *pattern.Env
+	// Directory returns the directory a template's `source` names; the caller owns and
+	// closes it.
+	Directory func(name string) (directory.Directory, error)
+	Now       time.Time
+	// DefaultEmails are the built-in activation, invite and admin_summary emails, used where
+	// settings.yaml gives none.
+	DefaultEmails map[string]MailSpec
+	// Workers renders entries in parallel (default GOMAXPROCS).
+	Workers int
+}
+
+// Render searches the directory for each sync template and renders desired objects. A
+// template whose search or patterns fail gets TemplateResult.Err and contributes nothing;
+// the diff then leaves its objects alone (fail closed). Other templates proceed.
+func Render(ctx context.Context, in Inputs) (*Desired, error) {
+	repo := in.Repo
+	d := &Desired{
+		Commit: in.Commit, Now: in.Now, Settings: repo.Settings, Reminders: repo.Reminders,
+		Invites: repo.Invites, Mail: map[string]*TemplateMail{},
+		UserLimit: repo.Settings.LifetimeUserLimit, PaidLicenses: repo.Settings.Licenses.Paid,
+		InviteTTL: repo.Settings.InviteTTL.Duration, Keep: map[string]bool{},
+	}
+	if d.InviteTTL <= 0 {
+		d.InviteTTL = 336 * time.Hour
+	}
+	settingsMail(d, in)
+	for _, g := range repo.TrackingCodes {
+		sg := &state.TrackingGroup{Slot: g.Slot, Name: g.Name, InputMode: g.InputMode, Usage: g.Usage, Sort: g.Sort}
+		for _, c := range g.Codes {
+			sg.Codes = append(sg.Codes, state.TrackingCode{Code: c.Code, Active: c.Active, Default: c.Default})
+		}
+		d.Tracking = append(d.Tracking, sg)
+	}
+	declared(d, in)
+	var remote []*DesiredUser
+	for _, t := range repo.Templates {
+		res := &TemplateResult{Name: t.Name}
+		d.Templates = append(d.Templates, res)
+		d.Mail[t.Name] = templateMail(t, repo)
+		out, err := renderTemplate(ctx, in, t)
+		if err != nil {
+			res.Err = err
+			continue
+		}
+		res.Entries = out.entries
+		d.VMRs = append(d.VMRs, out.vmrs...)
+		d.Devices = append(d.Devices, out.devices...)
+		remote = append(remote, out.users...)
+		d.Warnings = append(d.Warnings, out.warnings...)
+		for k := range out.keep {
+			d.Keep[k] = true
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.Users = mergeUsers(d, remote, repo.Users)
+	return d, nil
+}
+
+func isHTML(path string) bool {
+	p := strings.ToLower(path)
+	return strings.HasSuffix(p, ".html") || strings.HasSuffix(p, ".htm")
+}
+
+func mailSpec(repo *schema.Repo, smtp string, e *schema.EmailPattern) *MailSpec {
+	if e == nil {
+		return nil
+	}
+	return &MailSpec{SMTPServer: smtp, Subject: e.Subject, Body: repo.EmailBodies[e.BodyFile], BodyPath: e.BodyFile, HTML: isHTML(e.BodyFile)}
+}
+
+func templateMail(t *schema.Template, repo *schema.Repo) *TemplateMail {
+	m := &TemplateMail{Send: t.Emails.Send, AllowEmailOverride: t.Emails.AllowEmailOverride, NotifyOn: map[string]bool{},
+		VMR: mailSpec(repo, t.Emails.SMTPServer, t.Emails.VMR), Device: mailSpec(repo, t.Emails.SMTPServer, t.Emails.Device)}
+	for _, f := range t.Emails.NotifyOn {
+		m.NotifyOn[f] = true
+	}
+	return m
+}
+
+// settingsMail sets the org-wide emails: activation, invite, admin summary — from
+// settings.yaml, else the built-in defaults. They are stored under those names with the
+// spec in the VMR slot.
+func settingsMail(d *Desired, in Inputs) {
+	se := in.Repo.Settings.Emails
+	for name, e := range map[string]*schema.EmailPattern{"activation": se.Activation, "invite": se.Invite, "admin_summary": se.AdminSummary} {
+		spec := mailSpec(in.Repo, se.SMTPServer, e)
+		if spec == nil {
+			if def, ok := in.DefaultEmails[name]; ok {
+				def.SMTPServer = se.SMTPServer
+				spec = &def
+			}
+		}
+		if spec != nil {
+			d.Mail[name] = &TemplateMail{Send: true, VMR: spec}
+		}
+	}
+}
+
+// declared adds the VMRs and devices declared by hand (sync tag "manual").
+func declared(d *Desired, in Inputs) {
+	repo := in.Repo
+	for _, v := range repo.VMRs {
+		dv := &DesiredVMR{VMR: state.VMR{Name: v.Name, Description: v.Description, Aliases: v.Aliases, PIN: v.PIN,
+			GuestPIN: v.GuestPIN, AllowGuests: v.AllowGuests, MaxCallrateIn: v.MaxCallrateIn, MaxCallrateOut: v.MaxCallrateOut,
+			ParticipantLimit: v.ParticipantLimit, Tag: v.Tag, OwnerEmail: v.PrimaryOwnerEmailAddress, SyncTag: state.ManualTag}}
+		d.VMRs = append(d.VMRs, dv)
+		if v.Emails != nil && v.Emails.Email != nil {
+			d.Mail[mailKey(state.ManualTag, v.Name)] = &TemplateMail{Send: v.Emails.Send, VMR: mailSpec(repo, v.Emails.SMTPServer, v.Emails.Email)}
+		}
+	}
+	for _, v := range repo.Devices {
+		dd := &DesiredDevice{Device: state.Device{Alias: v.Alias, Description: v.Description, Username: v.Username,
+			Password: v.Password, Tag: v.Tag, OwnerEmail: v.PrimaryOwnerEmailAddress, SyncTag: state.ManualTag}}
+		d.Devices = append(d.Devices, dd)
+		if v.Emails != nil && v.Emails.Email != nil {
+			d.Mail[mailKey(state.ManualTag, v.Alias)] = &TemplateMail{Send: v.Emails.Send, Device: mailSpec(repo, v.Emails.SMTPServer, v.Emails.Email)}
+		}
+	}
+}
+
+func mailKey(syncTag, key string) string { return syncTag + "\x00" + key }
+
+// mailFor finds how an object's owner is emailed: per object (declared), else per template.
+func (d *Desired) mailFor(syncTag, key string) *TemplateMail {
+	if m := d.Mail[mailKey(syncTag, key)]; m != nil {
+		return m
+	}
+	return d.Mail[syncTag]
+}
+
+// compiled holds a template's patterns, compiled once per reconcile.
+type compiled struct {
+	t                                                  *schema.Template
+	vName, vDesc, vPIN, vGuestPIN, vTag, vOwner        *pattern.Template
+	vAliases                                           []*pattern.Template
+	dAlias, dDesc, dUser, dPass, dTag, dOwner          *pattern.Template
+	uFirst, uLast, uEmail, uLang, uTZ, uHost, uLicense *pattern.Template
+	uTracking                                          [10]*pattern.Template
+	vmrOverridable, devOverridable                     map[string]bool
+}
+
+var identRE = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_-]*`)
+var tagRE = regexp.MustCompile(`\{\{.*?\}\}|\{%.*?%\}`)
+
+// attributesOf lists the directory attributes a set of patterns may read: every name
+// inside {{ }} and {% %}. Extra names (filters, keywords) cost nothing; a missing one
+// would render empty, so the list errs on the side of more.
+func attributesOf(srcs []string, extra ...string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(n string) {
+		n = strings.TrimSuffix(n, "_list")
+		if n != "" && !seen[strings.ToLower(n)] {
+			seen[strings.ToLower(n)] = true
+			out = append(out, n)
+		}
+	}
+	for _, s := range srcs {
+		for _, tag := range tagRE.FindAllString(s, -1) {
+			for _, id := range identRE.FindAllString(tag, -1) {
+				add(id)
+			}
+		}
+	}
+	for _, e := range extra {
+		add(e)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func compileTemplate(env *pattern.Env, t *schema.Template) (*compiled, []string, error) {
+	c := &compiled{t: t, vmrOverridable: map[string]bool{}, devOverridable: map[string]bool{}}
+	var srcs []string
+	var firstErr error
+	comp := func(field, src string) *pattern.Template {
+		srcs = append(srcs, src)
+		p, err := env.Compile(t.Name+"."+field, src)
+		if err != nil && firstErr == nil {
+			pos := t.FieldPos[field]
+			firstErr = fmt.Errorf("%s: pattern %s: %w", pos.Path, field, err)
+		}
+		return p
+	}
+	if t.SyncVMRs && t.VMR != nil {
+		v := t.VMR
+		c.vName, c.vDesc = comp("vmr.name", v.Name), comp("vmr.description", v.Description)
+		c.vPIN, c.vGuestPIN = comp("vmr.pin", v.PIN), comp("vmr.guest_pin", v.GuestPIN)
+		c.vTag, c.vOwner = comp("vmr.tag", v.Tag), comp("vmr.primary_owner_email_address", v.PrimaryOwnerEmailAddress)
+		for i, a := range v.Aliases {
+			c.vAliases = append(c.vAliases, comp(fmt.Sprintf("vmr.aliases[%d]", i), a))
+		}
+		for _, f := range v.Overridable {
+			c.vmrOverridable[f] = true
+		}
+	}
+	if t.SyncDevices && t.Device != nil {
+		v := t.Device
+		c.dAlias, c.dDesc = comp("device.alias", v.Alias), comp("device.description", v.Description)
+		c.dUser, c.dPass = comp("device.username", v.Username), comp("device.password", v.Password)
+		c.dTag, c.dOwner = comp("device.tag", v.Tag), comp("device.primary_owner_email_address", v.PrimaryOwnerEmailAddress)
+		for _, f := range v.Overridable {
+			c.devOverridable[f] = true
+		}
+	}
+	if t.SyncUsers && t.User != nil {
+		u := t.User
+		c.uFirst, c.uLast, c.uEmail = comp("user.first_name", u.FirstName), comp("user.last_name", u.LastName), comp("user.email", u.Email)
+		c.uLang, c.uTZ = comp("user.language", u.Language), comp("user.time_zone", u.TimeZone)
+		c.uHost, c.uLicense = comp("user.host_privilege", u.HostPrivilege), comp("user.license", u.License)
+		for slot, src := range u.Tracking {
+			if i := state.SlotIndex(slot); i < 10 {
+				c.uTracking[i] = comp("user.tracking."+slot, src)
+			}
+		}
+	}
+	return c, srcs, firstErr
+}
+
+type templateOutput struct {
+	entries  int
+	vmrs     []*DesiredVMR
+	devices  []*DesiredDevice
+	users    []*DesiredUser
+	warnings []Warning
+	keep     map[string]bool
+}
+
+// entryOutput is what one entry renders to.
+type entryOutput struct {
+	vmr    *DesiredVMR
+	device *DesiredDevice
+	user   *DesiredUser
+	warn   *Warning
+	keep   []string // owner keys whose objects must stay untouched (the entry failed to render)
+}
+
+func renderTemplate(ctx context.Context, in Inputs, t *schema.Template) (*templateOutput, error) {
+	c, srcs, err := compileTemplate(in.Env, t)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := in.Directory(t.Source)
+	if err != nil {
+		return nil, fmt.Errorf("directory %s: %w", t.Source, err)
+	}
+	req := directory.Request{SearchDN: t.UserSearchDN, Filter: t.UserFilter, DisabledFilter: t.DisabledFilter,
+		KeyAttribute: t.KeyAttribute, Attributes: attributesOf(srcs, t.KeyAttribute)}
+	workers := in.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	out := &templateOutput{keep: map[string]bool{}}
+	const chunk = 2048
+	batch := make([]directory.Entry, 0, chunk)
+	results := make([]entryOutput, chunk)
+	flush := func() {
+		renderBatch(in, c, batch, results[:len(batch)], workers)
+		for i := range batch {
+			r := &results[i]
+			if r.vmr != nil {
+				out.vmrs = append(out.vmrs, r.vmr)
+			}
+			if r.device != nil {
+				out.devices = append(out.devices, r.device)
+			}
+			if r.user != nil {
+				out.users = append(out.users, r.user)
+			}
+			if r.warn != nil {
+				out.warnings = append(out.warnings, *r.warn)
+			}
+			for _, k := range r.keep {
+				out.keep[k] = true
+			}
+			results[i] = entryOutput{}
+		}
+		batch = batch[:0]
+	}
+	err = dir.Search(ctx, req, func(e directory.Entry) error {
+		out.entries++
+		batch = append(batch, e)
+		if len(batch) == chunk {
+			flush()
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("search %s: %w", t.Source, err)
+	}
+	flush()
+	return out, nil
+}
+
+// renderBatch renders entries into results (same index) on several goroutines.
+func renderBatch(in Inputs, c *compiled, entries []directory.Entry, results []entryOutput, workers int) {
+	if workers <= 1 || len(entries) < 64 {
+		for i := range entries {
+			results[i] = renderEntry(in, c, &entries[i])
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	per := (len(entries) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*per, min((w+1)*per, len(entries))
+		if lo >= hi {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				results[i] = renderEntry(in, c, &entries[i])
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// renderer renders one entry's fields, remembering the first error.
+type renderer struct {
+	vars pattern.Vars
+	seed pattern.Seed
+	err  error
+	at   string
+}
+
+func (r *renderer) s(field string, p *pattern.Template) string {
+	if p == nil || r.err != nil {
+		return ""
+	}
+	r.seed.Field = field
+	out, err := p.Render(r.vars, r.seed)
+	if err != nil {
+		r.err, r.at = err, field
+		return ""
+	}
+	return strings.TrimSpace(out)
+}
+
+func renderEntry(in Inputs, c *compiled, e *directory.Entry) entryOutput {
+	t := c.t
+	r := &renderer{vars: pattern.FromAttrs(e.Attrs), seed: pattern.Seed{Template: t.Name, EntryKey: e.Key}}
+	r.vars["dn"] = e.DN
+	var out entryOutput
+	if c.vName != nil {
+		v := t.VMR
+		dv := &DesiredVMR{VMR: state.VMR{
+			Name: r.s("vmr.name", c.vName), Description: r.s("vmr.description", c.vDesc),
+			PIN: r.s("vmr.pin", c.vPIN), GuestPIN: r.s("vmr.guest_pin", c.vGuestPIN),
+			AllowGuests: v.AllowGuests, MaxCallrateIn: v.MaxCallrateIn, MaxCallrateOut: v.MaxCallrateOut,
+			ParticipantLimit: v.ParticipantLimit, Tag: r.s("vmr.tag", c.vTag),
+			OwnerEmail: r.s("vmr.primary_owner_email_address", c.vOwner), SyncTag: t.Name, EntryKey: e.Key,
+		}, Overridable: c.vmrOverridable}
+		seen := map[string]bool{}
+		for i, p := range c.vAliases {
+			a := r.s(fmt.Sprintf("vmr.aliases[%d]", i), p)
+			if a != "" && !seen[a] {
+				seen[a] = true
+				dv.Aliases = append(dv.Aliases, a)
+			}
+		}
+		if dv.Name != "" {
+			dv.Overrides = allowedOverrides(in.Repo.Overrides.VMRs[dv.Name], c.vmrOverridable, t.Emails.AllowEmailOverride)
+			out.vmr = dv
+		}
+	}
+	if c.dAlias != nil && (!e.Disabled || t.Device.SyncIfAccountDisabled) {
+		dd := &DesiredDevice{Device: state.Device{
+			Alias: r.s("device.alias", c.dAlias), Description: r.s("device.description", c.dDesc),
+			Username: r.s("device.username", c.dUser), Password: r.s("device.password", c.dPass),
+			Tag: r.s("device.tag", c.dTag), OwnerEmail: r.s("device.primary_owner_email_address", c.dOwner),
+			SyncTag: t.Name, EntryKey: e.Key,
+		}, Overridable: c.devOverridable}
+		if dd.Alias != "" {
+			dd.Overrides = allowedOverrides(in.Repo.Overrides.Devices[dd.Alias], c.devOverridable, t.Emails.AllowEmailOverride)
+			out.device = dd
+		}
+	}
+	if c.uEmail != nil {
+		u := &DesiredUser{User: state.User{
+			FirstName: r.s("user.first_name", c.uFirst), LastName: r.s("user.last_name", c.uLast),
+			Email: strings.ToLower(r.s("user.email", c.uEmail)), Language: r.s("user.language", c.uLang),
+			TimeZone: r.s("user.time_zone", c.uTZ), HostPrivilege: strings.ToUpper(r.s("user.host_privilege", c.uHost)),
+			License: strings.ToLower(r.s("user.license", c.uLicense)), Active: !e.Disabled, Origin: "remote",
+			SyncTag: t.Name, EntryKey: e.Key,
+		}, Disabled: e.Disabled}
+		for i, p := range c.uTracking {
+			if p != nil {
+				u.Tracking[i] = r.s("user.tracking."+trackingSlots[i], p)
+			}
+		}
+		if u.HostPrivilege == "" {
+			u.HostPrivilege = "HOST"
+		}
+		if u.License == "" {
+			u.License = "paid"
+		}
+		if u.Email == "" {
+			out.warn = &Warning{Code: "no_email", Key: e.DN, Template: t.Name, Message: "entry has no email address; user not imported"}
+		} else {
+			out.user = u
+		}
+	}
+	if r.err != nil {
+		// Keep whatever this entry already has: a render error must never delete.
+		pos := t.FieldPos[r.at]
+		return entryOutput{
+			warn: &Warning{Code: "render_error", Key: e.DN, Template: t.Name,
+				Message: fmt.Sprintf("%s:%d:%d: pattern %s: %v; this entry's objects are left unchanged", pos.Path, pos.Line, pos.Col, r.at, r.err)},
+			keep: []string{ownerKey(t.Name, e.Key, "")},
+		}
+	}
+	return out
+}
+
+// allowedOverrides keeps the overrides.yaml fields the template allows (SPEC §5.4).
+func allowedOverrides(ov map[string]string, overridable map[string]bool, emailOverride bool) map[string]string {
+	if len(ov) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for f, v := range ov {
+		ok := overridable[f] || (f == "primary_owner_email_address" && emailOverride)
+		if !ok && (f == "pin" || f == "guest_pin" || f == "allow_guests") {
+			ok = overridable["pin_settings"]
+		}
+		if ok {
+			out[f] = v
+		}
+	}
+	return out
+}
+
+// mergeUsers makes one account per email: directory ("remote") users win over CSV
+// ("local") ones; two directory entries with one email are both skipped with a warning.
+func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*DesiredUser {
+	byEmail := map[string][]*DesiredUser{}
+	var order []string
+	for _, u := range remote {
+		if _, ok := byEmail[u.Email]; !ok {
+			order = append(order, u.Email)
+		}
+		byEmail[u.Email] = append(byEmail[u.Email], u)
+	}
+	var out []*DesiredUser
+	taken := map[string]bool{}
+	for _, email := range order {
+		us := byEmail[email]
+		distinct := []*DesiredUser{us[0]}
+		for _, u := range us[1:] {
+			if u.EntryKey != us[0].EntryKey {
+				distinct = append(distinct, u)
+			}
+		}
+		taken[email] = true
+		if len(distinct) > 1 {
+			keys := make([]string, len(distinct))
+			for i, u := range distinct {
+				keys[i] = u.SyncTag + ":" + u.EntryKey
+			}
+			d.Warnings = append(d.Warnings, Warning{Code: "duplicate_email", Key: email, Template: distinct[0].SyncTag,
+				Message: fmt.Sprintf("directory entries %s share this email; both skipped (accounts are unique by email)", strings.Join(keys, " and "))})
+			d.Keep["user\x00"+email] = true
+			continue
+		}
+		out = append(out, fillTracking(d, us[0]))
+	}
+	for _, row := range local {
+		email := strings.ToLower(row.Email)
+		if taken[email] {
+			continue // the directory's values win; the account becomes remote
+		}
+		u := &DesiredUser{User: state.User{Email: email, FirstName: row.FirstName, LastName: row.LastName,
+			Language: row.Language, HostPrivilege: row.HostPrivilege, TimeZone: row.TimeZone, Tracking: row.Tracking,
+			Active: row.Active, Origin: "local", License: "paid"}, Pos: row.Pos, GivenUserID: row.UserID}
+		if u.HostPrivilege == "" {
+			u.HostPrivilege = "HOST"
+		}
+		out = append(out, fillTracking(d, u))
+	}
+	return out
+}
+
+// fillTracking gives an absent optional dropdown value the group's default code.
+func fillTracking(d *Desired, u *DesiredUser) *DesiredUser {
+	for _, g := range d.Tracking {
+		i := state.SlotIndex(g.Slot)
+		if i >= 10 || u.Tracking[i] != "" || g.InputMode != "dropdown" || g.Usage == "not_used" {
+			continue
+		}
+		for _, c := range g.Codes {
+			if c.Default && c.Active {
+				u.Tracking[i] = c.Code
+			}
+		}
+	}
+	return u
+}
