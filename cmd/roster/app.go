@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/roster-dev/roster/reconcile"
+	"github.com/roster-dev/roster/reconcile/source"
+	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/schema/pattern"
+	"github.com/roster-dev/roster/state"
+)
+
+// app holds what subcommands share: flags common to all, the config, the database.
+type app struct {
+	stdout, stderr io.Writer
+	configPath     string
+	logLevel       string
+	logFormat      string
+	repoDir        string
+
+	cfg    *schema.Config
+	db     *state.DB
+	logger *slog.Logger
+}
+
+// flags makes a subcommand's flag set with the common flags.
+func (a *app) flags(name string, withRepo bool) *flag.FlagSet {
+	fs := flag.NewFlagSet("roster "+name, flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	def := os.Getenv("ROSTER_CONFIG")
+	if def == "" {
+		def = "config.cue"
+	}
+	fs.StringVar(&a.configPath, "config", def, "the daemon's configuration (config.cue)")
+	fs.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&a.logFormat, "log-format", "text", "text or json")
+	if withRepo {
+		fs.StringVar(&a.repoDir, "repo", "", "read the desired state from this working tree instead of the configured Git source")
+	}
+	return fs
+}
+
+// parse parses args and rejects stray positional arguments beyond allowed.
+func (a *app) parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	rest := fs.Args()
+	if len(rest) > positional {
+		return nil, fmt.Errorf("%s: unexpected argument %q", fs.Name(), rest[positional])
+	}
+	a.logger = newLogger(a.stderr, a.logLevel, a.logFormat)
+	return rest, nil
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// config loads config.cue once.
+func (a *app) config() (*schema.Config, error) {
+	if a.cfg != nil {
+		return a.cfg, nil
+	}
+	cfg, err := schema.LoadConfig(a.configPath)
+	if err != nil {
+		return nil, err
+	}
+	a.cfg = cfg
+	return cfg, nil
+}
+
+// resolve makes a path of config.cue relative to the folder of config.cue.
+func (a *app) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || p == ":memory:" || strings.HasPrefix(p, "file:") {
+		return p
+	}
+	return filepath.Join(a.cfg.Dir, p)
+}
+
+// database opens the state database once.
+func (a *app) database(ctx context.Context) (*state.DB, error) {
+	if a.db != nil {
+		return a.db, nil
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.State.Driver != "" && cfg.State.Driver != "sqlite" {
+		return nil, fmt.Errorf("state.driver %q is not supported: use \"sqlite\"", cfg.State.Driver)
+	}
+	db, err := state.Open(ctx, a.resolve(cfg.State.DSN))
+	if err != nil {
+		return nil, err
+	}
+	a.db = db
+	return db, nil
+}
+
+func (a *app) close() {
+	if a.db != nil {
+		a.db.Close()
+	}
+}
+
+// source is where the desired state comes from: --repo, or the configured source.
+func (a *app) source() (source.Source, error) {
+	cfg, err := a.config()
+	if err != nil {
+		return nil, err
+	}
+	if a.repoDir != "" {
+		sub := cfg.Repo.Path
+		if sub == "" {
+			sub = "."
+		}
+		return source.NewDir(filepath.Join(a.repoDir, filepath.FromSlash(sub))), nil
+	}
+	return source.New(cfg.Repo, cfg.Dir, a.resolve(".roster"), a.logger)
+}
+
+// patternChecker compiles every pattern at load time (no secret key needed to compile).
+func patternChecker() func(string) error {
+	env := pattern.NewEnv(pattern.Options{})
+	return func(src string) error {
+		_, err := env.Compile("pattern", src)
+		var pe *pattern.Error
+		if errors.As(err, &pe) {
+			return positioned{pe}
+		}
+		return err
+	}
+}
+
+// positioned gives schema the position of a pattern error inside its pattern.
+type positioned struct{ e *pattern.Error }
+
+func (p positioned) Error() string             { return p.e.Msg }
+func (p positioned) Position() (line, col int) { return p.e.Line, p.e.Col }
+
+// loadRepo fetches the source and loads + validates the desired state at its commit.
+func (a *app) loadRepo(ctx context.Context) (*schema.Repo, string, error) {
+	src, err := a.source()
+	if err != nil {
+		return nil, "", err
+	}
+	commit, err := src.Fetch(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	tree, err := src.Tree(commit)
+	if err != nil {
+		return nil, "", err
+	}
+	repo, err := a.loadTree(tree)
+	return repo, commit, err
+}
+
+func (a *app) loadTree(tree fs.FS) (*schema.Repo, error) {
+	cfg := *a.cfg
+	cfg.Repo.Path = "." // sources are rooted at the configured sub-path already
+	return schema.Load(tree, &cfg, schema.LoadOptions{CheckPattern: patternChecker()})
+}
+
+// engine builds the reconcile engine.
+func (a *app) engine(ctx context.Context) (*reconcile.Engine, error) {
+	db, err := a.database(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &reconcile.Engine{Config: a.cfg, DB: db, Logger: a.logger, DefaultEmails: defaultEmails()}, nil
+}

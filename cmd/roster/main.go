@@ -1,0 +1,86 @@
+// Command roster keeps a conferencing platform's accounts — VMRs, device aliases, users,
+// tracking codes, invitations — in step with a Git repository and an LDAP directory.
+//
+// main only wires the stages together: schema (load + validate) → reconcile (directory,
+// render, diff, apply) → state (SQLite) → notify (outbox → email). Each subcommand lives in
+// its own file as `func runX(ctx, *app, args) error`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitError carries an exit code without an error message (plan --detailed-exitcode).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func exitCode(err error, stderr io.Writer) int {
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	}
+	fmt.Fprintln(stderr, "roster: "+err.Error())
+	return 1
+}
+
+const usage = `roster keeps conferencing accounts in step with a Git repository and a directory.
+
+Usage:
+  roster validate [--repo DIR]
+  roster plan     [--repo DIR] [--format text|json|markdown] [--out FILE] [--detailed-exitcode] [--show-secrets]
+  roster apply    [--repo DIR] [--plan FILE] [--allow-deletions N] [--allow-emails N] [--no-send]
+  roster serve
+  roster remind   [--repo DIR] (--template NAME | --vmr NAME | --device ALIAS)...
+  roster notify users [--repo DIR]
+  roster invites accept EMAIL
+  roster export users [--delimiter comma|tab] [--out FILE]
+  roster status   [--format text|json]
+
+Every command takes --config FILE (default ./config.cue, or $ROSTER_CONFIG),
+--log-level debug|info|warn|error and --log-format text|json.
+`
+
+// Run runs roster with args (without the program name).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	a := &app{stdout: stdout, stderr: stderr}
+	cmds := map[string]func(context.Context, *app, []string) error{
+		"validate": runValidate,
+		"plan":     runPlan,
+		"apply":    runApply,
+		"status":   runStatus,
+		"export":   runExport,
+		"remind":   runRemind,
+		"notify":   runNotify,
+		"invites":  runInvites,
+		"serve":    runServe,
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		return fmt.Errorf("unknown command %q; run `roster help` for the list", args[0])
+	}
+	return cmd(ctx, a, args[1:])
+}

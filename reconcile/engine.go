@@ -1,0 +1,131 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/roster-dev/roster/reconcile/directory"
+	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/schema/pattern"
+	"github.com/roster-dev/roster/state"
+)
+
+// Engine runs the reconcile cycle for one configuration and state database.
+type Engine struct {
+	Config *schema.Config
+	DB     *state.DB
+	Logger *slog.Logger
+	// DefaultEmails are the built-in org-wide emails (activation, invite, admin_summary).
+	DefaultEmails map[string]MailSpec
+	// Getenv reads the secrets named by *_env settings (os.Getenv when nil).
+	Getenv func(string) string
+	// OpenDirectory overrides how directories are opened (tests); nil = OpenDirectory.
+	OpenDirectory func(name string, cfg schema.DirConfig, repo *schema.Repo) (directory.Directory, error)
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+func (e *Engine) getenv(k string) string {
+	if k == "" {
+		return ""
+	}
+	if e.Getenv != nil {
+		return e.Getenv(k)
+	}
+	return os.Getenv(k)
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Env returns the pattern environment keyed by the secret key (SPEC §5.5).
+func (e *Engine) Env(ctx context.Context) (*pattern.Env, error) {
+	key, err := e.DB.SecretKey(ctx, e.getenv(e.Config.SecretKeyEnv))
+	if err != nil {
+		return nil, err
+	}
+	return pattern.NewEnv(pattern.Options{SecretKey: key}), nil
+}
+
+// OpenDirectory opens a directory of config.cue: an LDIF file of the repo, or LDAP.
+func OpenDirectory(cfg schema.DirConfig, repo *schema.Repo, getenv func(string) string, logger *slog.Logger) (directory.Directory, error) {
+	if cfg.LDIF != "" {
+		data, ok := repo.LDIF[cfg.LDIF]
+		if !ok {
+			return nil, fmt.Errorf("ldif file %s is not in the repo", cfg.LDIF)
+		}
+		return directory.NewLDIF(data, cfg.BaseDN)
+	}
+	return directory.NewLDAP(directory.Config{URL: cfg.URL, BaseDN: cfg.BaseDN, BindDN: cfg.BindDN,
+		BindPassword: getenv(cfg.BindPasswordEnv), StartTLS: cfg.StartTLS, CAFile: cfg.CAFile,
+		PageSize: cfg.PageSize, Timeout: cfg.Timeout.Duration, Logger: logger})
+}
+
+// Plan renders the repo at commit against the directory and diffs it with the database.
+func (e *Engine) Plan(ctx context.Context, repo *schema.Repo, commit string) (*Plan, error) {
+	env, err := e.Env(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	opened := map[string]directory.Directory{}
+	openErr := map[string]error{}
+	defer func() {
+		for _, d := range opened {
+			d.Close()
+		}
+	}()
+	open := func(name string) (directory.Directory, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if d, ok := opened[name]; ok {
+			return d, nil
+		}
+		if err, ok := openErr[name]; ok {
+			return nil, err
+		}
+		cfg, ok := e.Config.Directories[name]
+		if !ok {
+			return nil, fmt.Errorf("no directory %q in config", name)
+		}
+		var d directory.Directory
+		var err error
+		if e.OpenDirectory != nil {
+			d, err = e.OpenDirectory(name, cfg, repo)
+		} else {
+			d, err = OpenDirectory(cfg, repo, e.getenv, e.Logger)
+		}
+		if err != nil {
+			openErr[name] = err
+			return nil, err
+		}
+		opened[name] = d
+		return d, nil
+	}
+	start := time.Now()
+	desired, err := Render(ctx, Inputs{Config: e.Config, Repo: repo, Commit: commit, Env: env, Directory: open,
+		Now: e.now(), DefaultEmails: e.DefaultEmails})
+	if err != nil {
+		return nil, err
+	}
+	rendered := time.Since(start)
+	actual, err := e.DB.LoadActual(ctx)
+	if err != nil {
+		return nil, err
+	}
+	loaded := time.Since(start) - rendered
+	p := Diff(desired, actual)
+	if e.Logger != nil {
+		e.Logger.Debug("planned", "commit", commit, "render", rendered, "load_state", loaded,
+			"diff", time.Since(start)-rendered-loaded, "changes", len(p.Changes), "emails", len(p.Emails))
+	}
+	return p, nil
+}
