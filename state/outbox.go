@@ -348,3 +348,15 @@ func (db *DB) setStatusFrom(ctx context.Context, op string, id int64, query stri
 	}
 	return nil
 }
+
+// NextDue is when the earliest pending row is due; ok is false when none is pending.
+func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
+	var next *string
+	if err := db.GetContext(ctx, &next, `SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'`); err != nil {
+		return time.Time{}, false, fmt.Errorf("next due email: %w", err)
+	}
+	if next == nil {
+		return time.Time{}, false, nil
+	}
+	return ParseTime(*next), true, nil
+}

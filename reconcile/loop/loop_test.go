@@ -293,3 +293,19 @@ func TestStartMisconfigured(t *testing.T) {
 		t.Fatal("zero Interval accepted")
 	}
 }
+
+func TestTriggerBeforeStartIsServedByFirstRun(t *testing.T) {
+	var runs atomic.Int32
+	l := &Loop{Interval: time.Hour, Run: func(ctx context.Context, reason string) error {
+		runs.Add(1)
+		return nil
+	}}
+	l.Trigger("early")
+	l.Trigger("early")
+	startLoop(t, l)
+	waitFor(t, "first run", func() bool { return runs.Load() >= 1 })
+	time.Sleep(50 * time.Millisecond)
+	if got := runs.Load(); got != 1 {
+		t.Fatalf("runs = %d, want 1: triggers before the first run are served by it", got)
+	}
+}

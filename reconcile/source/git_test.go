@@ -458,3 +458,50 @@ func BenchmarkFetchUnchanged(b *testing.B) {
 		}
 	}
 }
+
+func TestGitConcurrentTreeAndFetch(t *testing.T) {
+	r := newRemote(t)
+	c1 := r.commit("main", map[string]string{"a.txt": "one\n", "d/b.txt": "b\n"})
+	g, err := NewGit(schema.RepoConfig{URL: r.bare}, "", t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := g.Tree(c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.commit("main", map[string]string{"a.txt": "two\n"})
+	done := make(chan error, 4)
+	for i := 0; i < 3; i++ {
+		go func() {
+			for j := 0; j < 50; j++ {
+				if b, err := fs.ReadFile(tree, "a.txt"); err != nil || string(b) != "one\n" {
+					done <- errors.New("bad read of a pinned commit: " + string(b))
+					return
+				}
+				if _, err := fs.ReadDir(tree, "d"); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	go func() {
+		for j := 0; j < 5; j++ {
+			if _, err := g.Fetch(context.Background()); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := 0; i < 4; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -220,6 +220,10 @@ func translate(src string) (*translation, *Error) {
 		}
 	}
 	t.emit("{% endautoescape %}", len(src))
+	if k := strings.IndexByte(t.b.String(), 1); k >= 0 {
+		// pongo2's lexer uses U+0001 as its end-of-input marker
+		return nil, t.errAt(t.srcOffset(k), "control character U+0001 is not allowed outside string literals")
+	}
 	return t, nil
 }
 
@@ -587,7 +591,7 @@ func (t *translation) exprToks(toks []tok, _ bool) *Error {
 // emitString writes a decoded string literal in a form pongo2 reads back
 // exactly.
 func (t *translation) emitString(tk tok) {
-	if strings.ContainsAny(tk.val, "\n") {
+	if !pongoSafe(tk.val) {
 		name := "__pex_c" + strconv.Itoa(len(t.consts))
 		t.consts = append(t.consts, tk.val)
 		t.emit(name, tk.pos)
@@ -596,6 +600,20 @@ func (t *translation) emitString(tk tok) {
 	s := strings.ReplaceAll(tk.val, `\`, `\\`)
 	s = strings.ReplaceAll(s, `"`, `\"`)
 	t.emit(`"`+s+`"`, tk.pos)
+}
+
+// pongoSafe reports whether pongo2's lexer reads s back from a double-quoted
+// literal with only \" and \\ escaped.
+func pongoSafe(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return false
+		}
+	}
+	return true
 }
 
 // filter translates "| name [ (args) | :arg ]" at toks[i] ("|") and returns the

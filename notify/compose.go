@@ -1,0 +1,288 @@
+// Package notify composes and delivers roster's emails. Reconcile writes each email to the
+// outbox (state.Enqueue) in the transaction of the change that causes it; a Deliverer claims
+// due rows, renders their snapshotted subject and body templates with the row's variables,
+// builds a MIME message (text/plain, or multipart/alternative for HTML bodies, UTF-8,
+// quoted-printable) and hands it to an SMTP server over a small pool of reused connections —
+// or, with no SMTP server configured, writes one .eml file per message to mail_dir — and
+// records the outcome: sent, retried with backoff, or failed after three tries.
+package notify
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	"net/mail"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/roster-dev/roster/state"
+)
+
+// Limits on a rendered email.
+const (
+	MaxSubject = 255     // characters, one line
+	MaxBody    = 1 << 20 // bytes after rendering (the SPEC's 24,576 limit is on the template)
+)
+
+// Message is a composed email, ready for SMTP or mail_dir.
+type Message struct {
+	RowID     int64
+	MessageID string // <roster.<rowid>.<hash>@<from-domain>>, the same on every attempt
+	From      *mail.Address
+	To        *mail.Address
+	Subject   string
+	Data      []byte // the whole RFC 5322 message, CRLF line ends
+}
+
+// UTF8Envelope reports whether the envelope addresses need SMTPUTF8.
+func (m *Message) UTF8Envelope() bool {
+	return !isASCII(m.From.Address) || !isASCII(m.To.Address)
+}
+
+// ComposeError is an email that can never be sent as it is (bad recipient, a subject that is
+// not one line, a template that fails): recorded failed at once, never retried.
+type ComposeError struct{ Reason string }
+
+func (e *ComposeError) Error() string { return e.Reason }
+
+func composeErr(format string, a ...any) error { return &ComposeError{Reason: fmt.Sprintf(format, a...)} }
+
+// Composer renders outbox rows into messages, compiling each email template once.
+type Composer struct {
+	cache templateCache
+}
+
+// NewComposer returns a Composer rendering with r.
+func NewComposer(r Renderer) *Composer { return &Composer{cache: templateCache{r: r}} }
+
+// Compose renders row into a message from the address from, dated date.
+func (c *Composer) Compose(row *state.OutboxRow, from string, date time.Time) (*Message, error) {
+	fromAddr, err := mail.ParseAddress(from)
+	if err != nil || strings.ContainsAny(from, "\r\n") {
+		return nil, composeErr("bad from address %q: %v", from, err)
+	}
+	to, err := ParseRecipient(row.To)
+	if err != nil {
+		return nil, err
+	}
+	tmpl, err := c.cache.get(row.EmailTemplate, row.Subject, row.Body, row.BodyPath)
+	if err != nil {
+		return nil, composeErr("email template %s: %v", shortHash(row.EmailTemplate), err)
+	}
+	vars, err := row.DecodeVars()
+	if err != nil {
+		return nil, composeErr("%v", err)
+	}
+	subject, err := tmpl.subject.Render(vars)
+	if err != nil {
+		return nil, composeErr("render subject: %v", err)
+	}
+	subject, err = checkSubject(subject)
+	if err != nil {
+		return nil, err
+	}
+	body, err := tmpl.body.Render(vars)
+	if err != nil {
+		return nil, composeErr("render body: %v", err)
+	}
+	if len(body) > MaxBody {
+		return nil, composeErr("body renders to %d bytes, more than %d", len(body), MaxBody)
+	}
+	if !utf8.ValidString(body) {
+		return nil, composeErr("body is not valid UTF-8")
+	}
+	m := &Message{RowID: row.ID, From: fromAddr, To: to, Subject: subject}
+	m.MessageID = MessageID(row, domainOf(fromAddr.Address))
+	m.Data, err = buildMIME(m, date, body, row.HTML)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// MessageID is the deterministic Message-ID of an outbox row: a resend after a crash carries
+// the same one, so receivers can recognise the duplicate.
+func MessageID(row *state.OutboxRow, domain string) string {
+	h := sha256.New()
+	for _, s := range []string{row.EmailTemplate, row.To, row.Vars, row.CreatedAt, row.ObjectKey} {
+		fmt.Fprintf(h, "%d:%s;", len(s), s)
+	}
+	return "<roster." + strconv.FormatInt(row.ID, 10) + "." + hex.EncodeToString(h.Sum(nil))[:16] + "@" + domain + ">"
+}
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 && i+1 < len(addr) {
+		return addr[i+1:]
+	}
+	return "localhost"
+}
+
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// ParseRecipient accepts exactly one valid address: no line breaks or other control
+// characters, no list, no group. Anything else is a ComposeError — never a header.
+func ParseRecipient(s string) (*mail.Address, error) {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return nil, composeErr("recipient %q contains a control character", s)
+		}
+	}
+	if strings.ContainsAny(s, ":;") {
+		return nil, composeErr("recipient %q is not a single address (group syntax)", s)
+	}
+	list, err := mail.ParseAddressList(s)
+	if err != nil {
+		return nil, composeErr("recipient %q is not a valid address: %v", s, err)
+	}
+	if len(list) != 1 {
+		return nil, composeErr("recipient %q is %d addresses, want exactly one", s, len(list))
+	}
+	a := list[0]
+	if strings.ContainsAny(a.Address, " <>\"") || !strings.Contains(a.Address, "@") {
+		return nil, composeErr("recipient %q is not a valid address", s)
+	}
+	return a, nil
+}
+
+// checkSubject trims the rendered subject and refuses one that is not a single line of at
+// most MaxSubject characters.
+func checkSubject(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if !utf8.ValidString(s) {
+		return "", composeErr("subject is not valid UTF-8")
+	}
+	for _, r := range s {
+		if r == '\r' || r == '\n' || r == '\u2028' || r == '\u2029' || r == 0x85 {
+			return "", composeErr("subject renders to more than one line: %q", s)
+		}
+		if (r < 0x20 && r != '\t') || r == 0x7f {
+			return "", composeErr("subject contains a control character: %q", s)
+		}
+	}
+	if n := utf8.RuneCountInString(s); n > MaxSubject {
+		return "", composeErr("subject renders to %d characters, more than %d", n, MaxSubject)
+	}
+	if s == "" {
+		return "", composeErr("subject renders empty")
+	}
+	return s, nil
+}
+
+func buildMIME(m *Message, date time.Time, body string, html bool) ([]byte, error) {
+	var b bytes.Buffer
+	b.Grow(len(body)*2 + 1024)
+	header(&b, "From", m.From.String())
+	header(&b, "To", m.To.String())
+	header(&b, "Subject", mime.QEncoding.Encode("utf-8", m.Subject))
+	header(&b, "Date", date.Format(time.RFC1123Z))
+	header(&b, "Message-ID", m.MessageID)
+	header(&b, "MIME-Version", "1.0")
+	header(&b, "Auto-Submitted", "auto-generated")
+	if !html {
+		header(&b, "Content-Type", "text/plain; charset=utf-8")
+		header(&b, "Content-Transfer-Encoding", "quoted-printable")
+		b.WriteString("\r\n")
+		if err := writeQP(&b, body); err != nil {
+			return nil, err
+		}
+		return b.Bytes(), nil
+	}
+	mw := multipart.NewWriter(&b)
+	// A boundary derived from the Message-ID: the same row gives the same bytes.
+	sum := sha256.Sum256([]byte(m.MessageID))
+	if err := mw.SetBoundary("=_roster_" + hex.EncodeToString(sum[:12])); err != nil {
+		return nil, err
+	}
+	header(&b, "Content-Type", mime.FormatMediaType("multipart/alternative", map[string]string{"boundary": mw.Boundary()}))
+	b.WriteString("\r\n")
+	for _, part := range []struct{ typ, text string }{{"text/plain", HTMLToText(body)}, {"text/html", body}} {
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Type", part.typ+"; charset=utf-8")
+		h.Set("Content-Transfer-Encoding", "quoted-printable")
+		w, err := mw.CreatePart(h)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeQP(w, part.text); err != nil {
+			return nil, err
+		}
+	}
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	b.WriteString("\r\n")
+	return b.Bytes(), nil
+}
+
+func writeQP(w interface{ Write([]byte) (int, error) }, s string) error {
+	qp := quotedprintable.NewWriter(w)
+	if _, err := qp.Write([]byte(s)); err != nil {
+		return fmt.Errorf("encode body: %w", err)
+	}
+	if err := qp.Close(); err != nil {
+		return fmt.Errorf("encode body: %w", err)
+	}
+	if !strings.HasSuffix(s, "\n") {
+		_, err := w.Write([]byte("\r\n"))
+		return err
+	}
+	return nil
+}
+
+// header writes "Key: value" folded at spaces to lines of about 78 characters. value has
+// been checked or encoded: it holds no CR or LF.
+func header(b *bytes.Buffer, key, value string) {
+	if strings.ContainsAny(value, "\r\n") {
+		panic("notify: line break in header " + key) // unreachable: values are validated
+	}
+	words := strings.Split(value, " ")
+	line := len(key) + 2
+	b.WriteString(key)
+	if line+len(words[0]) > 78 && strings.HasPrefix(words[0], "=?") {
+		b.WriteString(":\r\n ") // an encoded word that does not fit after the name starts the next line
+		line = 1
+	} else {
+		b.WriteString(": ")
+	}
+	for i, word := range words {
+		if i > 0 {
+			if line+1+len(word) > 78 && line > 1 {
+				b.WriteString("\r\n")
+				line = 0
+			}
+			b.WriteByte(' ')
+			line++
+		}
+		b.WriteString(word)
+		line += len(word)
+	}
+	b.WriteString("\r\n")
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// IsComposeError reports whether err means the email can never be sent as it is.
+func IsComposeError(err error) bool {
+	var ce *ComposeError
+	return errors.As(err, &ce)
+}
