@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/roster-dev/roster/reconcile"
 )
@@ -20,17 +19,6 @@ func runInvites(ctx context.Context, a *app, args []string) error {
 	return errors.New("invites: not yet")
 }
 
-func runServe(ctx context.Context, a *app, args []string) error {
-	return errors.New("serve: not yet")
-}
-
-// DaemonStatus is the daemon's own state, shown by serve.
-type DaemonStatus struct {
-	State      string    `json:"state"`
-	GoodCommit string    `json:"good_commit"`
-	LastRun    time.Time `json:"last_run"`
-	LastError  string    `json:"last_error,omitempty"`
-}
 
 func (a *app) deliver(ctx context.Context) error { return nil }
 
