@@ -19,7 +19,6 @@ func runInvites(ctx context.Context, a *app, args []string) error {
 	return errors.New("invites: not yet")
 }
 
-
 func (a *app) deliver(ctx context.Context) error { return nil }
 
 func defaultEmails() map[string]reconcile.MailSpec { return nil }
