@@ -407,3 +407,51 @@ func TestDeliverCancelledReleasesClaims(t *testing.T) {
 		t.Errorf("outbox = %v", c)
 	}
 }
+
+// A row left "sending" by a deliverer that stopped (crash between claim and outcome) is sent
+// once its lease expired, with the Message-ID it would have had.
+func TestDeliverRecoversAbandonedClaim(t *testing.T) {
+	be := &backend{}
+	srv := startServer(t, be, "none", "127.0.0.1:0", nil)
+	db := openDB(t)
+	enqueue(t, db, vmrEmail(1))
+	claimed, err := db.ClaimDue(context.Background(), time.Now(), 10) // the deliverer that "crashed"
+	if err != nil || len(claimed) != 1 {
+		t.Fatal(claimed, err)
+	}
+	d := newDeliverer(db, smtpConfig(srv, "none"))
+	if rep, _ := d.DeliverDue(context.Background()); rep.Sent != 0 || len(be.messages()) != 0 {
+		t.Fatalf("a claimed row was sent within its lease: %+v", rep)
+	}
+	d.Now = func() time.Time { return time.Now().Add(state.ClaimLease + time.Minute) }
+	rep, err := d.DeliverDue(context.Background())
+	if err != nil || rep.Sent != 1 {
+		t.Fatalf("after the lease: %+v, %v", rep, err)
+	}
+	want := MessageID(&claimed[0], "example.org")
+	if got := parseMessage(t, be.messages()[0].Data).Header.Get("Message-ID"); got != want {
+		t.Errorf("Message-ID = %q, want %q", got, want)
+	}
+}
+
+// DeliverAll gives up waiting after maxWait; what it could not send stays pending.
+func TestDeliverAllStopsAfterMaxWait(t *testing.T) {
+	db := openDB(t)
+	enqueue(t, db, vmrEmail(1), vmrEmail(2))
+	servers := map[string]schema.SMTPConfig{"default": {Host: "127.0.0.1", Port: 1, Security: "none", From: "roster@example.org"}}
+	d := newDeliverer(db, servers)
+	start := time.Now()
+	rep, err := d.DeliverAll(context.Background(), 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Errorf("DeliverAll took %v", el)
+	}
+	if rep.Pending != 2 || rep.Sent != 0 || rep.Deferred < 4 {
+		t.Errorf("report = %+v", rep)
+	}
+	if c := counts(t, db); c["pending"] != 2 {
+		t.Errorf("outbox = %v", c)
+	}
+}
