@@ -53,7 +53,9 @@ type ComposeError struct{ Reason string }
 
 func (e *ComposeError) Error() string { return e.Reason }
 
-func composeErr(format string, a ...any) error { return &ComposeError{Reason: fmt.Sprintf(format, a...)} }
+func composeErr(format string, a ...any) error {
+	return &ComposeError{Reason: fmt.Sprintf(format, a...)}
+}
 
 // Composer renders outbox rows into messages, compiling each email template once.
 type Composer struct {

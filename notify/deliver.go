@@ -388,7 +388,7 @@ func (r *run) progress() (stop func()) {
 					show()
 				}
 			case <-done:
-				if printed {
+				if printed || r.claimed.Load() >= 20 {
 					show()
 					fmt.Fprintln(r.d.Progress)
 				}

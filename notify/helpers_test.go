@@ -265,10 +265,10 @@ func vmrEmail(i int) state.Email {
 func deviceEmail(i int) state.Email {
 	return state.Email{
 		Kind: "device", Action: "updated", ObjectKey: fmt.Sprintf("dev%d@example.com", i), Template: "staff",
-		To: fmt.Sprintf("Dev Owner %d <owner%d@example.com>", i, i),
+		To:      fmt.Sprintf("Dev Owner %d <owner%d@example.com>", i, i),
 		Subject: "Your video device {{ device_alias }}", Body: "Alias: {{ device_alias }}\nUsername: {{ device_username }}\nPassword: {{ device_password }}\n",
 		BodyPath: "emails/device.txt",
-		Vars: map[string]any{"device_alias": fmt.Sprintf("dev%d@example.com", i), "device_username": "zoe", "device_password": "s3cret=ok"},
+		Vars:     map[string]any{"device_alias": fmt.Sprintf("dev%d@example.com", i), "device_username": "zoe", "device_password": "s3cret=ok"},
 	}
 }
 

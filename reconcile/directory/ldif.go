@@ -67,6 +67,7 @@ type ldifParser struct {
 	pos   int
 	line  int               // number of the line last returned by nextLine
 	names map[string]string // attribute name → lower-case base name (interned)
+	order []int             // scratch for buildRecord
 }
 
 type pair struct{ name, lower, value string }
@@ -126,7 +127,7 @@ func (p *ldifParser) parse() ([]Record, error) {
 	)
 	flush := func() {
 		if inRec {
-			recs = append(recs, buildRecord(dn, dnLine, pairs))
+			recs = append(recs, buildRecord(dn, dnLine, pairs, &p.order))
 		}
 		pairs = pairs[:0]
 		inRec = false
@@ -231,14 +232,15 @@ func truncate(s string) string {
 
 // buildRecord groups pairs by attribute (first-seen order), sharing one backing array
 // for all values of the record.
-func buildRecord(dn string, line int, pairs []pair) Record {
+func buildRecord(dn string, line int, pairs []pair, scratch *[]int) Record {
 	r := Record{DN: dn, Line: line}
 	if len(pairs) == 0 {
 		return r
 	}
 	vals := make([]string, len(pairs))
 	// count distinct attributes; records are small, so quadratic grouping is fine.
-	order := make([]int, 0, len(pairs)) // index of first pair of each attribute
+	order := (*scratch)[:0] // index of the first pair of each attribute
+	defer func() { *scratch = order }()
 	for i := range pairs {
 		seen := false
 		for _, j := range order {

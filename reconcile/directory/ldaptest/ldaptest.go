@@ -45,6 +45,8 @@ type Options struct {
 	SizeLimit int
 	// LDIF, when set, is slapadd-ed (after the bootstrap entries) before the first start.
 	LDIF []byte
+	// LDIFFile, when set, is a file slapadd-ed (after LDIF) before the first start.
+	LDIFFile string
 	// Index lists extra "index" lines (e.g. "uid eq").
 	Index []string
 }
@@ -98,6 +100,11 @@ func Start(tb testing.TB, opts Options) *Server {
 			tb.Fatal(err)
 		}
 		if err := s.slapadd(p); err != nil {
+			tb.Fatalf("ldaptest: %v", err)
+		}
+	}
+	if opts.LDIFFile != "" {
+		if err := s.slapadd(opts.LDIFFile); err != nil {
 			tb.Fatalf("ldaptest: %v", err)
 		}
 	}
