@@ -1,0 +1,102 @@
+package reconcile
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestPlanFormatsGolden pins the three plan formats. Regenerate with
+// `go test ./reconcile -run Golden -update` and review the diff.
+func TestPlanFormatsGolden(t *testing.T) {
+	h := newHarness(t, alice, bob, carol, dave)
+	h.mustApply()
+	renamed := bob
+	renamed.sn = "Dylan"
+	off := dave
+	off.disabled = true
+	h.directory(alice, renamed, off, person{uid: "erin", given: "Érin", sn: "Ñúñez", mail: "erin@example.com", phone: "+1 555 0100"})
+	h.write("tracking-codes.yaml", "groups:\n  - {slot: PROJECT, name: Project, input_mode: text, usage: optional, sort: none}\n")
+	h.write("vmrs/rooms.yaml", "- name: Lobby\n  aliases: [erin@vc.example.com]\n")
+	p := h.plan()
+	for _, f := range []struct{ format, file string }{{"text", "plan.txt"}, {"json", "plan.json"}, {"markdown", "plan.md"}} {
+		var buf bytes.Buffer
+		if err := p.Write(&buf, f.format, OutputOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("testdata", f.file)
+		if *update {
+			os.MkdirAll("testdata", 0o755)
+			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run with -update to create)", err)
+		}
+		if !bytes.Equal(buf.Bytes(), want) {
+			t.Errorf("%s differs from %s (run with -update and review):\n%s", f.format, path, buf.String())
+		}
+		// Secrets never appear unless --show-secrets.
+		for _, c := range p.Changes {
+			if c.vmr != nil && c.vmr.PIN != "" && strings.Contains(buf.String(), c.vmr.PIN) {
+				t.Errorf("%s shows PIN %s", f.format, c.vmr.PIN)
+			}
+		}
+	}
+	var shown bytes.Buffer
+	p.Write(&shown, "text", OutputOptions{ShowSecrets: true})
+	if strings.Contains(shown.String(), mask) && !strings.Contains(shown.String(), "password") {
+		t.Error("--show-secrets still masks")
+	}
+}
+
+// TestPropertyApplyThenPlanIsEmpty: for random small desired states reached one after
+// another, applying the plan and planning again gives an empty plan.
+func TestPropertyApplyThenPlanIsEmpty(t *testing.T) {
+	pool := []person{alice, bob, carol, dave,
+		{uid: "erin", given: "Erin", sn: "Ng", mail: "erin@example.com", phone: "555 0100"},
+		{uid: "frank", given: "Frank", sn: "Ng", mail: "frank@example.com"},
+		{uid: "gina", given: "Gina", sn: "Ng", mail: "bob@example.com", phone: "555 0101"}, // shares bob's email
+		{uid: "hal", given: "Hal", sn: "Ng"}, // no email
+	}
+	for seed := int64(1); seed <= 25; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		h := newHarness(t)
+		for step := 0; step < 4; step++ {
+			var ps []person
+			for _, p := range pool {
+				if rng.Intn(3) > 0 {
+					if rng.Intn(4) == 0 {
+						p.disabled = true
+					}
+					if rng.Intn(4) == 0 {
+						p.sn += "x"
+					}
+					ps = append(ps, p)
+				}
+			}
+			h.directory(ps...)
+			if rng.Intn(3) == 0 {
+				h.write("vmrs/rooms.yaml", fmt.Sprintf("- name: Room %d\n  aliases: [alice@vc.example.com, room%d@example.com]\n", rng.Intn(2), rng.Intn(2)))
+			} else {
+				h.remove("vmrs/rooms.yaml")
+			}
+			if _, err := h.apply(Allowances{Deletions: 1000, Emails: 1000}); err != nil {
+				t.Fatalf("seed %d step %d: apply: %v", seed, step, err)
+			}
+			if p := h.plan(); p.HasChanges() {
+				t.Fatalf("seed %d step %d: plan after apply not empty: %v %v", seed, step, changes(p), emails(p))
+			}
+		}
+	}
+}
