@@ -70,6 +70,9 @@ func syntaxErrors(display string, err error) ErrorList {
 	for _, e := range cueerrors.Errors(err) {
 		format, args := e.Msg()
 		msg := fmt.Sprintf(format, args...)
+		if msg == "" {
+			msg = e.Error()
+		}
 		p := e.Position()
 		line, col := 0, 0
 		if p.IsValid() {
@@ -107,7 +110,7 @@ func (s *schemaSet) check(def string, display string, data cue.Value) (cue.Value
 var (
 	maxRunesRE = regexp.MustCompile(`^invalid value .* \(does not satisfy strings\.MaxRunes\((\d+)\)\)$`)
 	minRunesRE = regexp.MustCompile(`^invalid value .* \(does not satisfy strings\.MinRunes\((\d+)\)\)$`)
-	conflictRE = regexp.MustCompile(`^conflicting values (.+) and (.+?)(?: \(mismatched types .*\))?$`)
+	conflictRE = regexp.MustCompile(`^conflicting values (.+?) and (.+?)(?: \(mismatched types [^()]*\))?$`)
 	disjRE     = regexp.MustCompile(`^\d+ errors in empty disjunction:?$`)
 )
 
@@ -248,6 +251,13 @@ func finishError(ce cueErr, display string, data cue.Value) *Error {
 		if n := len(ce.sel); n > 0 {
 			msg = fmt.Sprintf("unknown field %q", strings.Trim(ce.sel[n-1], `"`))
 		}
+	case strings.Contains(msg, "(mismatched types") && conflictRE.MatchString(msg):
+		m := conflictRE.FindStringSubmatch(msg)
+		val, typ := m[2], m[1]
+		if !isTypeWord(typ) {
+			val, typ = typ, val
+		}
+		msg = fmt.Sprintf("%s is not of type %s", val, typ)
 	case maxRunesRE.MatchString(msg):
 		msg = fmt.Sprintf("too long: at most %s characters", maxRunesRE.FindStringSubmatch(msg)[1])
 	case minRunesRE.MatchString(msg):

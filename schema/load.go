@@ -86,7 +86,10 @@ type loader struct {
 	repo   *Repo
 	raw    map[string][]byte // display path → content of YAML/CUE files, for pattern offsets
 
-	checkedBodies map[string]bool
+	// templatesBroken is set when a template file failed to load: checks that depend on
+	// every template (overrides, reminders) are then relaxed to avoid cascading errors.
+	templatesBroken bool
+	templateNames   map[string]bool // names seen, including in files with errors
 }
 
 func (l *loader) display(rel string) string { return l.prefix + rel }
@@ -328,10 +331,8 @@ func (l *loader) bodyFile(pos Pos, field string, e *EmailPattern) {
 	if l.opts.CheckPattern != nil {
 		if err := safeCheck(l.opts.CheckPattern, body); err != nil {
 			line, col := 1, 0
-			if pe, ok := err.(interface{ Position() (int, int) }); ok {
-				if pl, pc := pe.Position(); pl > 0 {
-					line, col = pl, pc
-				}
+			if pl, pc := patternErrPos(err); pl > 0 {
+				line, col = pl, pc
 			}
 			l.errorf(Pos{Path: display, Line: line, Col: col}, "%s", patternMsg(err))
 		}
@@ -347,10 +348,23 @@ func safeCheck(fn func(string) error, src string) (err error) {
 	return fn(src)
 }
 
-var posPrefixRE = regexp.MustCompile(`^(?:line )?\d+(?::\d+)?: `)
+var posPrefixRE = regexp.MustCompile(`^(?:line )?(\d+)(?::(\d+))?: `)
 
 func patternMsg(err error) string {
 	return posPrefixRE.ReplaceAllString(err.Error(), "")
+}
+
+// patternErrPos is the 1-based place inside a pattern that err points at: from a
+// Position() (line, col int) method, or from a "line:col: " prefix of its message.
+func patternErrPos(err error) (line, col int) {
+	if pe, ok := err.(interface{ Position() (int, int) }); ok {
+		return pe.Position()
+	}
+	if m := posPrefixRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		col, _ = strconv.Atoi(m[2])
+	}
+	return line, col
 }
 
 // pattern passes one pattern value to CheckPattern and reports its error at the place in
@@ -365,10 +379,8 @@ func (l *loader) pattern(display, field string, v cue.Value, src string) {
 	}
 	start := valuePos(v)
 	pos := toPos(start, display)
-	if pe, ok := err.(interface{ Position() (int, int) }); ok && start.IsValid() {
-		if pl, pc := pe.Position(); pl > 0 {
-			pos = l.offsetPos(display, start.Offset(), pos, pl, pc)
-		}
+	if pl, pc := patternErrPos(err); pl > 0 && start.IsValid() {
+		pos = l.offsetPos(display, start.Offset(), pos, pl, pc)
 	}
 	l.errorf(pos, "%s: %s", field, patternMsg(err))
 }
@@ -451,12 +463,19 @@ func isPattern(s string) bool {
 var notPatterns = map[string]bool{"overridable": true, "license": true}
 
 func (l *loader) loadTemplates() {
+	l.templateNames = map[string]bool{}
 	files := l.listDir("templates", isDataFile, "one sync template per .yaml, .yml or .cue file")
 	byName := map[string]*Template{}
 	for _, rel := range files {
 		display := l.display(rel)
 		v, data, ok := l.parseFile(rel, "#Template")
+		if data.Exists() {
+			if n, err := data.LookupPath(cue.ParsePath("name")).String(); err == nil {
+				l.templateNames[n] = true
+			}
+		}
 		if !ok {
+			l.templatesBroken = true
 			continue
 		}
 		t := &Template{}

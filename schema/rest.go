@@ -317,7 +317,7 @@ func (l *loader) loadOverrides() {
 			fields := map[string]string{}
 			for _, f := range sortedKeys(in[key]) {
 				fp := kp + "." + quoteLabel(f)
-				if !allowed[f] {
+				if !allowed[f] && !l.templatesBroken {
 					var names []string
 					for n := range allowed {
 						names = append(names, n)
@@ -436,7 +436,7 @@ func (l *loader) loadReminders() {
 			l.errorf(r.Pos, "%s: reminder %q names no template, vmrs or devices", p, r.ID)
 			continue
 		}
-		if r.Template != "" && !templates[r.Template] {
+		if r.Template != "" && !templates[r.Template] && !l.templateNames[r.Template] {
 			l.errorf(l.valAt(data, display, p+".template"), "%s.template: unknown template %q (templates: %s)", p, r.Template, strings.Join(tnames, ", "))
 			continue
 		}

@@ -97,7 +97,12 @@ func NewEnv(opts Options) *Env {
 
 // Compile parses src once. name is used in messages only. A bad template
 // gives an *Error with a position relative to src.
-func (e *Env) Compile(name, src string) (*Template, error) {
+func (e *Env) Compile(name, src string) (_ *Template, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &Error{Line: 1, Col: 1, Msg: fmt.Sprintf("template failed to compile: %v", r)}
+		}
+	}()
 	norm := normalizeNewlines(src)
 	t := &Template{env: e, name: name}
 	if !hasTags(norm) {
@@ -110,9 +115,9 @@ func (e *Env) Compile(name, src string) (*Template, error) {
 	}
 	t.tr = tr
 	out := tr.b.String()
-	tpl, err := e.set.FromString(out)
-	if err != nil {
-		return nil, tr.mapError(err)
+	tpl, perr2 := e.set.FromString(out)
+	if perr2 != nil {
+		return nil, tr.mapError(perr2)
 	}
 	t.tpl = tpl
 	for n := range tr.names {
@@ -146,7 +151,7 @@ func isIdent(s string) bool {
 func (t *Template) IsLiteral() bool { return t.literal }
 
 // Render renders the template with vars. seed makes generated values stable.
-func (t *Template) Render(vars Vars, seed Seed) (string, error) {
+func (t *Template) Render(vars Vars, seed Seed) (out string, err error) {
 	limit := t.env.opts.MaxOutput
 	if t.literal {
 		return t.text, nil
@@ -179,6 +184,13 @@ func (t *Template) Render(vars Vars, seed Seed) (string, error) {
 			ctx["range"] = rangeFn
 		}
 	}
+	// pongo2 panics on some inputs (e.g. integer modulo by zero); a
+	// template must never take the process down.
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = "", &Error{Line: 1, Col: 1, Msg: fmt.Sprintf("template failed: %v", r)}
+		}
+	}()
 	w := &boundedWriter{limit: limit}
 	w.b.Grow(64)
 	if err := t.tpl.ExecuteWriterUnbuffered(ctx, w); err != nil {
