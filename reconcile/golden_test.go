@@ -67,7 +67,7 @@ func TestPropertyApplyThenPlanIsEmpty(t *testing.T) {
 		{uid: "erin", given: "Erin", sn: "Ng", mail: "erin@example.com", phone: "555 0100"},
 		{uid: "frank", given: "Frank", sn: "Ng", mail: "frank@example.com"},
 		{uid: "gina", given: "Gina", sn: "Ng", mail: "bob@example.com", phone: "555 0101"}, // shares bob's email
-		{uid: "hal", given: "Hal", sn: "Ng"}, // no email
+		{uid: "hal", given: "Hal", sn: "Ng"},                                               // no email
 	}
 	for seed := int64(1); seed <= 25; seed++ {
 		rng := rand.New(rand.NewSource(seed))
