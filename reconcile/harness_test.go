@@ -138,13 +138,19 @@ func (h *harness) engine() *Engine {
 		DefaultEmails: map[string]MailSpec{"activation": {Subject: "Welcome {{ first_name }}", Body: "Hello {{ first_name }}"}, "invite": {Subject: "Invited", Body: "Join, {{ name }}"}}}
 }
 
-// plan loads the repo and plans; the commit is a counter so each plan has its own.
-func (h *harness) plan() *Plan {
+func (h *harness) loadRepo() *schema.Repo {
 	h.t.Helper()
 	repo, err := schema.Load(h.files, h.cfg, schema.LoadOptions{})
 	if err != nil {
 		h.t.Fatalf("load repo: %v", err)
 	}
+	return repo
+}
+
+// plan loads the repo and plans; the commit is a counter so each plan has its own.
+func (h *harness) plan() *Plan {
+	h.t.Helper()
+	repo := h.loadRepo()
 	p, err := h.engine().Plan(context.Background(), repo, fmt.Sprintf("c%03d", h.seq))
 	if err != nil {
 		h.t.Fatalf("plan: %v", err)
