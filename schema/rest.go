@@ -437,7 +437,11 @@ func (l *loader) loadReminders() {
 			continue
 		}
 		if r.Template != "" && !templates[r.Template] && !l.templateNames[r.Template] {
-			l.errorf(l.valAt(data, display, p+".template"), "%s.template: unknown template %q (templates: %s)", p, r.Template, strings.Join(tnames, ", "))
+			known := "no templates are defined"
+			if len(tnames) > 0 {
+				known = "templates: " + strings.Join(tnames, ", ")
+			}
+			l.errorf(l.valAt(data, display, p+".template"), "%s.template: unknown template %q (%s)", p, r.Template, known)
 			continue
 		}
 		l.repo.Reminders = append(l.repo.Reminders, r)

@@ -3,18 +3,434 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/roster-dev/roster/reconcile"
+	"github.com/roster-dev/roster/reconcile/loop"
+	"github.com/roster-dev/roster/reconcile/source"
+	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/state"
 )
 
-// runServe: `roster serve` — the daemon (SPEC §6).
-func runServe(ctx context.Context, a *app, args []string) error {
-	return errors.New("serve: not yet")
+// Shutdown timings of `serve`.
+const (
+	// deliverGrace bounds the last delivery run after SIGTERM (in-flight SMTP).
+	deliverGrace = 10 * time.Second
+	// httpGrace bounds http.Server.Shutdown.
+	httpGrace = 5 * time.Second
+	// defaultInterval is the poll interval when repo.interval is unset.
+	defaultInterval = time.Minute
+	// defaultListen is http.listen's default: loopback only.
+	defaultListen = "127.0.0.1:8080"
+)
+
+// serveListening, when set (tests), is told the address the HTTP server listens on.
+var serveListening func(configPath, addr string)
+
+// DaemonStatus is the daemon's own state, shown by serve on /, /api/status and in the
+// logs. It never holds a secret.
+type DaemonStatus struct {
+	// State is starting, syncing, idle (the last cycle succeeded), failed or stopping.
+	State string `json:"state"`
+	// GoodCommit is the last commit that validated; it stays in force while newer commits
+	// are invalid.
+	GoodCommit string `json:"good_commit"`
+	// Commit is the branch's commit as last fetched (may be invalid, then ≠ GoodCommit).
+	Commit      string    `json:"commit"`
+	LastRun     time.Time `json:"last_run"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	// LastError is why the last cycle failed: fetch, validation, a refused plan, apply.
+	LastError string `json:"last_error,omitempty"`
+	// InvalidCommit and ValidationErrors describe the newest commit when it does not validate.
+	InvalidCommit    string   `json:"invalid_commit,omitempty"`
+	ValidationErrors []string `json:"validation_errors,omitempty"`
+	// Cycles counts reconcile cycles since the daemon started.
+	Cycles int64  `json:"cycles"`
+	Ready  bool   `json:"ready"`
+	Listen string `json:"listen,omitempty"`
 }
 
-// DaemonStatus is the daemon's own state, shown by serve.
-type DaemonStatus struct {
-	State      string    `json:"state"`
-	GoodCommit string    `json:"good_commit"`
-	LastRun    time.Time `json:"last_run"`
-	LastError  string    `json:"last_error,omitempty"`
+// runServe: `roster serve` — the daemon (SPEC §6).
+//
+// Shutdown (ctx cancelled by SIGINT/SIGTERM): the loop stops starting cycles; a cycle in
+// its fetch or plan stage stops at once (nothing is written before apply), while an apply
+// already in progress runs to its commit — SPEC §6 "finishes the running transaction" — since
+// Apply is one SQLite transaction it is all or nothing either way. Then the outbox gets one
+// last delivery run of at most deliverGrace (in-flight SMTP), the HTTP server shuts down
+// (it answers until then, so probes and the status page show "stopping"), the lock is
+// released, and serve returns nil (exit 0).
+func runServe(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("serve", false)
+	once := fs.Bool("once", false, "run one reconcile cycle and exit (for cron and tests)")
+	if _, err := a.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	dsn := a.resolve(cfg.State.DSN)
+	if dsn == ":memory:" || strings.Contains(dsn, "mode=memory") {
+		return errors.New("serve: state.dsn is an in-memory database; the daemon needs a file")
+	}
+	release, err := loop.AcquireLock(strings.TrimPrefix(strings.SplitN(dsn, "?", 2)[0], "file:") + ".lock")
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	defer release()
+	db, err := a.database(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	src, err := a.source()
+	if err != nil {
+		return err
+	}
+	eng, err := a.engine(ctx)
+	if err != nil {
+		return err
+	}
+	d := newDaemon(a, cfg, db, src, eng)
+
+	if *once {
+		err := d.cycle(ctx, "once")
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverGrace)
+		defer cancel()
+		d.deliver(dctx)
+		return err
+	}
+
+	listen := cfg.HTTP.Listen
+	if listen == "" {
+		listen = defaultListen
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("serve: listen on %s (http.listen): %w", listen, err)
+	}
+	addr := ln.Addr().String()
+	d.mu.Lock()
+	d.st.Listen = addr
+	d.mu.Unlock()
+	srv := &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	a.logger.Info("serve: listening", "addr", addr, "interval", d.interval.String(), "repo", source.Scrub(cfg.Repo.URL))
+	if serveListening != nil {
+		serveListening(a.configPath, addr)
+	}
+
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	defer stopLoop()
+	loopDone := make(chan error, 1)
+	go func() { loopDone <- d.loop.Start(loopCtx) }()
+
+	var runErr error
+	select {
+	case err := <-loopDone:
+		runErr = err
+	case err := <-srvErr:
+		runErr = fmt.Errorf("serve: http: %w", err)
+		stopLoop()
+		<-loopDone
+	}
+	d.setState("stopping")
+	a.logger.Info("serve: stopping; delivering what is due", "grace", deliverGrace.String())
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverGrace)
+	d.deliver(dctx)
+	cancel()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpGrace)
+	if err := srv.Shutdown(sctx); err != nil {
+		a.logger.Warn("serve: http shutdown", "err", err)
+	}
+	cancel()
+	a.logger.Info("serve: stopped")
+	return runErr
+}
+
+// daemon is the state of `roster serve` between cycles.
+type daemon struct {
+	a        *app
+	cfg      *schema.Config
+	db       *state.DB
+	src      source.Source
+	eng      *reconcile.Engine
+	met      *serveMetrics
+	loop     *loop.Loop
+	interval time.Duration
+
+	// Used by the cycle only (the loop runs one at a time).
+	good        *schema.Repo // last repo that validated, with goodCommit
+	goodCommit  string
+	badCommit   string // the newest commit, when it does not validate
+	badErrs     []string
+	lastMailErr string // the last error an admin was emailed about
+
+	mu sync.Mutex
+	st DaemonStatus
+}
+
+func newDaemon(a *app, cfg *schema.Config, db *state.DB, src source.Source, eng *reconcile.Engine) *daemon {
+	d := &daemon{a: a, cfg: cfg, db: db, src: src, eng: eng, met: newServeMetrics(db),
+		interval: cfg.Repo.Interval.Duration, st: DaemonStatus{State: "starting"}}
+	if d.interval <= 0 {
+		d.interval = defaultInterval
+	}
+	d.loop = &loop.Loop{Interval: d.interval, Run: d.cycle, Logger: a.logger}
+	return d
+}
+
+func (d *daemon) setState(s string) {
+	d.mu.Lock()
+	d.st.State = s
+	d.mu.Unlock()
+}
+
+// snapshot copies the daemon's status.
+func (d *daemon) snapshot() DaemonStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.st
+	s.ValidationErrors = append([]string(nil), d.st.ValidationErrors...)
+	return s
+}
+
+// cycleErr is a failed stage of a cycle.
+func cycleErr(stage string, err error) error { return fmt.Errorf("%s: %w", stage, err) }
+
+// cycle is one reconcile: fetch → load + validate (new commits) → plan → check → apply →
+// admin emails → deliver. It returns an error when the cycle failed (the loop backs off);
+// an invalid commit is not such an error when the last good commit reconciled fine, so the
+// fix is picked up at the normal interval.
+func (d *daemon) cycle(ctx context.Context, reason string) error {
+	start := time.Now()
+	d.mu.Lock()
+	d.st.State = "syncing"
+	d.st.Cycles++
+	d.mu.Unlock()
+	d.met.cycles.Inc()
+	log := d.a.logger.With("reason", reason)
+	log.Debug("serve: cycle start")
+
+	res := d.reconcile(ctx, log)
+	took := time.Since(start)
+	d.met.duration.Observe(took.Seconds())
+
+	now := time.Now().UTC()
+	d.mu.Lock()
+	d.st.LastRun = now
+	d.st.Commit = res.commit
+	d.st.GoodCommit = d.goodCommit
+	d.st.InvalidCommit = d.badCommit
+	d.st.ValidationErrors = append([]string(nil), d.badErrs...)
+	d.st.LastError = ""
+	if res.err != nil {
+		d.st.LastError = res.err.Error()
+	}
+	switch {
+	case res.err != nil || d.badCommit != "":
+		d.st.State = "failed"
+	default:
+		d.st.State = "idle"
+	}
+	if res.applied {
+		d.st.LastSuccess = now
+		d.st.Ready = true
+	}
+	d.mu.Unlock()
+	if res.applied {
+		d.met.lastSuccess.Set(float64(now.Unix()))
+	}
+
+	if ctx.Err() == nil || res.applied {
+		d.notifyAdmins(context.WithoutCancel(ctx), res)
+	}
+	d.deliver(ctx)
+	d.met.refreshObjects(context.WithoutCancel(ctx))
+
+	switch {
+	case res.err != nil:
+		log.Warn("serve: cycle failed", "commit", shortCommit(res.commit), "took", took.Round(time.Millisecond), "err", res.err)
+		return res.err
+	case d.badCommit != "":
+		log.Warn("serve: commit is invalid; the last good commit stays in force", "commit", shortCommit(d.badCommit),
+			"good_commit", shortCommit(d.goodCommit), "errors", len(d.badErrs))
+	case res.plan != nil && res.plan.HasChanges():
+		s := res.plan.Summary
+		log.Info("serve: applied", "commit", shortCommit(res.commit), "create", s.Create, "update", s.Update, "delete", s.Delete,
+			"deactivate", s.Deactivate, "reactivate", s.Reactivate, "emails", s.Emails, "took", took.Round(time.Millisecond))
+	default:
+		log.Debug("serve: nothing to change", "commit", shortCommit(res.commit), "took", took.Round(time.Millisecond))
+	}
+	return nil
+}
+
+// cycleResult is what one reconcile did.
+type cycleResult struct {
+	commit  string          // fetched commit
+	applied bool            // a plan of the good commit was applied (changes or not)
+	plan    *reconcile.Plan // the applied plan
+	err     error
+}
+
+func (d *daemon) reconcile(ctx context.Context, log *slog.Logger) (res cycleResult) {
+	commit, err := d.src.Fetch(ctx)
+	if err != nil {
+		d.met.fetchFailures.Inc()
+		res.err = cycleErr("fetch", err)
+		if d.good == nil || ctx.Err() != nil {
+			return res
+		}
+		// Keep the last good commit in force: directory changes still flow. res.err stays
+		// set, so the cycle still counts as failed.
+		commit = d.goodCommit
+	}
+	res.commit = commit
+	// A plain folder (commit "") may change on disk between cycles: load it every time.
+	reuse := commit != "" && (commit == d.goodCommit && d.good != nil || commit == d.badCommit)
+	if !reuse {
+		repo, err := d.load(commit)
+		if err != nil {
+			d.met.validationFailures.Inc()
+			d.badCommit = commit
+			if d.badCommit == "" {
+				d.badCommit = "(working tree)"
+			}
+			d.badErrs = errorLines(err)
+			log.Warn("serve: commit does not validate", "commit", shortCommit(commit), "errors", len(d.badErrs), "first", d.badErrs[0])
+		} else {
+			if commit != d.goodCommit && d.goodCommit != "" {
+				log.Info("serve: new commit", "commit", shortCommit(commit), "previous", shortCommit(d.goodCommit))
+			}
+			d.good, d.goodCommit = repo, commit
+			d.badCommit, d.badErrs = "", nil
+		}
+	}
+	if d.good == nil {
+		res.err = fmt.Errorf("commit %s does not validate and there is no earlier good commit: %s", shortCommit(commit),
+			strings.Join(d.badErrs, "; "))
+		return res
+	}
+	if ctx.Err() != nil {
+		res.err = ctx.Err()
+		return res
+	}
+	p, err := d.eng.Plan(ctx, d.good, d.goodCommit)
+	if err != nil {
+		res.err = cycleErr("plan", err)
+		return res
+	}
+	for _, t := range p.Templates {
+		if t.Error != "" {
+			d.met.directoryErrors.WithLabelValues(t.Name).Inc()
+		}
+	}
+	if err := p.Check(d.cfg.Safety, reconcile.Allowances{}); err != nil {
+		// The daemon never bypasses the guards: an operator runs `roster apply --allow-…`.
+		res.err = err
+		res.plan = p
+		return res
+	}
+	if ctx.Err() != nil {
+		res.err = ctx.Err()
+		return res
+	}
+	if p.HasChanges() {
+		log.Info("serve: applying plan", "commit", shortCommit(d.goodCommit), "changes", len(p.Changes), "emails", len(p.Emails))
+	}
+	// Once started, the transaction runs to its end even on SIGTERM (SPEC §6).
+	ar, err := reconcile.Apply(context.WithoutCancel(ctx), d.db, p, reconcile.ApplyOptions{Actor: "daemon", Now: time.Now().UTC()}, true)
+	if err != nil {
+		res.err = cycleErr("apply", err)
+		return res
+	}
+	_ = ar
+	res.applied, res.plan = true, p
+	for _, c := range p.Changes {
+		d.met.changes.WithLabelValues(c.Kind, c.Action).Inc()
+	}
+	var tmplErrs []string
+	for _, t := range p.Templates {
+		if t.Error != "" {
+			tmplErrs = append(tmplErrs, "template "+t.Name+": "+t.Error)
+		}
+	}
+	if len(tmplErrs) > 0 && res.err == nil {
+		res.err = errors.New(strings.Join(tmplErrs, "; "))
+	}
+	return res
+}
+
+// load reads and validates the tree at commit.
+func (d *daemon) load(commit string) (*schema.Repo, error) {
+	tree, err := d.src.Tree(commit)
+	if err != nil {
+		return nil, err
+	}
+	return d.a.loadTree(tree)
+}
+
+// deliver sends what is due in the outbox and counts the outcomes from the outbox's
+// counts before and after (a.deliver reports only an error).
+func (d *daemon) deliver(ctx context.Context) {
+	before, _ := d.db.OutboxCounts(context.WithoutCancel(ctx))
+	if err := d.a.deliver(ctx); err != nil && ctx.Err() == nil {
+		d.a.logger.Warn("serve: delivering emails", "err", err)
+	}
+	after, err := d.db.OutboxCounts(context.WithoutCancel(ctx))
+	if err != nil || before == nil {
+		return
+	}
+	if n := after[state.OutboxSent] - before[state.OutboxSent]; n > 0 {
+		d.met.emailsSent.Add(float64(n))
+	}
+	if n := after[state.OutboxFailed] - before[state.OutboxFailed]; n > 0 {
+		d.met.emailsFailed.Add(float64(n))
+	}
+}
+
+// errorLines splits a load error into its lines (a schema.ErrorList prints one per line).
+func errorLines(err error) []string {
+	var list schema.ErrorList
+	if errors.As(err, &list) {
+		out := make([]string, len(list))
+		for i, e := range list {
+			out[i] = e.Error()
+		}
+		return out
+	}
+	var lines []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		lines = []string{err.Error()}
+	}
+	return lines
+}
+
+func shortCommit(c string) string {
+	if len(c) > 12 {
+		return c[:12]
+	}
+	return c
+}
+
+// webhookSecret reads the webhook secret from the variable repo.webhook_secret_env.
+func (d *daemon) webhookSecret() []byte {
+	if d.cfg.Repo.WebhookSecretEnv == "" {
+		return nil
+	}
+	return []byte(os.Getenv(d.cfg.Repo.WebhookSecretEnv))
 }

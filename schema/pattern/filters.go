@@ -305,7 +305,7 @@ func compilePyRegex(p string) (*regexp.Regexp, error) {
 	}
 	re, err := regexp.Compile(p)
 	if err != nil {
-		return nil, fmt.Errorf("bad regular expression %q: %w", p, errors.Unwrap(err))
+		return nil, fmt.Errorf("bad regular expression: %w", err)
 	}
 	regexCache.put(p, re)
 	return re, nil

@@ -199,6 +199,7 @@ func TestRefusals(t *testing.T) {
 		{"ab\n{% if x %}never closed", 2, 1, ""},
 		{"{{ x|truncate(3 }}", 1, 14, "unclosed"},
 		{"{{ x + }}", 1, 1, ""},
+		{"{{ mail|pex_regex_replace('(', 'x') }}", 1, 27, "bad regular expression"},
 		{"{# c -#}", 1, 6, "whitespace control"},
 		{strings.Repeat("{% if a %}", 70), 1, 644, "nested deeper"},
 		{"{{ " + strings.Repeat("(", 70) + "a" + strings.Repeat(")", 70) + " }}", 1, 68, "nested deeper"},
@@ -244,7 +245,7 @@ func TestRenderBounds(t *testing.T) {
 		}
 	}
 	// render-time errors carry a position
-	_, err := render(t, e, "ok\n{{ sn|pex_regex_replace('(', 'x') }}", vars)
+	_, err := render(t, e, "ok\n{% set p = '(' %}{{ sn|pex_regex_replace(p, 'x') }}", vars)
 	var pe *Error
 	if !errors.As(err, &pe) || pe.Line != 2 {
 		t.Errorf("regex error: %v", err)

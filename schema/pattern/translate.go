@@ -672,6 +672,13 @@ func (t *translation) filter(toks []tok, i int) (int, *Error) {
 			return 0, t.errAt(toks[k+1].pos, "expression nested deeper than %d", maxDepth)
 		}
 		args := toks[k+2 : m]
+		// a literal regular expression is checked now, not at render time
+		if (name == "pex_regex_replace" || name == "pex_regex_search") && len(args) > 0 && args[0].kind == tkString &&
+			(len(args) == 1 || args[1].kind == tkSymbol && args[1].val == ",") {
+			if _, err := compilePyRegex(args[0].val); err != nil {
+				return 0, t.errAt(args[0].pos, "%s: %v", name, err)
+			}
+		}
 		// split at top-level commas
 		first := true
 		for len(args) > 0 {
