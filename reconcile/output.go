@@ -183,6 +183,9 @@ func (p *Plan) WriteMarkdown(w io.Writer, o OutputOptions) error {
 		for _, c := range p.Changes {
 			b.WriteString(diffSymbol(c.Action) + " " + strings.TrimPrefix(changeTitle(c), symbols[c.Action]+" ") + "\n")
 			if c.Action == ActionCreate {
+				if d := createDetail(c, o.ShowSecrets); d != "" {
+					b.WriteString("+     " + d + "\n")
+				}
 				continue
 			}
 			for _, f := range c.Fields {

@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"sort"
 
 	"github.com/roster-dev/roster/state"
@@ -191,11 +192,22 @@ func (p *Plan) finish() {
 	enc := json.NewEncoder(h)
 	enc.Encode(p.Commit)
 	enc.Encode(p.StateVersion)
+	// Times (an invitation's expiry) depend on when the plan was made, not on its inputs:
+	// they stay out of the fingerprint.
 	for _, c := range p.Changes {
-		enc.Encode([]any{c.Kind, c.Action, c.Key, c.vmr, c.device, c.user, c.invite, c.group})
+		var invite []string
+		if c.invite != nil {
+			invite = []string{c.invite.Email, c.invite.Name, c.invite.Username, c.invite.Status}
+		}
+		enc.Encode([]any{c.Kind, c.Action, c.Key, c.vmr, c.device, c.user, invite, c.group})
 	}
 	for _, e := range p.Emails {
-		enc.Encode([]any{e.To, e.Kind, e.Action, e.Key, e.vars})
+		vars := e.vars
+		if _, ok := vars["expires_at"]; ok {
+			vars = maps.Clone(vars)
+			delete(vars, "expires_at")
+		}
+		enc.Encode([]any{e.To, e.Kind, e.Action, e.Key, vars})
 	}
 	enc.Encode(p.reminders)
 	p.Fingerprint = hex.EncodeToString(h.Sum(nil))[:32]

@@ -418,3 +418,23 @@ func TestFailedTemplateChangesNothing(t *testing.T) {
 		t.Fatalf("changes %v errors %+v", changes(p), p.Errors)
 	}
 }
+
+func TestInvalidRenderedValueSkipsEntryAndKeepsItsObjects(t *testing.T) {
+	h := newHarness(t, alice, bob)
+	h.mustApply()
+	// Bob's surname now renders a 260-character VMR name: skipped, never deleted.
+	long := bob
+	long.sn = strings.Repeat("x", 260)
+	h.directory(alice, long)
+	p := h.plan()
+	if p.HasChanges() {
+		t.Fatalf("changes = %v", changes(p))
+	}
+	found := false
+	for _, w := range p.Warnings {
+		found = found || (w.Code == "invalid" && strings.Contains(w.Message, "longer than 250"))
+	}
+	if !found {
+		t.Errorf("warnings = %+v", p.Warnings)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/roster-dev/roster/reconcile/directory"
 	"github.com/roster-dev/roster/schema"
@@ -429,6 +430,14 @@ func renderEntry(in Inputs, c *compiled, e *directory.Entry) entryOutput {
 			out.user = u
 		}
 	}
+	if r.err == nil {
+		if msg := invalidRendered(&out); msg != "" {
+			return entryOutput{
+				warn: &Warning{Code: "invalid", Key: e.DN, Template: t.Name, Message: msg + "; this entry's objects are left unchanged"},
+				keep: []string{ownerKey(t.Name, e.Key, "")},
+			}
+		}
+	}
 	if r.err != nil {
 		// Keep whatever this entry already has: a render error must never delete.
 		pos := t.FieldPos[r.at]
@@ -523,4 +532,51 @@ func fillTracking(d *Desired, u *DesiredUser) *DesiredUser {
 		}
 	}
 	return u
+}
+
+// Pexip and WebEx limits that only rendered values can be checked against.
+const (
+	maxNameLen  = 250
+	maxAliases  = 8
+	maxUserName = 32
+	maxEmailLen = 192
+)
+
+// invalidRendered checks one entry's rendered objects against the platform's limits.
+func invalidRendered(o *entryOutput) string {
+	if v := o.vmr; v != nil {
+		switch {
+		case utf8.RuneCountInString(v.Name) > maxNameLen:
+			return fmt.Sprintf("VMR name %.40q… is longer than %d characters", v.Name, maxNameLen)
+		case utf8.RuneCountInString(v.Description) > maxNameLen:
+			return fmt.Sprintf("VMR description of %q is longer than %d characters", v.Name, maxNameLen)
+		case len(v.Aliases) > maxAliases:
+			return fmt.Sprintf("VMR %q has %d aliases; Pexip allows %d", v.Name, len(v.Aliases), maxAliases)
+		}
+		for _, a := range v.Aliases {
+			if utf8.RuneCountInString(a) > maxNameLen || strings.ContainsAny(a, " \t\r\n") {
+				return fmt.Sprintf("VMR %q alias %q is longer than %d characters or contains white space", v.Name, a, maxNameLen)
+			}
+		}
+	}
+	if d := o.device; d != nil && (utf8.RuneCountInString(d.Alias) > maxNameLen || strings.ContainsAny(d.Alias, " \t\r\n")) {
+		return fmt.Sprintf("device alias %q is longer than %d characters or contains white space", d.Alias, maxNameLen)
+	}
+	if u := o.user; u != nil {
+		switch {
+		case len(u.Email) > maxEmailLen || !schema.ValidEmail(u.Email):
+			return fmt.Sprintf("user email %q is not a valid address of at most %d characters", u.Email, maxEmailLen)
+		case utf8.RuneCountInString(u.FirstName) > maxUserName || utf8.RuneCountInString(u.LastName) > maxUserName:
+			return fmt.Sprintf("user %s: first and last names must be at most %d characters", u.Email, maxUserName)
+		case !schema.IsLanguage(u.Language) && u.Language != "":
+			return fmt.Sprintf("user %s: language %q is not a WebEx LANGUAGE value", u.Email, u.Language)
+		case !schema.IsTimeZone(u.TimeZone) && u.TimeZone != "":
+			return fmt.Sprintf("user %s: time zone %q is not a WebEx TIMEZONE value", u.Email, u.TimeZone)
+		case u.HostPrivilege != "HOST" && u.HostPrivilege != "ADMN":
+			return fmt.Sprintf("user %s: host privilege %q must be HOST or ADMN", u.Email, u.HostPrivilege)
+		case u.License != "paid" && u.License != "free":
+			return fmt.Sprintf("user %s: license %q must be paid or free", u.Email, u.License)
+		}
+	}
+	return ""
 }

@@ -47,6 +47,11 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			continue
 		}
 		want.ID, want.UserID, want.Notified = old.ID, old.UserID, old.Notified
+		if want.Origin == "local" && old.Origin == "remote" {
+			// Once remote, always remote (WebEx): a CSV row for a directory user — say an
+			// export committed back — does not turn the account local again.
+			want.Origin, want.SyncTag, want.EntryKey, want.License = old.Origin, old.SyncTag, old.EntryKey, old.License
+		}
 		if du.Disabled {
 			want.Active = false
 		}

@@ -51,10 +51,19 @@ func (a *app) flags(name string, withRepo bool) *flag.FlagSet {
 
 // parse parses args and rejects stray positional arguments beyond allowed.
 func (a *app) parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	// Flags may come before or after positional arguments (`export users --delimiter tab`).
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
 	}
-	rest := fs.Args()
 	if len(rest) > positional {
 		return nil, fmt.Errorf("%s: unexpected argument %q", fs.Name(), rest[positional])
 	}

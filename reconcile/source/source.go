@@ -151,7 +151,7 @@ func New(cfg schema.RepoConfig, baseDir, dataDir string, logger *slog.Logger) (S
 				return nil, err
 			}
 			if logger != nil {
-				logger.Info("source: local folder is not a git repository, reading it as a plain folder", "dir", p)
+				logger.Debug("source: local folder is not a git repository, reading it as a plain folder", "dir", p)
 			}
 			return NewDir(filepath.Join(p, filepath.FromSlash(sub))), nil
 		}
