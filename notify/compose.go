@@ -20,6 +20,7 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -60,6 +61,19 @@ func composeErr(format string, a ...any) error {
 // Composer renders outbox rows into messages, compiling each email template once.
 type Composer struct {
 	cache templateCache
+	froms sync.Map // from string → *mail.Address
+}
+
+func (c *Composer) parseFrom(from string) (*mail.Address, error) {
+	if a, ok := c.froms.Load(from); ok {
+		return a.(*mail.Address), nil
+	}
+	a, err := ParseRecipient(from)
+	if err != nil {
+		return nil, composeErr("bad from address %q: %v", from, err)
+	}
+	c.froms.Store(from, a)
+	return a, nil
 }
 
 // NewComposer returns a Composer rendering with r.
@@ -67,9 +81,9 @@ func NewComposer(r Renderer) *Composer { return &Composer{cache: templateCache{r
 
 // Compose renders row into a message from the address from, dated date.
 func (c *Composer) Compose(row *state.OutboxRow, from string, date time.Time) (*Message, error) {
-	fromAddr, err := mail.ParseAddress(from)
-	if err != nil || strings.ContainsAny(from, "\r\n") {
-		return nil, composeErr("bad from address %q: %v", from, err)
+	fromAddr, err := c.parseFrom(from)
+	if err != nil {
+		return nil, err
 	}
 	to, err := ParseRecipient(row.To)
 	if err != nil {
@@ -137,6 +151,9 @@ func shortHash(h string) string {
 // ParseRecipient accepts exactly one valid address: no line breaks or other control
 // characters, no list, no group. Anything else is a ComposeError — never a header.
 func ParseRecipient(s string) (*mail.Address, error) {
+	if isSimpleAddress(s) {
+		return &mail.Address{Address: s}, nil
+	}
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
 			return nil, composeErr("recipient %q contains a control character", s)
@@ -157,6 +174,33 @@ func ParseRecipient(s string) (*mail.Address, error) {
 		return nil, composeErr("recipient %q is not a valid address", s)
 	}
 	return a, nil
+}
+
+// isSimpleAddress reports whether s is a plain dot-atom address, local@domain, in ASCII:
+// the common case, accepted without the full RFC 5322 parser.
+func isSimpleAddress(s string) bool {
+	at := strings.IndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 || len(s) > 254 {
+		return false
+	}
+	local, domain := s[:at], s[at+1:]
+	if local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, "..") ||
+		domain[0] == '.' || domain[0] == '-' || domain[len(domain)-1] == '.' || strings.Contains(domain, "..") {
+		return false
+	}
+	for i := 0; i < len(local); i++ {
+		c := local[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(".!#$%&'*+/=?^_`{|}~-", c) >= 0) {
+			return false
+		}
+	}
+	for i := 0; i < len(domain); i++ {
+		c := domain[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkSubject trims the rendered subject and refuses one that is not a single line of at

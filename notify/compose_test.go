@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"net/mail"
 	"strconv"
 	"strings"
 	"testing"
@@ -168,6 +169,17 @@ func TestHTMLToText(t *testing.T) {
 	for _, tt := range tests {
 		if got := HTMLToText(tt.in); got != tt.want {
 			t.Errorf("HTMLToText(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestParseRecipientFastPathAgreesWithNetMail(t *testing.T) {
+	for _, s := range []string{"a@example.com", "first.last+tag@sub.example.org", "o'neil@example.ie", "a..b@example.com",
+		".a@example.com", "a@-example.com", "a@example..com", "a@", "@example.com", "a b@example.com", "ü@example.com", "a@b"} {
+		fast := isSimpleAddress(s)
+		_, err := mail.ParseAddress(s)
+		if fast && err != nil {
+			t.Errorf("%q: fast path accepts what net/mail refuses (%v)", s, err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -125,10 +126,8 @@ type OutboxRow struct {
 
 // DecodeVars returns the row's variables; integral JSON numbers become int64.
 func (r *OutboxRow) DecodeVars() (map[string]any, error) {
-	dec := json.NewDecoder(strings.NewReader(r.Vars))
-	dec.UseNumber()
 	var v map[string]any
-	if err := dec.Decode(&v); err != nil {
+	if err := json.Unmarshal([]byte(r.Vars), &v); err != nil {
 		return nil, fmt.Errorf("decode variables of outbox row %d: %w", r.ID, err)
 	}
 	for k, x := range v {
@@ -139,12 +138,11 @@ func (r *OutboxRow) DecodeVars() (map[string]any, error) {
 
 func plainNumbers(x any) any {
 	switch t := x.(type) {
-	case json.Number:
-		if i, err := t.Int64(); err == nil {
-			return i
+	case float64:
+		if t == math.Trunc(t) && math.Abs(t) < 1<<53 {
+			return int64(t)
 		}
-		f, _ := t.Float64()
-		return f
+		return t
 	case map[string]any:
 		for k, y := range t {
 			t[k] = plainNumbers(y)
@@ -169,26 +167,34 @@ const outboxSelect = `SELECT o.id, o.created_at, o.commit_id, o.kind, o.action, 
 func (db *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxRow, error) {
 	var rows []OutboxRow
 	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
-		if err := tx.SelectContext(ctx, &rows, outboxSelect+`
-			WHERE o.status IN ('pending', 'sending') AND o.next_attempt_at <= ?
-			ORDER BY o.next_attempt_at, o.id LIMIT ?`, FormatTime(now), limit); err != nil {
+		// The rows without their templates, then each distinct template once: a batch
+		// shares a few templates, and their bodies are not copied out of SQLite per row.
+		if err := tx.SelectContext(ctx, &rows, `SELECT id, created_at, commit_id, kind, action, object_key, template,
+			to_addr, smtp_server, email_template, vars, status, attempts, next_attempt_at, last_error, message_id, sent_at
+			FROM outbox WHERE status IN ('pending', 'sending') AND next_attempt_at <= ?
+			ORDER BY next_attempt_at, id LIMIT ?`, FormatTime(now), limit); err != nil {
+			return err
+		}
+		if err := fillTemplates(ctx, tx, rows); err != nil {
 			return err
 		}
 		if len(rows) == 0 {
 			return nil
 		}
-		stmt, err := tx.PrepareContext(ctx, `UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id = ?`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
 		lease := FormatTime(now.Add(ClaimLease))
+		ids := make([]any, 0, len(rows))
 		for i := range rows {
-			if _, err := stmt.ExecContext(ctx, lease, rows[i].ID); err != nil {
-				return err
-			}
+			ids = append(ids, rows[i].ID)
 			rows[i].Status = OutboxSending
 			rows[i].NextAttemptAt = lease
+		}
+		// One statement per 500 rows (SQLite allows 32766 parameters).
+		for start := 0; start < len(ids); start += 500 {
+			end := min(start+500, len(ids))
+			q := `UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id IN (?` + strings.Repeat(",?", end-start-1) + `)`
+			if _, err := tx.ExecContext(ctx, q, append([]any{lease}, ids[start:end]...)...); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -196,6 +202,32 @@ func (db *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxR
 		return nil, fmt.Errorf("claim due emails: %w", err)
 	}
 	return rows, nil
+}
+
+type templateRow struct {
+	Hash     string `db:"hash"`
+	Subject  string `db:"subject"`
+	Body     string `db:"body"`
+	BodyPath string `db:"body_path"`
+	HTML     bool   `db:"html"`
+}
+
+// fillTemplates sets the template fields of rows, reading each distinct template once.
+func fillTemplates(ctx context.Context, tx *sqlx.Tx, rows []OutboxRow) error {
+	byHash := map[string]*templateRow{}
+	for i := range rows {
+		h := rows[i].EmailTemplate
+		t, ok := byHash[h]
+		if !ok {
+			t = &templateRow{}
+			if err := tx.GetContext(ctx, t, `SELECT hash, subject, body, body_path, html FROM email_templates WHERE hash = ?`, h); err != nil {
+				return fmt.Errorf("email template %s: %w", h, err)
+			}
+			byHash[h] = t
+		}
+		rows[i].Subject, rows[i].Body, rows[i].BodyPath, rows[i].HTML = t.Subject, t.Body, t.BodyPath, t.HTML
+	}
+	return nil
 }
 
 // Outcome is the result of one delivery attempt, recorded by RecordOutcomes.

@@ -330,8 +330,9 @@ func (d *daemon) reconcile(ctx context.Context, log *slog.Logger) (res cycleResu
 		return res
 	}
 	for _, t := range p.Templates {
+		c := d.met.directoryErrors.WithLabelValues(t.Name)
 		if t.Error != "" {
-			d.met.directoryErrors.WithLabelValues(t.Name).Inc()
+			c.Inc()
 		}
 	}
 	if err := p.Check(d.cfg.Safety, reconcile.Allowances{}); err != nil {
