@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-
-	"github.com/roster-dev/roster/reconcile"
 )
 
 func runRemind(ctx context.Context, a *app, args []string) error {
@@ -18,7 +16,3 @@ func runNotify(ctx context.Context, a *app, args []string) error {
 func runInvites(ctx context.Context, a *app, args []string) error {
 	return errors.New("invites: not yet")
 }
-
-func (a *app) deliver(ctx context.Context) error { return nil }
-
-func defaultEmails() map[string]reconcile.MailSpec { return nil }
