@@ -48,7 +48,7 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 	if d.InviteTTL <= 0 {
 		d.InviteTTL = 336 * time.Hour
 	}
-	settingsMail(d, in)
+	d.Mail = MailFromRepo(repo, in.DefaultEmails)
 	for _, g := range repo.TrackingCodes {
 		sg := &state.TrackingGroup{Slot: g.Slot, Name: g.Name, InputMode: g.InputMode, Usage: g.Usage, Sort: g.Sort}
 		for _, c := range g.Codes {
@@ -61,7 +61,6 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 	for _, t := range repo.Templates {
 		res := &TemplateResult{Name: t.Name}
 		d.Templates = append(d.Templates, res)
-		d.Mail[t.Name] = templateMail(t, repo)
 		out, err := renderTemplate(ctx, in, t)
 		if err != nil {
 			res.Err = err
@@ -104,23 +103,39 @@ func templateMail(t *schema.Template, repo *schema.Repo) *TemplateMail {
 	return m
 }
 
-// settingsMail sets the org-wide emails: activation, invite, admin summary — from
-// settings.yaml, else the built-in defaults. They are stored under those names with the
-// spec in the VMR slot.
-func settingsMail(d *Desired, in Inputs) {
-	se := in.Repo.Settings.Emails
-	for name, e := range map[string]*schema.EmailPattern{"activation": se.Activation, "invite": se.Invite, "admin_summary": se.AdminSummary} {
-		spec := mailSpec(in.Repo, se.SMTPServer, e)
+// MailFromRepo is how every object's owner is emailed, from the repo: per sync template
+// (by name), per declared object ("manual\x00" + key), and the org-wide activation, invite
+// and admin_summary emails (from settings.yaml, else the built-in defaults; their spec sits
+// in the VMR slot).
+func MailFromRepo(repo *schema.Repo, defaults map[string]MailSpec) map[string]*TemplateMail {
+	m := map[string]*TemplateMail{}
+	for _, t := range repo.Templates {
+		m[t.Name] = templateMail(t, repo)
+	}
+	for _, v := range repo.VMRs {
+		if v.Emails != nil && v.Emails.Email != nil {
+			m[mailKey(state.ManualTag, v.Name)] = &TemplateMail{Send: v.Emails.Send, VMR: mailSpec(repo, v.Emails.SMTPServer, v.Emails.Email)}
+		}
+	}
+	for _, v := range repo.Devices {
+		if v.Emails != nil && v.Emails.Email != nil {
+			m[mailKey(state.ManualTag, v.Alias)] = &TemplateMail{Send: v.Emails.Send, Device: mailSpec(repo, v.Emails.SMTPServer, v.Emails.Email)}
+		}
+	}
+	se := repo.Settings.Emails
+	for name, e := range map[string]*schema.EmailPattern{"activation": se.Activation, "invite": se.Invite, "admin_summary": se.AdminSummary, "sync_error": nil} {
+		spec := mailSpec(repo, se.SMTPServer, e)
 		if spec == nil {
-			if def, ok := in.DefaultEmails[name]; ok {
+			if def, ok := defaults[name]; ok {
 				def.SMTPServer = se.SMTPServer
 				spec = &def
 			}
 		}
 		if spec != nil {
-			d.Mail[name] = &TemplateMail{Send: true, VMR: spec}
+			m[name] = &TemplateMail{Send: true, VMR: spec}
 		}
 	}
+	return m
 }
 
 // declared adds the VMRs and devices declared by hand (sync tag "manual").
@@ -131,17 +146,11 @@ func declared(d *Desired, in Inputs) {
 			GuestPIN: v.GuestPIN, AllowGuests: v.AllowGuests, MaxCallrateIn: v.MaxCallrateIn, MaxCallrateOut: v.MaxCallrateOut,
 			ParticipantLimit: v.ParticipantLimit, Tag: v.Tag, OwnerEmail: v.PrimaryOwnerEmailAddress, SyncTag: state.ManualTag}}
 		d.VMRs = append(d.VMRs, dv)
-		if v.Emails != nil && v.Emails.Email != nil {
-			d.Mail[mailKey(state.ManualTag, v.Name)] = &TemplateMail{Send: v.Emails.Send, VMR: mailSpec(repo, v.Emails.SMTPServer, v.Emails.Email)}
-		}
 	}
 	for _, v := range repo.Devices {
 		dd := &DesiredDevice{Device: state.Device{Alias: v.Alias, Description: v.Description, Username: v.Username,
 			Password: v.Password, Tag: v.Tag, OwnerEmail: v.PrimaryOwnerEmailAddress, SyncTag: state.ManualTag}}
 		d.Devices = append(d.Devices, dd)
-		if v.Emails != nil && v.Emails.Email != nil {
-			d.Mail[mailKey(state.ManualTag, v.Alias)] = &TemplateMail{Send: v.Emails.Send, Device: mailSpec(repo, v.Emails.SMTPServer, v.Emails.Email)}
-		}
 	}
 }
 

@@ -175,8 +175,8 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 					After: inviteMap(&exp), invite: &exp, Fields: []FieldChange{{Name: "status", Old: "pending", New: "expired"}}})
 				continue
 			}
-			if old.Status == "pending" {
-				pending++
+			if old.Status == "pending" || old.Status == "accepted" && !users[email] {
+				pending++ // an accepted invitation is a member with a paid licence
 			}
 			p.Summary.Unchanged++
 			continue
@@ -223,7 +223,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		}
 		if used := paid + pending; used > d.PaidLicenses {
 			p.Errors = append(p.Errors, Problem{Message: fmt.Sprintf(
-				"paid licences: this plan needs %d (%d paid users, %d pending invitations) but licenses.paid is %d; "+
+				"paid licences: this plan needs %d (%d paid users, %d invitations pending or accepted) but licenses.paid is %d; "+
 					"raise it in settings.yaml or remove invitations", used, paid, pending, d.PaidLicenses)})
 		}
 		p.Licenses = &Licenses{Paid: d.PaidLicenses, Used: paid + pending, Remaining: d.PaidLicenses - paid - pending}

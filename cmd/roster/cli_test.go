@@ -162,3 +162,38 @@ func TestUnknownCommandAndBadFlag(t *testing.T) {
 		t.Errorf("bad format: code %d", code)
 	}
 }
+
+func TestRemindNotifyAndAcceptInvite(t *testing.T) {
+	w := newWorkspace(t)
+	if _, errOut, code := w.run("apply"); code != 0 {
+		t.Fatalf("apply: %s", errOut)
+	}
+	mails := func() int {
+		es, _ := os.ReadDir(filepath.Join(w.dir, "outbox"))
+		return len(es)
+	}
+	before := mails()
+	out, errOut, code := w.run("remind", "--vmr", "Board Room", "--device", "lobby@dev.example.com")
+	if code != 0 {
+		t.Fatalf("remind: %s\n%s", out, errOut)
+	}
+	if got := mails() - before; got != 2 {
+		t.Errorf("remind sent %d emails:\n%s", got, out)
+	}
+	if _, errOut, code = w.run("remind", "--vmr", "No Such Room"); code != 1 || !strings.Contains(errOut, `no VMR named "No Such Room"`) {
+		t.Errorf("unknown VMR: code %d %s", code, errOut)
+	}
+	// Every active directory user was notified on creation (auto_activation_emails), so
+	// Notify Now finds nobody.
+	out, _, code = w.run("notify", "users")
+	if code != 0 || !strings.Contains(out, "No changes") {
+		t.Errorf("notify users: code %d\n%s", code, out)
+	}
+	out, errOut, code = w.run("invites", "accept", "john.doe@partner.example")
+	if code != 0 || !strings.Contains(out, "accepted") {
+		t.Fatalf("accept: code %d %s %s", code, out, errOut)
+	}
+	if _, errOut, code = w.run("invites", "accept", "john.doe@partner.example"); code != 1 || !strings.Contains(errOut, "not pending") {
+		t.Errorf("second accept: code %d %s", code, errOut)
+	}
+}

@@ -1,0 +1,164 @@
+package reconcile
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/state"
+)
+
+// The operator's one-off actions — reminders, "Notify Now", accepting an invitation — are
+// small plans too, applied by Apply in one transaction with their audit rows and outbox
+// rows. None of them searches the directory (Pexip: reminders do not resync).
+
+// ReminderTargets says whom `roster remind` reminds.
+type ReminderTargets struct {
+	Templates, VMRs, Devices, Invites []string
+}
+
+// PlanReminders plans `action: reminder` emails for every VMR and device of the named
+// templates, the named VMRs and devices, and resends the named pending (or expired)
+// invitations with a fresh expiry.
+func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Actual, t ReminderTargets, commit string, now time.Time) (*Plan, error) {
+	d := &Desired{Mail: MailFromRepo(repo, defaults)}
+	p := &Plan{FormatVersion: FormatVersion, Commit: commit, StateVersion: a.StateVersion}
+	vmrs := map[string]*state.VMR{}
+	devices := map[string]*state.Device{}
+	var missing []string
+	for _, v := range a.VMRs {
+		vmrs[v.Name] = v
+	}
+	for _, dv := range a.Devices {
+		devices[dv.Alias] = dv
+	}
+	seenV, seenD := map[*state.VMR]bool{}, map[*state.Device]bool{}
+	var vs []*state.VMR
+	var ds []*state.Device
+	for _, name := range t.Templates {
+		n := 0
+		for _, v := range a.VMRs {
+			if v.SyncTag == name && !seenV[v] {
+				seenV[v] = true
+				vs = append(vs, v)
+				n++
+			}
+		}
+		for _, dv := range a.Devices {
+			if dv.SyncTag == name && !seenD[dv] {
+				seenD[dv] = true
+				ds = append(ds, dv)
+				n++
+			}
+		}
+		if n == 0 {
+			missing = append(missing, "template "+name+" owns no VMR or device")
+		}
+	}
+	for _, name := range t.VMRs {
+		if v := vmrs[name]; v == nil {
+			missing = append(missing, fmt.Sprintf("no VMR named %q", name))
+		} else if !seenV[v] {
+			seenV[v] = true
+			vs = append(vs, v)
+		}
+	}
+	for _, alias := range t.Devices {
+		if dv := devices[alias]; dv == nil {
+			missing = append(missing, fmt.Sprintf("no device alias %q", alias))
+		} else if !seenD[dv] {
+			seenD[dv] = true
+			ds = append(ds, dv)
+		}
+	}
+	invites := map[string]*state.Invite{}
+	for _, in := range a.Invites {
+		invites[in.Email] = in
+	}
+	ttl := repo.Settings.InviteTTL.Duration
+	if ttl <= 0 {
+		ttl = 336 * time.Hour
+	}
+	for _, email := range t.Invites {
+		in := invites[strings.ToLower(email)]
+		if in == nil || (in.Status != "pending" && in.Status != "expired") {
+			missing = append(missing, fmt.Sprintf("no pending or expired invitation for %q", email))
+			continue
+		}
+		re := *in
+		re.Status, re.ExpiresAt = "pending", now.Add(ttl)
+		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: re.Email, Before: inviteMap(in),
+			After: inviteMap(&re), invite: &re, Fields: []FieldChange{{Name: "expires_at", Old: in.ExpiresAt, New: re.ExpiresAt}}})
+		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
+			p.Emails = append(p.Emails, &Email{To: re.Email, Kind: "invite", Action: "reminder", Key: re.Email, mail: m.VMR,
+				vars: InviteVars(&re, "reminder")})
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("remind: %s", strings.Join(missing, "; "))
+	}
+	sort.Slice(vs, func(i, j int) bool { return vs[i].Name < vs[j].Name })
+	sort.Slice(ds, func(i, j int) bool { return ds[i].Alias < ds[j].Alias })
+	for _, v := range vs {
+		before := len(p.Emails)
+		p.addVMREmail(d.mailFor(v.SyncTag, v.Name), v, "reminder")
+		if len(p.Emails) == before {
+			p.Warnings = append(p.Warnings, Warning{Code: "no_email", Key: v.Name, Template: v.SyncTag, Message: "no owner email or no VMR email template; no reminder"})
+		}
+	}
+	for _, dv := range ds {
+		before := len(p.Emails)
+		p.addDeviceEmail(d.mailFor(dv.SyncTag, dv.Alias), dv, "reminder")
+		if len(p.Emails) == before {
+			p.Warnings = append(p.Warnings, Warning{Code: "no_email", Key: dv.Alias, Template: dv.SyncTag, Message: "no owner email or no device email template; no reminder"})
+		}
+	}
+	p.finish()
+	return p, nil
+}
+
+// PlanNotifyUsers is WebEx's "Notify Now": the activation email to every active user
+// added by directory synchronisation who was never notified (paid licences only, as
+// Control Hub does); each user is notified once in their lifetime.
+func PlanNotifyUsers(repo *schema.Repo, defaults map[string]MailSpec, a *state.Actual, commit string) *Plan {
+	d := &Desired{Mail: MailFromRepo(repo, defaults)}
+	p := &Plan{FormatVersion: FormatVersion, Commit: commit, StateVersion: a.StateVersion}
+	for _, u := range a.Users {
+		if !u.Active || u.Notified || u.Origin != "remote" || u.License != "paid" {
+			continue
+		}
+		want := *u
+		want.Notified = true
+		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionUpdate, Key: u.Email, Template: u.SyncTag,
+			Before: userMap(u), After: userMap(&want), user: &want, Fields: []FieldChange{{Name: "notified", Old: false, New: true}}})
+		p.addActivation(d, &want, "created")
+	}
+	p.finish()
+	return p
+}
+
+// PlanAcceptInvite marks a pending invitation accepted (`roster invites accept EMAIL`).
+func PlanAcceptInvite(a *state.Actual, email string, now time.Time) (*Plan, error) {
+	p := &Plan{FormatVersion: FormatVersion, StateVersion: a.StateVersion}
+	email = strings.ToLower(strings.TrimSpace(email))
+	for _, in := range a.Invites {
+		if in.Email != email {
+			continue
+		}
+		if in.Status != "pending" {
+			return nil, fmt.Errorf("invitation for %s is %s, not pending", email, in.Status)
+		}
+		if !now.Before(in.ExpiresAt) {
+			return nil, fmt.Errorf("invitation for %s expired at %s; resend it with `roster remind --invite %s`", email, in.ExpiresAt.Format(time.RFC3339), email)
+		}
+		acc := *in
+		acc.Status, acc.AcceptedAt = "accepted", now
+		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email, Before: inviteMap(in),
+			After: inviteMap(&acc), invite: &acc, Fields: []FieldChange{{Name: "status", Old: "pending", New: "accepted"}}})
+		p.finish()
+		return p, nil
+	}
+	return nil, fmt.Errorf("no invitation for %s", email)
+}
