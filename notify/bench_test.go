@@ -38,7 +38,7 @@ func BenchmarkDeliver10k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		c := NewComposer(varRenderer{})
+		c := NewComposer(NewPatternRenderer([]byte("k")))
 		for i := range rows {
 			m, err := c.Compose(&rows[i], "roster@example.org", time.Now())
 			if err != nil {
@@ -62,6 +62,7 @@ func BenchmarkDeliver10k(b *testing.B) {
 			b.Fatal(err)
 		}
 		d := newDeliverer(db, smtpConfig(srv, "none"))
+		d.Renderer = NewPatternRenderer([]byte("k")) // the production renderer
 		d.PoolSize = pool
 		before := be.acceptedCount()
 		b.StartTimer()

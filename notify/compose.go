@@ -14,10 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"mime"
-	"mime/multipart"
 	"mime/quotedprintable"
 	"net/mail"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,8 +126,11 @@ func (c *Composer) Compose(row *state.OutboxRow, from string, date time.Time) (*
 // the same one, so receivers can recognise the duplicate.
 func MessageID(row *state.OutboxRow, domain string) string {
 	h := sha256.New()
+	var n [20]byte
 	for _, s := range []string{row.EmailTemplate, row.To, row.Vars, row.CreatedAt, row.ObjectKey} {
-		fmt.Fprintf(h, "%d:%s;", len(s), s)
+		h.Write(strconv.AppendInt(n[:0], int64(len(s)), 10))
+		h.Write([]byte{':'})
+		h.Write([]byte(s))
 	}
 	return "<roster." + strconv.FormatInt(row.ID, 10) + "." + hex.EncodeToString(h.Sum(nil))[:16] + "@" + domain + ">"
 }
@@ -246,30 +247,25 @@ func buildMIME(m *Message, date time.Time, body string, html bool) ([]byte, erro
 		}
 		return b.Bytes(), nil
 	}
-	mw := multipart.NewWriter(&b)
-	// A boundary derived from the Message-ID: the same row gives the same bytes.
+	// A boundary derived from the Message-ID: the same row gives the same bytes. It cannot
+	// occur in quoted-printable text (which never holds "=_" unencoded).
 	sum := sha256.Sum256([]byte(m.MessageID))
-	if err := mw.SetBoundary("=_roster_" + hex.EncodeToString(sum[:12])); err != nil {
-		return nil, err
-	}
-	header(&b, "Content-Type", mime.FormatMediaType("multipart/alternative", map[string]string{"boundary": mw.Boundary()}))
+	boundary := "=_roster_" + hex.EncodeToString(sum[:12])
+	header(&b, "Content-Type", `multipart/alternative; boundary="`+boundary+`"`)
 	b.WriteString("\r\n")
-	for _, part := range []struct{ typ, text string }{{"text/plain", HTMLToText(body)}, {"text/html", body}} {
-		h := textproto.MIMEHeader{}
-		h.Set("Content-Type", part.typ+"; charset=utf-8")
-		h.Set("Content-Transfer-Encoding", "quoted-printable")
-		w, err := mw.CreatePart(h)
-		if err != nil {
+	for i, part := range []struct{ typ, text string }{{"text/plain", HTMLToText(body)}, {"text/html", body}} {
+		if i > 0 {
+			b.WriteString("\r\n") // the line break before a delimiter belongs to it (RFC 2046)
+		}
+		b.WriteString("--" + boundary + "\r\n")
+		header(&b, "Content-Type", part.typ+"; charset=utf-8")
+		header(&b, "Content-Transfer-Encoding", "quoted-printable")
+		b.WriteString("\r\n")
+		if err := writeQP(&b, part.text); err != nil {
 			return nil, err
 		}
-		if err := writeQP(w, part.text); err != nil {
-			return nil, err
-		}
 	}
-	if err := mw.Close(); err != nil {
-		return nil, err
-	}
-	b.WriteString("\r\n")
+	b.WriteString("\r\n--" + boundary + "--\r\n")
 	return b.Bytes(), nil
 }
 

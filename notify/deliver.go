@@ -143,6 +143,7 @@ func (d *Deliverer) route(name string) (string, *schema.SMTPConfig, error) {
 // job is one claimed row on its way to a sender.
 type job struct {
 	row state.OutboxRow
+	m   *Message // composed
 }
 
 // run is the state of one DeliverDue call.
@@ -172,7 +173,11 @@ func (d *Deliverer) DeliverDue(ctx context.Context) (Report, error) {
 	}
 	var claimErr error
 	for ctx.Err() == nil {
-		rows, err := d.DB.ClaimDue(context.WithoutCancel(ctx), r.start, batch)
+		limit := batch
+		if r.claimed.Load() == 0 {
+			limit = min(batch, 64) // a small first claim: the senders start at once
+		}
+		rows, err := d.DB.ClaimDue(context.WithoutCancel(ctx), r.start, limit)
 		if err != nil {
 			claimErr = err
 			break
@@ -199,10 +204,7 @@ func (d *Deliverer) DeliverDue(ctx context.Context) (Report, error) {
 					n = 1
 				}
 				p := &pool{r: r, name: name, cfg: cfg}
-				for range n {
-					wg.Add(1)
-					go func() { defer wg.Done(); p.work(q) }()
-				}
+				p.start(q, n, &wg)
 			}
 			select {
 			case q <- job{row: row}:

@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"regexp"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -139,20 +138,33 @@ func isHTMLSpace(r rune) bool {
 	return r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\f'
 }
 
-var manyBlankLines = regexp.MustCompile(`\n{3,}`)
-
-// tidyText trims trailing spaces of each line, keeps at most one blank line in a row and
-// trims the ends.
+// tidyText trims trailing spaces of each line, keeps at most one blank line in a row,
+// trims the ends and ends the text with one newline.
 func tidyText(s string) string {
-	lines := strings.Split(s, "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " \t")
+	s = strings.ReplaceAll(s, "\u00a0", " ")
+	var b strings.Builder
+	b.Grow(len(s))
+	blanks := 0
+	for len(s) > 0 {
+		line, rest, _ := strings.Cut(s, "\n")
+		s = rest
+		line = strings.TrimRight(line, " \t")
+		if line == "" {
+			blanks++
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("\n")
+			if blanks > 0 {
+				b.WriteString("\n")
+			}
+		}
+		blanks = 0
+		b.WriteString(line)
 	}
-	s = strings.Join(lines, "\n")
-	s = manyBlankLines.ReplaceAllString(s, "\n\n")
-	s = strings.Trim(s, "\n")
-	if s != "" {
-		s += "\n"
+	if b.Len() == 0 {
+		return ""
 	}
-	return strings.ReplaceAll(s, "\u00a0", " ")
+	b.WriteString("\n")
+	return b.String()
 }

@@ -61,7 +61,41 @@ func (p *pool) from() string {
 	return "roster@localhost"
 }
 
-// work sends the jobs of q, reusing one connection, until q is closed.
+// start runs n composers and n senders for the jobs of q. Composing is a stage of its own
+// so that it overlaps the senders' waits for the server's replies.
+func (p *pool) start(q <-chan job, n int, wg *sync.WaitGroup) {
+	composed := make(chan job, 32*n)
+	var cwg sync.WaitGroup
+	for range n {
+		cwg.Add(1)
+		go func() { defer cwg.Done(); p.compose(q, composed) }()
+	}
+	go func() { cwg.Wait(); close(composed) }()
+	for range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.work(composed) }()
+	}
+}
+
+// compose renders the jobs of q for the senders; an email that cannot be composed fails.
+func (p *pool) compose(q <-chan job, out chan<- job) {
+	r := p.r
+	for j := range q {
+		if r.ctx.Err() != nil {
+			r.release(j.row)
+			continue
+		}
+		m, err := r.d.comp().Compose(&j.row, p.from(), r.d.now())
+		if err != nil {
+			r.fail(j.row, err)
+			continue
+		}
+		j.m = m
+		out <- j
+	}
+}
+
+// work sends the composed jobs of q, reusing one connection, until q is closed.
 func (p *pool) work(q <-chan job) {
 	r := p.r
 	var c *smtp.Client
@@ -77,11 +111,7 @@ func (p *pool) work(q <-chan job) {
 			r.release(row)
 			continue
 		}
-		m, err := r.d.comp().Compose(&row, p.from(), r.d.now())
-		if err != nil {
-			r.fail(row, err)
-			continue
-		}
+		m := j.m
 		if p.cfg == nil {
 			if err := writeMailDir(r.d.MailDir, m); err != nil {
 				r.fail(row, err)
@@ -95,6 +125,7 @@ func (p *pool) work(q <-chan job) {
 			continue
 		}
 		if c == nil {
+			var err error
 			if c, err = p.dial(); err != nil {
 				c = nil
 				p.setDown(err)
@@ -102,7 +133,7 @@ func (p *pool) work(q <-chan job) {
 				continue
 			}
 		}
-		err = sendMessage(c, m)
+		err := sendMessage(c, m)
 		if err == nil {
 			r.sent(row, m.MessageID)
 			continue
