@@ -291,25 +291,36 @@ func applyVMROverrides(want, old *state.VMR, dv *DesiredVMR) {
 	}
 }
 
+// vmrFieldChanges lists the fields that differ. Values are boxed only for differences:
+// a no-op plan compares hundreds of thousands of VMRs.
 func vmrFieldChanges(old, want *state.VMR) []FieldChange {
 	var f []FieldChange
-	add := func(name string, o, n any, differ bool) {
-		if differ {
+	str := func(name, o, n string) {
+		if o != n {
 			f = append(f, FieldChange{Name: name, Old: o, New: n})
 		}
 	}
-	add("name", old.Name, want.Name, old.Name != want.Name)
-	add("description", old.Description, want.Description, old.Description != want.Description)
-	add("aliases", strings.Join(old.Aliases, ", "), strings.Join(want.Aliases, ", "), !equalStrings(old.Aliases, want.Aliases))
-	add("pin", old.PIN, want.PIN, old.PIN != want.PIN)
-	add("guest_pin", old.GuestPIN, want.GuestPIN, old.GuestPIN != want.GuestPIN)
-	add("allow_guests", old.AllowGuests, want.AllowGuests, old.AllowGuests != want.AllowGuests)
-	add("max_callrate_in", old.MaxCallrateIn, want.MaxCallrateIn, old.MaxCallrateIn != want.MaxCallrateIn)
-	add("max_callrate_out", old.MaxCallrateOut, want.MaxCallrateOut, old.MaxCallrateOut != want.MaxCallrateOut)
-	add("participant_limit", old.ParticipantLimit, want.ParticipantLimit, old.ParticipantLimit != want.ParticipantLimit)
-	add("tag", old.Tag, want.Tag, old.Tag != want.Tag)
-	add("primary_owner_email_address", old.OwnerEmail, want.OwnerEmail, old.OwnerEmail != want.OwnerEmail)
-	add("entry_key", old.EntryKey, want.EntryKey, old.EntryKey != want.EntryKey)
+	num := func(name string, o, n int) {
+		if o != n {
+			f = append(f, FieldChange{Name: name, Old: o, New: n})
+		}
+	}
+	str("name", old.Name, want.Name)
+	str("description", old.Description, want.Description)
+	if !equalStrings(old.Aliases, want.Aliases) {
+		f = append(f, FieldChange{Name: "aliases", Old: strings.Join(old.Aliases, ", "), New: strings.Join(want.Aliases, ", ")})
+	}
+	str("pin", old.PIN, want.PIN)
+	str("guest_pin", old.GuestPIN, want.GuestPIN)
+	if old.AllowGuests != want.AllowGuests {
+		f = append(f, FieldChange{Name: "allow_guests", Old: old.AllowGuests, New: want.AllowGuests})
+	}
+	num("max_callrate_in", old.MaxCallrateIn, want.MaxCallrateIn)
+	num("max_callrate_out", old.MaxCallrateOut, want.MaxCallrateOut)
+	num("participant_limit", old.ParticipantLimit, want.ParticipantLimit)
+	str("tag", old.Tag, want.Tag)
+	str("primary_owner_email_address", old.OwnerEmail, want.OwnerEmail)
+	str("entry_key", old.EntryKey, want.EntryKey)
 	return f
 }
 

@@ -125,24 +125,26 @@ func UserVars(u *state.User, action string) map[string]any {
 
 func userFieldChanges(old, want *state.User) []FieldChange {
 	var f []FieldChange
-	add := func(name string, o, n any) {
+	str := func(name, o, n string) {
 		if o != n {
 			f = append(f, FieldChange{Name: name, Old: o, New: n})
 		}
 	}
-	add("first_name", old.FirstName, want.FirstName)
-	add("last_name", old.LastName, want.LastName)
-	add("language", old.Language, want.Language)
-	add("host_privilege", old.HostPrivilege, want.HostPrivilege)
-	add("time_zone", old.TimeZone, want.TimeZone)
+	str("first_name", old.FirstName, want.FirstName)
+	str("last_name", old.LastName, want.LastName)
+	str("language", old.Language, want.Language)
+	str("host_privilege", old.HostPrivilege, want.HostPrivilege)
+	str("time_zone", old.TimeZone, want.TimeZone)
 	for i := range old.Tracking {
-		add(trackingSlots[i], old.Tracking[i], want.Tracking[i])
+		str(trackingSlots[i], old.Tracking[i], want.Tracking[i])
 	}
-	add("active", old.Active, want.Active)
-	add("origin", old.Origin, want.Origin)
-	add("license", old.License, want.License)
-	add("sync_tag", old.SyncTag, want.SyncTag)
-	add("entry_key", old.EntryKey, want.EntryKey)
+	if old.Active != want.Active {
+		f = append(f, FieldChange{Name: "active", Old: old.Active, New: want.Active})
+	}
+	str("origin", old.Origin, want.Origin)
+	str("license", old.License, want.License)
+	str("sync_tag", old.SyncTag, want.SyncTag)
+	str("entry_key", old.EntryKey, want.EntryKey)
 	return f
 }
 

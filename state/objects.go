@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -106,24 +107,66 @@ type Actual struct {
 	MaxUserSeq    int64 // highest numeric USERID handed out, for generating the next ones
 }
 
-// LoadActual reads the whole actual state in one consistent snapshot.
+// LoadActual reads the whole actual state. The tables are read in parallel, each in a
+// read transaction of its own; the state version is read before and after, and a write
+// that landed in between (it always bumps the version) makes LoadActual read again, so the
+// result is one consistent state with the version it had.
 func (db *DB) LoadActual(ctx context.Context) (*Actual, error) {
-	tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("load state: %w", err)
+	for attempt := 0; ; attempt++ {
+		a, err := db.loadActualOnce(ctx)
+		if err != nil {
+			return nil, err
+		}
+		v, err := db.StateVersion(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load state: %w", err)
+		}
+		if v == a.StateVersion || attempt == 4 {
+			if v != a.StateVersion {
+				return nil, fmt.Errorf("load state: the database keeps changing while it is read (state version %d → %d)", a.StateVersion, v)
+			}
+			return a, nil
+		}
 	}
-	defer tx.Rollback()
+}
+
+func (db *DB) loadActualOnce(ctx context.Context) (*Actual, error) {
 	a := &Actual{RemindersDone: map[string]bool{}}
 	steps := []struct {
 		name string
 		fn   func(context.Context, *sqlx.Tx, *Actual) error
 	}{
-		{"meta", loadMeta}, {"vmrs", loadVMRs}, {"devices", loadDevices}, {"users", loadUsers},
+		{"vmrs", loadVMRs}, {"devices", loadDevices}, {"users", loadUsers},
 		{"invites", loadInvites}, {"tracking groups", loadTracking}, {"reminders", loadReminders},
 	}
-	for _, s := range steps {
-		if err := s.fn(ctx, tx, a); err != nil {
-			return nil, fmt.Errorf("load state: %s: %w", s.name, err)
+	run := func(name string, fn func(context.Context, *sqlx.Tx, *Actual) error) error {
+		tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return fmt.Errorf("load state: %w", err)
+		}
+		defer tx.Rollback()
+		if err := fn(ctx, tx, a); err != nil {
+			return fmt.Errorf("load state: %s: %w", name, err)
+		}
+		return nil
+	}
+	// The version first: anything committed after it is caught by the re-check.
+	if err := run("meta", loadMeta); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(steps))
+	var wg sync.WaitGroup
+	for i, s := range steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = run(s.name, s.fn)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
 	}
 	return a, nil
