@@ -76,3 +76,85 @@ func BenchmarkRenderEach(b *testing.B) {
 		})
 	}
 }
+
+// benchTemplatePatterns are the patterns of reconcile's benchTemplate (a
+// VMR, a device and a user per entry), literals included.
+var benchTemplatePatterns = []struct{ field, src string }{
+	{"vmr.name", "{{cn}} VMR"},
+	{"vmr.description", "Personal room of {{cn}}"},
+	{"vmr.aliases[0]", "{{uid}}@vc.example.com"},
+	{"vmr.aliases[1]", "{{telephoneNumber|pex_clean_phone_number|pex_tail(7)}}"},
+	{"vmr.pin", "{{ ''|pex_random_pin(6) }}"},
+	{"vmr.tag", "staff"},
+	{"vmr.primary_owner_email_address", "{{mail}}"},
+	{"device.alias", "{{mail|replace('@example.com', '@dev.example.com')}}"},
+	{"device.description", "Soft client of {{cn}}"},
+	{"device.username", "{{uid}}"},
+	{"device.password", "{{ ''|pex_random_pin(12) }}"},
+	{"device.tag", "staff"},
+	{"device.primary_owner_email_address", "{{mail}}"},
+	{"user.first_name", "{{givenName}}"},
+	{"user.last_name", "{{sn}}"},
+	{"user.email", "{{mail}}"},
+	{"user.language", "en-us"},
+	{"user.time_zone", "London"},
+	{"user.license", "paid"},
+}
+
+// benchEntries are directory entries shaped like reconcile/directory's
+// generated people.
+func benchEntries(n int) ([]map[string][]string, []string) {
+	attrs := make([]map[string][]string, n)
+	keys := make([]string, n)
+	for i := range attrs {
+		uid := fmt.Sprintf("u%d", i)
+		keys[i] = fmt.Sprintf("entry-uuid-%08d", i)
+		attrs[i] = map[string][]string{
+			"objectClass":      {"inetOrgPerson"},
+			"uid":              {uid},
+			"cn":               {fmt.Sprintf("Given%d Surname%d %s", i%97, i%89, uid)},
+			"givenName":        {fmt.Sprintf("Given%d", i%97)},
+			"sn":               {fmt.Sprintf("Surname%d", i%89)},
+			"mail":             {uid + "@example.com"},
+			"telephoneNumber":  {fmt.Sprintf("+1 555 %07d", i)},
+			"departmentNumber": {"42"},
+			"employeeType":     {"staff"},
+			"entryUUID":        {keys[i]},
+		}
+	}
+	return attrs, keys
+}
+
+func compileBench(b *testing.B, e *Env, set []struct{ field, src string }) []*Template {
+	tpls := make([]*Template, len(set))
+	for i, p := range set {
+		t, err := e.Compile(p.field, p.src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tpls[i] = t
+	}
+	return tpls
+}
+
+// BenchmarkRenderBenchTemplate renders every pattern of one entry per
+// iteration, starting from its directory attributes (as reconcile does).
+func BenchmarkRenderBenchTemplate(b *testing.B) {
+	e := NewEnv(Options{SecretKey: []byte("bench-key")})
+	tpls := compileBench(b, e, benchTemplatePatterns)
+	const entries = 1000
+	attrs, keys := benchEntries(entries)
+	b.Run("FromAttrs+Render", func(b *testing.B) {
+		b.ReportAllocs()
+		for n := 0; n < b.N; n++ {
+			i := n % entries
+			vars := FromAttrs(attrs[i])
+			for k, t := range tpls {
+				if _, err := t.Render(vars, Seed{Template: "staff", EntryKey: keys[i], Field: benchTemplatePatterns[k].field}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/entry")
+	})
+}
