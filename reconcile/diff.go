@@ -160,48 +160,75 @@ func vmrClaims(v *state.VMR) []claim {
 	return out
 }
 
-// diffVMRs matches VMRs by owner. A VMR whose entry vanished — or whose template left
-// the repo — is deleted; the safety guard stops a mass removal.
-func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
-	byOwner := make(map[string]*state.VMR, len(a.VMRs))
-	for _, v := range a.VMRs {
-		byOwner[ownerKey(v.SyncTag, v.EntryKey, v.Name)] = v
+// ident is who owns an object and what it is called.
+type ident struct{ tag, entryKey, name string }
+
+func (i ident) owner() string { return ownerKey(i.tag, i.entryKey, i.name) }
+
+func vmrIdent(v *state.VMR) ident       { return ident{v.SyncTag, v.EntryKey, v.Name} }
+func deviceIdent(v *state.Device) ident { return ident{v.SyncTag, v.EntryKey, v.Alias} }
+func deviceClaims(v *state.Device) []claim {
+	return []claim{{"device", v.Alias}}
+}
+
+// matchOwned is what VMRs and devices share: match each desired object (ids, claims) to
+// the actual object with the same owner, plan the deletion of actual objects nobody
+// desires any more — unless their template failed or their entry is kept this cycle, in
+// which case their claims stay fixed — and resolve claims. It returns, per desired object,
+// its actual match (or nil) and whether it must be skipped.
+func matchOwned[A any](p *Plan, d *Desired, actual []*A, idOf func(*A) ident, claimsOf func(*A) []claim,
+	ids []ident, claims [][]claim, settled func(string) bool, deleteChange func(*A) *Change) (olds []*A, skip []bool) {
+	byOwner := make(map[string]*A, len(actual))
+	for _, x := range actual {
+		byOwner[idOf(x).owner()] = x
 	}
-	matched := make(map[*state.VMR]bool, len(a.VMRs))
-	cs := make([]claimant, len(d.VMRs))
-	olds := make([]*state.VMR, len(d.VMRs))
-	for i, dv := range d.VMRs {
-		owner := ownerKey(dv.SyncTag, dv.EntryKey, dv.Name)
+	matched := make(map[*A]bool, len(actual))
+	cs := make([]claimant, len(ids))
+	olds = make([]*A, len(ids))
+	for i, id := range ids {
+		owner := id.owner()
 		old := byOwner[owner]
 		if old != nil && matched[old] {
 			old = nil // two entries with one key: the second is a duplicate, caught by claims
 		}
+		cs[i] = claimant{owner: owner, tag: id.tag, key: id.name, claims: claims[i]}
 		if old != nil {
 			matched[old] = true
-		}
-		olds[i] = old
-		cs[i] = claimant{owner: owner, tag: dv.SyncTag, key: dv.Name, claims: vmrClaims(&dv.VMR)}
-		if old != nil {
-			cs[i].current = vmrClaims(old)
+			olds[i] = old
+			cs[i].current = claimsOf(old)
 		}
 	}
 	fixed := map[claim]holder{}
-	for _, v := range a.VMRs {
-		if matched[v] {
+	for _, x := range actual {
+		if matched[x] {
 			continue
 		}
-		if settled(v.SyncTag) || d.Keep[ownerKey(v.SyncTag, v.EntryKey, v.Name)] {
-			for _, c := range vmrClaims(v) {
-				fixed[c] = holder{owner: ownerKey(v.SyncTag, v.EntryKey, v.Name), tag: v.SyncTag, key: v.Name}
+		id := idOf(x)
+		if settled(id.tag) || d.Keep[id.owner()] {
+			for _, c := range claimsOf(x) {
+				fixed[c] = holder{owner: id.owner(), tag: id.tag, key: id.name}
 			}
 			continue
 		}
-		// Unmatched and its template did not fail: the entry is gone, so the VMR is deleted.
-		p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionDelete, Key: v.Name, Template: v.SyncTag,
-			Before: vmrMap(v), oldVMR: v})
+		// Unmatched and its template did not fail: the entry is gone, so the object goes.
+		p.Changes = append(p.Changes, deleteChange(x))
 	}
 	skip, warns := resolveClaims(cs, fixed)
 	p.Warnings = append(p.Warnings, warns...)
+	return olds, skip
+}
+
+// diffVMRs matches VMRs by owner. A VMR whose entry vanished — or whose template left
+// the repo — is deleted; the safety guard stops a mass removal.
+func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
+	ids := make([]ident, len(d.VMRs))
+	claims := make([][]claim, len(d.VMRs))
+	for i, dv := range d.VMRs {
+		ids[i], claims[i] = vmrIdent(&dv.VMR), vmrClaims(&dv.VMR)
+	}
+	olds, skip := matchOwned(p, d, a.VMRs, vmrIdent, vmrClaims, ids, claims, settled, func(v *state.VMR) *Change {
+		return &Change{Kind: KindVMR, Action: ActionDelete, Key: v.Name, Template: v.SyncTag, Before: vmrMap(v), oldVMR: v}
+	})
 	for i, dv := range d.VMRs {
 		if skip[i] {
 			if olds[i] != nil {
@@ -416,48 +443,20 @@ func DeviceVars(dv *state.Device, action string) map[string]any {
 }
 
 func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
-	byOwner := make(map[string]*state.Device, len(a.Devices))
-	for _, v := range a.Devices {
-		byOwner[ownerKey(v.SyncTag, v.EntryKey, v.Alias)] = v
-	}
-	matched := make(map[*state.Device]bool, len(a.Devices))
 	var want []*DesiredDevice
 	for _, dd := range d.Devices {
 		if !dd.Disabled {
 			want = append(want, dd)
 		}
 	}
-	cs := make([]claimant, len(want))
-	olds := make([]*state.Device, len(want))
+	ids := make([]ident, len(want))
+	claims := make([][]claim, len(want))
 	for i, dd := range want {
-		owner := ownerKey(dd.SyncTag, dd.EntryKey, dd.Alias)
-		old := byOwner[owner]
-		if old != nil && matched[old] {
-			old = nil
-		}
-		if old != nil {
-			matched[old] = true
-		}
-		olds[i] = old
-		cs[i] = claimant{owner: owner, tag: dd.SyncTag, key: dd.Alias, claims: []claim{{"device", dd.Alias}}}
-		if old != nil {
-			cs[i].current = []claim{{"device", old.Alias}}
-		}
+		ids[i], claims[i] = deviceIdent(&dd.Device), deviceClaims(&dd.Device)
 	}
-	fixed := map[claim]holder{}
-	for _, v := range a.Devices {
-		if matched[v] {
-			continue
-		}
-		if settled(v.SyncTag) || d.Keep[ownerKey(v.SyncTag, v.EntryKey, v.Alias)] {
-			fixed[claim{"device", v.Alias}] = holder{owner: ownerKey(v.SyncTag, v.EntryKey, v.Alias), tag: v.SyncTag, key: v.Alias}
-			continue
-		}
-		p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionDelete, Key: v.Alias, Template: v.SyncTag,
-			Before: deviceMap(v), oldDevice: v})
-	}
-	skip, warns := resolveClaims(cs, fixed)
-	p.Warnings = append(p.Warnings, warns...)
+	olds, skip := matchOwned(p, d, a.Devices, deviceIdent, deviceClaims, ids, claims, settled, func(v *state.Device) *Change {
+		return &Change{Kind: KindDevice, Action: ActionDelete, Key: v.Alias, Template: v.SyncTag, Before: deviceMap(v), oldDevice: v}
+	})
 	for i, dd := range want {
 		if skip[i] {
 			if olds[i] != nil {
