@@ -255,14 +255,6 @@ func strArg(a *argPack, i int, name, def string, required bool) (string, error) 
 
 // ---- Pexip filters ----
 
-
-
-
-
-
-
-
-
 // regexCache holds compiled Python-style regular expressions.
 var regexCache = newLRU(256)
 
@@ -325,9 +317,6 @@ func pyReplTemplate(r string) (string, error) {
 	return b.String(), nil
 }
 
-
-
-
 // adGUID formats a Microsoft GUID (first three groups little-endian).
 func adGUID(b []byte) string {
 	o := []byte{b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6]}
@@ -335,10 +324,6 @@ func adGUID(b []byte) string {
 	h := hex.EncodeToString(o)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
-
-
-
-
 
 // ---- Jinja2 filters ----
 
@@ -390,8 +375,6 @@ func kind(v *pongo2.Value) string {
 	}
 	return reflect.TypeOf(v.Interface()).Kind().String()
 }
-
-
 
 func fFirst(in *pongo2.Value, a *argPack) (any, error) {
 	if err := a.check(); err != nil {
@@ -550,15 +533,12 @@ func fLength(in *pongo2.Value, a *argPack) (any, error) {
 	return nil, fmt.Errorf("object of type %s has no length", kind(in))
 }
 
-
-
 func fString(in *pongo2.Value, a *argPack) (any, error) {
 	if err := a.check(); err != nil {
 		return nil, err
 	}
 	return str(in), nil
 }
-
 
 func fRound(in *pongo2.Value, a *argPack) (any, error) {
 	if err := a.check("precision", "method"); err != nil {
@@ -609,6 +589,3 @@ func fStriptags(in *pongo2.Value, a *argPack) (any, error) {
 	s = reTag.ReplaceAllString(s, "")
 	return strings.Join(strings.Fields(html.UnescapeString(s)), " "), nil
 }
-
-
-
