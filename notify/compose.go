@@ -39,6 +39,8 @@ type Message struct {
 	To        *mail.Address
 	Subject   string
 	Data      []byte // the whole RFC 5322 message, CRLF line ends
+
+	buf *bytes.Buffer // holds Data; see Release
 }
 
 // UTF8Envelope reports whether the envelope addresses need SMTPUTF8.
@@ -115,7 +117,9 @@ func (c *Composer) Compose(row *state.OutboxRow, from string, date time.Time) (*
 	}
 	m := &Message{RowID: row.ID, From: fromAddr, To: to, Subject: subject}
 	m.MessageID = MessageID(row, domainOf(fromAddr.Address))
-	m.Data, err = buildMIME(m, date, body, row.HTML)
+	m.buf = bufPool.Get().(*bytes.Buffer)
+	m.buf.Reset()
+	m.Data, err = buildMIME(m.buf, m, date, body, row.HTML)
 	if err != nil {
 		return nil, err
 	}
@@ -228,21 +232,31 @@ func checkSubject(s string) (string, error) {
 	return s, nil
 }
 
-func buildMIME(m *Message, date time.Time, body string, html bool) ([]byte, error) {
-	var b bytes.Buffer
+// bufPool recycles message buffers: a deliverer releases a message once it is sent.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Release returns the message's buffer for reuse; Data must not be used afterwards.
+func (m *Message) Release() {
+	if m.buf != nil && m.buf.Cap() <= 64<<10 {
+		bufPool.Put(m.buf)
+	}
+	m.buf, m.Data = nil, nil
+}
+
+func buildMIME(b *bytes.Buffer, m *Message, date time.Time, body string, html bool) ([]byte, error) {
 	b.Grow(len(body)*2 + 1024)
-	header(&b, "From", m.From.String())
-	header(&b, "To", m.To.String())
-	header(&b, "Subject", mime.QEncoding.Encode("utf-8", m.Subject))
-	header(&b, "Date", date.Format(time.RFC1123Z))
-	header(&b, "Message-ID", m.MessageID)
-	header(&b, "MIME-Version", "1.0")
-	header(&b, "Auto-Submitted", "auto-generated")
+	header(b, "From", m.From.String())
+	header(b, "To", m.To.String())
+	header(b, "Subject", mime.QEncoding.Encode("utf-8", m.Subject))
+	header(b, "Date", date.Format(time.RFC1123Z))
+	header(b, "Message-ID", m.MessageID)
+	header(b, "MIME-Version", "1.0")
+	header(b, "Auto-Submitted", "auto-generated")
 	if !html {
-		header(&b, "Content-Type", "text/plain; charset=utf-8")
-		header(&b, "Content-Transfer-Encoding", "quoted-printable")
+		header(b, "Content-Type", "text/plain; charset=utf-8")
+		header(b, "Content-Transfer-Encoding", "quoted-printable")
 		b.WriteString("\r\n")
-		if err := writeQP(&b, body); err != nil {
+		if err := writeQP(b, body); err != nil {
 			return nil, err
 		}
 		return b.Bytes(), nil
@@ -251,17 +265,17 @@ func buildMIME(m *Message, date time.Time, body string, html bool) ([]byte, erro
 	// occur in quoted-printable text (which never holds "=_" unencoded).
 	sum := sha256.Sum256([]byte(m.MessageID))
 	boundary := "=_roster_" + hex.EncodeToString(sum[:12])
-	header(&b, "Content-Type", `multipart/alternative; boundary="`+boundary+`"`)
+	header(b, "Content-Type", `multipart/alternative; boundary="`+boundary+`"`)
 	b.WriteString("\r\n")
 	for i, part := range []struct{ typ, text string }{{"text/plain", HTMLToText(body)}, {"text/html", body}} {
 		if i > 0 {
 			b.WriteString("\r\n") // the line break before a delimiter belongs to it (RFC 2046)
 		}
 		b.WriteString("--" + boundary + "\r\n")
-		header(&b, "Content-Type", part.typ+"; charset=utf-8")
-		header(&b, "Content-Transfer-Encoding", "quoted-printable")
+		header(b, "Content-Type", part.typ+"; charset=utf-8")
+		header(b, "Content-Transfer-Encoding", "quoted-printable")
 		b.WriteString("\r\n")
-		if err := writeQP(&b, part.text); err != nil {
+		if err := writeQP(b, part.text); err != nil {
 			return nil, err
 		}
 	}

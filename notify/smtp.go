@@ -108,12 +108,15 @@ func (p *pool) work(q <-chan job) {
 	for j := range q {
 		row := j.row
 		if r.ctx.Err() != nil {
+			j.m.Release()
 			r.release(row)
 			continue
 		}
 		m := j.m
 		if p.cfg == nil {
-			if err := writeMailDir(r.d.MailDir, m); err != nil {
+			err := writeMailDir(r.d.MailDir, m)
+			m.Release()
+			if err != nil {
 				r.fail(row, err)
 				continue
 			}
@@ -121,6 +124,7 @@ func (p *pool) work(q <-chan job) {
 			continue
 		}
 		if err := p.down(); err != nil {
+			m.Release()
 			r.deferRow(row, err)
 			continue
 		}
@@ -128,12 +132,14 @@ func (p *pool) work(q <-chan job) {
 			var err error
 			if c, err = p.dial(); err != nil {
 				c = nil
+				m.Release()
 				p.setDown(err)
 				r.deferRow(row, err)
 				continue
 			}
 		}
 		err := sendMessage(c, m)
+		m.Release()
 		if err == nil {
 			r.sent(row, m.MessageID)
 			continue

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/roster-dev/roster/notify"
 	"github.com/roster-dev/roster/reconcile"
 	"github.com/roster-dev/roster/reconcile/loop"
 	"github.com/roster-dev/roster/reconcile/source"
@@ -59,13 +60,16 @@ type DaemonStatus struct {
 
 // runServe: `roster serve` — the daemon (SPEC §6).
 //
+// Emails go out from a mailer goroutine of their own (serve_mail.go), so a large delivery
+// or an unreachable SMTP server never holds up a reconcile.
+//
 // Shutdown (ctx cancelled by SIGINT/SIGTERM): the loop stops starting cycles; a cycle in
 // its fetch or plan stage stops at once (nothing is written before apply), while an apply
 // already in progress runs to its commit — SPEC §6 "finishes the running transaction" — since
-// Apply is one SQLite transaction it is all or nothing either way. Then the outbox gets one
-// last delivery run of at most deliverGrace (in-flight SMTP), the HTTP server shuts down
-// (it answers until then, so probes and the status page show "stopping"), the lock is
-// released, and serve returns nil (exit 0).
+// Apply is one SQLite transaction it is all or nothing either way. The mailer finishes the
+// messages it is sending, then one last delivery run of at most deliverGrace sends what is
+// due; the HTTP server shuts down after that (it answers until then, so probes and the
+// status page show "stopping"), the lock is released, and serve returns nil (exit 0).
 func runServe(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("serve", false)
 	once := fs.Bool("once", false, "run one reconcile cycle and exit (for cron and tests)")
@@ -99,12 +103,13 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	d := newDaemon(a, cfg, db, src, eng)
+	if err := d.initMailer(ctx); err != nil {
+		return err
+	}
 
 	if *once {
 		err := d.cycle(ctx, "once")
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverGrace)
-		defer cancel()
-		d.deliver(dctx)
+		d.flushMail(ctx)
 		return err
 	}
 
@@ -133,6 +138,8 @@ func runServe(ctx context.Context, a *app, args []string) error {
 	defer stopLoop()
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- d.loop.Start(loopCtx) }()
+	mailDone := make(chan struct{})
+	go func() { defer close(mailDone); d.mailer(loopCtx) }()
 
 	var runErr error
 	select {
@@ -144,10 +151,10 @@ func runServe(ctx context.Context, a *app, args []string) error {
 		<-loopDone
 	}
 	d.setState("stopping")
+	stopLoop()
+	<-mailDone
 	a.logger.Info("serve: stopping; delivering what is due", "grace", deliverGrace.String())
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deliverGrace)
-	d.deliver(dctx)
-	cancel()
+	d.flushMail(ctx)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpGrace)
 	if err := srv.Shutdown(sctx); err != nil {
 		a.logger.Warn("serve: http shutdown", "err", err)
@@ -175,13 +182,16 @@ type daemon struct {
 	badErrs     []string
 	lastMailErr string // the last error an admin was emailed about
 
+	mail     *notify.Deliverer // nil: no smtp server and no mail_dir
+	mailKick chan struct{}
+
 	mu sync.Mutex
 	st DaemonStatus
 }
 
 func newDaemon(a *app, cfg *schema.Config, db *state.DB, src source.Source, eng *reconcile.Engine) *daemon {
 	d := &daemon{a: a, cfg: cfg, db: db, src: src, eng: eng, met: newServeMetrics(db),
-		interval: cfg.Repo.Interval.Duration, st: DaemonStatus{State: "starting"}}
+		interval: cfg.Repo.Interval.Duration, st: DaemonStatus{State: "starting"}, mailKick: make(chan struct{}, 1)}
 	if d.interval <= 0 {
 		d.interval = defaultInterval
 	}
@@ -254,7 +264,7 @@ func (d *daemon) cycle(ctx context.Context, reason string) error {
 	if ctx.Err() == nil || res.applied {
 		d.notifyAdmins(context.WithoutCancel(ctx), res)
 	}
-	d.deliver(ctx)
+	d.kickMailer()
 	d.met.refreshObjects(context.WithoutCancel(ctx))
 
 	switch {
@@ -378,25 +388,6 @@ func (d *daemon) load(commit string) (*schema.Repo, error) {
 		return nil, err
 	}
 	return d.a.loadTree(tree)
-}
-
-// deliver sends what is due in the outbox and counts the outcomes from the outbox's
-// counts before and after (a.deliver reports only an error).
-func (d *daemon) deliver(ctx context.Context) {
-	before, _ := d.db.OutboxCounts(context.WithoutCancel(ctx))
-	if err := d.a.deliver(ctx); err != nil && ctx.Err() == nil {
-		d.a.logger.Warn("serve: delivering emails", "err", err)
-	}
-	after, err := d.db.OutboxCounts(context.WithoutCancel(ctx))
-	if err != nil || before == nil {
-		return
-	}
-	if n := after[state.OutboxSent] - before[state.OutboxSent]; n > 0 {
-		d.met.emailsSent.Add(float64(n))
-	}
-	if n := after[state.OutboxFailed] - before[state.OutboxFailed]; n > 0 {
-		d.met.emailsFailed.Add(float64(n))
-	}
 }
 
 // errorLines splits a load error into its lines (a schema.ErrorList prints one per line).

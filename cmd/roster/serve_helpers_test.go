@@ -150,6 +150,7 @@ type serveConfig struct {
 	SecretEnv  string
 	MaxEmails  int
 	ListenAddr string
+	NoMail     bool // no mail_dir (and no SMTP): emails stay in the outbox
 }
 
 func writeServeConfig(t *testing.T, c serveConfig) (cfgPath, dir string) {
@@ -168,13 +169,16 @@ func writeServeConfig(t *testing.T, c serveConfig) (cfgPath, dir string) {
 	if c.SecretEnv != "" {
 		secret = fmt.Sprintf(", webhook_secret_env: %q", c.SecretEnv)
 	}
+	mailDir := fmt.Sprintf("mail_dir: %q\n", filepath.Join(dir, "outbox"))
+	if c.NoMail {
+		mailDir = ""
+	}
 	cfg := fmt.Sprintf(`repo: {url: %q, branch: "main", path: ".", interval: %q%s}
 state: {driver: "sqlite", dsn: %q}
 directories: corp: {ldif: "directory.ldif", base_dn: "dc=example,dc=com"}
-mail_dir: %q
-http: listen: %q
+%shttp: listen: %q
 safety: {max_delete_fraction: 0.25, max_delete_count: 500, max_emails: %d}
-`, c.URL, c.Interval, secret, filepath.Join(dir, "roster.db"), filepath.Join(dir, "outbox"), c.ListenAddr, c.MaxEmails)
+`, c.URL, c.Interval, secret, filepath.Join(dir, "roster.db"), mailDir, c.ListenAddr, c.MaxEmails)
 	cfgPath = filepath.Join(dir, "config.cue")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -70,7 +70,7 @@ func testSIGTERM(t *testing.T, at, want string) {
 	if err := os.WriteFile(filepath.Join(repo, "templates", "staff.yaml"), []byte(staff), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, dir := writeServeConfig(t, serveConfig{URL: repo, Interval: "1h", MaxEmails: 100000})
+	cfg, dir := writeServeConfig(t, serveConfig{URL: repo, Interval: "1h", MaxEmails: 100000, NoMail: true})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

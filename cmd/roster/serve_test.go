@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,15 @@ func TestServeGitSync(t *testing.T) {
 	if n := queryInt(t, db, `SELECT COUNT(*) FROM outbox WHERE kind = 'admin_summary' AND to_addr = 'ops@example.com'`); n != 1 {
 		t.Errorf("admin summaries after the first sync = %d, want 1", n)
 	}
+	// The mailer delivers continuously: everything enqueued ends up in mail_dir.
+	enqueued := queryInt(t, db, `SELECT COUNT(*) FROM outbox`)
+	d.waitStatus("the emails to be delivered", 10*time.Second, func(s *Status) bool { return s.Outbox["sent"] == enqueued })
+	if files, _ := filepath.Glob(filepath.Join(dir, "outbox", "*.eml")); len(files) != enqueued {
+		t.Errorf("mail_dir holds %d messages, the outbox %d", len(files), enqueued)
+	}
+	if st := queryString(t, db, `SELECT status FROM outbox WHERE kind = 'admin_summary'`); st != "sent" {
+		t.Errorf("admin summary status = %q, want sent", st)
+	}
 
 	// A pushed change is applied within a few intervals.
 	r.write(map[string]string{"vmrs/team-rooms.yaml": strings.Replace(r.read("vmrs/team-rooms.yaml"), boardRoomDesc, "Board meetings, second floor", 1)})
@@ -60,12 +70,14 @@ func TestServeGitSync(t *testing.T) {
 		t.Errorf("state version moved from %d to %d with no input change", sv, got)
 	}
 
+	d.waitStatus("the update's emails", 10*time.Second, func(s *Status) bool { return s.Outbox["pending"] == 0 && s.Outbox["sending"] == 0 })
+	sent := d.status().Outbox["sent"]
 	code, metrics := d.get("/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
 	for _, name := range []string{"roster_reconcile_duration_seconds_bucket", "roster_last_success_timestamp_seconds", "roster_objects{kind=\"vmrs\"}",
-		"roster_changes_applied_total{action=\"update\",kind=\"vmr\"} 1", "roster_emails_sent_total", "roster_emails_failed_total",
+		"roster_changes_applied_total{action=\"update\",kind=\"vmr\"} 1", "roster_emails_sent_total " + strconv.Itoa(sent), "roster_emails_failed_total",
 		"roster_git_fetch_failures_total 0", "roster_directory_errors_total", "roster_validation_failures_total 0", "roster_reconcile_cycles_total"} {
 		if !strings.Contains(metrics, name) {
 			t.Errorf("/metrics lacks %s", name)

@@ -158,3 +158,22 @@ func BenchmarkRenderBenchTemplate(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/entry")
 	})
 }
+
+// BenchmarkRenderBenchTemplateAttrs is BenchmarkRenderBenchTemplate through
+// RenderAttrs, which reconcile uses: no Vars are built.
+func BenchmarkRenderBenchTemplateAttrs(b *testing.B) {
+	e := NewEnv(Options{SecretKey: []byte("bench-key")})
+	tpls := compileBench(b, e, benchTemplatePatterns)
+	const entries = 1000
+	attrs, keys := benchEntries(entries)
+	b.ReportAllocs()
+	for n := 0; n < b.N; n++ {
+		i := n % entries
+		for k, t := range tpls {
+			if _, err := t.RenderAttrs(attrs[i], Seed{Template: "staff", EntryKey: keys[i], Field: benchTemplatePatterns[k].field}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/entry")
+}

@@ -46,17 +46,33 @@ type Vars map[string]any
 
 // FromAttrs makes Vars from directory attributes: x is the first value of
 // attribute x and x_list all of its values. Attributes without values are
-// left out (they render as empty).
+// left out (they render as empty). Should attributes x and x_list both
+// exist, x_list is all values of x. Template.RenderAttrs renders with the
+// same values without building Vars.
 func FromAttrs(attrs map[string][]string) Vars {
 	v := make(Vars, 2*len(attrs))
 	for k, vals := range attrs {
-		if len(vals) == 0 {
-			continue
+		if len(vals) > 0 {
+			v[k] = vals[0]
 		}
-		v[k] = vals[0]
-		v[k+"_list"] = strList(vals)
+	}
+	for k, vals := range attrs {
+		if len(vals) > 0 {
+			v[k+"_list"] = strList(vals)
+		}
 	}
 	return v
+}
+
+// attrValue is FromAttrs(attrs)[name] without building the map.
+func attrValue(attrs map[string][]string, name string) (any, bool) {
+	if base, ok := strings.CutSuffix(name, "_list"); ok && len(attrs[base]) > 0 {
+		return strList(attrs[base]), true
+	}
+	if vals := attrs[name]; len(vals) > 0 {
+		return vals[0], true
+	}
+	return nil, false
 }
 
 // Template is a compiled template; Render is safe for concurrent use.
@@ -66,6 +82,7 @@ type Template struct {
 	literal bool
 	text    string // literal: the output
 	bare    string // the template is exactly {{ name }}
+	fast    *fastProg
 	tr      *translation
 	names   []string
 	tpl     *pongo2.Template
@@ -123,6 +140,7 @@ func (e *Env) Compile(name, src string) (_ *Template, err error) {
 	for n := range tr.names {
 		t.names = append(t.names, n)
 	}
+	t.fast = compileFast(norm)
 	// fast path: exactly "{{ name }}"
 	if len(tr.names) == 1 && !tr.usesArgs && !tr.usesSt {
 		inner := strings.TrimSpace(norm)
@@ -150,8 +168,61 @@ func isIdent(s string) bool {
 // LF, and one trailing newline dropped).
 func (t *Template) IsLiteral() bool { return t.literal }
 
+// IsFast reports whether the template renders on the compiled fast path
+// (literal text and {{ value|filter… }} with constant arguments) rather
+// than with pongo2. Both give the same output; the fast path is an order of
+// magnitude quicker.
+func (t *Template) IsFast() bool { return t.literal || t.fast != nil }
+
 // Render renders the template with vars. seed makes generated values stable.
 func (t *Template) Render(vars Vars, seed Seed) (out string, err error) {
+	limit := t.env.opts.MaxOutput
+	if t.literal {
+		return t.text, nil
+	}
+	if t.fast != nil {
+		src := source{vars: vars}
+		if s, ok := t.fast.exec(&src, t.env.opts.SecretKey, seed, limit); ok {
+			return s, nil
+		}
+	}
+	return t.renderPongo(vars, seed)
+}
+
+// RenderAttrs renders the template with directory attributes, exactly as
+// Render(FromAttrs(attrs), seed) would, but without building Vars unless
+// the template needs pongo2.
+func (t *Template) RenderAttrs(attrs map[string][]string, seed Seed) (string, error) {
+	return t.RenderAttrsWith(attrs, nil, seed)
+}
+
+// RenderAttrsWith is RenderAttrs with extra values (such as the entry's dn)
+// that take precedence over attributes of the same name, as if they had been
+// set in FromAttrs(attrs).
+func (t *Template) RenderAttrsWith(attrs map[string][]string, extra Vars, seed Seed) (string, error) {
+	if t.literal {
+		return t.text, nil
+	}
+	if t.fast != nil {
+		src := source{vars: extra, attrs: attrs, isAttrs: true}
+		if s, ok := t.fast.exec(&src, t.env.opts.SecretKey, seed, t.env.opts.MaxOutput); ok {
+			return s, nil
+		}
+	}
+	// only the names the template reads
+	vars := make(Vars, len(t.names))
+	for _, n := range t.names {
+		if v, ok := extra[n]; ok {
+			vars[n] = v
+		} else if v, ok := attrValue(attrs, n); ok {
+			vars[n] = v
+		}
+	}
+	return t.renderPongo(vars, seed)
+}
+
+// renderPongo renders with pongo2 (and the {{ name }} shortcut).
+func (t *Template) renderPongo(vars Vars, seed Seed) (out string, err error) {
 	limit := t.env.opts.MaxOutput
 	if t.literal {
 		return t.text, nil
@@ -167,6 +238,12 @@ func (t *Template) Render(vars Vars, seed Seed) (out string, err error) {
 		}
 		return s, nil
 	}
+	return t.execPongo(vars, seed)
+}
+
+// execPongo renders with pongo2 alone.
+func (t *Template) execPongo(vars Vars, seed Seed) (out string, err error) {
+	limit := t.env.opts.MaxOutput
 	ctx := make(pongo2.Context, len(t.names)+len(t.tr.consts)+3)
 	for _, n := range t.names {
 		if v, ok := vars[n]; ok && v != nil {

@@ -1,9 +1,6 @@
 package pattern
 
 import (
-	"crypto/md5"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/flosch/pongo2/v6"
@@ -41,15 +37,24 @@ func pexArgs(ctx *pongo2.ExecutionContext, args ...*pongo2.Value) *pongo2.Value 
 	p := &argPack{st: stateOf(ctx)}
 	for _, a := range args {
 		if k, ok := a.Interface().(*kwArg); ok {
-			if p.kw == nil {
-				p.kw = map[string]*pongo2.Value{}
-			}
-			p.kw[k.name] = k.val
+			p.add(k.name, k.val)
 			continue
 		}
-		p.pos = append(p.pos, a)
+		p.add("", a)
 	}
 	return pongo2.AsValue(p)
+}
+
+// add appends a positional argument (name "") or sets a keyword argument.
+func (p *argPack) add(name string, v *pongo2.Value) {
+	if name == "" {
+		p.pos = append(p.pos, v)
+		return
+	}
+	if p.kw == nil {
+		p.kw = map[string]*pongo2.Value{}
+	}
+	p.kw[name] = v
 }
 
 // pexKw is called as __pexkw("name", value) for keyword arguments.
@@ -97,6 +102,38 @@ func (p *argPack) check(names ...string) error {
 
 type filterFn func(in *pongo2.Value, a *argPack) (any, error)
 
+// textFilter is a filter whose result depends only on its input's text. It
+// checks and reads its arguments once and returns the function it applies
+// to the text. The pongo2 filters (through fromText) and the compiled fast
+// path (at compile time) both call it, so each filter has one
+// implementation.
+type textFilter func(a *argPack) (func(string) (string, error), error)
+
+// textFilters are the filters that are textFilters, by template name.
+var textFilters = map[string]textFilter{}
+
+// fromText makes a pongo2 filter of a textFilter.
+func fromText(tf textFilter) filterFn {
+	return func(in *pongo2.Value, a *argPack) (any, error) {
+		f, err := tf(a)
+		if err != nil {
+			return nil, err
+		}
+		return f(str(in))
+	}
+}
+
+// noArgs is a textFilter taking no arguments.
+func noArgs(f func(string) string) textFilter {
+	run := func(s string) (string, error) { return f(s), nil }
+	return func(a *argPack) (func(string) (string, error), error) {
+		if err := a.check(); err != nil {
+			return nil, err
+		}
+		return run, nil
+	}
+}
+
 // pexFilters are registered under their own names; jinjaImpl under "pexj_"
 // names that the translator substitutes for the Jinja name.
 var pexFilters = map[string]filterFn{}
@@ -104,29 +141,43 @@ var pexFilters = map[string]filterFn{}
 var jinjaImpl = map[string]filterFn{}
 
 func init() {
+	textFilters = map[string]textFilter{
+		"pex_clean_phone_number": noArgs(cleanPhone),
+		"pex_head":               tHead,
+		"pex_tail":               tTail,
+		"pex_hash":               noArgs(hashHex),
+		"pex_md5":                noArgs(md5Hex),
+		"pex_base64":             noArgs(base64Std),
+		"pex_reverse":            noArgs(reverseRunes),
+		"pex_regex_replace":      tRegexReplace,
+		"pex_regex_search":       tRegexSearch,
+		"pex_to_uuid":            tToUUID,
+		"pex_url_encode":         noArgs(urlEncode),
+		"pex_url_decode":         noArgs(urlDecode),
+		"capitalize":             noArgs(capitalize),
+		"lower":                  noArgs(strings.ToLower),
+		"upper":                  noArgs(strings.ToUpper),
+		"replace":                tReplace,
+		"trim":                   tTrim,
+		"truncate":               tTruncate,
+	}
 	pexFilters = map[string]filterFn{
-		"pex_clean_phone_number": fCleanPhone,
-		"pex_head":               fHead,
-		"pex_tail":               fTail,
-		"pex_hash":               fHash,
-		"pex_md5":                fMD5,
-		"pex_base64":             fBase64,
-		"pex_reverse":            fReverse,
-		"pex_strlen":             fStrlen,
-		"pex_regex_replace":      fRegexReplace,
-		"pex_regex_search":       fRegexSearch,
-		"pex_to_uuid":            fToUUID,
-		"pex_random_pin":         fRandomPin,
-		"pex_uuid4":              fUUID4,
-		"pex_url_encode":         fURLEncode,
-		"pex_url_decode":         fURLDecode,
+		"pex_strlen":     fStrlen,
+		"pex_random_pin": fRandomPin,
+		"pex_uuid4":      fUUID4,
 	}
 	jinjaImpl = map[string]filterFn{
-		"abs": fAbs, "capitalize": fCapitalize, "default": fDefault, "d": fDefault,
+		"abs": fAbs, "default": fDefault, "d": fDefault,
 		"first": fFirst, "last": fLast, "float": fFloat, "int": fInt,
 		"format": fFormat, "join": fJoin, "length": fLength, "count": fLength,
-		"lower": fLower, "upper": fUpper, "replace": fReplace, "round": fRound,
-		"striptags": fStriptags, "trim": fTrim, "truncate": fTruncate, "string": fString,
+		"round": fRound, "striptags": fStriptags, "string": fString,
+	}
+	for name, tf := range textFilters {
+		if strings.HasPrefix(name, "pex_") {
+			pexFilters[name] = fromText(tf)
+		} else {
+			jinjaImpl[name] = fromText(tf)
+		}
 	}
 	// pongo2 keeps filters in one global registry. Only new names are added
 	// (pex_* and pexj_*), so no pongo2 built-in changes behaviour for any
@@ -204,97 +255,6 @@ func strArg(a *argPack, i int, name, def string, required bool) (string, error) 
 
 // ---- Pexip filters ----
 
-func fCleanPhone(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	s := str(in)
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '+' || c >= '0' && c <= '9' {
-			b.WriteByte(c)
-		}
-	}
-	return b.String(), nil
-}
-
-func fHead(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check("n"); err != nil {
-		return nil, err
-	}
-	n, err := intArg(a, 0, "n", 0, true)
-	if err != nil {
-		return nil, err
-	}
-	r := []rune(str(in))
-	if n < 0 {
-		n = 0
-	}
-	if n < len(r) {
-		r = r[:n]
-	}
-	return string(r), nil
-}
-
-func fTail(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check("n"); err != nil {
-		return nil, err
-	}
-	n, err := intArg(a, 0, "n", 0, true)
-	if err != nil {
-		return nil, err
-	}
-	r := []rune(str(in))
-	if n < 0 {
-		n = 0
-	}
-	if n < len(r) {
-		r = r[len(r)-n:]
-	}
-	return string(r), nil
-}
-
-func fHash(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256([]byte(str(in)))
-	return hex.EncodeToString(sum[:]), nil
-}
-
-func fMD5(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	sum := md5.Sum([]byte(str(in)))
-	return hex.EncodeToString(sum[:]), nil
-}
-
-func fBase64(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	return base64.StdEncoding.EncodeToString([]byte(str(in))), nil
-}
-
-func fReverse(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	r := []rune(str(in))
-	for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
-		r[i], r[j] = r[j], r[i]
-	}
-	return string(r), nil
-}
-
-func fStrlen(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	return utf8.RuneCountInString(str(in)), nil
-}
-
 // regexCache holds compiled Python-style regular expressions.
 var regexCache = newLRU(256)
 
@@ -357,162 +317,12 @@ func pyReplTemplate(r string) (string, error) {
 	return b.String(), nil
 }
 
-func fRegexReplace(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check("find", "replace"); err != nil {
-		return nil, err
-	}
-	find, err := strArg(a, 0, "find", "", true)
-	if err != nil {
-		return nil, err
-	}
-	repl, err := strArg(a, 1, "replace", "", true)
-	if err != nil {
-		return nil, err
-	}
-	re, err := compilePyRegex(find)
-	if err != nil {
-		return nil, err
-	}
-	tmpl, err := pyReplTemplate(repl)
-	if err != nil {
-		return nil, err
-	}
-	s := str(in)
-	var out []byte
-	last := 0
-	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
-		out = append(out, s[last:m[0]]...)
-		out = re.ExpandString(out, tmpl, s, m)
-		last = m[1]
-		if len(out) > maxValueBytes {
-			return nil, fmt.Errorf("result longer than %d bytes", maxValueBytes)
-		}
-	}
-	out = append(out, s[last:]...)
-	return string(out), nil
-}
-
-func fRegexSearch(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check("pattern"); err != nil {
-		return nil, err
-	}
-	p, err := strArg(a, 0, "pattern", "", true)
-	if err != nil {
-		return nil, err
-	}
-	re, err := compilePyRegex(p)
-	if err != nil {
-		return nil, err
-	}
-	m := re.FindStringSubmatch(str(in))
-	switch {
-	case m == nil:
-		return "", nil
-	case len(m) > 1:
-		return m[1], nil
-	}
-	return m[0], nil
-}
-
-func fToUUID(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	s := str(in)
-	if s == "" {
-		return "", nil
-	}
-	b := []byte(s)
-	if len(b) != 16 {
-		var err error
-		b, err = base64.StdEncoding.DecodeString(strings.TrimSpace(s))
-		if err != nil {
-			b, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(strings.TrimSpace(s), "="))
-		}
-		if err != nil || len(b) != 16 {
-			return nil, errors.New("value is neither 16 raw bytes nor base64 of 16 bytes")
-		}
-	}
-	return adGUID(b), nil
-}
-
 // adGUID formats a Microsoft GUID (first three groups little-endian).
 func adGUID(b []byte) string {
 	o := []byte{b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6]}
 	o = append(o, b[8:16]...)
 	h := hex.EncodeToString(o)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
-}
-
-func fRandomPin(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check("length"); err != nil {
-		return nil, err
-	}
-	n, err := intArg(a, 0, "length", 0, true)
-	if err != nil {
-		return nil, err
-	}
-	if n < 1 || n > 256 {
-		return nil, fmt.Errorf("length must be 1..256, got %d", n)
-	}
-	st := a.st
-	if st == nil || len(st.key) == 0 {
-		return nil, errors.New("no secret key configured for generated values")
-	}
-	return StableSecret(st.key, st.seed.Template, st.seed.EntryKey, st.nextField(), n, "0123456789"), nil
-}
-
-func fUUID4(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	st := a.st
-	if st == nil || len(st.key) == 0 {
-		return nil, errors.New("no secret key configured for generated values")
-	}
-	b := stableBytes(st.key, st.seed.Template, st.seed.EntryKey, st.nextField(), 16)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], nil
-}
-
-// fURLEncode quotes like Python's urllib.parse.quote(s, safe="").
-func fURLEncode(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	s := str(in)
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_.-~", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String(), nil
-}
-
-// fURLDecode unquotes like Python's urllib.parse.unquote: bad escapes stay.
-func fURLDecode(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	s := str(in)
-	var b []byte
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' && i+2 < len(s)+0 && i+2 <= len(s)-1 {
-			if v, err := strconv.ParseUint(s[i+1:i+3], 16, 8); err == nil {
-				b = append(b, byte(v))
-				i += 2
-				continue
-			}
-		}
-		b = append(b, s[i])
-	}
-	return strings.ToValidUTF8(string(b), "\uFFFD"), nil
 }
 
 // ---- Jinja2 filters ----
@@ -564,35 +374,6 @@ func kind(v *pongo2.Value) string {
 		return "string"
 	}
 	return reflect.TypeOf(v.Interface()).Kind().String()
-}
-
-func fCapitalize(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	s := str(in)
-	r, n := utf8.DecodeRuneInString(s)
-	if n == 0 {
-		return "", nil
-	}
-	return string(unicode.ToTitle(r)) + strings.ToLower(s[n:]), nil
-}
-
-// fDefault: the default applies when the value is missing or an empty
-// string; with boolean=true also to any false value.
-func fDefault(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check("default_value", "boolean"); err != nil {
-		return nil, err
-	}
-	def, ok := a.arg(0, "default_value")
-	if !ok {
-		def = pongo2.AsValue("")
-	}
-	b, _ := a.arg(1, "boolean")
-	if in == nil || in.IsNil() || (in.IsString() && in.Len() == 0) || (b != nil && b.IsTrue() && !in.IsTrue()) {
-		return def, nil
-	}
-	return in, nil
 }
 
 func fFirst(in *pongo2.Value, a *argPack) (any, error) {
@@ -752,52 +533,11 @@ func fLength(in *pongo2.Value, a *argPack) (any, error) {
 	return nil, fmt.Errorf("object of type %s has no length", kind(in))
 }
 
-func fLower(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	return strings.ToLower(str(in)), nil
-}
-
-func fUpper(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check(); err != nil {
-		return nil, err
-	}
-	return strings.ToUpper(str(in)), nil
-}
-
 func fString(in *pongo2.Value, a *argPack) (any, error) {
 	if err := a.check(); err != nil {
 		return nil, err
 	}
 	return str(in), nil
-}
-
-func fReplace(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check("old", "new", "count"); err != nil {
-		return nil, err
-	}
-	old, err := strArg(a, 0, "old", "", true)
-	if err != nil {
-		return nil, err
-	}
-	nw, err := strArg(a, 1, "new", "", true)
-	if err != nil {
-		return nil, err
-	}
-	count, err := intArg(a, 2, "count", -1, false)
-	if err != nil {
-		return nil, err
-	}
-	s := str(in)
-	n := strings.Count(s, old)
-	if count >= 0 && count < n {
-		n = count
-	}
-	if len(s)+n*(len(nw)-len(old)) > maxValueBytes {
-		return nil, fmt.Errorf("result longer than %d bytes", maxValueBytes)
-	}
-	return strings.Replace(s, old, nw, count), nil
 }
 
 func fRound(in *pongo2.Value, a *argPack) (any, error) {
@@ -848,53 +588,4 @@ func fStriptags(in *pongo2.Value, a *argPack) (any, error) {
 	s := reComment.ReplaceAllString(str(in), "")
 	s = reTag.ReplaceAllString(s, "")
 	return strings.Join(strings.Fields(html.UnescapeString(s)), " "), nil
-}
-
-func fTrim(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check("chars"); err != nil {
-		return nil, err
-	}
-	if c, ok := a.arg(0, "chars"); ok && !c.IsNil() {
-		return strings.Trim(str(in), c.String()), nil
-	}
-	return strings.TrimSpace(str(in)), nil
-}
-
-// fTruncate follows Jinja2: length=255, killwords=False, end='...', leeway=5.
-func fTruncate(in *pongo2.Value, a *argPack) (any, error) {
-	if err := a.check("length", "killwords", "end", "leeway"); err != nil {
-		return nil, err
-	}
-	length, err := intArg(a, 0, "length", 255, false)
-	if err != nil {
-		return nil, err
-	}
-	kill := false
-	if v, ok := a.arg(1, "killwords"); ok {
-		kill = v.IsTrue()
-	}
-	end, _ := strArg(a, 2, "end", "...", false)
-	leeway, err := intArg(a, 3, "leeway", 5, false)
-	if err != nil {
-		return nil, err
-	}
-	endLen := utf8.RuneCountInString(end)
-	if length < endLen {
-		return nil, fmt.Errorf("expected length >= %d, got %d", endLen, length)
-	}
-	if leeway < 0 {
-		return nil, fmt.Errorf("expected leeway >= 0, got %d", leeway)
-	}
-	r := []rune(str(in))
-	if len(r) <= length+leeway {
-		return string(r), nil
-	}
-	head := string(r[:length-endLen])
-	if kill {
-		return head + end, nil
-	}
-	if k := strings.LastIndexByte(head, ' '); k >= 0 {
-		head = head[:k]
-	}
-	return head + end, nil
 }
