@@ -88,14 +88,18 @@ func (p *argPack) check(names ...string) error {
 	if len(p.pos) > len(names) {
 		return fmt.Errorf("takes at most %d argument(s), got %d", len(names), len(p.pos))
 	}
+	bad := ""
 	for k := range p.kw {
 		found := false
 		for _, n := range names {
 			found = found || n == k
 		}
-		if !found {
-			return fmt.Errorf("unexpected keyword argument %q", k)
+		if !found && (bad == "" || k < bad) {
+			bad = k // the first in order, so the message does not vary
 		}
+	}
+	if bad != "" {
+		return fmt.Errorf("unexpected keyword argument %q", bad)
 	}
 	return nil
 }
