@@ -217,10 +217,11 @@ func checkSubject(s string) (string, error) {
 	}
 	for _, r := range s {
 		if r == '\r' || r == '\n' || r == '\u2028' || r == '\u2029' || r == 0x85 {
-			return "", composeErr("subject renders to more than one line: %q", s)
+			// The text is left out of the reason: it may hold a PIN or a password.
+			return "", composeErr("subject renders to more than one line")
 		}
 		if (r < 0x20 && r != '\t') || r == 0x7f {
-			return "", composeErr("subject contains a control character: %q", s)
+			return "", composeErr("subject contains a control character (%U)", r)
 		}
 	}
 	if n := utf8.RuneCountInString(s); n > MaxSubject {

@@ -169,12 +169,27 @@ func (db *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxR
 	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
 		// The rows without their templates, then each distinct template once: a batch
 		// shares a few templates, and their bodies are not copied out of SQLite per row.
-		if err := tx.SelectContext(ctx, &rows, `SELECT id, created_at, commit_id, kind, action, object_key, template,
+		q, err := tx.QueryContext(ctx, `SELECT id, created_at, commit_id, kind, action, object_key, template,
 			to_addr, smtp_server, email_template, vars, status, attempts, next_attempt_at, last_error, message_id, sent_at
 			FROM outbox WHERE status IN ('pending', 'sending') AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, id LIMIT ?`, FormatTime(now), limit); err != nil {
+			ORDER BY next_attempt_at, id LIMIT ?`, FormatTime(now), limit)
+		if err != nil {
 			return err
 		}
+		defer q.Close()
+		for q.Next() { // scanned by hand: this is the delivery hot path
+			var r OutboxRow
+			if err := q.Scan(&r.ID, &r.CreatedAt, &r.Commit, &r.Kind, &r.Action, &r.ObjectKey, &r.Template,
+				&r.To, &r.SMTPServer, &r.EmailTemplate, &r.Vars, &r.Status, &r.Attempts, &r.NextAttemptAt,
+				&r.LastError, &r.MessageID, &r.SentAt); err != nil {
+				return err
+			}
+			rows = append(rows, r)
+		}
+		if err := q.Err(); err != nil {
+			return err
+		}
+		q.Close()
 		if err := fillTemplates(ctx, tx, rows); err != nil {
 			return err
 		}
