@@ -24,7 +24,7 @@ func TestServeGitSync(t *testing.T) {
 	cfg, dir := writeServeConfig(t, serveConfig{URL: r.bare, Interval: "200ms"})
 	d := startServe(t, cfg)
 
-	s := d.waitStatus("the first sync", 15*time.Second, func(s *Status) bool { return s.Daemon.Ready && s.AppliedCommit == c1 })
+	s := d.waitStatus("the first sync", 110*time.Second, func(s *Status) bool { return s.Daemon.Ready && s.AppliedCommit == c1 })
 	if s.Daemon.GoodCommit != c1 || s.Daemon.Commit != c1 || s.Daemon.LastError != "" {
 		t.Fatalf("daemon after first sync = %+v, want good commit %s and no error", s.Daemon, c1)
 	}
@@ -53,7 +53,7 @@ func TestServeGitSync(t *testing.T) {
 	r.write(map[string]string{"vmrs/team-rooms.yaml": strings.Replace(r.read("vmrs/team-rooms.yaml"), boardRoomDesc, "Board meetings, second floor", 1)})
 	c2 := r.commitPush("board room moves")
 	pushed := time.Now()
-	d.waitStatus("the second commit", 5*time.Second, func(s *Status) bool { return s.AppliedCommit == c2 })
+	d.waitStatus("the second commit", 10*time.Second, func(s *Status) bool { return s.AppliedCommit == c2 })
 	t.Logf("commit applied %v after the push (interval 200ms)", time.Since(pushed).Round(time.Millisecond))
 	if got := queryString(t, db, `SELECT description FROM vmrs WHERE name = 'Board Room'`); got != "Board meetings, second floor" {
 		t.Fatalf("Board Room description after the push = %q", got)
@@ -65,7 +65,7 @@ func TestServeGitSync(t *testing.T) {
 	// Unchanged input: later cycles write nothing.
 	sv := d.status().StateVersion
 	cycles := d.status().Daemon.Cycles
-	d.waitStatus("two more cycles", 5*time.Second, func(s *Status) bool { return s.Daemon.Cycles >= cycles+2 })
+	d.waitStatus("two more cycles", 10*time.Second, func(s *Status) bool { return s.Daemon.Cycles >= cycles+2 })
 	if got := d.status().StateVersion; got != sv {
 		t.Errorf("state version moved from %d to %d with no input change", sv, got)
 	}
@@ -128,7 +128,7 @@ func TestServeInvalidCommit(t *testing.T) {
 
 	r.write(map[string]string{"settings.yaml": good})
 	c1 := r.commitPush("fixed")
-	d.waitStatus("the good commit", 5*time.Second, func(s *Status) bool { return s.AppliedCommit == c1 && s.Daemon.Ready })
+	d.waitStatus("the good commit", 10*time.Second, func(s *Status) bool { return s.AppliedCommit == c1 && s.Daemon.Ready })
 	if code, _ := d.get("/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz after the first good sync = %d, want 200", code)
 	}
@@ -142,14 +142,14 @@ func TestServeInvalidCommit(t *testing.T) {
 		"templates/staff.yaml": r.read("templates/staff.yaml") + "\nvmr: [this is: not: valid\n",
 	})
 	bad2 := r.commitPush("broken")
-	s = d.waitStatus("the broken commit reported", 5*time.Second, func(s *Status) bool { return s.Daemon.InvalidCommit == bad2 })
+	s = d.waitStatus("the broken commit reported", 10*time.Second, func(s *Status) bool { return s.Daemon.InvalidCommit == bad2 })
 	if s.Daemon.GoodCommit != c1 || s.Daemon.Commit != bad2 || s.Daemon.State != "failed" || len(s.Daemon.ValidationErrors) == 0 ||
 		!strings.Contains(strings.Join(s.Daemon.ValidationErrors, "\n"), "templates/staff.yaml") {
 		t.Fatalf("daemon after the broken commit = %+v", s.Daemon)
 	}
 	// It keeps reconciling the good commit, and the page shows the error and the commit.
 	cycles := s.Daemon.Cycles
-	d.waitStatus("more cycles", 5*time.Second, func(s *Status) bool { return s.Daemon.Cycles >= cycles+2 })
+	d.waitStatus("more cycles", 10*time.Second, func(s *Status) bool { return s.Daemon.Cycles >= cycles+2 })
 	if got := queryString(t, db, `SELECT description FROM vmrs WHERE name = 'Board Room'`); got != boardRoomDesc {
 		t.Fatalf("the broken commit changed Board Room: %q", got)
 	}
@@ -171,11 +171,11 @@ func TestServeInvalidCommit(t *testing.T) {
 	// The fix recovers by itself.
 	r.write(map[string]string{"templates/staff.yaml": strings.TrimSuffix(r.read("templates/staff.yaml"), "\nvmr: [this is: not: valid\n")})
 	c3 := r.commitPush("fix the template")
-	s = d.waitStatus("recovery", 5*time.Second, func(s *Status) bool { return s.AppliedCommit == c3 })
+	s = d.waitStatus("recovery", 10*time.Second, func(s *Status) bool { return s.AppliedCommit == c3 })
 	if s.Daemon.InvalidCommit != "" || len(s.Daemon.ValidationErrors) != 0 || s.Daemon.GoodCommit != c3 {
 		t.Fatalf("daemon after the fix = %+v", s.Daemon)
 	}
-	d.waitStatus("no error", 5*time.Second, func(s *Status) bool { return s.Daemon.LastError == "" && s.Daemon.State != "failed" })
+	d.waitStatus("no error", 10*time.Second, func(s *Status) bool { return s.Daemon.LastError == "" && s.Daemon.State != "failed" })
 	if got := queryString(t, db, `SELECT description FROM vmrs WHERE name = 'Board Room'`); got != "should never be applied" {
 		t.Fatalf("after the fix Board Room = %q, want the fixed commit's description", got)
 	}
@@ -206,7 +206,7 @@ func TestServeWebhook(t *testing.T) {
 	c1 := r.commitPush("initial")
 	cfg, _ := writeServeConfig(t, serveConfig{URL: r.bare, Interval: "1h", SecretEnv: env})
 	d := startServe(t, cfg)
-	d.waitStatus("the first sync", 15*time.Second, func(s *Status) bool { return s.AppliedCommit == c1 && s.Daemon.State == "idle" })
+	d.waitStatus("the first sync", 110*time.Second, func(s *Status) bool { return s.AppliedCommit == c1 && s.Daemon.State == "idle" })
 
 	r.write(map[string]string{"vmrs/team-rooms.yaml": strings.Replace(r.read("vmrs/team-rooms.yaml"), boardRoomDesc, "Hooked", 1)})
 	c2 := r.commitPush("change")
@@ -227,11 +227,11 @@ func TestServeWebhook(t *testing.T) {
 	if code := d.hook(sign(secret, body), body); code != http.StatusAccepted {
 		t.Fatalf("signed webhook = %d, want 202", code)
 	}
-	d.waitStatus("the webhook's sync", 5*time.Second, func(s *Status) bool { return s.AppliedCommit == c2 })
+	d.waitStatus("the webhook's sync", 10*time.Second, func(s *Status) bool { return s.AppliedCommit == c2 })
 	t.Logf("webhook → applied in %v", time.Since(start).Round(time.Millisecond))
 
 	// Flood: 500 signed requests from 8 clients; /healthz answers throughout.
-	d.waitStatus("idle", 5*time.Second, func(s *Status) bool { return s.Daemon.State == "idle" })
+	d.waitStatus("idle", 10*time.Second, func(s *Status) bool { return s.Daemon.State == "idle" })
 	before := d.status().Daemon.Cycles
 	var wg sync.WaitGroup
 	var accepted, other atomic.Int64
