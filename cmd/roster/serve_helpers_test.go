@@ -150,7 +150,8 @@ type serveConfig struct {
 	SecretEnv  string
 	MaxEmails  int
 	ListenAddr string
-	NoMail     bool // no mail_dir (and no SMTP): emails stay in the outbox
+	NoMail     bool   // no mail_dir (and no SMTP): emails stay in the outbox
+	LDAPURL    string // the directory corp is this LDAP server instead of directory.ldif
 }
 
 func writeServeConfig(t *testing.T, c serveConfig) (cfgPath, dir string) {
@@ -173,12 +174,16 @@ func writeServeConfig(t *testing.T, c serveConfig) (cfgPath, dir string) {
 	if c.NoMail {
 		mailDir = ""
 	}
+	corp := `ldif: "directory.ldif"`
+	if c.LDAPURL != "" {
+		corp = fmt.Sprintf(`url: %q, timeout: "2s"`, c.LDAPURL)
+	}
 	cfg := fmt.Sprintf(`repo: {url: %q, branch: "main", path: ".", interval: %q%s}
 state: {driver: "sqlite", dsn: %q}
-directories: corp: {ldif: "directory.ldif", base_dn: "dc=example,dc=com"}
+directories: corp: {%s, base_dn: "dc=example,dc=com"}
 %shttp: listen: %q
 safety: {max_delete_fraction: 0.25, max_delete_count: 500, max_emails: %d}
-`, c.URL, c.Interval, secret, filepath.Join(dir, "roster.db"), mailDir, c.ListenAddr, c.MaxEmails)
+`, c.URL, c.Interval, secret, filepath.Join(dir, "roster.db"), corp, mailDir, c.ListenAddr, c.MaxEmails)
 	cfgPath = filepath.Join(dir, "config.cue")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -343,3 +343,42 @@ func TestServeOnce(t *testing.T) {
 		t.Errorf("a refused plan moved the state version %s → %s", sv, got)
 	}
 }
+
+// TestServeDirectoryError: a directory that cannot be reached fails its templates closed;
+// the cycle is failed, the status and metrics say so, the declared objects still apply, and
+// the admins get one error email however many cycles fail the same way.
+func TestServeDirectoryError(t *testing.T) {
+	repo := t.TempDir()
+	copyTree(t, filepath.Join("..", "..", "examples"), repo)
+	cfg, dir := writeServeConfig(t, serveConfig{URL: repo, Interval: "100ms", LDAPURL: "ldap://127.0.0.1:1"})
+	d := startServe(t, cfg)
+	s := d.waitStatus("a failed cycle", 10*time.Second, func(s *Status) bool { return s.Daemon.Cycles >= 2 && s.Daemon.LastRun.After(time.Time{}) })
+	if s.Daemon.State != "failed" || !strings.Contains(s.Daemon.LastError, "template staff") {
+		t.Fatalf("daemon with an unreachable directory = %+v", s.Daemon)
+	}
+	for _, tm := range s.Templates {
+		if tm.State != "failed" && tm.State != "syncing" || tm.Created != 0 {
+			t.Errorf("template %s = %+v, want failed with nothing created", tm.Template, tm)
+		}
+	}
+	db := openDB(t, filepath.Join(dir, "roster.db"))
+	if n := queryInt(t, db, `SELECT COUNT(*) FROM vmrs WHERE sync_tag = 'manual'`); n != 2 {
+		t.Errorf("declared VMRs = %d, want 2 (they do not depend on the directory)", n)
+	}
+	if n := queryInt(t, db, `SELECT COUNT(*) FROM vmrs WHERE sync_tag = 'staff'`); n != 0 {
+		t.Errorf("staff VMRs = %d with the directory down", n)
+	}
+	_, metrics := d.get("/metrics")
+	if !strings.Contains(metrics, `roster_directory_errors_total{template="staff"}`) || strings.Contains(metrics, `roster_directory_errors_total{template="staff"} 0`) {
+		t.Errorf("want roster_directory_errors_total{template=\"staff\"} > 0:\n%s", grepLines(metrics, "directory_errors"))
+	}
+	cycles := d.status().Daemon.Cycles
+	d.waitStatus("more failed cycles", 10*time.Second, func(s *Status) bool { return s.Daemon.Cycles >= cycles+2 })
+	if n := queryInt(t, db, `SELECT COUNT(*) FROM outbox WHERE kind = 'sync_error'`); n != 1 {
+		t.Errorf("sync_error emails = %d after %d failing cycles, want 1", n, d.status().Daemon.Cycles)
+	}
+	if code, _ := d.get("/readyz"); code != http.StatusOK {
+		// The declared objects applied: the daemon is serving, degraded.
+		t.Errorf("/readyz = %d, want 200", code)
+	}
+}
