@@ -177,3 +177,23 @@ func BenchmarkRenderBenchTemplateAttrs(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/entry")
 }
+
+// BenchmarkRenderBenchTemplateAttrsDN adds the entry's dn as an extra value,
+// as reconcile does.
+func BenchmarkRenderBenchTemplateAttrsDN(b *testing.B) {
+	e := NewEnv(Options{SecretKey: []byte("bench-key")})
+	tpls := compileBench(b, e, benchTemplatePatterns)
+	const entries = 1000
+	attrs, keys := benchEntries(entries)
+	b.ReportAllocs()
+	for n := 0; n < b.N; n++ {
+		i := n % entries
+		extra := Vars{"dn": "uid=" + attrs[i]["uid"][0] + ",ou=people,dc=example,dc=com"}
+		for k, t := range tpls {
+			if _, err := t.RenderAttrsWith(attrs[i], extra, Seed{Template: "staff", EntryKey: keys[i], Field: benchTemplatePatterns[k].field}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/entry")
+}

@@ -29,7 +29,8 @@
 //
 // # Values
 //
-// Directory entries are passed with FromAttrs: {{ mail }} is the first value
+// Directory entries are passed with FromAttrs (or rendered with
+// Template.RenderAttrs): {{ mail }} is the first value
 // of the attribute and {{ mail_list }} all of its values. A missing attribute
 // renders as the empty string, like Jinja's Undefined. Values print as Python
 // would print them: booleans as True and False ({{ allow_guests }} prints
@@ -64,6 +65,26 @@
 // pongo2 keeps filters and tags in process-wide registries. This package only
 // adds new names there (pex_*, pexj_*, the pex_for and pex_set tags) and
 // replaces nothing, so other pongo2 users in the process are unaffected.
+//
+// # Fast path
+//
+// Most patterns are literal text and {{ value|filter(…)… }} where value is
+// a variable or a string literal and the filters take constant arguments:
+// "{{cn}} VMR", "{{telephoneNumber|pex_clean_phone_number|pex_tail(7)}}",
+// "{{ ”|pex_random_pin(6) }}". Compile also turns these into a small
+// program that renders without pongo2 (Template.IsFast), calling the same
+// filter implementations: capitalize default (d) lower replace trim
+// truncate upper, and every pex_ filter. Arguments are read and checked once
+// at compile time by the filters' own code (regular expressions are compiled
+// then). Everything else (tags, comments, whitespace control, operators,
+// attribute access, variables as arguments, other filters) renders with
+// pongo2, and so does, at render time, a template whose variable holds a
+// value that is not a string (x_list, booleans, numbers) or whose fast
+// rendering fails: pongo2 then renders it again and reports the error, so
+// outputs and errors are the same on both paths (TestFastPathMatchesPongo,
+// FuzzFastPath). Template.RenderAttrs renders straight from directory
+// attributes, with the values FromAttrs would give, and builds Vars only for
+// templates that need pongo2.
 //
 // # Sandbox
 //

@@ -278,3 +278,38 @@ func TestFastPathErrorsAreExact(t *testing.T) {
 // stableSecretGolden is StableSecret("test-key", "staff", "uid=alice",
 // "pin", 6, digits) computed with the crypto/hmac implementation.
 const stableSecretGolden = "075770"
+
+// TestFastPathConcurrent renders shared templates from several goroutines
+// (run with -race).
+func TestFastPathConcurrent(t *testing.T) {
+	e := testEnv()
+	var tpls []*Template
+	for _, src := range fastSources {
+		if tpl, err := e.Compile("t", src); err == nil {
+			tpls = append(tpls, tpl)
+		}
+	}
+	want := make([]string, len(tpls))
+	for i, tpl := range tpls {
+		want[i], _ = tpl.RenderAttrs(testAttrs, Seed{"t", "e", "f"})
+	}
+	errs := make(chan string, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for n := 0; n < 50; n++ {
+				for i, tpl := range tpls {
+					if got, _ := tpl.RenderAttrs(testAttrs, Seed{"t", "e", "f"}); got != want[i] {
+						errs <- fastSources[i]
+						return
+					}
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if s := <-errs; s != "" {
+			t.Errorf("%q renders differently under concurrency", s)
+		}
+	}
+}
