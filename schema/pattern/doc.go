@@ -70,11 +70,13 @@
 //
 // Most patterns are literal text and {{ value|filter(…)… }} where value is
 // a variable or a string literal and the filters take constant arguments:
-// "{{cn}} VMR", "{{telephoneNumber|pex_clean_phone_number|pex_tail(7)}}",
-// "{{ ”|pex_random_pin(6) }}". Compile also turns these into a small
-// program that renders without pongo2 (Template.IsFast), calling the same
-// filter implementations: capitalize default (d) lower replace trim
-// truncate upper, and every pex_ filter. Arguments are read and checked once
+//
+//	{{cn}} VMR   {{telephoneNumber|pex_clean_phone_number|pex_tail(7)}}   {{ ''|pex_random_pin(6) }}
+//
+// Compile also turns these into a small program that renders without
+// pongo2 (Template.IsFast), calling the same filter implementations:
+// capitalize default (d) lower replace trim truncate upper, and every pex_
+// filter. Arguments are read and checked once
 // at compile time by the filters' own code (regular expressions are compiled
 // then). Everything else (tags, comments, whitespace control, operators,
 // attribute access, variables as arguments, other filters) renders with
