@@ -359,12 +359,10 @@ func (d *daemon) reconcile(ctx context.Context, log *slog.Logger) (res cycleResu
 		log.Info("serve: applying plan", "commit", shortCommit(d.goodCommit), "changes", len(p.Changes), "emails", len(p.Emails))
 	}
 	// Once started, the transaction runs to its end even on SIGTERM (SPEC §6).
-	ar, err := reconcile.Apply(context.WithoutCancel(ctx), d.db, p, reconcile.ApplyOptions{Actor: "daemon", Now: time.Now().UTC()}, true)
-	if err != nil {
+	if _, err := reconcile.Apply(context.WithoutCancel(ctx), d.db, p, reconcile.ApplyOptions{Actor: "daemon", Now: time.Now().UTC()}, true); err != nil {
 		res.err = cycleErr("apply", err)
 		return res
 	}
-	_ = ar
 	res.applied, res.plan = true, p
 	for _, c := range p.Changes {
 		d.met.changes.WithLabelValues(c.Kind, c.Action).Inc()
