@@ -227,7 +227,7 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 		ids[i], claims[i] = vmrIdent(&dv.VMR), vmrClaims(&dv.VMR)
 	}
 	olds, skip := matchOwned(p, d, a.VMRs, vmrIdent, vmrClaims, ids, claims, settled, func(v *state.VMR) *Change {
-		return &Change{Kind: KindVMR, Action: ActionDelete, Key: v.Name, Template: v.SyncTag, Before: vmrMap(v), oldVMR: v}
+		return &Change{Kind: KindVMR, Action: ActionDelete, Key: v.Name, Template: v.SyncTag, oldVMR: v}
 	})
 	for i, dv := range d.VMRs {
 		if skip[i] {
@@ -241,8 +241,7 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 		applyVMROverrides(&want, old, dv)
 		mail := d.mailFor(dv.SyncTag, dv.Name)
 		if old == nil {
-			p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionCreate, Key: want.Name, Template: want.SyncTag,
-				After: vmrMap(&want), vmr: &want})
+			p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionCreate, Key: want.Name, Template: want.SyncTag, vmr: &want})
 			p.addVMREmail(mail, &want, "created")
 			continue
 		}
@@ -253,7 +252,7 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 			continue
 		}
 		p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionUpdate, Key: want.Name, Template: want.SyncTag,
-			Before: vmrMap(old), After: vmrMap(&want), Fields: fields, vmr: &want, oldVMR: old})
+			Fields: fields, vmr: &want, oldVMR: old})
 		if mail != nil && mail.notifies(fields) {
 			p.addVMREmail(mail, &want, "updated")
 		}
@@ -455,7 +454,7 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 		ids[i], claims[i] = deviceIdent(&dd.Device), deviceClaims(&dd.Device)
 	}
 	olds, skip := matchOwned(p, d, a.Devices, deviceIdent, deviceClaims, ids, claims, settled, func(v *state.Device) *Change {
-		return &Change{Kind: KindDevice, Action: ActionDelete, Key: v.Alias, Template: v.SyncTag, Before: deviceMap(v), oldDevice: v}
+		return &Change{Kind: KindDevice, Action: ActionDelete, Key: v.Alias, Template: v.SyncTag, oldDevice: v}
 	})
 	for i, dd := range want {
 		if skip[i] {
@@ -469,8 +468,7 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 		applyDeviceOverrides(&w, old, dd)
 		mail := d.mailFor(dd.SyncTag, dd.Alias)
 		if old == nil {
-			p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionCreate, Key: w.Alias, Template: w.SyncTag,
-				After: deviceMap(&w), device: &w})
+			p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionCreate, Key: w.Alias, Template: w.SyncTag, device: &w})
 			p.addDeviceEmail(mail, &w, "created")
 			continue
 		}
@@ -481,7 +479,7 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 			continue
 		}
 		p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionUpdate, Key: w.Alias, Template: w.SyncTag,
-			Before: deviceMap(old), After: deviceMap(&w), Fields: fields, device: &w, oldDevice: old})
+			Fields: fields, device: &w, oldDevice: old})
 		if mail != nil && mail.notifies(fields) {
 			p.addDeviceEmail(mail, &w, "updated")
 		}
@@ -547,13 +545,12 @@ func diffTracking(p *Plan, d *Desired, a *state.Actual) {
 	for _, g := range d.Tracking {
 		seen[g.Slot] = true
 		old := have[g.Slot]
-		after := trackingMap(g)
 		switch {
 		case old == nil:
-			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionCreate, Key: g.Slot, After: after, group: g})
-		case fmt.Sprint(trackingMap(old)) != fmt.Sprint(after):
+			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionCreate, Key: g.Slot, group: g})
+		case fmt.Sprint(trackingMap(old)) != fmt.Sprint(trackingMap(g)):
 			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionUpdate, Key: g.Slot,
-				Before: trackingMap(old), After: after, group: g,
+				oldGroup: old, group: g,
 				Fields: []FieldChange{{Name: "group", Old: trackingSummary(old), New: trackingSummary(g)}}})
 		default:
 			p.Summary.Unchanged++
@@ -561,8 +558,7 @@ func diffTracking(p *Plan, d *Desired, a *state.Actual) {
 	}
 	for _, g := range a.Tracking {
 		if !seen[g.Slot] {
-			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionDelete, Key: g.Slot,
-				Before: trackingMap(g), group: g})
+			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionDelete, Key: g.Slot, oldGroup: g})
 		}
 	}
 }

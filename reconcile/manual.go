@@ -89,8 +89,8 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 		}
 		re := *in
 		re.Status, re.ExpiresAt = "pending", now.Add(ttl)
-		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: re.Email, Before: inviteMap(in),
-			After: inviteMap(&re), invite: &re, Fields: []FieldChange{{Name: "expires_at", Old: in.ExpiresAt, New: re.ExpiresAt}}})
+		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: re.Email,
+			oldInvite: in, invite: &re, Fields: []FieldChange{{Name: "expires_at", Old: in.ExpiresAt, New: re.ExpiresAt}}})
 		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
 			p.Emails = append(p.Emails, &Email{To: re.Email, Kind: "invite", Action: "reminder", Key: re.Email, mail: m.VMR,
 				vars: InviteVars(&re, "reminder")})
@@ -132,7 +132,7 @@ func PlanNotifyUsers(repo *schema.Repo, defaults map[string]MailSpec, a *state.A
 		want := *u
 		want.Notified = true
 		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionUpdate, Key: u.Email, Template: u.SyncTag,
-			Before: userMap(u), After: userMap(&want), user: &want, Fields: []FieldChange{{Name: "notified", Old: false, New: true}}})
+			oldUser: u, user: &want, Fields: []FieldChange{{Name: "notified", Old: false, New: true}}})
 		p.addActivation(d, &want, "created")
 	}
 	p.finish()
@@ -155,8 +155,8 @@ func PlanAcceptInvite(a *state.Actual, email string, now time.Time) (*Plan, erro
 		}
 		acc := *in
 		acc.Status, acc.AcceptedAt = "accepted", now
-		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email, Before: inviteMap(in),
-			After: inviteMap(&acc), invite: &acc, Fields: []FieldChange{{Name: "status", Old: "pending", New: "accepted"}}})
+		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email,
+			oldInvite: in, invite: &acc, Fields: []FieldChange{{Name: "status", Old: "pending", New: "accepted"}}})
 		p.finish()
 		return p, nil
 	}

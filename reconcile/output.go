@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,19 +36,66 @@ func maskValue(name string, v any, show bool) any {
 	return v
 }
 
-// WriteJSON writes the plan in the SPEC §4 JSON shape, secrets masked unless asked.
+// jsonChange is one change as the plan's JSON shows it (SPEC §4).
+type jsonChange struct {
+	Kind     string         `json:"kind"`
+	Action   string         `json:"action"`
+	Key      string         `json:"key"`
+	Template string         `json:"template"`
+	Before   map[string]any `json:"before,omitempty"`
+	After    map[string]any `json:"after,omitempty"`
+}
+
+// WriteJSON writes the plan in the SPEC §4 JSON shape, secrets masked unless asked. It
+// streams: one change is encoded at a time, so a huge plan needs no huge buffer.
 func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
-	cp := *p
-	cp.Changes = make([]*Change, len(p.Changes))
-	for i, c := range p.Changes {
-		cc := *c
-		cc.Before, cc.After = masked(c.Before, o.ShowSecrets), masked(c.After, o.ShowSecrets)
-		cp.Changes[i] = &cc
+	bw := bufio.NewWriterSize(w, 64<<10)
+	field := func(name string, v any, last bool) {
+		b, err := json.MarshalIndent(v, "  ", "  ")
+		if err != nil {
+			b = []byte("null")
+		}
+		fmt.Fprintf(bw, "  %q: %s", name, b)
+		if !last {
+			bw.WriteString(",")
+		}
+		bw.WriteString("\n")
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(&cp)
+	bw.WriteString("{\n")
+	field("format_version", p.FormatVersion, false)
+	field("commit", p.Commit, false)
+	field("state_version", p.StateVersion, false)
+	field("summary", p.Summary, false)
+	bw.WriteString(`  "changes": [`)
+	for i, c := range p.Changes {
+		if i > 0 {
+			bw.WriteString(",")
+		}
+		b, err := json.MarshalIndent(jsonChange{Kind: c.Kind, Action: c.Action, Key: c.Key, Template: c.Template,
+			Before: masked(c.Before(), o.ShowSecrets), After: masked(c.After(), o.ShowSecrets)}, "    ", "  ")
+		if err != nil {
+			return fmt.Errorf("write plan: %w", err)
+		}
+		bw.WriteString("\n    ")
+		bw.Write(b)
+	}
+	if len(p.Changes) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("],\n")
+	field("emails", p.Emails, false)
+	field("warnings", p.Warnings, false)
+	if len(p.Errors) > 0 {
+		field("errors", p.Errors, false)
+	}
+	field("safety", p.Safety, false)
+	field("templates", p.Templates, false)
+	if p.Licenses != nil {
+		field("licenses", p.Licenses, false)
+	}
+	field("fingerprint", p.Fingerprint, true)
+	bw.WriteString("}\n")
+	return bw.Flush()
 }
 
 var symbols = map[string]string{ActionCreate: "+", ActionUpdate: "~", ActionDelete: "-", ActionDeactivate: "!", ActionReactivate: "^"}
@@ -90,14 +138,15 @@ func quote(v any) string {
 
 // createDetail is the one-line detail of a created object.
 func createDetail(c *Change, show bool) string {
-	keys := make([]string, 0, len(c.After))
-	for k := range c.After {
+	after := c.After()
+	keys := make([]string, 0, len(after))
+	for k := range after {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	var parts []string
 	for _, k := range keys {
-		v := maskValue(k, c.After[k], show)
+		v := maskValue(k, after[k], show)
 		switch x := v.(type) {
 		case string:
 			if x == "" {
@@ -122,7 +171,7 @@ func emailLine(e *Email) string {
 
 // WriteText writes the plan for a terminal: one line per change, warnings, the summary.
 func (p *Plan) WriteText(w io.Writer, o OutputOptions) error {
-	b := &strings.Builder{}
+	b := bufio.NewWriterSize(w, 64<<10)
 	if p.Commit != "" {
 		fmt.Fprintf(b, "Commit %s, state version %d.\n", short(p.Commit), p.StateVersion)
 	}
@@ -164,8 +213,7 @@ func (p *Plan) WriteText(w io.Writer, o OutputOptions) error {
 		fmt.Fprintf(b, "\nPaid licences: %d used of %d, %d remaining.\n", p.Licenses.Used, p.Licenses.Paid, p.Licenses.Remaining)
 	}
 	b.WriteString("\n" + p.summaryLine() + "\n")
-	_, err := io.WriteString(w, b.String())
-	return err
+	return b.Flush()
 }
 
 // WriteMarkdown writes the plan as a pull-request comment.

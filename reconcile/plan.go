@@ -79,21 +79,58 @@ type Summary struct {
 
 // Change is one object to create, update, delete, deactivate or reactivate.
 type Change struct {
-	Kind     string         `json:"kind"`
-	Action   string         `json:"action"`
-	Key      string         `json:"key"`
-	Template string         `json:"template"`
-	Before   map[string]any `json:"before,omitempty"`
-	After    map[string]any `json:"after,omitempty"`
+	Kind     string `json:"kind"`
+	Action   string `json:"action"`
+	Key      string `json:"key"`
+	Template string `json:"template"`
 	// Fields lists the fields that differ, for the text and markdown formats.
 	Fields []FieldChange `json:"-"`
 
-	// What apply writes; unexported so the JSON is exactly the SPEC's shape.
+	// The objects before and after: what apply writes, and what the output shows as
+	// "before" and "after" (built only when written, so a plan of 400,000 changes stays
+	// small). The new value is nil for a deletion, the old one nil for a creation.
 	vmr, oldVMR       *state.VMR
 	device, oldDevice *state.Device
-	user              *state.User
-	invite            *state.Invite
-	group             *state.TrackingGroup
+	user, oldUser     *state.User
+	invite, oldInvite *state.Invite
+	group, oldGroup   *state.TrackingGroup
+}
+
+// Before is the object as it is, as the plan's JSON shows it; nil for a creation.
+func (c *Change) Before() map[string]any {
+	switch {
+	case c.oldVMR != nil:
+		return vmrMap(c.oldVMR)
+	case c.oldDevice != nil:
+		return deviceMap(c.oldDevice)
+	case c.oldUser != nil:
+		return userMap(c.oldUser)
+	case c.oldInvite != nil:
+		return inviteMap(c.oldInvite)
+	case c.oldGroup != nil:
+		return trackingMap(c.oldGroup)
+	}
+	return nil
+}
+
+// After is the object as the plan makes it; nil for a deletion.
+func (c *Change) After() map[string]any {
+	if c.Action == ActionDelete {
+		return nil
+	}
+	switch {
+	case c.vmr != nil:
+		return vmrMap(c.vmr)
+	case c.device != nil:
+		return deviceMap(c.device)
+	case c.user != nil:
+		return userMap(c.user)
+	case c.invite != nil:
+		return inviteMap(c.invite)
+	case c.group != nil:
+		return trackingMap(c.group)
+	}
+	return nil
 }
 
 // FieldChange is one field of an update: old → new.

@@ -356,8 +356,9 @@ func renderBatch(in Inputs, c *compiled, entries []directory.Entry, results []en
 
 // renderer renders one entry's fields, remembering the first error.
 type renderer struct {
-	vars pattern.Vars
-	seed pattern.Seed
+	attrs map[string][]string
+	extra pattern.Vars
+	seed  pattern.Seed
 	err  error
 	at   string
 }
@@ -367,7 +368,7 @@ func (r *renderer) s(field string, p *pattern.Template) string {
 		return ""
 	}
 	r.seed.Field = field
-	out, err := p.Render(r.vars, r.seed)
+	out, err := p.RenderAttrsWith(r.attrs, r.extra, r.seed)
 	if err != nil {
 		r.err, r.at = err, field
 		return ""
@@ -377,8 +378,7 @@ func (r *renderer) s(field string, p *pattern.Template) string {
 
 func renderEntry(in Inputs, c *compiled, e *directory.Entry) entryOutput {
 	t := c.t
-	r := &renderer{vars: pattern.FromAttrs(e.Attrs), seed: pattern.Seed{Template: t.Name, EntryKey: e.Key}}
-	r.vars["dn"] = e.DN
+	r := &renderer{attrs: e.Attrs, extra: pattern.Vars{"dn": e.DN}, seed: pattern.Seed{Template: t.Name, EntryKey: e.Key}}
 	var out entryOutput
 	if c.vName != nil {
 		v := t.VMR

@@ -42,8 +42,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 				want.Notified = true
 				p.addActivation(d, &want, "created")
 			}
-			p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionCreate, Key: email, Template: want.SyncTag,
-				After: userMap(&want), user: &want})
+			p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionCreate, Key: email, Template: want.SyncTag, user: &want})
 			continue
 		}
 		want.ID, want.UserID, want.Notified = old.ID, old.UserID, old.Notified
@@ -72,7 +71,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			p.addActivation(d, &want, "updated")
 		}
 		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: action, Key: email, Template: want.SyncTag,
-			Before: userMap(old), After: userMap(&want), Fields: fields, user: &want})
+			Fields: fields, user: &want, oldUser: old})
 	}
 	for _, u := range a.Users {
 		email := strings.ToLower(u.Email)
@@ -85,7 +84,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 		want := *u
 		want.Active = false
 		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionDeactivate, Key: email, Template: u.SyncTag,
-			Before: userMap(u), After: userMap(&want), Fields: []FieldChange{{Name: "active", Old: true, New: false}}, user: &want})
+			Fields: []FieldChange{{Name: "active", Old: true, New: false}}, user: &want, oldUser: u})
 	}
 	if d.UserLimit > 0 && len(a.Users)+created > d.UserLimit {
 		p.Errors = append(p.Errors, Problem{Message: fmt.Sprintf(
@@ -173,8 +172,8 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 			if old.Status == "pending" && !d.Now.Before(old.ExpiresAt) {
 				exp := *old
 				exp.Status = "expired"
-				p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email, Before: inviteMap(old),
-					After: inviteMap(&exp), invite: &exp, Fields: []FieldChange{{Name: "status", Old: "pending", New: "expired"}}})
+				p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email,
+					oldInvite: old, invite: &exp, Fields: []FieldChange{{Name: "status", Old: "pending", New: "expired"}}})
 				continue
 			}
 			if old.Status == "pending" || old.Status == "accepted" && !users[email] {
@@ -191,7 +190,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		in := &state.Invite{Email: email, Name: row.Name, Username: row.Username, Status: "pending",
 			InvitedAt: d.Now, ExpiresAt: d.Now.Add(d.InviteTTL)}
 		pending++
-		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionCreate, Key: email, After: inviteMap(in), invite: in})
+		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionCreate, Key: email, invite: in})
 		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
 			p.Emails = append(p.Emails, &Email{To: email, Kind: "invite", Action: "created", Key: email, mail: m.VMR,
 				vars: InviteVars(in, "created")})
@@ -203,8 +202,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		}
 		rev := *in
 		rev.Status = "revoked"
-		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionDelete, Key: in.Email, Before: inviteMap(in),
-			invite: &rev})
+		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionDelete, Key: in.Email, oldInvite: in, invite: &rev})
 	}
 	if d.PaidLicenses > 0 {
 		paid := 0
@@ -219,7 +217,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 			}
 		}
 		for _, c := range p.Changes {
-			if c.Kind == KindUser && c.Action == ActionDeactivate && c.Before["license"] == "paid" {
+			if c.Kind == KindUser && c.Action == ActionDeactivate && c.oldUser != nil && c.oldUser.License == "paid" {
 				paid--
 			}
 		}
