@@ -359,8 +359,8 @@ type renderer struct {
 	attrs map[string][]string
 	extra pattern.Vars
 	seed  pattern.Seed
-	err  error
-	at   string
+	err   error
+	at    string
 }
 
 func (r *renderer) s(field string, p *pattern.Template) string {
