@@ -9,15 +9,22 @@ import (
 
 // Desired is everything that should exist, rendered from the repo and the directory.
 type Desired struct {
-	Commit    string
-	Now       time.Time
-	Settings  schema.Settings
-	VMRs      []*DesiredVMR
-	Devices   []*DesiredDevice
-	Users     []*DesiredUser
-	Invites   []*schema.InviteRow
-	Tracking  []*state.TrackingGroup
-	Reminders []*schema.Reminder
+	Commit   string
+	Now      time.Time
+	Settings schema.Settings
+	VMRs     []*DesiredVMR
+	Devices  []*DesiredDevice
+	Users    []*DesiredUser
+	// SameVMRs, SameDevices and SameUsers are actual objects whose entry renders exactly
+	// what they already are: Render keeps only a pointer to them, so a no-op reconcile of
+	// 400,000 people holds no second copy of everything.
+	SameVMRs    []*state.VMR
+	SameDevices []*state.Device
+	SameUsers   []*state.User
+	index       *actualIndex
+	Invites     []*schema.InviteRow
+	Tracking    []*state.TrackingGroup
+	Reminders   []*schema.Reminder
 	// Templates holds one result per sync template of the repo, in name order.
 	Templates []*TemplateResult
 	// Mail holds each template's email set-up ("manual" for declared objects), for reminders.

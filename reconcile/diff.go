@@ -67,18 +67,18 @@ type holder struct {
 
 // resolveClaims decides which desired objects must be skipped because a claim of theirs
 // is held by an object they do not own (conflict, alias_clash) or by another desired
-// object earlier in order (duplicate). fixed holds the claims of actual objects that stay
-// as they are. Skipping is monotone: a skipped object keeps its current claims, which can
-// make others skip in turn, so the loop runs to a fixed point.
-func resolveClaims(cs []claimant, fixed map[claim]holder) (skip []bool, warns []Warning) {
+// object earlier in order (duplicate). held answers for actual objects that stay as they
+// are (unchanged, or left alone this cycle). Skipping is monotone: a skipped object keeps
+// its current claims, which can make others skip in turn, so the loop runs to a fixed point.
+func resolveClaims(cs []claimant, held func(claim) (holder, bool)) (skip []bool, warns []Warning) {
 	skip = make([]bool, len(cs))
+	if len(cs) == 0 {
+		return skip, nil
+	}
 	reason := make([]Warning, len(cs))
 	for changed := true; changed; {
 		changed = false
-		taken := make(map[claim]holder, len(fixed)+len(cs))
-		for c, h := range fixed {
-			taken[c] = h
-		}
+		taken := make(map[claim]holder, 3*len(cs))
 		for i := range cs {
 			if skip[i] {
 				for _, c := range cs[i].current {
@@ -93,7 +93,11 @@ func resolveClaims(cs []claimant, fixed map[claim]holder) (skip []bool, warns []
 			var blocked *claim
 			var by holder
 			for j, c := range cs[i].claims {
-				if h, ok := taken[c]; ok && h.owner != cs[i].owner {
+				h, ok := taken[c]
+				if !ok {
+					h, ok = held(c)
+				}
+				if ok && h.owner != cs[i].owner {
 					blocked, by = &cs[i].claims[j], h
 					break
 				}
@@ -176,13 +180,16 @@ func deviceClaims(v *state.Device) []claim {
 // desires any more — unless their template failed or their entry is kept this cycle, in
 // which case their claims stay fixed — and resolve claims. It returns, per desired object,
 // its actual match (or nil) and whether it must be skipped.
-func matchOwned[A any](p *Plan, d *Desired, actual []*A, idOf func(*A) ident, claimsOf func(*A) []claim,
-	ids []ident, claims [][]claim, settled func(string) bool, deleteChange func(*A) *Change) (olds []*A, skip []bool) {
-	byOwner := make(map[string]*A, len(actual))
-	for _, x := range actual {
-		byOwner[idOf(x).owner()] = x
-	}
+func matchOwned[A any](p *Plan, d *Desired, actual []*A, byOwner map[string]*A, same []*A, idOf func(*A) ident,
+	claimsOf func(*A) []claim, ids []ident, claims [][]claim, settled func(string) bool, deleteChange func(*A) *Change) (olds []*A, skip []bool) {
 	matched := make(map[*A]bool, len(actual))
+	for _, x := range same {
+		if !matched[x] {
+			matched[x] = true
+			p.Summary.Unchanged++
+		}
+	}
+	flux := map[*A]bool{}
 	cs := make([]claimant, len(ids))
 	olds = make([]*A, len(ids))
 	for i, id := range ids {
@@ -193,27 +200,44 @@ func matchOwned[A any](p *Plan, d *Desired, actual []*A, idOf func(*A) ident, cl
 		}
 		cs[i] = claimant{owner: owner, tag: id.tag, key: id.name, claims: claims[i]}
 		if old != nil {
-			matched[old] = true
+			matched[old], flux[old] = true, true
 			olds[i] = old
 			cs[i].current = claimsOf(old)
 		}
 	}
-	fixed := map[claim]holder{}
+	deleted := map[*A]bool{}
 	for _, x := range actual {
 		if matched[x] {
 			continue
 		}
 		id := idOf(x)
 		if settled(id.tag) || d.Keep[id.owner()] {
-			for _, c := range claimsOf(x) {
-				fixed[c] = holder{owner: id.owner(), tag: id.tag, key: id.name}
-			}
-			continue
+			continue // left exactly as it is this cycle: its claims stay held
 		}
 		// Unmatched and its template did not fail: the entry is gone, so the object goes.
+		deleted[x] = true
 		p.Changes = append(p.Changes, deleteChange(x))
 	}
-	skip, warns := resolveClaims(cs, fixed)
+	// Claims of actual objects that stay as they are, indexed only when some desired
+	// object is new or changed (a no-op plan of 400,000 rooms builds nothing here).
+	var byClaim map[claim]*A
+	held := func(c claim) (holder, bool) {
+		if byClaim == nil {
+			byClaim = make(map[claim]*A, 3*len(actual))
+			for _, x := range actual {
+				for _, cl := range claimsOf(x) {
+					byClaim[cl] = x
+				}
+			}
+		}
+		x := byClaim[c]
+		if x == nil || deleted[x] || flux[x] {
+			return holder{}, false
+		}
+		id := idOf(x)
+		return holder{owner: id.owner(), tag: id.tag, key: id.name}, true
+	}
+	skip, warns := resolveClaims(cs, held)
 	p.Warnings = append(p.Warnings, warns...)
 	return olds, skip
 }
@@ -226,7 +250,8 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 	for i, dv := range d.VMRs {
 		ids[i], claims[i] = vmrIdent(&dv.VMR), vmrClaims(&dv.VMR)
 	}
-	olds, skip := matchOwned(p, d, a.VMRs, vmrIdent, vmrClaims, ids, claims, settled, func(v *state.VMR) *Change {
+	idx := d.indexFor(a)
+	olds, skip := matchOwned(p, d, a.VMRs, idx.vmrs, d.SameVMRs, vmrIdent, vmrClaims, ids, claims, settled, func(v *state.VMR) *Change {
 		return &Change{Kind: KindVMR, Action: ActionDelete, Key: v.Name, Template: v.SyncTag, oldVMR: v}
 	})
 	for i, dv := range d.VMRs {
@@ -237,16 +262,15 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 			continue
 		}
 		old := olds[i]
-		want := dv.VMR
-		applyVMROverrides(&want, old, dv)
 		mail := d.mailFor(dv.SyncTag, dv.Name)
 		if old == nil {
+			want := dv.VMR
+			applyVMROverrides(&want, nil, dv)
 			p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionCreate, Key: want.Name, Template: want.SyncTag, vmr: &want})
 			p.addVMREmail(mail, &want, "created")
 			continue
 		}
-		want.ID = old.ID
-		fields := vmrFieldChanges(old, &want)
+		want, fields := vmrUpdate(old, dv)
 		if len(fields) == 0 {
 			p.Summary.Unchanged++
 			continue
@@ -257,6 +281,23 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 			p.addVMREmail(mail, &want, "updated")
 		}
 	}
+}
+
+// vmrUpdate is what dv makes of the existing old: the VMR to write and the fields that
+// differ. Render uses it too, to drop entries that change nothing before the diff.
+func vmrUpdate(old *state.VMR, dv *DesiredVMR) (state.VMR, []FieldChange) {
+	want := dv.VMR
+	applyVMROverrides(&want, old, dv)
+	want.ID = old.ID
+	return want, vmrFieldChanges(old, &want)
+}
+
+// deviceUpdate is what dd makes of the existing old.
+func deviceUpdate(old *state.Device, dd *DesiredDevice) (state.Device, []FieldChange) {
+	w := dd.Device
+	applyDeviceOverrides(&w, old, dd)
+	w.ID = old.ID
+	return w, deviceFieldChanges(old, &w)
 }
 
 // applyVMROverrides applies SPEC §5.4: overridable fields are written on create only,
@@ -453,7 +494,8 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 	for i, dd := range want {
 		ids[i], claims[i] = deviceIdent(&dd.Device), deviceClaims(&dd.Device)
 	}
-	olds, skip := matchOwned(p, d, a.Devices, deviceIdent, deviceClaims, ids, claims, settled, func(v *state.Device) *Change {
+	idx := d.indexFor(a)
+	olds, skip := matchOwned(p, d, a.Devices, idx.devices, d.SameDevices, deviceIdent, deviceClaims, ids, claims, settled, func(v *state.Device) *Change {
 		return &Change{Kind: KindDevice, Action: ActionDelete, Key: v.Alias, Template: v.SyncTag, oldDevice: v}
 	})
 	for i, dd := range want {
@@ -464,16 +506,15 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 			continue
 		}
 		old := olds[i]
-		w := dd.Device
-		applyDeviceOverrides(&w, old, dd)
 		mail := d.mailFor(dd.SyncTag, dd.Alias)
 		if old == nil {
+			w := dd.Device
+			applyDeviceOverrides(&w, nil, dd)
 			p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionCreate, Key: w.Alias, Template: w.SyncTag, device: &w})
 			p.addDeviceEmail(mail, &w, "created")
 			continue
 		}
-		w.ID = old.ID
-		fields := deviceFieldChanges(old, &w)
+		w, fields := deviceUpdate(old, dd)
 		if len(fields) == 0 {
 			p.Summary.Unchanged++
 			continue

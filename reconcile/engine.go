@@ -111,17 +111,19 @@ func (e *Engine) Plan(ctx context.Context, repo *schema.Repo, commit string) (*P
 		return d, nil
 	}
 	start := time.Now()
-	desired, err := Render(ctx, Inputs{Config: e.Config, Repo: repo, Commit: commit, Env: env, Directory: open,
-		Now: e.now(), DefaultEmails: e.DefaultEmails})
-	if err != nil {
-		return nil, err
-	}
-	rendered := time.Since(start)
+	// The state first: Render compares each entry with it and keeps only a pointer for
+	// what is unchanged, so a no-op reconcile holds one copy of everything, not two.
 	actual, err := e.DB.LoadActual(ctx)
 	if err != nil {
 		return nil, err
 	}
-	loaded := time.Since(start) - rendered
+	loaded := time.Since(start)
+	desired, err := Render(ctx, Inputs{Config: e.Config, Repo: repo, Commit: commit, Env: env, Directory: open,
+		Now: e.now(), DefaultEmails: e.DefaultEmails, Actual: actual})
+	if err != nil {
+		return nil, err
+	}
+	rendered := time.Since(start) - loaded
 	p := Diff(desired, actual)
 	if e.Logger != nil {
 		e.Logger.Debug("planned", "commit", commit, "render", rendered, "load_state", loaded,

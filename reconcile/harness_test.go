@@ -9,6 +9,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/roster-dev/roster/reconcile/directory"
 	"github.com/roster-dev/roster/schema"
 	"github.com/roster-dev/roster/state"
 )
@@ -237,3 +238,23 @@ var (
 	carol = person{uid: "carol", given: "Carol", sn: "King", mail: "carol@example.com", phone: "+44 20 7946 1002"}
 	dave  = person{uid: "dave", given: "Dave", sn: "Grohl", mail: "dave@example.com", phone: "+44 20 7946 1003"}
 )
+
+// planWithout plans like Engine.Plan but renders without the actual state, so every
+// entry is a full desired object: the reference the dropping of unchanged entries must match.
+func (h *harness) planWithout() *Plan {
+	h.t.Helper()
+	repo := h.loadRepo()
+	e := h.engine()
+	env, err := e.Env(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	d, err := Render(context.Background(), Inputs{Config: h.cfg, Repo: repo, Commit: fmt.Sprintf("c%03d", h.seq), Env: env, Now: h.now,
+		DefaultEmails: e.DefaultEmails, Directory: func(name string) (directory.Directory, error) {
+			return OpenDirectory(h.cfg.Directories[name], repo, nil, nil)
+		}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return Diff(d, h.actual())
+}

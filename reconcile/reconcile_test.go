@@ -438,3 +438,19 @@ func TestInvalidRenderedValueSkipsEntryAndKeepsItsObjects(t *testing.T) {
 		t.Errorf("warnings = %+v", p.Warnings)
 	}
 }
+
+func TestNewEntryWithExistingEmailSkipsBothAndKeepsTheAccount(t *testing.T) {
+	h := newHarness(t, alice, bob)
+	h.mustApply()
+	twin := person{uid: "alice2", given: "Alicia", sn: "Parkes", mail: "alice@example.com", phone: "+44 20 7946 1009"}
+	h.directory(alice, bob, twin)
+	p := h.plan()
+	if !contains(warningCodes(p), "duplicate_email alice@example.com") {
+		t.Errorf("warnings = %v", warningCodes(p))
+	}
+	for _, c := range changes(p) {
+		if strings.HasSuffix(c, " user alice@example.com") {
+			t.Errorf("alice's account changed: %v", changes(p))
+		}
+	}
+}

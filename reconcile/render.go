@@ -32,6 +32,9 @@ type Inputs struct {
 	DefaultEmails map[string]MailSpec
 	// Workers renders entries in parallel (default GOMAXPROCS).
 	Workers int
+	// Actual, when set, lets Render keep only a pointer for each object that its entry
+	// renders unchanged (see Desired.SameVMRs); the plan is the same either way.
+	Actual *state.Actual
 }
 
 // Render searches the directory for each sync template and renders desired objects. A
@@ -44,6 +47,9 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 		Invites: repo.Invites, Mail: map[string]*TemplateMail{},
 		UserLimit: repo.Settings.LifetimeUserLimit, PaidLicenses: repo.Settings.Licenses.Paid,
 		InviteTTL: repo.Settings.InviteTTL.Duration, Keep: map[string]bool{},
+	}
+	if in.Actual != nil {
+		d.index = indexActual(in.Actual)
 	}
 	if d.InviteTTL <= 0 {
 		d.InviteTTL = 336 * time.Hour
@@ -61,7 +67,7 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 	for _, t := range repo.Templates {
 		res := &TemplateResult{Name: t.Name}
 		d.Templates = append(d.Templates, res)
-		out, err := renderTemplate(ctx, in, t)
+		out, err := renderTemplate(ctx, in, t, d.index, d.Tracking)
 		if err != nil {
 			res.Err = err
 			continue
@@ -70,6 +76,9 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 		d.VMRs = append(d.VMRs, out.vmrs...)
 		d.Devices = append(d.Devices, out.devices...)
 		remote = append(remote, out.users...)
+		d.SameVMRs = append(d.SameVMRs, out.sameVMRs...)
+		d.SameDevices = append(d.SameDevices, out.sameDevices...)
+		d.SameUsers = append(d.SameUsers, out.sameUsers...)
 		d.Warnings = append(d.Warnings, out.warnings...)
 		for k := range out.keep {
 			d.Keep[k] = true
@@ -173,6 +182,7 @@ type compiled struct {
 	uFirst, uLast, uEmail, uLang, uTZ, uHost, uLicense *pattern.Template
 	uTracking                                          [10]*pattern.Template
 	vmrOverridable, devOverridable                     map[string]bool
+	tracking                                           []*state.TrackingGroup
 }
 
 var identRE = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_-]*`)
@@ -254,12 +264,15 @@ func compileTemplate(env *pattern.Env, t *schema.Template) (*compiled, []string,
 }
 
 type templateOutput struct {
-	entries  int
-	vmrs     []*DesiredVMR
-	devices  []*DesiredDevice
-	users    []*DesiredUser
-	warnings []Warning
-	keep     map[string]bool
+	entries     int
+	vmrs        []*DesiredVMR
+	devices     []*DesiredDevice
+	users       []*DesiredUser
+	sameVMRs    []*state.VMR
+	sameDevices []*state.Device
+	sameUsers   []*state.User
+	warnings    []Warning
+	keep        map[string]bool
 }
 
 // entryOutput is what one entry renders to.
@@ -267,15 +280,20 @@ type entryOutput struct {
 	vmr    *DesiredVMR
 	device *DesiredDevice
 	user   *DesiredUser
-	warn   *Warning
-	keep   []string // owner keys whose objects must stay untouched (the entry failed to render)
+	// The actual objects this entry renders unchanged, instead of vmr, device, user.
+	sameVMR    *state.VMR
+	sameDevice *state.Device
+	sameUser   *state.User
+	warn       *Warning
+	keep       []string // owner keys whose objects must stay untouched (the entry failed to render)
 }
 
-func renderTemplate(ctx context.Context, in Inputs, t *schema.Template) (*templateOutput, error) {
+func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, idx *actualIndex, tracking []*state.TrackingGroup) (*templateOutput, error) {
 	c, srcs, err := compileTemplate(in.Env, t)
 	if err != nil {
 		return nil, err
 	}
+	c.tracking = tracking
 	dir, err := in.Directory(t.Source)
 	if err != nil {
 		return nil, fmt.Errorf("directory %s: %w", t.Source, err)
@@ -291,9 +309,18 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template) (*templa
 	batch := make([]directory.Entry, 0, chunk)
 	results := make([]entryOutput, chunk)
 	flush := func() {
-		renderBatch(in, c, batch, results[:len(batch)], workers)
+		renderBatch(in, c, idx, batch, results[:len(batch)], workers)
 		for i := range batch {
 			r := &results[i]
+			if r.sameVMR != nil {
+				out.sameVMRs = append(out.sameVMRs, r.sameVMR)
+			}
+			if r.sameDevice != nil {
+				out.sameDevices = append(out.sameDevices, r.sameDevice)
+			}
+			if r.sameUser != nil {
+				out.sameUsers = append(out.sameUsers, r.sameUser)
+			}
 			if r.vmr != nil {
 				out.vmrs = append(out.vmrs, r.vmr)
 			}
@@ -329,10 +356,10 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template) (*templa
 }
 
 // renderBatch renders entries into results (same index) on several goroutines.
-func renderBatch(in Inputs, c *compiled, entries []directory.Entry, results []entryOutput, workers int) {
+func renderBatch(in Inputs, c *compiled, idx *actualIndex, entries []directory.Entry, results []entryOutput, workers int) {
 	if workers <= 1 || len(entries) < 64 {
 		for i := range entries {
-			results[i] = renderEntry(in, c, &entries[i])
+			results[i] = renderEntry(in, c, idx, &entries[i])
 		}
 		return
 	}
@@ -347,7 +374,7 @@ func renderBatch(in Inputs, c *compiled, entries []directory.Entry, results []en
 		go func() {
 			defer wg.Done()
 			for i := lo; i < hi; i++ {
-				results[i] = renderEntry(in, c, &entries[i])
+				results[i] = renderEntry(in, c, idx, &entries[i])
 			}
 		}()
 	}
@@ -376,7 +403,7 @@ func (r *renderer) s(field string, p *pattern.Template) string {
 	return strings.TrimSpace(out)
 }
 
-func renderEntry(in Inputs, c *compiled, e *directory.Entry) entryOutput {
+func renderEntry(in Inputs, c *compiled, idx *actualIndex, e *directory.Entry) entryOutput {
 	t := c.t
 	r := &renderer{attrs: e.Attrs, extra: pattern.Vars{"dn": e.DN}, seed: pattern.Seed{Template: t.Name, EntryKey: e.Key}}
 	var out entryOutput
@@ -436,7 +463,7 @@ func renderEntry(in Inputs, c *compiled, e *directory.Entry) entryOutput {
 		if u.Email == "" {
 			out.warn = &Warning{Code: "no_email", Key: e.DN, Template: t.Name, Message: "entry has no email address; user not imported"}
 		} else {
-			out.user = u
+			out.user = fillTracking(c.tracking, u)
 		}
 	}
 	if r.err == nil {
@@ -445,6 +472,9 @@ func renderEntry(in Inputs, c *compiled, e *directory.Entry) entryOutput {
 				warn: &Warning{Code: "invalid", Key: e.DN, Template: t.Name, Message: msg + "; this entry's objects are left unchanged"},
 				keep: []string{ownerKey(t.Name, e.Key, "")},
 			}
+		}
+		if idx != nil {
+			dropUnchanged(&out, idx)
 		}
 	}
 	if r.err != nil {
@@ -457,6 +487,32 @@ func renderEntry(in Inputs, c *compiled, e *directory.Entry) entryOutput {
 		}
 	}
 	return out
+}
+
+// dropUnchanged replaces each rendered object that is exactly its actual counterpart by a
+// pointer to that counterpart, with the same comparison the diff makes.
+func dropUnchanged(o *entryOutput, idx *actualIndex) {
+	if v := o.vmr; v != nil {
+		if old := idx.vmrs[vmrIdent(&v.VMR).owner()]; old != nil {
+			if _, f := vmrUpdate(old, v); len(f) == 0 {
+				o.vmr, o.sameVMR = nil, old
+			}
+		}
+	}
+	if d := o.device; d != nil && !d.Disabled {
+		if old := idx.devices[deviceIdent(&d.Device).owner()]; old != nil {
+			if _, f := deviceUpdate(old, d); len(f) == 0 {
+				o.device, o.sameDevice = nil, old
+			}
+		}
+	}
+	if u := o.user; u != nil {
+		if old := idx.users[u.Email]; old != nil && old.SyncTag == u.SyncTag && old.EntryKey == u.EntryKey {
+			if _, f := userUpdate(old, u); len(f) == 0 {
+				o.user, o.sameUser = nil, old
+			}
+		}
+	}
 }
 
 // allowedOverrides keeps the overrides.yaml fields the template allows (SPEC §5.4).
@@ -482,9 +538,22 @@ func allowedOverrides(ov map[string]string, overridable map[string]bool, emailOv
 func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*DesiredUser {
 	byEmail := map[string][]*DesiredUser{}
 	var order []string
+	// Users rendered unchanged take part in the duplicate check by email and entry key.
+	sameByEmail := make(map[string]*state.User, len(d.SameUsers))
+	for _, u := range d.SameUsers {
+		sameByEmail[strings.ToLower(u.Email)] = u
+	}
+	phantom := map[*DesiredUser]bool{}
 	for _, u := range remote {
 		if _, ok := byEmail[u.Email]; !ok {
 			order = append(order, u.Email)
+			if s := sameByEmail[u.Email]; s != nil {
+				// The unchanged user's entry stands first, so a changed entry with its
+				// email but another key is a duplicate.
+				ph := &DesiredUser{User: state.User{Email: u.Email, SyncTag: s.SyncTag, EntryKey: s.EntryKey}}
+				phantom[ph] = true
+				byEmail[u.Email] = []*DesiredUser{ph}
+			}
 		}
 		byEmail[u.Email] = append(byEmail[u.Email], u)
 	}
@@ -509,7 +578,12 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 			d.Keep["user\x00"+email] = true
 			continue
 		}
-		out = append(out, fillTracking(d, us[0]))
+		if !phantom[us[0]] {
+			out = append(out, us[0]) // tracking defaults were filled at render
+		}
+	}
+	for email := range sameByEmail {
+		taken[email] = true
 	}
 	for _, row := range local {
 		email := strings.ToLower(row.Email)
@@ -522,14 +596,14 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 		if u.HostPrivilege == "" {
 			u.HostPrivilege = "HOST"
 		}
-		out = append(out, fillTracking(d, u))
+		out = append(out, fillTracking(d.Tracking, u))
 	}
 	return out
 }
 
 // fillTracking gives an absent optional dropdown value the group's default code.
-func fillTracking(d *Desired, u *DesiredUser) *DesiredUser {
-	for _, g := range d.Tracking {
+func fillTracking(groups []*state.TrackingGroup, u *DesiredUser) *DesiredUser {
+	for _, g := range groups {
 		i := state.SlotIndex(g.Slot)
 		if i >= 10 || u.Tracking[i] != "" || g.InputMode != "dropdown" || g.Usage == "not_used" {
 			continue

@@ -12,11 +12,15 @@ import (
 // deactivated, and reactivated (keeping USERID) when they come back; a local user found in
 // the directory becomes remote; the lifetime limit counts active and deactivated users.
 func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
-	byEmail := make(map[string]*state.User, len(a.Users))
-	for _, u := range a.Users {
-		byEmail[strings.ToLower(u.Email)] = u
+	byEmail := d.indexFor(a).users
+	seen := make(map[string]bool, len(d.Users)+len(d.SameUsers))
+	for _, u := range d.SameUsers {
+		email := strings.ToLower(u.Email)
+		if !seen[email] {
+			seen[email] = true
+			p.Summary.Unchanged++
+		}
 	}
-	seen := make(map[string]bool, len(d.Users))
 	seq := a.MaxUserSeq
 	created := 0
 	for _, du := range d.Users {
@@ -45,16 +49,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionCreate, Key: email, Template: want.SyncTag, user: &want})
 			continue
 		}
-		want.ID, want.UserID, want.Notified = old.ID, old.UserID, old.Notified
-		if want.Origin == "local" && old.Origin == "remote" {
-			// Once remote, always remote (WebEx): a CSV row for a directory user — say an
-			// export committed back — does not turn the account local again.
-			want.Origin, want.SyncTag, want.EntryKey, want.License = old.Origin, old.SyncTag, old.EntryKey, old.License
-		}
-		if du.Disabled {
-			want.Active = false
-		}
-		fields := userFieldChanges(old, &want)
+		want, fields := userUpdate(old, du)
 		if len(fields) == 0 {
 			p.Summary.Unchanged++
 			continue
@@ -92,6 +87,23 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 				"Raise lifetime_user_limit in settings.yaml or remove users from the sources",
 			d.UserLimit, len(a.Users), created)})
 	}
+}
+
+// userUpdate is what du makes of the existing account old: the user to write and the
+// fields that differ. Render uses it too, to drop entries that change nothing.
+func userUpdate(old *state.User, du *DesiredUser) (state.User, []FieldChange) {
+	want := du.User
+	want.Email = strings.ToLower(du.Email)
+	want.ID, want.UserID, want.Notified = old.ID, old.UserID, old.Notified
+	if want.Origin == "local" && old.Origin == "remote" {
+		// Once remote, always remote (WebEx): a CSV row for a directory user — say an
+		// export committed back — does not turn the account local again.
+		want.Origin, want.SyncTag, want.EntryKey, want.License = old.Origin, old.SyncTag, old.EntryKey, old.License
+	}
+	if du.Disabled {
+		want.Active = false
+	}
+	return want, userFieldChanges(old, &want)
 }
 
 // activationDue: a user gets the activation email once in their lifetime, when active
