@@ -305,6 +305,13 @@ func header(b *bytes.Buffer, key, value string) {
 	if strings.ContainsAny(value, "\r\n") {
 		panic("notify: line break in header " + key) // unreachable: values are validated
 	}
+	if len(key)+2+len(value) <= 78 {
+		b.WriteString(key)
+		b.WriteString(": ")
+		b.WriteString(value)
+		b.WriteString("\r\n")
+		return
+	}
 	words := strings.Split(value, " ")
 	line := len(key) + 2
 	b.WriteString(key)
