@@ -89,7 +89,7 @@ func (c *Composer) Compose(row *state.OutboxRow, from string, date time.Time) (*
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := c.cache.get(row.EmailTemplate, row.Subject, row.Body, row.BodyPath)
+	tmpl, err := c.cache.get(row.EmailTemplate, row.Subject, row.Body, row.BodyPath, row.HTML)
 	if err != nil {
 		return nil, composeErr("email template %s: %v", shortHash(row.EmailTemplate), err)
 	}
@@ -117,9 +117,21 @@ func (c *Composer) Compose(row *state.OutboxRow, from string, date time.Time) (*
 	}
 	m := &Message{RowID: row.ID, From: fromAddr, To: to, Subject: subject}
 	m.MessageID = MessageID(row, domainOf(fromAddr.Address))
+	text := body
+	if row.HTML {
+		text = ""
+		if tmpl.text != nil {
+			if t, err := tmpl.text.Render(vars); err == nil {
+				text = tidyText(t)
+			}
+		}
+		if text == "" {
+			text = HTMLToText(body)
+		}
+	}
 	m.buf = bufPool.Get().(*bytes.Buffer)
 	m.buf.Reset()
-	m.Data, err = buildMIME(m.buf, m, date, body, row.HTML)
+	m.Data, err = buildMIME(m.buf, m, date, text, body, row.HTML)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +256,8 @@ func (m *Message) Release() {
 	m.buf, m.Data = nil, nil
 }
 
-func buildMIME(b *bytes.Buffer, m *Message, date time.Time, body string, html bool) ([]byte, error) {
+// buildMIME writes the message: text alone, or text and body (HTML) as alternatives.
+func buildMIME(b *bytes.Buffer, m *Message, date time.Time, text, body string, html bool) ([]byte, error) {
 	b.Grow(len(body)*2 + 1024)
 	header(b, "From", m.From.String())
 	header(b, "To", m.To.String())
@@ -257,7 +270,7 @@ func buildMIME(b *bytes.Buffer, m *Message, date time.Time, body string, html bo
 		header(b, "Content-Type", "text/plain; charset=utf-8")
 		header(b, "Content-Transfer-Encoding", "quoted-printable")
 		b.WriteString("\r\n")
-		if err := writeQP(b, body); err != nil {
+		if err := writeQP(b, text); err != nil {
 			return nil, err
 		}
 		return b.Bytes(), nil
@@ -268,7 +281,7 @@ func buildMIME(b *bytes.Buffer, m *Message, date time.Time, body string, html bo
 	boundary := "=_roster_" + hex.EncodeToString(sum[:12])
 	header(b, "Content-Type", `multipart/alternative; boundary="`+boundary+`"`)
 	b.WriteString("\r\n")
-	for i, part := range []struct{ typ, text string }{{"text/plain", HTMLToText(body)}, {"text/html", body}} {
+	for i, part := range []struct{ typ, text string }{{"text/plain", text}, {"text/html", body}} {
 		if i > 0 {
 			b.WriteString("\r\n") // the line break before a delimiter belongs to it (RFC 2046)
 		}
@@ -304,6 +317,13 @@ func writeQP(w interface{ Write([]byte) (int, error) }, s string) error {
 func header(b *bytes.Buffer, key, value string) {
 	if strings.ContainsAny(value, "\r\n") {
 		panic("notify: line break in header " + key) // unreachable: values are validated
+	}
+	if len(key)+2+len(value) <= 78 {
+		b.WriteString(key)
+		b.WriteString(": ")
+		b.WriteString(value)
+		b.WriteString("\r\n")
+		return
 	}
 	words := strings.Split(value, " ")
 	line := len(key) + 2

@@ -151,6 +151,26 @@ func TestSubjectFoldingAndEncoding(t *testing.T) {
 	}
 }
 
+func TestTextTemplate(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"<p>Hi {{ name }}</p>{% if pin %}<p>PIN {{ pin }}</p>{% endif %}", "Hi {{ name }}\n\n{% if pin %}\n\nPIN {{ pin }}\n\n{% endif %}\n", true},
+		{`<a href="https://x/{{ alias }}">Join</a>`, "Join <https://x/{{ alias }}>\n", true},
+		{`<img alt="{{ name }}">`, "", false},             // a tag inside markup
+		{"{% if a<b %}x{% endif %}", "", false},           // '<b' would be read as markup
+		{"<p>{{ name|default('a   b') }}</p>", "", false}, // whitespace inside a tag's string is kept
+		{"<p>{# a comment #}{{ x }}</p>", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := textTemplate(tt.in)
+		if ok != tt.ok || (ok && got != tt.want) {
+			t.Errorf("textTemplate(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
 func TestHTMLToText(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"Hello<br>World", "Hello\nWorld\n"},
@@ -164,6 +184,7 @@ func TestHTMLToText(t *testing.T) {
 		{"<pre>  keep\n   this</pre>", "  keep\n   this\n"},
 		{"<table><tr><td>PIN</td><td>1234</td></tr><tr><td>Guest</td><td>5678</td></tr></table>", "PIN\t1234\nGuest\t5678\n"},
 		{"<h1>Title</h1>text<!-- comment -->", "Title\n\ntext\n"},
+		{"<b>bold</b>text and <i>it</i> <b>x</b>", "boldtext and it x\n"},
 		{"", ""},
 	}
 	for _, tt := range tests {

@@ -151,14 +151,15 @@ type run struct {
 	d        *Deliverer
 	ctx      context.Context // cancelled: stop sending, release claimed rows
 	start    time.Time
-	outcomes chan result
+	outcomes outcomeQueue
 	claimed  atomic.Int64
 	done     atomic.Int64
 }
 
 // DeliverDue sends every row due now (rows retried during the call wait for the next one).
 func (d *Deliverer) DeliverDue(ctx context.Context) (Report, error) {
-	r := &run{d: d, ctx: ctx, start: d.now(), outcomes: make(chan result, 1024)}
+	r := &run{d: d, ctx: ctx, start: d.now()}
+	r.outcomes.wake = make(chan struct{}, 1)
 	var rep Report
 	var recErr error
 	recDone := make(chan struct{})
@@ -217,7 +218,7 @@ func (d *Deliverer) DeliverDue(ctx context.Context) (Report, error) {
 		close(q)
 	}
 	wg.Wait()
-	close(r.outcomes)
+	r.outcomes.close()
 	<-recDone
 	stopProgress()
 	if claimErr != nil {
@@ -278,46 +279,106 @@ type result struct {
 	deferred bool
 }
 
-// record is the single writer: it group-commits outcomes as they arrive (everything waiting
-// in the channel goes into one transaction) and counts them.
+// outcomeQueue hands outcomes from the senders to the writer without waking it for each
+// one: a push wakes the writer only when it is idle.
+type outcomeQueue struct {
+	mu     sync.Mutex
+	items  []result
+	closed bool
+	wake   chan struct{} // capacity 1
+}
+
+func (q *outcomeQueue) push(o result) {
+	q.mu.Lock()
+	q.items = append(q.items, o)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *outcomeQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take waits for outcomes, lingers groupCommitWait for more, and returns them all (at
+// most max); done is true once the queue is closed and empty.
+func (q *outcomeQueue) take(buf []result, max int) (out []result, done bool) {
+	for {
+		q.mu.Lock()
+		n, closed := len(q.items), q.closed
+		q.mu.Unlock()
+		if n == 0 && closed {
+			return buf[:0], true
+		}
+		if n > 0 {
+			break
+		}
+		<-q.wake
+	}
+	// Linger a moment for more (group commit): a few milliseconds more between a server's
+	// 250 and the "sent" mark, for far fewer SQLite commits.
+	t := time.NewTimer(groupCommitWait)
+	select {
+	case <-t.C:
+	case <-q.wakeIfClosed():
+	}
+	t.Stop()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	k := min(len(q.items), max)
+	out = append(buf[:0], q.items[:k]...)
+	q.items = append(q.items[:0], q.items[k:]...)
+	return out, false
+}
+
+// wakeIfClosed is a channel closed when the queue is closed (no lingering at the end).
+func (q *outcomeQueue) wakeIfClosed() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return nil
+}
+
+// record is the single writer: it group-commits outcomes as they arrive and counts them.
 func (r *run) record() (Report, error) {
 	var rep Report
 	var firstErr error
 	ctx := context.WithoutCancel(r.ctx)
+	var items []result
 	batch := make([]state.Outcome, 0, 512)
-	var counted Report
-	take := func(o result) {
-		batch = append(batch, o.Outcome)
-		switch {
-		case o.deferred:
-			counted.Deferred++
-		case o.Status == state.OutboxSent:
-			counted.Sent++
-		case o.Status == state.OutboxFailed:
-			counted.Failed++
-		default:
-			counted.Retried++
+	for {
+		var done bool
+		items, done = r.outcomes.take(items, 512)
+		if done {
+			break
 		}
-	}
-	for o := range r.outcomes {
-		batch, counted = batch[:0], Report{}
-		take(o)
-		// Linger a moment for more (group commit): a few milliseconds more between a
-		// server's 250 and the "sent" mark, for far fewer SQLite commits.
-		linger := time.NewTimer(groupCommitWait)
-	drain:
-		for len(batch) < cap(batch) {
-			select {
-			case o, ok := <-r.outcomes:
-				if !ok {
-					break drain
-				}
-				take(o)
-			case <-linger.C:
-				break drain
+		batch = batch[:0]
+		var counted Report
+		for _, o := range items {
+			batch = append(batch, o.Outcome)
+			switch {
+			case o.deferred:
+				counted.Deferred++
+			case o.Status == state.OutboxSent:
+				counted.Sent++
+			case o.Status == state.OutboxFailed:
+				counted.Failed++
+			default:
+				counted.Retried++
 			}
 		}
-		linger.Stop()
 		var err error
 		for try := 0; try < 5; try++ {
 			if err = r.d.DB.RecordOutcomes(ctx, batch); err == nil {
@@ -338,7 +399,7 @@ func (r *run) record() (Report, error) {
 }
 
 func (r *run) sent(row state.OutboxRow, messageID string) {
-	r.outcomes <- result{Outcome: state.Outcome{ID: row.ID, Status: state.OutboxSent, MessageID: messageID, At: r.d.now()}}
+	r.outcomes.push(result{Outcome: state.Outcome{ID: row.ID, Status: state.OutboxSent, MessageID: messageID, At: r.d.now()}})
 }
 
 // fail records a try that failed: retried with backoff, or failed after the last try.
@@ -348,23 +409,23 @@ func (r *run) fail(row state.OutboxRow, err error) {
 	log := r.d.logger().With("email", row.ID, "kind", row.Kind, "key", row.ObjectKey, "attempt", attempts)
 	if attempts >= MaxTries || IsComposeError(err) || isConfigError(err) {
 		log.Error("email failed", "err", err)
-		r.outcomes <- result{Outcome: state.Outcome{ID: row.ID, Status: state.OutboxFailed, Attempts: attempts, Err: err.Error()}}
+		r.outcomes.push(result{Outcome: state.Outcome{ID: row.ID, Status: state.OutboxFailed, Attempts: attempts, Err: err.Error()}})
 		return
 	}
 	next := r.d.now().Add(r.d.backoff(attempts))
 	log.Warn("email try failed, will retry", "err", err, "next", next)
-	r.outcomes <- result{Outcome: state.Outcome{ID: row.ID, Status: state.OutboxPending, Attempts: attempts, Next: next, Err: err.Error()}}
+	r.outcomes.push(result{Outcome: state.Outcome{ID: row.ID, Status: state.OutboxPending, Attempts: attempts, Next: next, Err: err.Error()}})
 }
 
 // deferRow puts a row back without using a try: its server could not be reached.
 func (r *run) deferRow(row state.OutboxRow, err error) {
-	r.outcomes <- result{deferred: true, Outcome: state.Outcome{ID: row.ID, Status: state.OutboxPending, Attempts: row.Attempts,
-		Next: r.d.now().Add(r.d.downDelay()), Err: "server unavailable: " + err.Error()}}
+	r.outcomes.push(result{deferred: true, Outcome: state.Outcome{ID: row.ID, Status: state.OutboxPending, Attempts: row.Attempts,
+		Next: r.d.now().Add(r.d.downDelay()), Err: "server unavailable: " + err.Error()}})
 }
 
 // release puts a claimed row back untouched (the run was cancelled).
 func (r *run) release(row state.OutboxRow) {
-	r.outcomes <- result{deferred: true, Outcome: state.Outcome{ID: row.ID, Status: state.OutboxPending, Attempts: row.Attempts, Next: r.start, Err: row.LastError}}
+	r.outcomes.push(result{deferred: true, Outcome: state.Outcome{ID: row.ID, Status: state.OutboxPending, Attempts: row.Attempts, Next: r.start, Err: row.LastError}})
 }
 
 type configError struct{ error }

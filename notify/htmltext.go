@@ -45,8 +45,12 @@ func HTMLToText(src string) string {
 				space = strings.HasSuffix(text, "\n") || strings.HasSuffix(text, " ")
 				continue
 			}
-			for _, f := range strings.FieldsFunc(text, isHTMLSpace) {
-				if !space {
+			if len(text) > 0 && isHTMLSpace(rune(text[0])) && !space {
+				b.WriteByte(' ')
+				space = true
+			}
+			for i, f := range strings.FieldsFunc(text, isHTMLSpace) {
+				if i > 0 {
 					b.WriteByte(' ')
 				}
 				b.WriteString(f)

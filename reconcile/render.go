@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/roster-dev/roster/reconcile/directory"
@@ -625,10 +626,23 @@ const (
 	maxEmailLen = 192
 )
 
+// hasControl reports a control character (CR, LF, …): directory values carrying them
+// would otherwise reach one-line fields, plan lines and email subjects.
+func hasControl(fields ...string) bool {
+	for _, f := range fields {
+		if strings.ContainsFunc(f, unicode.IsControl) {
+			return true
+		}
+	}
+	return false
+}
+
 // invalidRendered checks one entry's rendered objects against the platform's limits.
 func invalidRendered(o *entryOutput) string {
 	if v := o.vmr; v != nil {
 		switch {
+		case hasControl(v.Name, v.Description, v.Tag, v.OwnerEmail):
+			return fmt.Sprintf("VMR %q: name, description, tag or owner email contains a control character (line break?)", v.Name)
 		case utf8.RuneCountInString(v.Name) > maxNameLen:
 			return fmt.Sprintf("VMR name %.40q… is longer than %d characters", v.Name, maxNameLen)
 		case utf8.RuneCountInString(v.Description) > maxNameLen:
@@ -645,8 +659,13 @@ func invalidRendered(o *entryOutput) string {
 	if d := o.device; d != nil && (utf8.RuneCountInString(d.Alias) > maxNameLen || strings.ContainsAny(d.Alias, " \t\r\n")) {
 		return fmt.Sprintf("device alias %q is longer than %d characters or contains white space", d.Alias, maxNameLen)
 	}
+	if d := o.device; d != nil && hasControl(d.Description, d.Username, d.Tag, d.OwnerEmail) {
+		return fmt.Sprintf("device %q: description, username, tag or owner email contains a control character (line break?)", d.Alias)
+	}
 	if u := o.user; u != nil {
 		switch {
+		case hasControl(u.FirstName, u.LastName):
+			return fmt.Sprintf("user %q: first or last name contains a control character (line break?)", u.Email)
 		case len(u.Email) > maxEmailLen || !schema.ValidEmail(u.Email):
 			return fmt.Sprintf("user email %q is not a valid address of at most %d characters", u.Email, maxEmailLen)
 		case utf8.RuneCountInString(u.FirstName) > maxUserName || utf8.RuneCountInString(u.LastName) > maxUserName:

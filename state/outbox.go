@@ -177,6 +177,7 @@ func (db *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxR
 			return err
 		}
 		defer q.Close()
+		rows = make([]OutboxRow, 0, min(limit, 1024))
 		for q.Next() { // scanned by hand: this is the delivery hot path
 			var r OutboxRow
 			if err := q.Scan(&r.ID, &r.CreatedAt, &r.Commit, &r.Kind, &r.Action, &r.ObjectKey, &r.Template,
