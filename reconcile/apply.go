@@ -71,9 +71,11 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 			}
 		}
 		if recordStatus {
-			return putStatus(w, p, opts)
+			if err := putStatus(w, p, opts); err != nil {
+				return err
+			}
 		}
-		return nil
+		return w.Flush()
 	})
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply plan: %w", err)

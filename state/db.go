@@ -59,7 +59,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		}
 		f.Close()
 	}
-	params := "_foreign_keys=on&_busy_timeout=10000&_txlock=immediate&_synchronous=NORMAL"
+	params := "_foreign_keys=on&_busy_timeout=10000&_txlock=immediate&_synchronous=NORMAL&_cache_size=-65536"
 	if !memory {
 		params += "&_journal_mode=WAL"
 	}
