@@ -419,8 +419,12 @@ func (r *run) fail(row state.OutboxRow, err error) {
 
 // deferRow puts a row back without using a try: its server could not be reached.
 func (r *run) deferRow(row state.OutboxRow, err error) {
+	r.deferRowFor(row, err, r.d.downDelay())
+}
+
+func (r *run) deferRowFor(row state.OutboxRow, err error, wait time.Duration) {
 	r.outcomes.push(result{deferred: true, Outcome: state.Outcome{ID: row.ID, Status: state.OutboxPending, Attempts: row.Attempts,
-		Next: r.d.now().Add(r.d.downDelay()), Err: "server unavailable: " + err.Error()}})
+		Next: r.d.now().Add(wait), Err: "server unavailable: " + err.Error()}})
 }
 
 // release puts a claimed row back untouched (the run was cancelled).
