@@ -41,8 +41,9 @@ func (r *Report) add(o Report) {
 //
 // Idempotency: rows are claimed ("sending", with a lease) before any SMTP transaction and
 // marked "sent" right after the server's 250 reply to DATA; outcomes are group-committed by
-// one writer as they come, so the window between acceptance and the "sent" mark is one
-// SQLite commit. A row left "sending" by a crash is claimed again when its lease expires
+// one writer (one transaction per ≤5 ms of outcomes), so the window between acceptance and
+// the "sent" mark is a few milliseconds. A row left "sending" by a crash is claimed again
+// when its lease expires
 // (state.ClaimLease) and resent with the same deterministic Message-ID: a message the
 // server accepted in that window may arrive twice, recognisably; no message is ever lost.
 // Likewise a connection lost after the message's final dot but before the reply counts as
@@ -419,8 +420,12 @@ func (r *run) fail(row state.OutboxRow, err error) {
 
 // deferRow puts a row back without using a try: its server could not be reached.
 func (r *run) deferRow(row state.OutboxRow, err error) {
+	r.deferRowFor(row, err, r.d.downDelay())
+}
+
+func (r *run) deferRowFor(row state.OutboxRow, err error, wait time.Duration) {
 	r.outcomes.push(result{deferred: true, Outcome: state.Outcome{ID: row.ID, Status: state.OutboxPending, Attempts: row.Attempts,
-		Next: r.d.now().Add(r.d.downDelay()), Err: "server unavailable: " + err.Error()}})
+		Next: r.d.now().Add(wait), Err: "server unavailable: " + err.Error()}})
 }
 
 // release puts a claimed row back untouched (the run was cancelled).

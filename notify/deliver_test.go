@@ -455,3 +455,26 @@ func TestDeliverAllStopsAfterMaxWait(t *testing.T) {
 		t.Errorf("outbox = %v", c)
 	}
 }
+
+// A server that allows one connection per client: the extra senders give up, the first
+// sends everything.
+func TestDeliverServerLimitsConnections(t *testing.T) {
+	be := &backend{maxConns: 1}
+	srv := startServer(t, be, "none", "127.0.0.1:0", nil)
+	db := openDB(t)
+	for i := range 40 {
+		enqueue(t, db, deviceEmail(i))
+	}
+	d := newDeliverer(db, smtpConfig(srv, "none"))
+	d.PoolSize = 3
+	rep, err := d.DeliverAll(context.Background(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Sent != 40 || rep.Pending != 0 || rep.Failed != 0 || rep.Deferred > 2*(d.PoolSize-1) { // each run may retire its extra senders once
+		t.Errorf("report = %+v", rep)
+	}
+	if ids := messageIDs(t, be.messages()); len(ids) != 40 {
+		t.Errorf("received %d distinct messages", len(ids))
+	}
+}

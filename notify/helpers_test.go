@@ -76,13 +76,19 @@ type backend struct {
 	drops     int
 	user, pwd string // AUTH PLAIN required when set
 	discard   bool   // count messages, keep nothing (benchmarks)
+	maxConns  int    // refuse connections beyond this many at once
+	active    int
 	accepted  int
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.maxConns > 0 && b.active >= b.maxConns {
+		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "too many connections"}
+	}
+	b.active++
 	b.sessions++
-	b.mu.Unlock()
 	return &session{b: b, conn: c}, nil
 }
 
@@ -167,8 +173,13 @@ func (s *session) Data(r io.Reader) error {
 	return nil
 }
 
-func (s *session) Reset()        { s.from, s.to = "", nil }
-func (s *session) Logout() error { return nil }
+func (s *session) Reset() { s.from, s.to = "", nil }
+func (s *session) Logout() error {
+	s.b.mu.Lock()
+	s.b.active--
+	s.b.mu.Unlock()
+	return nil
+}
 
 // testServer is a running go-smtp server on 127.0.0.1.
 type testServer struct {

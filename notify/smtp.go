@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -32,6 +33,7 @@ type pool struct {
 	name string
 	cfg  *schema.SMTPConfig
 
+	live    atomic.Int32 // senders connected or connecting
 	mu      sync.Mutex
 	downErr error
 }
@@ -103,6 +105,7 @@ func (p *pool) work(q <-chan job) {
 		if c != nil {
 			c.Quit()
 			c.Close()
+			p.live.Add(-1)
 		}
 	}()
 	for j := range q {
@@ -123,16 +126,24 @@ func (p *pool) work(q <-chan job) {
 			r.sent(row, m.MessageID)
 			continue
 		}
-		if err := p.down(); err != nil {
-			m.Release()
-			r.deferRow(row, err)
-			continue
-		}
 		if c == nil {
+			if err := p.down(); err != nil {
+				m.Release()
+				r.deferRow(row, err)
+				continue
+			}
 			var err error
+			p.live.Add(1)
 			if c, err = p.dial(); err != nil {
 				c = nil
 				m.Release()
+				if p.live.Add(-1) > 0 {
+					// Another sender is connected (the server may limit connections per
+					// client): leave the work to it and stop this one.
+					r.d.logger().Warn("extra SMTP connection refused; sending on fewer", "server", p.name, "err", err)
+					r.deferRowFor(row, err, r.d.backoff(1))
+					return
+				}
 				p.setDown(err)
 				r.deferRow(row, err)
 				continue
@@ -152,6 +163,7 @@ func (p *pool) work(q <-chan job) {
 		// A dropped connection (or 421): make a new one for the next message.
 		c.Close()
 		c = nil
+		p.live.Add(-1)
 	}
 }
 

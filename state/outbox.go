@@ -408,3 +408,16 @@ func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 	}
 	return ParseTime(*next), true, nil
 }
+
+// ReleaseClaims makes every "sending" row pending and due at now, without waiting for its
+// lease: for start-up, when this process is the only deliverer (serve holds the state
+// database's lock). Those rows were claimed by a deliverer that stopped; they are sent
+// again with their deterministic Message-ID. It returns how many rows it released.
+func (db *DB) ReleaseClaims(ctx context.Context, now time.Time) (int, error) {
+	res, err := db.ExecContext(ctx, `UPDATE outbox SET status = 'pending', next_attempt_at = ? WHERE status = 'sending'`, FormatTime(now))
+	if err != nil {
+		return 0, fmt.Errorf("release claimed emails: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}

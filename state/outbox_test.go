@@ -161,6 +161,23 @@ func TestClaimDueLeasesAndLifecycle(t *testing.T) {
 	}
 }
 
+func TestReleaseClaims(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t)
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	enqueue(t, db, now, testEmails(3))
+	claimed, _ := db.ClaimDue(ctx, now, 2)
+	db.MarkSent(ctx, claimed[0].ID, "<x>", now)
+	n, err := db.ReleaseClaims(ctx, now)
+	if err != nil || n != 1 {
+		t.Fatalf("released %d, %v; want 1", n, err)
+	}
+	rows, _ := db.ClaimDue(ctx, now, 10)
+	if len(rows) != 2 || rows[0].ID != claimed[1].ID {
+		t.Errorf("after release: %+v", rows)
+	}
+}
+
 func TestRecordOutcomesRejectsBadStatus(t *testing.T) {
 	db := openTestDB(t)
 	if err := db.RecordOutcomes(context.Background(), []Outcome{{ID: 1, Status: "bogus"}}); err == nil {
