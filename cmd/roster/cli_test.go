@@ -197,3 +197,24 @@ func TestRemindNotifyAndAcceptInvite(t *testing.T) {
 		t.Errorf("second accept: code %d %s", code, errOut)
 	}
 }
+
+func TestOutboxDropAndRetry(t *testing.T) {
+	w := newWorkspace(t)
+	if _, errOut, code := w.run("apply", "--no-send"); code != 0 {
+		t.Fatalf("apply: %s", errOut)
+	}
+	if _, errOut, code := w.run("outbox", "drop", "1"); code != 0 {
+		t.Fatalf("drop: %s", errOut)
+	}
+	out, _, _ := w.run("status", "--format", "json")
+	var st Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Outbox["dropped"] != 1 {
+		t.Fatalf("status after drop: %v %v", err, st.Outbox)
+	}
+	if _, errOut, code := w.run("outbox", "retry", "1"); code != 1 || errOut == "" {
+		t.Errorf("retry of a dropped email: code %d %s", code, errOut)
+	}
+	if _, errOut, code := w.run("outbox", "drop", "x"); code != 1 || !strings.Contains(errOut, "not an email id") {
+		t.Errorf("bad id: code %d %s", code, errOut)
+	}
+}

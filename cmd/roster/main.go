@@ -55,6 +55,7 @@ Usage:
   roster invites accept EMAIL
   roster export users [--delimiter comma|tab] [--out FILE]
   roster status   [--format text|json]
+  roster outbox   drop|retry ID
 
 Every command takes --config FILE (default ./config.cue, or $ROSTER_CONFIG),
 --log-level debug|info|warn|error and --log-format text|json.
@@ -77,6 +78,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"notify":   runNotify,
 		"invites":  runInvites,
 		"serve":    runServe,
+		"outbox":   runOutbox,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

@@ -20,6 +20,13 @@ func (d *daemon) initMailer(ctx context.Context) error {
 	}
 	m.Progress = nil // never a progress line in the daemon's log
 	d.mail = m
+	// The daemon holds the lock: no other deliverer of this database runs, so rows a
+	// crashed run left "sending" can go again now (same Message-ID) instead of after the lease.
+	if n, err := m.DB.ReleaseClaims(ctx, time.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		d.a.logger.Info("serve: released emails left sending by an earlier run", "emails", n)
+	}
 	return nil
 }
 

@@ -352,7 +352,7 @@ func TestServeDirectoryError(t *testing.T) {
 	copyTree(t, filepath.Join("..", "..", "examples"), repo)
 	cfg, dir := writeServeConfig(t, serveConfig{URL: repo, Interval: "100ms", LDAPURL: "ldap://127.0.0.1:1"})
 	d := startServe(t, cfg)
-	s := d.waitStatus("a failed cycle", 10*time.Second, func(s *Status) bool { return s.Daemon.Cycles >= 2 && s.Daemon.LastRun.After(time.Time{}) })
+	s := d.waitStatus("a failed cycle", 10*time.Second, func(s *Status) bool { return s.Daemon.Cycles >= 2 && s.Daemon.State == "failed" })
 	if s.Daemon.State != "failed" || !strings.Contains(s.Daemon.LastError, "template staff") {
 		t.Fatalf("daemon with an unreachable directory = %+v", s.Daemon)
 	}
