@@ -17,6 +17,10 @@ vet:
 run:
 	$(GO) run ./cmd/roster apply
 
+# bench: Go benchmarks of every package (400k-entry sizes included), then the end-to-end
+# run beside ldapsearch on a test slapd for N = 50,000 and 400,000. Results land in
+# bench-results/ (bench.txt, e2e.json). Takes several minutes.
 bench: deps
 	@mkdir -p bench-results
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./... | tee bench-results/bench.txt
+	ROSTER_BENCH_N=400000 ROSTER_BENCH_LDAP=1 $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./... | tee bench-results/bench.txt
+	ROSTER_BENCH=1 ROSTER_BENCH_OUT=$(CURDIR)/bench-results/e2e.json $(GO) test -run TestEndToEndBench -v -timeout 60m ./cmd/roster | tee bench-results/e2e.txt
