@@ -264,10 +264,14 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 		old := olds[i]
 		mail := d.mailFor(dv.SyncTag, dv.Name)
 		if old == nil {
-			want := dv.VMR
-			applyVMROverrides(&want, nil, dv)
-			p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionCreate, Key: want.Name, Template: want.SyncTag, vmr: &want})
-			p.addVMREmail(mail, &want, "created")
+			want := &dv.VMR // no copy when nothing overrides it: a first apply creates 400,000 rooms
+			if len(dv.Overrides) > 0 {
+				w := dv.VMR
+				applyVMROverrides(&w, nil, dv)
+				want = &w
+			}
+			p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionCreate, Key: want.Name, Template: want.SyncTag, vmr: want})
+			p.addVMREmail(mail, want, "created")
 			continue
 		}
 		want, fields := vmrUpdate(old, dv)
@@ -508,10 +512,14 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 		old := olds[i]
 		mail := d.mailFor(dd.SyncTag, dd.Alias)
 		if old == nil {
-			w := dd.Device
-			applyDeviceOverrides(&w, nil, dd)
-			p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionCreate, Key: w.Alias, Template: w.SyncTag, device: &w})
-			p.addDeviceEmail(mail, &w, "created")
+			w := &dd.Device
+			if len(dd.Overrides) > 0 {
+				c := dd.Device
+				applyDeviceOverrides(&c, nil, dd)
+				w = &c
+			}
+			p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionCreate, Key: w.Alias, Template: w.SyncTag, device: w})
+			p.addDeviceEmail(mail, w, "created")
 			continue
 		}
 		w, fields := deviceUpdate(old, dd)
