@@ -25,14 +25,22 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 	created := 0
 	for _, du := range d.Users {
 		email := strings.ToLower(du.Email)
-		seen[email] = true
 		old := byEmail[email]
 		if du.GivenUserID != "" && (old == nil || !strings.EqualFold(old.UserID, du.GivenUserID)) {
+			seen[email] = true
 			p.Errors = append(p.Errors, Problem{Message: fmt.Sprintf(
 				"%s:%d: USERID %s and EMAIL %s do not match an existing account; leave USERID blank to add a new user",
 				du.Pos.Path, du.Pos.Line, du.GivenUserID, du.Email)})
 			continue
 		}
+		if old != nil && old.Origin == "remote" && du.Origin == "local" {
+			// Once remote, always remote (WebEx): the directory governs the account. A CSV
+			// row for it (say an export committed back) neither changes it nor keeps it
+			// active: a directory user the directory no longer has is deactivated below,
+			// as WebEx's directory integration does, unless its template failed.
+			continue
+		}
+		seen[email] = true
 		want := du.User
 		want.Email = email
 		if old == nil {
