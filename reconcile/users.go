@@ -225,20 +225,21 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionDelete, Key: in.Email, oldInvite: in, invite: &rev})
 	}
 	if d.PaidLicenses > 0 {
+		// Count the users as the plan leaves them: a free→paid conversion takes a licence,
+		// paid→free and deactivation give one back.
 		paid := 0
+		planned := map[string]bool{}
 		for _, c := range p.Changes {
-			if c.user != nil && c.user.Active && c.user.License == "paid" && c.Action != ActionUpdate {
-				paid++
+			if c.Kind == KindUser && c.user != nil {
+				planned[c.Key] = true
+				if c.user.Active && c.user.License == "paid" {
+					paid++
+				}
 			}
 		}
 		for _, u := range a.Users {
-			if u.Active && u.License == "paid" {
+			if u.Active && u.License == "paid" && !planned[strings.ToLower(u.Email)] {
 				paid++
-			}
-		}
-		for _, c := range p.Changes {
-			if c.Kind == KindUser && c.Action == ActionDeactivate && c.oldUser != nil && c.oldUser.License == "paid" {
-				paid--
 			}
 		}
 		if used := paid + pending; used > d.PaidLicenses {

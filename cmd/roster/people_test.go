@@ -470,7 +470,7 @@ func TestPeopleTrackingCodes(t *testing.T) {
   - {slot: PROJECT, name: Project, input_mode: text, usage: required}
 `
 	w := newPeopleWorkspace(t, map[string]string{
-		"settings.yaml":      peopleSettings,
+		"settings.yaml":       peopleSettings,
 		"tracking-codes.yaml": codes,
 		"users/staff.csv": usersCSVHeader +
 			csvUser("Y", "Ann", "Lee", "ann@example.com", "", "Atlas") + // line 2: DIVISION defaults to GEN
@@ -713,5 +713,41 @@ func TestPeopleActivationEmails(t *testing.T) {
 	}
 	if out := w.ok("notify", "users"); !strings.Contains(out, "No changes") {
 		t.Errorf("notify users after the conversion:\n%s", out)
+	}
+}
+
+// TestPeopleLicencesFollowConversions: the paid-licence budget counts users as the plan
+// leaves them — a free→paid conversion takes a licence (and is refused past
+// licenses.paid), a paid→free one gives it back.
+func TestPeopleLicencesFollowConversions(t *testing.T) {
+	t.Parallel()
+	ann := person{uid: "ann", given: "Ann", sn: "Lee", mail: "ann@example.com"}
+	ben := person{uid: "ben", given: "Ben", sn: "Ng", mail: "ben@example.com"}
+	settings := func(paid int) string { return peopleSettings + fmt.Sprintf("licenses: {paid: %d}\n", paid) }
+	w := newPeopleWorkspace(t, map[string]string{
+		"settings.yaml":        settings(2),
+		"templates/staff.yaml": peopleTemplate("staff", "free"),
+		"directory.ldif":       ldifOf(ann, ben),
+		"users/local.csv":      usersCSVHeader + csvUser("Y", "Lou", "Local", "lou@example.com", "", ""),
+	})
+	if out := w.ok("apply"); !strings.Contains(out, "Paid licences: 1 used of 2, 1 remaining.") {
+		t.Errorf("two free users and one paid:\n%s", out)
+	}
+	w.newMails()
+	w.write("templates/staff.yaml", peopleTemplate("staff", "paid"))
+	w.fails([]string{"apply"}, "paid licences: this plan needs 3", "licenses.paid is 2")
+	if ms := w.newMails(); len(ms) != 0 {
+		t.Errorf("a refused conversion emailed %v", recipients(ms))
+	}
+	w.write("settings.yaml", settings(3))
+	if out := w.ok("apply"); !strings.Contains(out, "Paid licences: 3 used of 3, 0 remaining.") {
+		t.Errorf("free→paid within the budget:\n%s", out)
+	}
+	if got := strings.Join(recipients(w.newMails()), " "); got != "ann@example.com ben@example.com" {
+		t.Errorf("free→paid emailed %q", got)
+	}
+	w.write("templates/staff.yaml", peopleTemplate("staff", "free"))
+	if out := w.ok("plan"); !strings.Contains(out, "Paid licences: 1 used of 3, 2 remaining.") {
+		t.Errorf("paid→free gives the licences back:\n%s", out)
 	}
 }
