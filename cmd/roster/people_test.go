@@ -645,6 +645,21 @@ func TestPeopleInvitations(t *testing.T) {
 	}
 	// Resending Ben's expired invitation now would need a fifth licence.
 	w.fails([]string{"remind", "--invite", "ben.ng@partner.example"}, "licenses.paid is 4")
+	// Dan's invitation revoked: the licence is free and Ben's can be resent, pending again.
+	w.write("invites/q4.csv", invites(ann, ben, cat))
+	w.ok("apply")
+	if out := w.ok("remind", "--invite", "ben.ng@partner.example"); !strings.Contains(out, "✉ invite reminder → ben.ng@partner.example") {
+		t.Errorf("resend an expired invitation:\n%s", out)
+	}
+	if ms := w.newMails(); len(ms) != 1 || ms[0].To != "ben.ng@partner.example" {
+		t.Errorf("resent expired invitation: %v", recipients(ms))
+	}
+	if _, pend = inviteStatus(); pend["ben.ng@partner.example"].Expired || pend["ben.ng@partner.example"].TimeLeft != "13d 23h" {
+		t.Errorf("ben after the resend: %+v", pend["ben.ng@partner.example"])
+	}
+	if out := w.ok("plan"); !strings.Contains(out, "Paid licences: 4 used of 4, 0 remaining.") || !strings.Contains(out, "No changes") {
+		t.Errorf("plan after ben's resend:\n%s", out)
+	}
 }
 
 // TestPeopleActivationEmails: Webex Control Hub — no activation email for a free licence;
