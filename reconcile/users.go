@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/roster-dev/roster/state"
 )
@@ -41,6 +42,12 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			continue
 		}
 		seen[email] = true
+		if msg := trackingProblem(d.Tracking, &du.User); msg != "" && du.Origin == "remote" && !du.Disabled {
+			// The CSV's values are checked when the file is loaded; the directory's here.
+			p.Warnings = append(p.Warnings, Warning{Code: "invalid", Key: email, Template: du.SyncTag,
+				Message: msg + "; this user is left unchanged"})
+			continue
+		}
 		want := du.User
 		want.Email = email
 		if old == nil {
@@ -165,6 +172,41 @@ func userFieldChanges(old, want *state.User) []FieldChange {
 	str("sync_tag", old.SyncTag, want.SyncTag)
 	str("entry_key", old.EntryKey, want.EntryKey)
 	return f
+}
+
+// trackingProblem says how a user's tracking values break the groups' rules (required ⇒
+// present; dropdown ⇒ an active code; at most 128 characters), or "".
+func trackingProblem(groups []*state.TrackingGroup, u *state.User) string {
+	for _, g := range groups {
+		i := state.SlotIndex(g.Slot)
+		if i >= len(u.Tracking) || g.Usage == "not_used" {
+			continue
+		}
+		v := u.Tracking[i]
+		if v == "" {
+			if g.Usage == "required" {
+				return fmt.Sprintf("%s is required by tracking code group %q", trackingSlots[i], g.Name)
+			}
+			continue
+		}
+		if n := utf8.RuneCountInString(v); n > 128 {
+			return fmt.Sprintf("%s has %d characters; at most 128", trackingSlots[i], n)
+		}
+		if g.InputMode != "dropdown" {
+			continue
+		}
+		active := false
+		for _, c := range g.Codes {
+			if c.Code == v && c.Active {
+				active = true
+				break
+			}
+		}
+		if !active {
+			return fmt.Sprintf("%s %q is not an active code of tracking code group %q", trackingSlots[i], v, g.Name)
+		}
+	}
+	return ""
 }
 
 var trackingSlots = [10]string{"DIVISION", "DEPARTMENT", "PROJECT", "OTHER", "CUSTOM5", "CUSTOM6", "CUSTOM7", "CUSTOM8", "CUSTOM9", "CUSTOM10"}

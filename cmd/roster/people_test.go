@@ -461,7 +461,9 @@ func TestPeopleActiveNAndLifetimeLimit(t *testing.T) {
 
 // TestPeopleTrackingCodes: the groups of tracking-codes.yaml are applied; CSV users' values
 // are checked at plan time (required, an active dropdown code) with path:line errors, and
-// an absent optional dropdown value takes the default.
+// an absent optional dropdown value takes the default. Directory users' values obey the
+// same rules: one that breaks them is skipped (an existing account left unchanged) with a
+// warning.
 func TestPeopleTrackingCodes(t *testing.T) {
 	t.Parallel()
 	codes := `groups:
@@ -469,9 +471,13 @@ func TestPeopleTrackingCodes(t *testing.T) {
      codes: [{code: ENG}, {code: GEN, default: true}, {code: LEGACY, active: false}]}
   - {slot: PROJECT, name: Project, input_mode: text, usage: required}
 `
+	dee := person{uid: "dee", given: "Dee", sn: "Dir", mail: "dee@example.com"}
+	eve := person{uid: "eve", given: "Eve", sn: "Dir", mail: "eve@example.com", dept: "LEGACY"}
 	w := newPeopleWorkspace(t, map[string]string{
-		"settings.yaml":       peopleSettings,
-		"tracking-codes.yaml": codes,
+		"settings.yaml":        peopleSettings,
+		"tracking-codes.yaml":  codes,
+		"templates/staff.yaml": strings.Replace(peopleTemplate("staff", "paid"), "tracking: {DIVISION", "tracking: {PROJECT: Directory, DIVISION", 1),
+		"directory.ldif":       ldifOf(dee, eve),
 		"users/staff.csv": usersCSVHeader +
 			csvUser("Y", "Ann", "Lee", "ann@example.com", "", "Atlas") + // line 2: DIVISION defaults to GEN
 			csvUser("Y", "Ben", "Ng", "ben@example.com", "LEGACY", "Atlas") + // line 3: inactive code
@@ -488,14 +494,26 @@ func TestPeopleTrackingCodes(t *testing.T) {
 		csvUser("Y", "Ann", "Lee", "ann@example.com", "", "Atlas")+
 		csvUser("Y", "Cat", "Roy", "cat@example.com", "ENG", "Zephyr"))
 	out := w.ok("apply")
-	for _, want := range []string{`+ tracking group "DIVISION"`, `+ tracking group "PROJECT"`, `DIVISION="GEN"`} {
+	for _, want := range []string{`+ tracking group "DIVISION"`, `+ tracking group "PROJECT"`, `DIVISION="GEN"`,
+		`invalid: eve@example.com: DIVISION "LEGACY" is not an active code of tracking code group "Division"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("apply lacks %q:\n%s", want, out)
 		}
 	}
 	users := w.exportUsers()
-	if users["ann@example.com"].Division != "GEN" || users["cat@example.com"].Division != "ENG" || users["cat@example.com"].Project != "Zephyr" {
+	if users["ann@example.com"].Division != "GEN" || users["cat@example.com"].Division != "ENG" || users["cat@example.com"].Project != "Zephyr" ||
+		users["dee@example.com"].Division != "GEN" || users["eve@example.com"].UserID != "" {
 		t.Errorf("tracking values: %+v", users)
+	}
+	// Dee's department becomes a code that does not exist: she is left as she is.
+	dee.dept = "NOPE"
+	w.write("directory.ldif", ldifOf(dee, eve))
+	out = w.ok("apply")
+	if !strings.Contains(out, `invalid: dee@example.com: DIVISION "NOPE" is not an active code`) || !strings.Contains(out, "No changes") {
+		t.Errorf("dee with an unknown code:\n%s", out)
+	}
+	if u := w.exportUsers()["dee@example.com"]; u.Division != "GEN" || u.Active != "Y" {
+		t.Errorf("dee after an unknown code: %+v", u)
 	}
 	// A code made inactive: the group is updated, and a user holding it is refused at plan time.
 	w.write("tracking-codes.yaml", strings.Replace(codes, "{code: ENG}", "{code: ENG, active: false}", 1))
