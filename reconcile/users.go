@@ -224,6 +224,11 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 	for _, u := range a.Users {
 		users[strings.ToLower(u.Email)] = true
 	}
+	for _, c := range p.Changes {
+		if c.Kind == KindUser && c.Action == ActionCreate {
+			users[c.Key] = true // created by this plan: a member already, not to invite
+		}
+	}
 	seen := map[string]bool{}
 	pending := 0
 	for _, row := range d.Invites {

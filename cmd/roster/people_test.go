@@ -415,6 +415,18 @@ func TestPeopleLocalAndDirectoryUsers(t *testing.T) {
 			t.Errorf("plan after the %s export round trip: exit %d\n%s\n%s", delim, code, out, errOut)
 		}
 	}
+
+	// A second directory entry with Bob's email: both skipped, Bob's account left as it is.
+	bob2 := person{uid: "bob2", given: "Robert", sn: "Marley", mail: "bob@example.com"}
+	w.write("directory.ldif", ldifOf(bob, bob2, nomail, dup1, dup2, ursula, erinDir))
+	out = w.ok("apply")
+	if !strings.Contains(out, "duplicate_email: bob@example.com: directory entries staff:uid=bob,ou=people,dc=example,dc=com and staff:uid=bob2,ou=people,dc=example,dc=com") ||
+		!strings.Contains(out, "Nothing to apply") {
+		t.Errorf("a second entry with bob's email:\n%s", out)
+	}
+	if u := w.exportUsers()["bob@example.com"]; u.Active != "Y" || u.First != "Bob" {
+		t.Errorf("bob after a duplicate entry: %+v", u)
+	}
 }
 
 // TestPeopleActiveNAndLifetimeLimit: ACTIVE=N deactivates; the lifetime limit counts active
@@ -537,12 +549,14 @@ func TestPeopleInvitations(t *testing.T) {
 	w := newPeopleWorkspace(t, map[string]string{
 		"settings.yaml":   settings("336h"),
 		"users/local.csv": usersCSVHeader + csvUser("Y", "Olga", "Local", "olga@example.com", "", ""), // one paid user
-		"invites/q4.csv":  invites(ann, ben),
+		// Olga is invited too, in the commit that adds her as a user: not invited.
+		"invites/q4.csv": invites(ann, ben, "Olga Local;olga@example.com;olga.local@example.com"),
 	})
 	start := time.Now().UTC()
 	out := w.ok("plan")
 	for _, want := range []string{`+ invite "ann.lee@partner.example"`, `name="Ann Lee"`, `status="pending"`, `expires_at=`,
-		"✉ invite created → ann.lee@partner.example", "Paid licences: 3 used of 4, 1 remaining."} {
+		"✉ invite created → ann.lee@partner.example", "Paid licences: 3 used of 4, 1 remaining.",
+		"already_member: olga@example.com: invites/q4.csv:4: olga@example.com already has an account; not invited"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}
