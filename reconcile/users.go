@@ -22,6 +22,10 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			p.Summary.Unchanged++
 		}
 	}
+	templates := make(map[string]bool, len(d.Templates))
+	for _, t := range d.Templates {
+		templates[t.Name] = true
+	}
 	seq := a.MaxUserSeq
 	created := 0
 	for _, du := range d.Users {
@@ -34,11 +38,12 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 				du.Pos.Path, du.Pos.Line, du.GivenUserID, du.Email)})
 			continue
 		}
-		if old != nil && old.Origin == "remote" && du.Origin == "local" {
+		if old != nil && old.Origin == "remote" && du.Origin == "local" && templates[old.SyncTag] {
 			// Once remote, always remote (WebEx): the directory governs the account. A CSV
 			// row for it (say an export committed back) neither changes it nor keeps it
 			// active: a directory user the directory no longer has is deactivated below,
-			// as WebEx's directory integration does, unless its template failed.
+			// as WebEx's directory integration does, unless its template failed. Only once
+			// its template is gone from the repo does a CSV row manage it.
 			continue
 		}
 		seen[email] = true

@@ -427,6 +427,21 @@ func TestPeopleLocalAndDirectoryUsers(t *testing.T) {
 	if u := w.exportUsers()["bob@example.com"]; u.Active != "Y" || u.First != "Bob" {
 		t.Errorf("bob after a duplicate entry: %+v", u)
 	}
+
+	// The sync template is deleted: its users' rows in the committed export now manage
+	// them (nothing changes, nobody is deactivated), and an edit to a row applies.
+	w.remove("templates/staff.yaml")
+	if out, errOut, code := w.run("plan", "--detailed-exitcode"); code != 0 {
+		t.Errorf("plan after the template was deleted: exit %d\n%s\n%s", code, out, errOut)
+	}
+	data, err := os.ReadFile(filepath.Join(w.repo, "users/export.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.write("users/export.csv", strings.Replace(string(data), "\tBob\t", "\tRobert\t", 1))
+	if out := w.ok("apply"); !strings.Contains(out, `first_name: "Bob" → "Robert"`) || strings.Contains(out, "deactivate") && !strings.Contains(out, "0 to deactivate") {
+		t.Errorf("editing a row of a deleted template's user:\n%s", out)
+	}
 }
 
 // TestPeopleActiveNAndLifetimeLimit: ACTIVE=N deactivates; the lifetime limit counts active
