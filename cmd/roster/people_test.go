@@ -479,6 +479,14 @@ func TestPeopleActiveNAndLifetimeLimit(t *testing.T) {
 	if ms := w.newMails(); len(ms) != 1 || ms[0].To != "cat@example.com" {
 		t.Errorf("emails: %v, want only Cat's activation", recipients(ms))
 	}
+	// A USERID must match the account with that EMAIL.
+	annID := before["ann@example.com"].UserID
+	w.write("users/local.csv", usersCSVHeader+"999"+row("Y", "Ann", "ann@example.com")+row("N", "Ben", "ben@example.com")+row("Y", "Cat", "cat@example.com"))
+	w.fails([]string{"plan"}, "users/local.csv:2: USERID 999 and EMAIL ann@example.com do not match an existing account")
+	w.write("users/local.csv", usersCSVHeader+annID+row("Y", "Ann", "ann@example.com")+row("N", "Ben", "ben@example.com")+row("Y", "Cat", "cat@example.com"))
+	if out, errOut, code := w.run("plan", "--detailed-exitcode"); code != 0 {
+		t.Errorf("ann's own USERID: exit %d\n%s\n%s", code, out, errOut)
+	}
 	// Reactivating a deactivated user does not count against the limit.
 	w.write("users/local.csv", usersCSVHeader+row("Y", "Ann", "ann@example.com")+row("Y", "Ben", "ben@example.com")+row("Y", "Cat", "cat@example.com"))
 	if out := w.ok("apply"); !strings.Contains(out, `^ user "ben@example.com"`) {
@@ -580,6 +588,22 @@ func TestPeopleInvitations(t *testing.T) {
 		t.Errorf("no expiry in the plan")
 	} else if exp, err := time.Parse(time.RFC3339, m[1]); err != nil || exp.Sub(start) < 335*time.Hour || exp.Sub(start) > 337*time.Hour {
 		t.Errorf("plan expiry %s (%v), want about 336h from now", m[1], err)
+	}
+	var jp struct {
+		Emails   []struct{ To, Kind, Action string }
+		Licenses struct{ Paid, Used, Remaining int }
+		Changes  []struct{ Kind, Action, Key string }
+	}
+	if err := json.Unmarshal([]byte(w.ok("plan", "--format", "json")), &jp); err != nil {
+		t.Fatal(err)
+	}
+	if jp.Licenses.Paid != 4 || jp.Licenses.Used != 3 || jp.Licenses.Remaining != 1 || len(jp.Emails) != 3 || len(jp.Changes) != 3 {
+		t.Errorf("JSON plan: %+v", jp)
+	}
+	for _, e := range jp.Emails {
+		if want := map[bool]string{true: "invite", false: "activation"}[strings.HasSuffix(e.To, "partner.example")]; e.Kind != want || e.Action != "created" {
+			t.Errorf("JSON plan email %+v, want kind %s action created", e, want)
+		}
 	}
 	w.ok("apply")
 	mails := w.newMails()
