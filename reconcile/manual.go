@@ -81,11 +81,15 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 	if ttl <= 0 {
 		ttl = 336 * time.Hour
 	}
+	revived := 0 // resent invitations that hold no licence now (expired)
 	for _, email := range t.Invites {
 		in := invites[strings.ToLower(email)]
 		if in == nil || (in.Status != "pending" && in.Status != "expired") {
 			missing = append(missing, fmt.Sprintf("no pending or expired invitation for %q", email))
 			continue
+		}
+		if in.Status == "expired" || !now.Before(in.ExpiresAt) {
+			revived++
 		}
 		re := *in
 		re.Status, re.ExpiresAt = "pending", now.Add(ttl)
@@ -98,6 +102,13 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("remind: %s", strings.Join(missing, "; "))
+	}
+	if budget := repo.Settings.Licenses.Paid; budget > 0 && revived > 0 {
+		// An expired invitation freed its licence; resending it takes one again.
+		if used := licencesHeld(a, now); used+revived > budget {
+			return nil, fmt.Errorf("remind: resending %d expired invitation(s) needs %d paid licences but licenses.paid is %d (%d in use); "+
+				"raise it in settings.yaml or revoke other invitations", revived, used+revived, budget, used)
+		}
 	}
 	sort.Slice(vs, func(i, j int) bool { return vs[i].Name < vs[j].Name })
 	sort.Slice(ds, func(i, j int) bool { return ds[i].Alias < ds[j].Alias })
@@ -161,4 +172,23 @@ func PlanAcceptInvite(a *state.Actual, email string, now time.Time) (*Plan, erro
 		return p, nil
 	}
 	return nil, fmt.Errorf("no invitation for %s", email)
+}
+
+// licencesHeld counts the paid licences in use: active paid users, pending invitations not
+// yet expired, and accepted invitations whose invitee has no user account.
+func licencesHeld(a *state.Actual, now time.Time) int {
+	n := 0
+	users := make(map[string]bool, len(a.Users))
+	for _, u := range a.Users {
+		users[strings.ToLower(u.Email)] = true
+		if u.Active && u.License == "paid" {
+			n++
+		}
+	}
+	for _, in := range a.Invites {
+		if in.Status == "pending" && now.Before(in.ExpiresAt) || in.Status == "accepted" && !users[in.Email] {
+			n++
+		}
+	}
+	return n
 }

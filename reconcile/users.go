@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/roster-dev/roster/state"
 )
@@ -21,16 +22,35 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			p.Summary.Unchanged++
 		}
 	}
+	templates := make(map[string]bool, len(d.Templates))
+	for _, t := range d.Templates {
+		templates[t.Name] = true
+	}
 	seq := a.MaxUserSeq
 	created := 0
 	for _, du := range d.Users {
 		email := strings.ToLower(du.Email)
-		seen[email] = true
 		old := byEmail[email]
 		if du.GivenUserID != "" && (old == nil || !strings.EqualFold(old.UserID, du.GivenUserID)) {
+			seen[email] = true
 			p.Errors = append(p.Errors, Problem{Message: fmt.Sprintf(
 				"%s:%d: USERID %s and EMAIL %s do not match an existing account; leave USERID blank to add a new user",
 				du.Pos.Path, du.Pos.Line, du.GivenUserID, du.Email)})
+			continue
+		}
+		if old != nil && old.Origin == "remote" && du.Origin == "local" && templates[old.SyncTag] {
+			// Once remote, always remote (WebEx): the directory governs the account. A CSV
+			// row for it (say an export committed back) neither changes it nor keeps it
+			// active: a directory user the directory no longer has is deactivated below,
+			// as WebEx's directory integration does, unless its template failed. Only once
+			// its template is gone from the repo does a CSV row manage it.
+			continue
+		}
+		seen[email] = true
+		if msg := trackingProblem(d.Tracking, &du.User); msg != "" && du.Origin == "remote" && !du.Disabled {
+			// The CSV's values are checked when the file is loaded; the directory's here.
+			p.Warnings = append(p.Warnings, Warning{Code: "invalid", Key: email, Template: du.SyncTag,
+				Message: msg + "; this user is left unchanged"})
 			continue
 		}
 		want := du.User
@@ -159,6 +179,41 @@ func userFieldChanges(old, want *state.User) []FieldChange {
 	return f
 }
 
+// trackingProblem says how a user's tracking values break the groups' rules (required ⇒
+// present; dropdown ⇒ an active code; at most 128 characters), or "".
+func trackingProblem(groups []*state.TrackingGroup, u *state.User) string {
+	for _, g := range groups {
+		i := state.SlotIndex(g.Slot)
+		if i >= len(u.Tracking) || g.Usage == "not_used" {
+			continue
+		}
+		v := u.Tracking[i]
+		if v == "" {
+			if g.Usage == "required" {
+				return fmt.Sprintf("%s is required by tracking code group %q", trackingSlots[i], g.Name)
+			}
+			continue
+		}
+		if n := utf8.RuneCountInString(v); n > 128 {
+			return fmt.Sprintf("%s has %d characters; at most 128", trackingSlots[i], n)
+		}
+		if g.InputMode != "dropdown" {
+			continue
+		}
+		active := false
+		for _, c := range g.Codes {
+			if c.Code == v && c.Active {
+				active = true
+				break
+			}
+		}
+		if !active {
+			return fmt.Sprintf("%s %q is not an active code of tracking code group %q", trackingSlots[i], v, g.Name)
+		}
+	}
+	return ""
+}
+
 var trackingSlots = [10]string{"DIVISION", "DEPARTMENT", "PROJECT", "OTHER", "CUSTOM5", "CUSTOM6", "CUSTOM7", "CUSTOM8", "CUSTOM9", "CUSTOM10"}
 
 // diffInvites: a new row invites (pending, expires after invite_ttl, an invitation email);
@@ -173,6 +228,11 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 	users := map[string]bool{}
 	for _, u := range a.Users {
 		users[strings.ToLower(u.Email)] = true
+	}
+	for _, c := range p.Changes {
+		if c.Kind == KindUser && c.Action == ActionCreate {
+			users[c.Key] = true // created by this plan: a member already, not to invite
+		}
 	}
 	seen := map[string]bool{}
 	pending := 0
@@ -217,20 +277,21 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionDelete, Key: in.Email, oldInvite: in, invite: &rev})
 	}
 	if d.PaidLicenses > 0 {
+		// Count the users as the plan leaves them: a free→paid conversion takes a licence,
+		// paid→free and deactivation give one back.
 		paid := 0
+		planned := map[string]bool{}
 		for _, c := range p.Changes {
-			if c.user != nil && c.user.Active && c.user.License == "paid" && c.Action != ActionUpdate {
-				paid++
+			if c.Kind == KindUser && c.user != nil {
+				planned[c.Key] = true
+				if c.user.Active && c.user.License == "paid" {
+					paid++
+				}
 			}
 		}
 		for _, u := range a.Users {
-			if u.Active && u.License == "paid" {
+			if u.Active && u.License == "paid" && !planned[strings.ToLower(u.Email)] {
 				paid++
-			}
-		}
-		for _, c := range p.Changes {
-			if c.Kind == KindUser && c.Action == ActionDeactivate && c.oldUser != nil && c.oldUser.License == "paid" {
-				paid--
 			}
 		}
 		if used := paid + pending; used > d.PaidLicenses {

@@ -29,7 +29,9 @@ type Request struct {
 // order; it returns an error (and the caller must treat the whole result as unusable)
 // on any failure: refused connection, bind failure, timeout, size or time limit,
 // a referral it cannot follow, a page cut short. An error returned by fn stops the search
-// and is returned.
+// and is returned. fn may keep the entries it is given: an Entry shares no buffer that a
+// later entry reuses (an LDIF Directory's strings point into its LDIF bytes, which must
+// therefore stay unmodified).
 type Directory interface {
 	Search(ctx context.Context, req Request, fn func(Entry) error) error
 	Close() error

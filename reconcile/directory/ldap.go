@@ -247,12 +247,17 @@ func (d *ldapDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 		attrs = []string{"1.1"} // no attributes, DNs only
 	}
 
-	var rec Record
+	// The conversion below allocates only the entry's map: values are go-ldap's own slices
+	// (fresh per entry), and attribute names are lower-cased once per search.
+	var (
+		rec   Record
+		names attrNames
+	)
 	return d.paged(ctx, base, filter, attrs, func(le *ldap.Entry) error {
 		rec.DN = le.DN
 		rec.Attrs = rec.Attrs[:0]
-		for _, a := range le.Attributes {
-			rec.Attrs = append(rec.Attrs, Attribute{Name: a.Name, Values: a.Values, lower: baseName(a.Name)})
+		for i, a := range le.Attributes {
+			rec.Attrs = append(rec.Attrs, Attribute{Name: a.Name, Values: a.Values, lower: names.lower(i, a.Name)})
 		}
 		e := Entry{DN: le.DN, Key: le.DN}
 		if key != "" {
@@ -285,7 +290,39 @@ func (d *ldapDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 	})
 }
 
+// attrNames lower-cases attribute descriptions (to base names) with a cache: a server
+// returns the same few names in the same order for every entry.
+type attrNames struct {
+	seq []nameLower // by position in the entry
+	m   map[string]string
+}
+
+type nameLower struct{ name, lower string }
+
+func (c *attrNames) lower(i int, name string) string {
+	if i < len(c.seq) && c.seq[i].name == name {
+		return c.seq[i].lower
+	}
+	l, ok := c.m[name]
+	if !ok {
+		if c.m == nil {
+			c.m = map[string]string{}
+		}
+		l = baseName(name)
+		c.m[name] = l
+	}
+	if i < 64 {
+		for len(c.seq) <= i {
+			c.seq = append(c.seq, nameLower{})
+		}
+		c.seq[i] = nameLower{name, l}
+	}
+	return l
+}
+
 // paged runs a subtree search with simple paged results and calls each for every entry.
+// Each page is read with go-ldap's SearchAsync, so entries reach each (and the caller's fn)
+// while the rest of the page is still being received and decoded.
 func (d *ldapDirectory) paged(ctx context.Context, base, filter string, attrs []string, each func(*ldap.Entry) error) error {
 	op := fmt.Sprintf("search %q %s", base, filter)
 	d.log.Debug("ldap search", "directory", d.safeURL, "ldapsearch", d.ldapsearchCommand(base, filter, attrs))
@@ -304,7 +341,50 @@ func (d *ldapDirectory) paged(ctx context.Context, base, filter string, attrs []
 		}
 		sr := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, timeLimit, false,
 			filter, attrs, []ldap.Control{paging})
-		res, err := conn.Search(sr)
+		pctx, cancel := context.WithCancel(ctx)
+		res := conn.SearchAsync(pctx, sr, min(d.cfg.PageSize, 1024))
+		var (
+			done    []ldap.Control // controls of the SearchResultDone
+			stopped error          // each failed
+		)
+		for res.Next() {
+			if e := res.Entry(); e != nil {
+				entries++
+				if err := each(e); err != nil {
+					stopped = err
+					break
+				}
+				continue
+			}
+			if ref := res.Referral(); ref != "" {
+				// Continuation references (AD's DomainDnsZones and the like) point to other
+				// naming contexts this client does not chase; a referral *result* is an error.
+				d.log.Debug("ldap search: continuation reference not followed", "directory", d.safeURL, "base", base, "reference", ref)
+				continue
+			}
+			if c := res.Controls(); len(c) > 0 {
+				done = c
+			}
+		}
+		cancel()
+		if stopped != nil || ctx.Err() != nil {
+			// Stopped inside a page: the server is still sending it. Closing the connection
+			// is what makes it forget the search; the next Search reconnects.
+			for res.Next() {
+			}
+			d.drop(conn)
+			if stopped != nil {
+				return stopped
+			}
+			return d.fail(op, ctx.Err())
+		}
+		err := res.Err()
+		if err == nil && done == nil && conn.IsClosing() {
+			// SearchAsync ends silently, sending nothing, when the connection is already
+			// closing; a SearchResultDone without controls ends silently too, so tell the
+			// two apart by the connection: a closing one cannot have answered this page.
+			err = errors.New("connection closed before the search completed")
+		}
 		if err != nil {
 			d.drop(conn)
 			if entries > 0 || pages > 0 {
@@ -313,19 +393,7 @@ func (d *ldapDirectory) paged(ctx context.Context, base, filter string, attrs []
 			return d.fail(op, err)
 		}
 		pages++
-		for _, ref := range res.Referrals {
-			// Continuation references (AD's DomainDnsZones and the like) point to other
-			// naming contexts this client does not chase; a referral *result* is an error above.
-			d.log.Debug("ldap search: continuation reference not followed", "directory", d.safeURL, "base", base, "reference", ref)
-		}
-		for _, e := range res.Entries {
-			entries++
-			if err := each(e); err != nil {
-				d.abandon(conn, base, filter, paging)
-				return err
-			}
-		}
-		ctrl, _ := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
+		ctrl, _ := ldap.FindControl(done, ldap.ControlTypePaging).(*ldap.ControlPaging)
 		if ctrl == nil || len(ctrl.Cookie) == 0 {
 			break
 		}

@@ -431,3 +431,43 @@ func TestLDAPConcurrentSearches(t *testing.T) {
 		}
 	}
 }
+
+// TestLDAPStopMidPage stops searches inside a page (callback error, cancelled context): the
+// error is returned, and the next search on the same Directory returns everything.
+func TestLDAPStopMidPage(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 500)})
+	cfg := adminConfig(s)
+	cfg.PageSize = 100
+	d := newLDAP(t, cfg)
+	stop := errors.New("stop here")
+	n := 0
+	err := d.Search(context.Background(), peopleReq, func(directory.Entry) error {
+		if n++; n == 150 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || n != 150 {
+		t.Fatalf("callback error: err = %v after %d entries, want %v after 150", err, n, stop)
+	}
+	if got, err := collect(d, peopleReq); err != nil || len(got) != 500 {
+		t.Fatalf("after a callback error: %d entries, err %v", len(got), err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n = 0
+	err = d.Search(ctx, peopleReq, func(directory.Entry) error {
+		if n++; n == 250 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, directory.ErrFailClosed) {
+		t.Fatalf("cancelled mid-page: err = %v after %d entries, want fail closed with context.Canceled", err, n)
+	}
+	if n >= 500 {
+		t.Errorf("cancelled search went on to the end (%d entries)", n)
+	}
+	if got, err := collect(d, peopleReq); err != nil || len(got) != 500 {
+		t.Fatalf("after a cancelled search: %d entries, err %v", len(got), err)
+	}
+}
