@@ -597,7 +597,7 @@ func diffTracking(p *Plan, d *Desired, a *state.Actual) {
 		switch {
 		case old == nil:
 			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionCreate, Key: g.Slot, group: g})
-		case fmt.Sprint(trackingMap(old)) != fmt.Sprint(trackingMap(g)):
+		case fmt.Sprint(trackingFields(old)) != fmt.Sprint(trackingFields(g)):
 			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionUpdate, Key: g.Slot,
 				oldGroup: old, group: g,
 				Fields: []FieldChange{{Name: "group", Old: trackingSummary(old), New: trackingSummary(g)}}})

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand"
@@ -45,6 +46,18 @@ func TestPlanFormatsGolden(t *testing.T) {
 		}
 		if !bytes.Equal(buf.Bytes(), want) {
 			t.Errorf("%s differs from %s (run with -update and review):\n%s", f.format, path, buf.String())
+		}
+		if f.format == "json" {
+			var shape struct {
+				FormatVersion int `json:"format_version"`
+				Changes       []struct {
+					Kind, Action, Key string
+					Before, After     map[string]any
+				} `json:"changes"`
+			}
+			if err := json.Unmarshal(buf.Bytes(), &shape); err != nil || shape.FormatVersion != 1 || len(shape.Changes) != len(p.Changes) {
+				t.Errorf("plan JSON does not parse into the SPEC shape: %v", err)
+			}
 		}
 		// Secrets never appear unless --show-secrets.
 		for _, c := range p.Changes {

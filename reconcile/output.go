@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 )
 
@@ -14,36 +13,11 @@ type OutputOptions struct {
 	ShowSecrets bool
 }
 
-// masked returns a copy of m with secret values replaced, unless show.
-func masked(m map[string]any, show bool) map[string]any {
-	if m == nil || show {
-		return m
-	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		if secretFields[k] && v != "" {
-			v = mask
-		}
-		out[k] = v
-	}
-	return out
-}
-
 func maskValue(name string, v any, show bool) any {
 	if !show && secretFields[name] && v != "" {
 		return mask
 	}
 	return v
-}
-
-// jsonChange is one change as the plan's JSON shows it (SPEC §4).
-type jsonChange struct {
-	Kind     string         `json:"kind"`
-	Action   string         `json:"action"`
-	Key      string         `json:"key"`
-	Template string         `json:"template"`
-	Before   map[string]any `json:"before,omitempty"`
-	After    map[string]any `json:"after,omitempty"`
 }
 
 // WriteJSON writes the plan in the SPEC §4 JSON shape, secrets masked unless asked. It
@@ -67,17 +41,30 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 	field("state_version", p.StateVersion, false)
 	field("summary", p.Summary, false)
 	bw.WriteString(`  "changes": [`)
+	var line []byte
 	for i, c := range p.Changes {
 		if i > 0 {
 			bw.WriteString(",")
 		}
-		b, err := json.MarshalIndent(jsonChange{Kind: c.Kind, Action: c.Action, Key: c.Key, Template: c.Template,
-			Before: masked(c.Before(), o.ShowSecrets), After: masked(c.After(), o.ShowSecrets)}, "    ", "  ")
-		if err != nil {
-			return fmt.Errorf("write plan: %w", err)
+		// One change per line: {"kind": …, "action": …, "key": …, "template": …, "before": {…}, "after": {…}}
+		line = append(line[:0], "\n    {\"kind\": "...)
+		line = appendJSONString(line, c.Kind)
+		line = append(line, `, "action": `...)
+		line = appendJSONString(line, c.Action)
+		line = append(line, `, "key": `...)
+		line = appendJSONString(line, c.Key)
+		line = append(line, `, "template": `...)
+		line = appendJSONString(line, c.Template)
+		if b := c.before(); b != nil {
+			line = append(line, `, "before": `...)
+			line = appendJSONObject(line, maskFields(b, o.ShowSecrets))
 		}
-		bw.WriteString("\n    ")
-		bw.Write(b)
+		if a := c.after(); a != nil {
+			line = append(line, `, "after": `...)
+			line = appendJSONObject(line, maskFields(a, o.ShowSecrets))
+		}
+		line = append(line, '}')
+		bw.Write(line)
 	}
 	if len(p.Changes) > 0 {
 		bw.WriteString("\n  ")
@@ -138,15 +125,9 @@ func quote(v any) string {
 
 // createDetail is the one-line detail of a created object.
 func createDetail(c *Change, show bool) string {
-	after := c.After()
-	keys := make([]string, 0, len(after))
-	for k := range after {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		v := maskValue(k, after[k], show)
+	var b strings.Builder
+	for _, f := range maskFields(c.after(), show) {
+		v := f.value
 		switch x := v.(type) {
 		case string:
 			if x == "" {
@@ -157,12 +138,15 @@ func createDetail(c *Change, show bool) string {
 				continue
 			}
 			v = strings.Join(x, ", ")
-		case []any:
-			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s=%s", k, quote(v)))
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(f.name)
+		b.WriteByte('=')
+		b.WriteString(quote(v))
 	}
-	return strings.Join(parts, " ")
+	return b.String()
 }
 
 func emailLine(e *Email) string {

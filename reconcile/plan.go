@@ -13,9 +13,10 @@ package reconcile
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"maps"
-	"sort"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/roster-dev/roster/state"
 )
@@ -85,6 +86,7 @@ type Change struct {
 	Template string `json:"template"`
 	// Fields lists the fields that differ, for the text and markdown formats.
 	Fields []FieldChange `json:"-"`
+	rank   int           // sort order: kind, then action
 
 	// The objects before and after: what apply writes, and what the output shows as
 	// "before" and "after" (built only when written, so a plan of 400,000 changes stays
@@ -96,41 +98,17 @@ type Change struct {
 	group, oldGroup   *state.TrackingGroup
 }
 
-// Before is the object as it is, as the plan's JSON shows it; nil for a creation.
-func (c *Change) Before() map[string]any {
-	switch {
-	case c.oldVMR != nil:
-		return vmrMap(c.oldVMR)
-	case c.oldDevice != nil:
-		return deviceMap(c.oldDevice)
-	case c.oldUser != nil:
-		return userMap(c.oldUser)
-	case c.oldInvite != nil:
-		return inviteMap(c.oldInvite)
-	case c.oldGroup != nil:
-		return trackingMap(c.oldGroup)
-	}
-	return nil
+// before and after are the objects as the plan shows them: before is nil for a
+// creation, after nil for a deletion.
+func (c *Change) before() []field {
+	return fieldsOf(c.oldVMR, c.oldDevice, c.oldUser, c.oldInvite, c.oldGroup)
 }
 
-// After is the object as the plan makes it; nil for a deletion.
-func (c *Change) After() map[string]any {
+func (c *Change) after() []field {
 	if c.Action == ActionDelete {
 		return nil
 	}
-	switch {
-	case c.vmr != nil:
-		return vmrMap(c.vmr)
-	case c.device != nil:
-		return deviceMap(c.device)
-	case c.user != nil:
-		return userMap(c.user)
-	case c.invite != nil:
-		return inviteMap(c.invite)
-	case c.group != nil:
-		return trackingMap(c.group)
-	}
-	return nil
+	return fieldsOf(c.vmr, c.device, c.user, c.invite, c.group)
 }
 
 // FieldChange is one field of an update: old → new.
@@ -189,15 +167,14 @@ func (p *Plan) HasChanges() bool {
 func (p *Plan) finish() {
 	order := map[string]int{ActionDelete: 0, ActionDeactivate: 1, ActionUpdate: 2, ActionReactivate: 3, ActionCreate: 4}
 	kinds := map[string]int{KindTrackingGroup: 0, KindVMR: 1, KindDevice: 2, KindUser: 3, KindInvite: 4}
-	sort.SliceStable(p.Changes, func(i, j int) bool {
-		a, b := p.Changes[i], p.Changes[j]
-		if kinds[a.Kind] != kinds[b.Kind] {
-			return kinds[a.Kind] < kinds[b.Kind]
+	for _, c := range p.Changes {
+		c.rank = kinds[c.Kind]*8 + order[c.Action]
+	}
+	slices.SortStableFunc(p.Changes, func(a, b *Change) int {
+		if a.rank != b.rank {
+			return a.rank - b.rank
 		}
-		if order[a.Action] != order[b.Action] {
-			return order[a.Action] < order[b.Action]
-		}
-		return a.Key < b.Key
+		return strings.Compare(a.Key, b.Key)
 	})
 	s := Summary{Unchanged: p.Summary.Unchanged}
 	for _, c := range p.Changes {
@@ -225,27 +202,86 @@ func (p *Plan) finish() {
 	if p.Warnings == nil {
 		p.Warnings = []Warning{}
 	}
+	p.Fingerprint = p.fingerprint()
+}
+
+// fingerprint hashes every change and email with secrets included, so `apply --plan`
+// can tell that planning again gives exactly the saved plan. Times (an invitation's
+// expiry) depend on when the plan was made, not on its inputs: they stay out.
+func (p *Plan) fingerprint() string {
 	h := sha256.New()
-	enc := json.NewEncoder(h)
-	enc.Encode(p.Commit)
-	enc.Encode(p.StateVersion)
-	// Times (an invitation's expiry) depend on when the plan was made, not on its inputs:
-	// they stay out of the fingerprint.
-	for _, c := range p.Changes {
-		var invite []string
-		if c.invite != nil {
-			invite = []string{c.invite.Email, c.invite.Name, c.invite.Username, c.invite.Status}
+	buf := make([]byte, 0, 512)
+	// Strings go in length-prefixed: unambiguous and cheap.
+	str := func(b []byte, s string) []byte {
+		return append(append(strconv.AppendInt(b, int64(len(s)), 10), ':'), s...)
+	}
+	put := func(fs []field) {
+		for _, f := range fs {
+			if f.name == "expires_at" {
+				continue
+			}
+			buf = str(buf, f.name)
+			switch v := f.value.(type) {
+			case string:
+				buf = str(buf, v)
+			case int:
+				buf = strconv.AppendInt(buf, int64(v), 10)
+			case bool:
+				buf = strconv.AppendBool(buf, v)
+			case []string:
+				for _, x := range v {
+					buf = str(buf, x)
+				}
+				buf = append(buf, ']')
+			}
 		}
-		enc.Encode([]any{c.Kind, c.Action, c.Key, c.vmr, c.device, c.user, invite, c.group})
+	}
+	buf = str(buf, p.Commit)
+	buf = strconv.AppendInt(buf, p.StateVersion, 10)
+	for _, c := range p.Changes {
+		buf = append(buf, '\n')
+		for _, s := range []string{c.Kind, c.Action, c.Key} {
+			buf = str(buf, s)
+		}
+		put(c.after())
+		if c.user != nil { // what the output leaves out but apply writes
+			buf = str(buf, c.user.SyncTag+"\x00"+c.user.EntryKey)
+			buf = strconv.AppendBool(buf, c.user.Notified)
+		}
+		if c.vmr != nil || c.device != nil {
+			buf = str(buf, entryKeyOf(c))
+		}
+		h.Write(buf)
+		buf = buf[:0]
 	}
 	for _, e := range p.Emails {
-		vars := e.vars
-		if _, ok := vars["expires_at"]; ok {
-			vars = maps.Clone(vars)
-			delete(vars, "expires_at")
+		buf = append(buf, '\n')
+		for _, s := range []string{e.To, e.Kind, e.Action, e.Key} {
+			buf = str(buf, s)
 		}
-		enc.Encode([]any{e.To, e.Kind, e.Action, e.Key, vars})
+		keys := make([]string, 0, len(e.vars))
+		for k := range e.vars {
+			if k != "expires_at" {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			buf = str(buf, k)
+			buf = append(buf, fmt.Sprint(e.vars[k])...)
+		}
+		h.Write(buf)
+		buf = buf[:0]
 	}
-	enc.Encode(p.reminders)
-	p.Fingerprint = hex.EncodeToString(h.Sum(nil))[:32]
+	for _, r := range p.reminders {
+		h.Write(str(buf[:0], r))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+func entryKeyOf(c *Change) string {
+	if c.vmr != nil {
+		return c.vmr.EntryKey
+	}
+	return c.device.EntryKey
 }

@@ -14,14 +14,42 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := startProfile()
 	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(exitCode(err, os.Stderr))
+}
+
+// startProfile writes a CPU profile to $ROSTER_CPUPROFILE and a heap profile to
+// $ROSTER_MEMPROFILE (for `go tool pprof`) when those are set.
+func startProfile() (stop func()) {
+	cpu, mem := os.Getenv("ROSTER_CPUPROFILE"), os.Getenv("ROSTER_MEMPROFILE")
+	var f *os.File
+	if cpu != "" {
+		var err error
+		if f, err = os.Create(cpu); err == nil {
+			pprof.StartCPUProfile(f)
+		}
+	}
+	return func() {
+		if f != nil {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+		if mem != "" {
+			if m, err := os.Create(mem); err == nil {
+				pprof.WriteHeapProfile(m)
+				m.Close()
+			}
+		}
+	}
 }
 
 // exitError carries an exit code without an error message (plan --detailed-exitcode).

@@ -1,0 +1,181 @@
+package reconcile
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/roster-dev/roster/state"
+)
+
+// field is one named value of an object as the plan shows it. Objects are shown as
+// ordered field lists, written straight to JSON or text: a plan of a million changes
+// builds no maps and needs no reflection to print.
+type field struct {
+	name  string
+	value any // string, int, bool or []string
+}
+
+// secretFields are masked in every plan format unless --show-secrets.
+var secretFields = map[string]bool{"pin": true, "guest_pin": true, "password": true, "device_password": true}
+
+const mask = "********"
+
+func vmrFields(v *state.VMR) []field {
+	aliases := v.Aliases
+	if aliases == nil {
+		aliases = []string{}
+	}
+	return []field{{"name", v.Name}, {"description", v.Description}, {"aliases", aliases}, {"pin", v.PIN},
+		{"guest_pin", v.GuestPIN}, {"allow_guests", v.AllowGuests}, {"max_callrate_in", v.MaxCallrateIn},
+		{"max_callrate_out", v.MaxCallrateOut}, {"participant_limit", v.ParticipantLimit}, {"tag", v.Tag},
+		{"primary_owner_email_address", v.OwnerEmail}, {"sync_tag", v.SyncTag}}
+}
+
+func deviceFields(d *state.Device) []field {
+	return []field{{"alias", d.Alias}, {"description", d.Description}, {"username", d.Username}, {"password", d.Password},
+		{"tag", d.Tag}, {"primary_owner_email_address", d.OwnerEmail}, {"sync_tag", d.SyncTag}}
+}
+
+func userFields(u *state.User) []field {
+	f := []field{{"userid", u.UserID}, {"email", u.Email}, {"first_name", u.FirstName}, {"last_name", u.LastName},
+		{"language", u.Language}, {"host_privilege", u.HostPrivilege}, {"time_zone", u.TimeZone},
+		{"active", u.Active}, {"origin", u.Origin}, {"license", u.License}}
+	for i, v := range u.Tracking {
+		if v != "" {
+			f = append(f, field{trackingSlots[i], v})
+		}
+	}
+	return f
+}
+
+func inviteFields(in *state.Invite) []field {
+	return []field{{"email", in.Email}, {"name", in.Name}, {"username", in.Username}, {"status", in.Status},
+		{"expires_at", in.ExpiresAt.UTC().Format(time.RFC3339)}}
+}
+
+func trackingFields(g *state.TrackingGroup) []field {
+	codes := make([]string, len(g.Codes))
+	for i, c := range g.Codes {
+		codes[i] = c.Code
+		if !c.Active {
+			codes[i] += " (inactive)"
+		}
+		if c.Default {
+			codes[i] += " (default)"
+		}
+	}
+	return []field{{"slot", g.Slot}, {"name", g.Name}, {"input_mode", g.InputMode}, {"usage", g.Usage},
+		{"sort", g.Sort}, {"codes", codes}}
+}
+
+// fieldsOf shows whichever object is set; nil when none is.
+func fieldsOf(v *state.VMR, d *state.Device, u *state.User, in *state.Invite, g *state.TrackingGroup) []field {
+	switch {
+	case v != nil:
+		return vmrFields(v)
+	case d != nil:
+		return deviceFields(d)
+	case u != nil:
+		return userFields(u)
+	case in != nil:
+		return inviteFields(in)
+	case g != nil:
+		return trackingFields(g)
+	}
+	return nil
+}
+
+// maskFields replaces secret values, unless show.
+func maskFields(fs []field, show bool) []field {
+	if show {
+		return fs
+	}
+	for i, f := range fs {
+		if secretFields[f.name] && f.value != "" {
+			fs[i].value = mask
+		}
+	}
+	return fs
+}
+
+// appendJSONObject writes fields as a JSON object, in their order.
+func appendJSONObject(b []byte, fs []field) []byte {
+	b = append(b, '{')
+	for i, f := range fs {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = appendJSONString(b, f.name)
+		b = append(b, ": "...)
+		switch v := f.value.(type) {
+		case string:
+			b = appendJSONString(b, v)
+		case int:
+			b = strconv.AppendInt(b, int64(v), 10)
+		case bool:
+			b = strconv.AppendBool(b, v)
+		case []string:
+			b = append(b, '[')
+			for j, s := range v {
+				if j > 0 {
+					b = append(b, ", "...)
+				}
+				b = appendJSONString(b, s)
+			}
+			b = append(b, ']')
+		default:
+			b = append(b, "null"...)
+		}
+	}
+	return append(b, '}')
+}
+
+// appendJSONString writes s as a JSON string: UTF-8 kept, quotes, backslashes and control
+// characters escaped (invalid UTF-8 becomes U+FFFD, as encoding/json does).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	clean := true // most values need no escaping: copy them whole
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return append(append(b, s...), '"')
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
