@@ -222,3 +222,42 @@ func TestLDIFEntriesOutliveSearch(t *testing.T) {
 		}
 	}
 }
+
+// TestLDIFConcurrentSearches runs searches on one LDIF Directory at the same time (the
+// directory holds no per-search state): each gets the same entries as a search alone.
+func TestLDIFConcurrentSearches(t *testing.T) {
+	var data bytes.Buffer
+	if err := GeneratePeople(&data, 2000, "dc=example,dc=com"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewLDIF(data.Bytes(), "dc=example,dc=com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := []Request{
+		{Filter: "(departmentNumber=Sales)", KeyAttribute: "entryUUID", Attributes: []string{"cn", "mail"}},
+		{DisabledFilter: "(employeeType=disabled)", KeyAttribute: "uid", Attributes: []string{"givenName", "sn"}},
+	}
+	want := make([][]Entry, len(reqs))
+	for i, req := range reqs {
+		if err := d.Search(context.Background(), req, func(e Entry) error { want[i] = append(want[i], e); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			var got []Entry
+			err := d.Search(context.Background(), reqs[g%2], func(e Entry) error { got = append(got, e); return nil })
+			if err == nil && !reflect.DeepEqual(got, want[g%2]) {
+				err = errors.New("concurrent search returned different entries")
+			}
+			errs <- err
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
