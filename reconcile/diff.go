@@ -254,35 +254,43 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 	olds, skip := matchOwned(p, d, a.VMRs, idx.vmrs, d.SameVMRs, vmrIdent, vmrClaims, ids, claims, settled, func(v *state.VMR) *Change {
 		return &Change{Kind: KindVMR, Action: ActionDelete, Key: v.Name, Template: v.SyncTag, oldVMR: v}
 	})
-	for i, dv := range d.VMRs {
-		if skip[i] {
-			if olds[i] != nil {
-				p.Summary.Unchanged++
-			}
-			continue
+	planOwned(p, d.VMRs, olds, skip, func(dv *DesiredVMR) {
+		want := &dv.VMR // no copy when nothing overrides it: a first apply creates 400,000 rooms
+		if len(dv.Overrides) > 0 {
+			w := dv.VMR
+			applyVMROverrides(&w, nil, dv)
+			want = &w
 		}
-		old := olds[i]
-		mail := d.mailFor(dv.SyncTag, dv.Name)
-		if old == nil {
-			want := &dv.VMR // no copy when nothing overrides it: a first apply creates 400,000 rooms
-			if len(dv.Overrides) > 0 {
-				w := dv.VMR
-				applyVMROverrides(&w, nil, dv)
-				want = &w
-			}
-			p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionCreate, Key: want.Name, Template: want.SyncTag, vmr: want})
-			p.addVMREmail(mail, want, "created")
-			continue
-		}
+		p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionCreate, Key: want.Name, Template: want.SyncTag, vmr: want})
+		p.addVMREmail(d.mailFor(dv.SyncTag, dv.Name), want, "created")
+	}, func(dv *DesiredVMR, old *state.VMR) bool {
 		want, fields := vmrUpdate(old, dv)
 		if len(fields) == 0 {
-			p.Summary.Unchanged++
-			continue
+			return false
 		}
 		p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionUpdate, Key: want.Name, Template: want.SyncTag,
 			Fields: fields, vmr: &want, oldVMR: old})
-		if mail != nil && mail.notifies(fields) {
+		if mail := d.mailFor(dv.SyncTag, dv.Name); mail != nil && mail.notifies(fields) {
 			p.addVMREmail(mail, &want, "updated")
+		}
+		return true
+	})
+}
+
+// planOwned is the create-or-update step VMRs and devices share: a skipped object is
+// unchanged (if it exists), one without an actual match is created, the rest updated —
+// update reports false when nothing differs.
+func planOwned[A, D any](p *Plan, desired []*D, olds []*A, skip []bool, create func(*D), update func(*D, *A) bool) {
+	for i, d := range desired {
+		switch {
+		case skip[i]:
+			if olds[i] != nil {
+				p.Summary.Unchanged++
+			}
+		case olds[i] == nil:
+			create(d)
+		case !update(d, olds[i]):
+			p.Summary.Unchanged++
 		}
 	}
 }
@@ -502,37 +510,27 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 	olds, skip := matchOwned(p, d, a.Devices, idx.devices, d.SameDevices, deviceIdent, deviceClaims, ids, claims, settled, func(v *state.Device) *Change {
 		return &Change{Kind: KindDevice, Action: ActionDelete, Key: v.Alias, Template: v.SyncTag, oldDevice: v}
 	})
-	for i, dd := range want {
-		if skip[i] {
-			if olds[i] != nil {
-				p.Summary.Unchanged++
-			}
-			continue
+	planOwned(p, want, olds, skip, func(dd *DesiredDevice) {
+		w := &dd.Device
+		if len(dd.Overrides) > 0 {
+			c := dd.Device
+			applyDeviceOverrides(&c, nil, dd)
+			w = &c
 		}
-		old := olds[i]
-		mail := d.mailFor(dd.SyncTag, dd.Alias)
-		if old == nil {
-			w := &dd.Device
-			if len(dd.Overrides) > 0 {
-				c := dd.Device
-				applyDeviceOverrides(&c, nil, dd)
-				w = &c
-			}
-			p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionCreate, Key: w.Alias, Template: w.SyncTag, device: w})
-			p.addDeviceEmail(mail, w, "created")
-			continue
-		}
+		p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionCreate, Key: w.Alias, Template: w.SyncTag, device: w})
+		p.addDeviceEmail(d.mailFor(dd.SyncTag, dd.Alias), w, "created")
+	}, func(dd *DesiredDevice, old *state.Device) bool {
 		w, fields := deviceUpdate(old, dd)
 		if len(fields) == 0 {
-			p.Summary.Unchanged++
-			continue
+			return false
 		}
 		p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionUpdate, Key: w.Alias, Template: w.SyncTag,
 			Fields: fields, device: &w, oldDevice: old})
-		if mail != nil && mail.notifies(fields) {
+		if mail := d.mailFor(dd.SyncTag, dd.Alias); mail != nil && mail.notifies(fields) {
 			p.addDeviceEmail(mail, &w, "updated")
 		}
-	}
+		return true
+	})
 }
 
 func applyDeviceOverrides(w, old *state.Device, dd *DesiredDevice) {
