@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -117,15 +118,25 @@ func fieldLine(f FieldChange, show bool) string {
 }
 
 func quote(v any) string {
-	if s, ok := v.(string); ok {
-		return fmt.Sprintf("%q", s)
+	return string(appendQuoted(nil, v))
+}
+
+// appendQuoted writes v as the text plan shows values: strings Go-quoted, the rest plain.
+func appendQuoted(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case string:
+		return strconv.AppendQuote(b, x)
+	case int:
+		return strconv.AppendInt(b, int64(x), 10)
+	case bool:
+		return strconv.AppendBool(b, x)
 	}
-	return fmt.Sprint(v)
+	return fmt.Append(b, v)
 }
 
 // createDetail is the one-line detail of a created object.
 func createDetail(c *Change, show bool) string {
-	var b strings.Builder
+	var b []byte
 	for _, f := range maskFields(c.after(), show) {
 		v := f.value
 		switch x := v.(type) {
@@ -139,14 +150,13 @@ func createDetail(c *Change, show bool) string {
 			}
 			v = strings.Join(x, ", ")
 		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
+		if len(b) > 0 {
+			b = append(b, ' ')
 		}
-		b.WriteString(f.name)
-		b.WriteByte('=')
-		b.WriteString(quote(v))
+		b = append(append(b, f.name...), '=')
+		b = appendQuoted(b, v)
 	}
-	return b.String()
+	return string(b)
 }
 
 func emailLine(e *Email) string {
