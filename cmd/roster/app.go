@@ -87,6 +87,9 @@ func (a *app) config() (*schema.Config, error) {
 		return a.cfg, nil
 	}
 	cfg, err := schema.LoadConfig(a.configPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w; run roster where config.cue is, or pass --config FILE (or set ROSTER_CONFIG)", err)
+	}
 	if err != nil {
 		return nil, err
 	}
