@@ -31,7 +31,7 @@ type Desired struct {
 	Mail map[string]*TemplateMail
 	// Keep holds owner keys ("template\x00entry key", "user\x00email") whose objects must
 	// stay exactly as they are this cycle: their entry failed to render, or is ambiguous.
-	Keep map[string]bool
+	Keep map[owner]bool
 	// Warnings found while rendering (no_email, duplicate users, render errors of one entry).
 	Warnings []Warning
 	// Errors that stop the whole plan (a CSV USERID that matches no account, …).

@@ -37,20 +37,27 @@ func Diff(d *Desired, a *state.Actual) *Plan {
 	return p
 }
 
-// ownerKey identifies an object across reconciles.
-func ownerKey(syncTag, entryKey, name string) string {
+// owner identifies an object across reconciles: its template and entry key, or, for an
+// object declared by hand, "manual" and its name. A struct of two strings the object
+// already holds: indexing 400,000 objects by owner allocates nothing per object.
+type owner struct{ tag, key string }
+
+func ownerKey(syncTag, entryKey, name string) owner {
 	if syncTag == state.ManualTag || entryKey == "" {
-		return syncTag + "\x00" + name
+		return owner{syncTag, name}
 	}
-	return syncTag + "\x00" + entryKey
+	return owner{syncTag, entryKey}
 }
+
+// userOwner is the owner key of a user account, for Desired.Keep.
+func userOwner(email string) owner { return owner{"\x00user", email} }
 
 // claim is a unique value an object holds: a VMR name, an alias, a device alias.
 type claim struct{ space, value string }
 
 // claimant is one desired object's claims, and the claims its current version holds.
 type claimant struct {
-	owner   string
+	owner   owner
 	tag     string
 	key     string // for messages
 	claims  []claim
@@ -59,7 +66,7 @@ type claimant struct {
 
 // holder is who holds a claim at the end of the plan.
 type holder struct {
-	owner   string
+	owner   owner
 	tag     string
 	key     string
 	desired bool
@@ -167,7 +174,7 @@ func vmrClaims(v *state.VMR) []claim {
 // ident is who owns an object and what it is called.
 type ident struct{ tag, entryKey, name string }
 
-func (i ident) owner() string { return ownerKey(i.tag, i.entryKey, i.name) }
+func (i ident) owner() owner { return ownerKey(i.tag, i.entryKey, i.name) }
 
 func vmrIdent(v *state.VMR) ident       { return ident{v.SyncTag, v.EntryKey, v.Name} }
 func deviceIdent(v *state.Device) ident { return ident{v.SyncTag, v.EntryKey, v.Alias} }
@@ -180,7 +187,7 @@ func deviceClaims(v *state.Device) []claim {
 // desires any more — unless their template failed or their entry is kept this cycle, in
 // which case their claims stay fixed — and resolve claims. It returns, per desired object,
 // its actual match (or nil) and whether it must be skipped.
-func matchOwned[A any](p *Plan, d *Desired, actual []*A, byOwner map[string]*A, same []*A, idOf func(*A) ident,
+func matchOwned[A any](p *Plan, d *Desired, actual []*A, byOwner map[owner]*A, same []*A, idOf func(*A) ident,
 	claimsOf func(*A) []claim, ids []ident, claims [][]claim, settled func(string) bool, deleteChange func(*A) *Change) (olds []*A, skip []bool) {
 	matched := make(map[*A]bool, len(actual))
 	for _, x := range same {

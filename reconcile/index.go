@@ -11,15 +11,15 @@ import (
 // and Diff.
 type actualIndex struct {
 	of      *state.Actual
-	vmrs    map[string]*state.VMR
-	devices map[string]*state.Device
+	vmrs    map[owner]*state.VMR
+	devices map[owner]*state.Device
 	users   map[string]*state.User
 }
 
 func indexActual(a *state.Actual) *actualIndex {
 	idx := &actualIndex{of: a,
-		vmrs:    make(map[string]*state.VMR, len(a.VMRs)),
-		devices: make(map[string]*state.Device, len(a.Devices)),
+		vmrs:    make(map[owner]*state.VMR, len(a.VMRs)),
+		devices: make(map[owner]*state.Device, len(a.Devices)),
 		users:   make(map[string]*state.User, len(a.Users)),
 	}
 	for _, v := range a.VMRs {

@@ -47,7 +47,7 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 		Commit: in.Commit, Now: in.Now, Settings: repo.Settings, Reminders: repo.Reminders,
 		Invites: repo.Invites, Mail: map[string]*TemplateMail{},
 		UserLimit: repo.Settings.LifetimeUserLimit, PaidLicenses: repo.Settings.Licenses.Paid,
-		InviteTTL: repo.Settings.InviteTTL.Duration, Keep: map[string]bool{},
+		InviteTTL: repo.Settings.InviteTTL.Duration, Keep: map[owner]bool{},
 	}
 	if in.Actual != nil {
 		d.index = indexActual(in.Actual)
@@ -273,7 +273,7 @@ type templateOutput struct {
 	sameDevices []*state.Device
 	sameUsers   []*state.User
 	warnings    []Warning
-	keep        map[string]bool
+	keep        map[owner]bool
 }
 
 // entryOutput is what one entry renders to.
@@ -286,7 +286,7 @@ type entryOutput struct {
 	sameDevice *state.Device
 	sameUser   *state.User
 	warn       *Warning
-	keep       []string // owner keys whose objects must stay untouched (the entry failed to render)
+	keep       []owner // owner keys whose objects must stay untouched (the entry failed to render)
 }
 
 func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, idx *actualIndex, tracking []*state.TrackingGroup) (*templateOutput, error) {
@@ -305,7 +305,7 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, idx *act
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	out := &templateOutput{keep: map[string]bool{}}
+	out := &templateOutput{keep: map[owner]bool{}}
 	const chunk = 2048
 	batch := make([]directory.Entry, 0, chunk)
 	results := make([]entryOutput, chunk)
@@ -471,7 +471,7 @@ func renderEntry(in Inputs, c *compiled, idx *actualIndex, e *directory.Entry) e
 		if msg := invalidRendered(&out); msg != "" {
 			return entryOutput{
 				warn: &Warning{Code: "invalid", Key: e.DN, Template: t.Name, Message: msg + "; this entry's objects are left unchanged"},
-				keep: []string{ownerKey(t.Name, e.Key, "")},
+				keep: []owner{ownerKey(t.Name, e.Key, "")},
 			}
 		}
 		if idx != nil {
@@ -484,7 +484,7 @@ func renderEntry(in Inputs, c *compiled, idx *actualIndex, e *directory.Entry) e
 		return entryOutput{
 			warn: &Warning{Code: "render_error", Key: e.DN, Template: t.Name,
 				Message: fmt.Sprintf("%s:%d:%d: pattern %s: %v; this entry's objects are left unchanged", pos.Path, pos.Line, pos.Col, r.at, r.err)},
-			keep: []string{ownerKey(t.Name, e.Key, "")},
+			keep: []owner{ownerKey(t.Name, e.Key, "")},
 		}
 	}
 	return out
@@ -576,7 +576,7 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 			}
 			d.Warnings = append(d.Warnings, Warning{Code: "duplicate_email", Key: email, Template: distinct[0].SyncTag,
 				Message: fmt.Sprintf("directory entries %s share this email; both skipped (accounts are unique by email)", strings.Join(keys, " and "))})
-			d.Keep["user\x00"+email] = true
+			d.Keep[userOwner(email)] = true
 			continue
 		}
 		if !phantom[us[0]] {

@@ -93,7 +93,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 		if seen[email] || !u.Active {
 			continue
 		}
-		if u.Origin == "remote" && (settled(u.SyncTag) || d.Keep[ownerKey(u.SyncTag, u.EntryKey, "")]) || d.Keep["user\x00"+email] {
+		if u.Origin == "remote" && (settled(u.SyncTag) || d.Keep[ownerKey(u.SyncTag, u.EntryKey, "")]) || d.Keep[userOwner(email)] {
 			continue // its template or entry failed this cycle: change nothing
 		}
 		want := *u

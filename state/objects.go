@@ -190,37 +190,61 @@ func loadVMRs(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
 	if err != nil {
 		return err
 	}
-	byID := map[int64]*VMR{}
+	var ar arena
+	var vs slab[VMR]
+	var r VMR
 	for rows.Next() {
-		v := &VMR{}
-		if err := rows.Scan(&v.ID, &v.Name, &v.Description, &v.PIN, &v.GuestPIN, &v.AllowGuests,
-			&v.MaxCallrateIn, &v.MaxCallrateOut, &v.ParticipantLimit, &v.Tag, &v.OwnerEmail, &v.SyncTag, &v.EntryKey); err != nil {
+		if err := rows.Scan(&r.ID, &r.Name, &r.Description, &r.PIN, &r.GuestPIN, &r.AllowGuests,
+			&r.MaxCallrateIn, &r.MaxCallrateOut, &r.ParticipantLimit, &r.Tag, &r.OwnerEmail, &r.SyncTag, &r.EntryKey); err != nil {
 			rows.Close()
 			return err
 		}
+		v := vs.next()
+		*v = VMR{ID: r.ID, Name: ar.str(r.Name), Description: ar.str(r.Description), PIN: ar.str(r.PIN),
+			GuestPIN: ar.str(r.GuestPIN), AllowGuests: r.AllowGuests, MaxCallrateIn: r.MaxCallrateIn,
+			MaxCallrateOut: r.MaxCallrateOut, ParticipantLimit: r.ParticipantLimit, Tag: ar.intern(r.Tag),
+			OwnerEmail: ar.str(r.OwnerEmail), SyncTag: ar.intern(r.SyncTag), EntryKey: ar.str(r.EntryKey)}
 		a.VMRs = append(a.VMRs, v)
-		byID[v.ID] = v
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	// Aliases come in VMR id order, like the VMRs: a merge join, into one shared backing array.
 	arows, err := tx.QueryContext(ctx, `SELECT vmr_id, alias FROM vmr_aliases ORDER BY vmr_id, pos`)
 	if err != nil {
 		return err
 	}
 	defer arows.Close()
+	var all []string
+	var owners []int64
 	for arows.Next() {
 		var id int64
 		var alias string
 		if err := arows.Scan(&id, &alias); err != nil {
 			return err
 		}
-		if v := byID[id]; v != nil {
-			v.Aliases = append(v.Aliases, alias)
-		}
+		all = append(all, ar.str(alias))
+		owners = append(owners, id)
 	}
-	return arows.Err()
+	if err := arows.Err(); err != nil {
+		return err
+	}
+	i := 0
+	for _, v := range a.VMRs {
+		for i < len(owners) && owners[i] < v.ID {
+			i++ // an alias of no VMR: the foreign key forbids it; skip defensively
+		}
+		j := i
+		for j < len(owners) && owners[j] == v.ID {
+			j++
+		}
+		if j > i {
+			v.Aliases = all[i:j:j]
+		}
+		i = j
+	}
+	return nil
 }
 
 func loadDevices(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
@@ -230,12 +254,18 @@ func loadDevices(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
 		return err
 	}
 	defer rows.Close()
+	var ar arena
+	var ds slab[Device]
+	var r Device
 	for rows.Next() {
-		d := &Device{}
-		if err := rows.Scan(&d.ID, &d.Alias, &d.Description, &d.Username, &d.Password, &d.Tag, &d.OwnerEmail,
-			&d.SyncTag, &d.EntryKey); err != nil {
+		if err := rows.Scan(&r.ID, &r.Alias, &r.Description, &r.Username, &r.Password, &r.Tag, &r.OwnerEmail,
+			&r.SyncTag, &r.EntryKey); err != nil {
 			return err
 		}
+		d := ds.next()
+		*d = Device{ID: r.ID, Alias: ar.str(r.Alias), Description: ar.str(r.Description), Username: ar.str(r.Username),
+			Password: ar.str(r.Password), Tag: ar.intern(r.Tag), OwnerEmail: ar.str(r.OwnerEmail),
+			SyncTag: ar.intern(r.SyncTag), EntryKey: ar.str(r.EntryKey)}
 		a.Devices = append(a.Devices, d)
 	}
 	return rows.Err()
@@ -248,14 +278,25 @@ func loadUsers(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
 		return err
 	}
 	defer rows.Close()
+	var ar arena
+	var us slab[User]
+	var r User
 	var tracking string
 	for rows.Next() {
-		u := &User{}
-		if err := rows.Scan(&u.ID, &u.UserID, &u.Email, &u.FirstName, &u.LastName, &u.Language, &u.HostPrivilege,
-			&u.TimeZone, &tracking, &u.Active, &u.Origin, &u.License, &u.SyncTag, &u.EntryKey, &u.Notified); err != nil {
+		if err := rows.Scan(&r.ID, &r.UserID, &r.Email, &r.FirstName, &r.LastName, &r.Language, &r.HostPrivilege,
+			&r.TimeZone, &tracking, &r.Active, &r.Origin, &r.License, &r.SyncTag, &r.EntryKey, &r.Notified); err != nil {
 			return err
 		}
-		u.Tracking = decodeTracking(tracking)
+		u := us.next()
+		*u = User{ID: r.ID, UserID: ar.str(r.UserID), Email: ar.str(r.Email), FirstName: ar.intern(r.FirstName),
+			LastName: ar.intern(r.LastName), Language: ar.intern(r.Language), HostPrivilege: ar.intern(r.HostPrivilege),
+			TimeZone: ar.intern(r.TimeZone), Active: r.Active, Origin: ar.intern(r.Origin), License: ar.intern(r.License),
+			SyncTag: ar.intern(r.SyncTag), EntryKey: ar.str(r.EntryKey), Notified: r.Notified}
+		if tracking != "" && tracking != "[]" {
+			for i, v := range decodeTracking(tracking) {
+				u.Tracking[i] = ar.intern(v)
+			}
+		}
 		a.Users = append(a.Users, u)
 	}
 	return rows.Err()
