@@ -111,23 +111,44 @@ func (e *Engine) Plan(ctx context.Context, repo *schema.Repo, commit string) (*P
 		return d, nil
 	}
 	start := time.Now()
-	// The state first: Render compares each entry with it and keeps only a pointer for
-	// what is unchanged, so a no-op reconcile holds one copy of everything, not two.
-	actual, err := e.DB.LoadActual(ctx)
-	if err != nil {
-		return nil, err
+	// The state loads while the directory search starts; Render waits for it at its first
+	// batch, comparing each entry with it and keeping only a pointer for what is unchanged,
+	// so a no-op reconcile holds one copy of everything, not two.
+	type loaded struct {
+		a   *state.Actual
+		err error
+		at  time.Duration
 	}
-	loaded := time.Since(start)
+	ch := make(chan loaded, 1)
+	go func() {
+		a, err := e.DB.LoadActual(ctx)
+		ch <- loaded{a, err, time.Since(start)}
+	}()
+	var got *loaded
+	loadActual := func() (*state.Actual, error) {
+		if got == nil {
+			l := <-ch
+			got = &l
+		}
+		return got.a, got.err
+	}
 	desired, err := Render(ctx, Inputs{Config: e.Config, Repo: repo, Commit: commit, Env: env, Directory: open,
-		Now: e.now(), DefaultEmails: e.DefaultEmails, Actual: actual})
+		Now: e.now(), DefaultEmails: e.DefaultEmails, LoadActual: loadActual})
+	if err != nil {
+		if got == nil {
+			<-ch // let the load finish before the caller closes the database
+		}
+		return nil, err
+	}
+	actual, err := loadActual()
 	if err != nil {
 		return nil, err
 	}
-	rendered := time.Since(start) - loaded
+	rendered, loadedAt := time.Since(start), got.at
 	p := Diff(desired, actual)
 	if e.Logger != nil {
-		e.Logger.Debug("planned", "commit", commit, "render", rendered, "load_state", loaded,
-			"diff", time.Since(start)-rendered-loaded, "changes", len(p.Changes), "emails", len(p.Emails))
+		e.Logger.Debug("planned", "commit", commit, "render", rendered, "load_state", loadedAt,
+			"diff", time.Since(start)-rendered, "changes", len(p.Changes), "emails", len(p.Emails))
 	}
 	return p, nil
 }

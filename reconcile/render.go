@@ -36,6 +36,9 @@ type Inputs struct {
 	// Actual, when set, lets Render keep only a pointer for each object that its entry
 	// renders unchanged (see Desired.SameVMRs); the plan is the same either way.
 	Actual *state.Actual
+	// LoadActual, when set instead, gives the actual state when Render first needs it, so
+	// the caller can load the database while the directory search starts.
+	LoadActual func() (*state.Actual, error)
 }
 
 // Render searches the directory for each sync template and renders desired objects. A
@@ -49,8 +52,20 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 		UserLimit: repo.Settings.LifetimeUserLimit, PaidLicenses: repo.Settings.Licenses.Paid,
 		InviteTTL: repo.Settings.InviteTTL.Duration, Keep: map[owner]bool{},
 	}
-	if in.Actual != nil {
-		d.index = indexActual(in.Actual)
+	var once sync.Once
+	var idx *actualIndex
+	var idxErr error
+	index := func() (*actualIndex, error) {
+		once.Do(func() {
+			a := in.Actual
+			if a == nil && in.LoadActual != nil {
+				a, idxErr = in.LoadActual()
+			}
+			if a != nil {
+				idx = indexActual(a)
+			}
+		})
+		return idx, idxErr
 	}
 	if d.InviteTTL <= 0 {
 		d.InviteTTL = 336 * time.Hour
@@ -68,7 +83,7 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 	for _, t := range repo.Templates {
 		res := &TemplateResult{Name: t.Name}
 		d.Templates = append(d.Templates, res)
-		out, err := renderTemplate(ctx, in, t, d.index, d.Tracking)
+		out, err := renderTemplate(ctx, in, t, index, d.Tracking)
 		if err != nil {
 			res.Err = err
 			continue
@@ -86,6 +101,10 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 		}
 	}
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var err error
+	if d.index, err = index(); err != nil {
 		return nil, err
 	}
 	d.Users = mergeUsers(d, remote, repo.Users)
@@ -289,7 +308,7 @@ type entryOutput struct {
 	keep       []owner // owner keys whose objects must stay untouched (the entry failed to render)
 }
 
-func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, idx *actualIndex, tracking []*state.TrackingGroup) (*templateOutput, error) {
+func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index func() (*actualIndex, error), tracking []*state.TrackingGroup) (*templateOutput, error) {
 	c, srcs, err := compileTemplate(in.Env, t)
 	if err != nil {
 		return nil, err
@@ -306,11 +325,21 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, idx *act
 		workers = runtime.GOMAXPROCS(0)
 	}
 	out := &templateOutput{keep: map[owner]bool{}}
+	// Double buffering: while one batch renders on a goroutine, the directory fills the
+	// next, so decoding LDAP responses and rendering overlap on the two cores.
 	const chunk = 2048
 	batch := make([]directory.Entry, 0, chunk)
-	results := make([]entryOutput, chunk)
-	flush := func() {
-		renderBatch(in, c, idx, batch, results[:len(batch)], workers)
+	spare := make([]directory.Entry, 0, chunk)
+	results, spareResults := make([]entryOutput, chunk), make([]entryOutput, chunk)
+	var inflight chan struct{}
+	var renderErr error
+	wait := func() {
+		if inflight != nil {
+			<-inflight
+			inflight = nil
+		}
+	}
+	collect := func(batch []directory.Entry, results []entryOutput) {
 		for i := range batch {
 			r := &results[i]
 			if r.sameVMR != nil {
@@ -339,20 +368,50 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, idx *act
 			}
 			results[i] = entryOutput{}
 		}
-		batch = batch[:0]
+	}
+	flush := func() error {
+		wait() // the batch before has been rendered and collected: its buffers are free
+		if renderErr != nil || len(batch) == 0 {
+			batch = batch[:0]
+			return renderErr
+		}
+		b, res := batch, results[:len(batch)]
+		batch, spare = spare[:0], b
+		results, spareResults = spareResults, results
+		done := make(chan struct{})
+		inflight = done
+		go func() {
+			defer close(done)
+			idx, err := index()
+			if err != nil {
+				renderErr = err
+				return
+			}
+			renderBatch(in, c, idx, b, res, workers)
+			collect(b, res)
+		}()
+		return nil
 	}
 	err = dir.Search(ctx, req, func(e directory.Entry) error {
 		out.entries++
 		batch = append(batch, e)
 		if len(batch) == chunk {
-			flush()
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 		return ctx.Err()
 	})
+	if err == nil {
+		err = flush()
+	}
+	wait()
+	if err == nil {
+		err = renderErr
+	}
 	if err != nil {
 		return nil, fmt.Errorf("search %s: %w", t.Source, err)
 	}
-	flush()
 	return out, nil
 }
 
