@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,10 +26,11 @@ type Writer struct {
 	// foreign keys are checked at commit (defer_foreign_keys).
 	batches map[string]*batch
 	nextID  map[string]int64
+	aliases []aliasRow // queued until Flush
 }
 
 // batchSize is how many rows one multi-row INSERT writes.
-const batchSize = 64
+const batchSize = 200
 
 // batch buffers the rows of one multi-row INSERT.
 type batch struct {
@@ -89,6 +91,13 @@ func (w *Writer) add(name string, args ...any) error {
 
 // Flush writes the buffered rows, parents before children; call it before committing.
 func (w *Writer) Flush() error {
+	slices.SortFunc(w.aliases, func(a, b aliasRow) int { return strings.Compare(a.alias, b.alias) })
+	for _, r := range w.aliases {
+		if err := w.add("alias", r.alias, r.vmrID, r.pos); err != nil {
+			return err
+		}
+	}
+	w.aliases = w.aliases[:0]
 	for _, bs := range batchSQL {
 		b := w.batches[bs.name]
 		if len(b.args) == 0 {
@@ -192,13 +201,19 @@ func (w *Writer) UpdateVMR(v *VMR) error {
 	return w.putAliases(v)
 }
 
+// putAliases queues v's aliases; Flush writes them sorted by alias, so the alias
+// primary key grows at its end instead of splitting pages all over the B-tree.
 func (w *Writer) putAliases(v *VMR) error {
 	for i, a := range v.Aliases {
-		if err := w.add("alias", a, v.ID, i); err != nil {
-			return fmt.Errorf("vmr %q aliases: %w", v.Name, err)
-		}
+		w.aliases = append(w.aliases, aliasRow{alias: a, vmrID: v.ID, pos: i})
 	}
 	return nil
+}
+
+type aliasRow struct {
+	alias string
+	vmrID int64
+	pos   int
 }
 
 // DeleteVMR removes a VMR; its aliases go with it (ON DELETE CASCADE).

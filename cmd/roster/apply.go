@@ -51,10 +51,12 @@ func runApply(ctx context.Context, a *app, args []string) error {
 	if err := p.Check(a.cfg.Safety, reconcile.Allowances{Deletions: *allowDel, Emails: *allowMail}); err != nil {
 		return err
 	}
+	start := time.Now()
 	res, err := reconcile.Apply(ctx, a.db, p, reconcile.ApplyOptions{Actor: "cli:apply", Now: time.Now().UTC()}, true)
 	if err != nil {
 		return err
 	}
+	a.logger.Debug("applied", "changes", res.Changes, "emails", res.Emails, "took", time.Since(start))
 	if p.HasChanges() {
 		fmt.Fprintf(a.stdout, "Applied: %d changes, %d emails enqueued; state version %d.\n", res.Changes, res.Emails, res.StateVersion)
 	} else {
