@@ -2,12 +2,14 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -325,20 +327,10 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 		workers = runtime.GOMAXPROCS(0)
 	}
 	out := &templateOutput{keep: map[owner]bool{}}
-	// Double buffering: while one batch renders on a goroutine, the directory fills the
-	// next, so decoding LDAP responses and rendering overlap on the two cores.
-	const chunk = 2048
-	batch := make([]directory.Entry, 0, chunk)
-	spare := make([]directory.Entry, 0, chunk)
-	results, spareResults := make([]entryOutput, chunk), make([]entryOutput, chunk)
-	var inflight chan struct{}
-	var renderErr error
-	wait := func() {
-		if inflight != nil {
-			<-inflight
-			inflight = nil
-		}
-	}
+	// A pipeline: the directory fills batches while one goroutine renders them in order,
+	// so decoding directory responses and rendering overlap on the two cores, and the
+	// search runs ahead (up to queued batches) while the state is still loading.
+	const chunk, queued = 2048, 32
 	collect := func(batch []directory.Entry, results []entryOutput) {
 		for i := range batch {
 			r := &results[i]
@@ -369,44 +361,58 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 			results[i] = entryOutput{}
 		}
 	}
-	flush := func() error {
-		wait() // the batch before has been rendered and collected: its buffers are free
-		if renderErr != nil || len(batch) == 0 {
-			batch = batch[:0]
-			return renderErr
-		}
-		b, res := batch, results[:len(batch)]
-		batch, spare = spare[:0], b
-		results, spareResults = spareResults, results
-		done := make(chan struct{})
-		inflight = done
-		go func() {
-			defer close(done)
-			idx, err := index()
-			if err != nil {
-				renderErr = err
-				return
+	jobs := make(chan []directory.Entry, queued)
+	free := make(chan []directory.Entry, queued+2)
+	done := make(chan struct{})
+	var renderErr error // written by the renderer, read after done
+	var failed atomic.Bool
+	go func() {
+		defer close(done)
+		results := make([]entryOutput, chunk)
+		for b := range jobs {
+			if renderErr == nil {
+				if idx, err := index(); err != nil {
+					renderErr = err
+					failed.Store(true)
+				} else {
+					renderBatch(in, c, idx, b, results[:len(b)], workers)
+					collect(b, results[:len(b)])
+				}
 			}
-			renderBatch(in, c, idx, b, res, workers)
-			collect(b, res)
-		}()
-		return nil
+			clear(b)
+			select {
+			case free <- b[:0]:
+			default:
+			}
+		}
+	}()
+	newBatch := func() []directory.Entry {
+		select {
+		case b := <-free:
+			return b
+		default:
+			return make([]directory.Entry, 0, chunk)
+		}
 	}
+	batch := newBatch()
 	err = dir.Search(ctx, req, func(e directory.Entry) error {
 		out.entries++
 		batch = append(batch, e)
 		if len(batch) == chunk {
-			if err := flush(); err != nil {
-				return err
-			}
+			jobs <- batch
+			batch = newBatch()
+		}
+		if failed.Load() {
+			return errors.New("rendering stopped")
 		}
 		return ctx.Err()
 	})
-	if err == nil {
-		err = flush()
+	if err == nil && len(batch) > 0 {
+		jobs <- batch
 	}
-	wait()
-	if err == nil {
+	close(jobs)
+	<-done
+	if renderErr != nil {
 		err = renderErr
 	}
 	if err != nil {

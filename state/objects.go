@@ -3,14 +3,17 @@ package state
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	sqlite3 "github.com/mattn/go-sqlite3"
 )
 
 // ManualTag is the sync tag of VMRs and devices declared by hand in the repo.
@@ -136,10 +139,16 @@ func (db *DB) loadActualOnce(ctx context.Context) (*Actual, error) {
 		name string
 		fn   func(context.Context, *sqlx.Tx, *Actual) error
 	}{
-		{"vmrs", loadVMRs}, {"devices", loadDevices}, {"users", loadUsers},
+		{"vmrs", nil}, {"devices", nil}, {"users", nil}, // read raw: see rawLoaders
 		{"invites", loadInvites}, {"tracking groups", loadTracking}, {"reminders", loadReminders},
 	}
 	run := func(name string, fn func(context.Context, *sqlx.Tx, *Actual) error) error {
+		if raw, ok := rawLoaders[name]; ok {
+			if err := db.rawLoad(ctx, a, raw); err != nil {
+				return fmt.Errorf("load state: %s: %w", name, err)
+			}
+			return nil
+		}
 		tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
 			return fmt.Errorf("load state: %w", err)
@@ -181,125 +190,6 @@ func loadMeta(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
 		fmt.Sscan(v.String, &a.StateVersion)
 	}
 	return tx.GetContext(ctx, &a.MaxUserSeq, `SELECT COALESCE(MAX(CAST(userid AS INTEGER)), 0) FROM users`)
-}
-
-func loadVMRs(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, name, description, pin, guest_pin, allow_guests,
-		max_callrate_in, max_callrate_out, participant_limit, tag, owner_email, sync_tag, entry_key
-		FROM vmrs ORDER BY id`)
-	if err != nil {
-		return err
-	}
-	var ar arena
-	var vs slab[VMR]
-	var r VMR
-	for rows.Next() {
-		if err := rows.Scan(&r.ID, &r.Name, &r.Description, &r.PIN, &r.GuestPIN, &r.AllowGuests,
-			&r.MaxCallrateIn, &r.MaxCallrateOut, &r.ParticipantLimit, &r.Tag, &r.OwnerEmail, &r.SyncTag, &r.EntryKey); err != nil {
-			rows.Close()
-			return err
-		}
-		v := vs.next()
-		*v = VMR{ID: r.ID, Name: ar.str(r.Name), Description: ar.str(r.Description), PIN: ar.str(r.PIN),
-			GuestPIN: ar.str(r.GuestPIN), AllowGuests: r.AllowGuests, MaxCallrateIn: r.MaxCallrateIn,
-			MaxCallrateOut: r.MaxCallrateOut, ParticipantLimit: r.ParticipantLimit, Tag: ar.intern(r.Tag),
-			OwnerEmail: ar.str(r.OwnerEmail), SyncTag: ar.intern(r.SyncTag), EntryKey: ar.str(r.EntryKey)}
-		a.VMRs = append(a.VMRs, v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	// Aliases come in VMR id order, like the VMRs: a merge join, into one shared backing array.
-	arows, err := tx.QueryContext(ctx, `SELECT vmr_id, alias FROM vmr_aliases ORDER BY vmr_id, pos`)
-	if err != nil {
-		return err
-	}
-	defer arows.Close()
-	var all []string
-	var owners []int64
-	for arows.Next() {
-		var id int64
-		var alias string
-		if err := arows.Scan(&id, &alias); err != nil {
-			return err
-		}
-		all = append(all, ar.str(alias))
-		owners = append(owners, id)
-	}
-	if err := arows.Err(); err != nil {
-		return err
-	}
-	i := 0
-	for _, v := range a.VMRs {
-		for i < len(owners) && owners[i] < v.ID {
-			i++ // an alias of no VMR: the foreign key forbids it; skip defensively
-		}
-		j := i
-		for j < len(owners) && owners[j] == v.ID {
-			j++
-		}
-		if j > i {
-			v.Aliases = all[i:j:j]
-		}
-		i = j
-	}
-	return nil
-}
-
-func loadDevices(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, alias, description, username, password, tag, owner_email,
-		sync_tag, entry_key FROM devices ORDER BY id`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var ar arena
-	var ds slab[Device]
-	var r Device
-	for rows.Next() {
-		if err := rows.Scan(&r.ID, &r.Alias, &r.Description, &r.Username, &r.Password, &r.Tag, &r.OwnerEmail,
-			&r.SyncTag, &r.EntryKey); err != nil {
-			return err
-		}
-		d := ds.next()
-		*d = Device{ID: r.ID, Alias: ar.str(r.Alias), Description: ar.str(r.Description), Username: ar.str(r.Username),
-			Password: ar.str(r.Password), Tag: ar.intern(r.Tag), OwnerEmail: ar.str(r.OwnerEmail),
-			SyncTag: ar.intern(r.SyncTag), EntryKey: ar.str(r.EntryKey)}
-		a.Devices = append(a.Devices, d)
-	}
-	return rows.Err()
-}
-
-func loadUsers(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, userid, email, first_name, last_name, language, host_privilege,
-		time_zone, tracking, active, origin, license, sync_tag, entry_key, notified_at IS NOT NULL FROM users ORDER BY id`)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var ar arena
-	var us slab[User]
-	var r User
-	var tracking string
-	for rows.Next() {
-		if err := rows.Scan(&r.ID, &r.UserID, &r.Email, &r.FirstName, &r.LastName, &r.Language, &r.HostPrivilege,
-			&r.TimeZone, &tracking, &r.Active, &r.Origin, &r.License, &r.SyncTag, &r.EntryKey, &r.Notified); err != nil {
-			return err
-		}
-		u := us.next()
-		*u = User{ID: r.ID, UserID: ar.str(r.UserID), Email: ar.str(r.Email), FirstName: ar.intern(r.FirstName),
-			LastName: ar.intern(r.LastName), Language: ar.intern(r.Language), HostPrivilege: ar.intern(r.HostPrivilege),
-			TimeZone: ar.intern(r.TimeZone), Active: r.Active, Origin: ar.intern(r.Origin), License: ar.intern(r.License),
-			SyncTag: ar.intern(r.SyncTag), EntryKey: ar.str(r.EntryKey), Notified: r.Notified}
-		if tracking != "" && tracking != "[]" {
-			for i, v := range decodeTracking(tracking) {
-				u.Tracking[i] = ar.intern(v)
-			}
-		}
-		a.Users = append(a.Users, u)
-	}
-	return rows.Err()
 }
 
 // encodeTracking stores the ten tracking values compactly: "[]" when all are empty.
@@ -384,4 +274,157 @@ func loadReminders(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
 		a.RemindersDone[id] = true
 	}
 	return nil
+}
+
+// rawLoaders read the three big tables straight from the driver: database/sql converts
+// every column of every row through reflection, which for 400,000 people is some 8
+// million conversions — the larger part of loading the state.
+var rawLoaders = map[string]func(*sqlite3.SQLiteConn, *Actual) error{
+	"vmrs": rawVMRs, "devices": rawDevices, "users": rawUsers,
+}
+
+// rawLoad runs load on a connection of its own inside one read transaction.
+func (db *DB) rawLoad(ctx context.Context, a *Actual, load func(*sqlite3.SQLiteConn, *Actual) error) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		sc, ok := dc.(*sqlite3.SQLiteConn)
+		if !ok {
+			return fmt.Errorf("unexpected driver connection %T", dc)
+		}
+		if _, err := sc.Exec("BEGIN DEFERRED", nil); err != nil {
+			return err
+		}
+		err := load(sc, a)
+		if _, rerr := sc.Exec("ROLLBACK", nil); err == nil && rerr != nil {
+			err = rerr
+		}
+		return err
+	})
+}
+
+// eachRow calls fn with the values of each row of query.
+func eachRow(sc *sqlite3.SQLiteConn, query string, fn func([]driver.Value) error) error {
+	rows, err := sc.Query(query, nil)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, len(rows.Columns()))
+	for {
+		if err := rows.Next(dest); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if err := fn(dest); err != nil {
+			return err
+		}
+	}
+}
+
+func rawStr(v driver.Value) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case []byte:
+		return string(x)
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func rawInt(v driver.Value) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case bool:
+		if x {
+			return 1
+		}
+	}
+	return 0
+}
+
+func rawVMRs(sc *sqlite3.SQLiteConn, a *Actual) error {
+	var ar arena
+	var vs slab[VMR]
+	err := eachRow(sc, `SELECT id, name, description, pin, guest_pin, allow_guests, max_callrate_in, max_callrate_out,
+		participant_limit, tag, owner_email, sync_tag, entry_key FROM vmrs ORDER BY id`, func(r []driver.Value) error {
+		v := vs.next()
+		*v = VMR{ID: rawInt(r[0]), Name: ar.str(rawStr(r[1])), Description: ar.str(rawStr(r[2])), PIN: ar.str(rawStr(r[3])),
+			GuestPIN: ar.str(rawStr(r[4])), AllowGuests: rawInt(r[5]) != 0, MaxCallrateIn: int(rawInt(r[6])),
+			MaxCallrateOut: int(rawInt(r[7])), ParticipantLimit: int(rawInt(r[8])), Tag: ar.intern(rawStr(r[9])),
+			OwnerEmail: ar.str(rawStr(r[10])), SyncTag: ar.intern(rawStr(r[11])), EntryKey: ar.str(rawStr(r[12]))}
+		a.VMRs = append(a.VMRs, v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Aliases come in VMR id order, like the VMRs: a merge join, into one shared backing array.
+	var all []string
+	var owners []int64
+	err = eachRow(sc, `SELECT vmr_id, alias FROM vmr_aliases ORDER BY vmr_id, pos`, func(r []driver.Value) error {
+		owners = append(owners, rawInt(r[0]))
+		all = append(all, ar.str(rawStr(r[1])))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	i := 0
+	for _, v := range a.VMRs {
+		for i < len(owners) && owners[i] < v.ID {
+			i++ // an alias of no VMR: the foreign key forbids it; skip defensively
+		}
+		j := i
+		for j < len(owners) && owners[j] == v.ID {
+			j++
+		}
+		if j > i {
+			v.Aliases = all[i:j:j]
+		}
+		i = j
+	}
+	return nil
+}
+
+func rawDevices(sc *sqlite3.SQLiteConn, a *Actual) error {
+	var ar arena
+	var ds slab[Device]
+	return eachRow(sc, `SELECT id, alias, description, username, password, tag, owner_email, sync_tag, entry_key
+		FROM devices ORDER BY id`, func(r []driver.Value) error {
+		d := ds.next()
+		*d = Device{ID: rawInt(r[0]), Alias: ar.str(rawStr(r[1])), Description: ar.str(rawStr(r[2])),
+			Username: ar.str(rawStr(r[3])), Password: ar.str(rawStr(r[4])), Tag: ar.intern(rawStr(r[5])),
+			OwnerEmail: ar.str(rawStr(r[6])), SyncTag: ar.intern(rawStr(r[7])), EntryKey: ar.str(rawStr(r[8]))}
+		a.Devices = append(a.Devices, d)
+		return nil
+	})
+}
+
+func rawUsers(sc *sqlite3.SQLiteConn, a *Actual) error {
+	var ar arena
+	var us slab[User]
+	return eachRow(sc, `SELECT id, userid, email, first_name, last_name, language, host_privilege, time_zone, tracking,
+		active, origin, license, sync_tag, entry_key, notified_at IS NOT NULL FROM users ORDER BY id`, func(r []driver.Value) error {
+		u := us.next()
+		*u = User{ID: rawInt(r[0]), UserID: ar.str(rawStr(r[1])), Email: ar.str(rawStr(r[2])),
+			FirstName: ar.intern(rawStr(r[3])), LastName: ar.intern(rawStr(r[4])), Language: ar.intern(rawStr(r[5])),
+			HostPrivilege: ar.intern(rawStr(r[6])), TimeZone: ar.intern(rawStr(r[7])), Active: rawInt(r[9]) != 0,
+			Origin: ar.intern(rawStr(r[10])), License: ar.intern(rawStr(r[11])), SyncTag: ar.intern(rawStr(r[12])),
+			EntryKey: ar.str(rawStr(r[13])), Notified: rawInt(r[14]) != 0}
+		if t := rawStr(r[8]); t != "" && t != "[]" {
+			for i, v := range decodeTracking(t) {
+				u.Tracking[i] = ar.intern(v)
+			}
+		}
+		a.Users = append(a.Users, u)
+		return nil
+	})
 }
