@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -243,6 +244,7 @@ func TestLDAPFailuresChangeNothing(t *testing.T) {
 				e.onEntry = func(n int) {
 					if n == 10 {
 						syscall.Kill(e.srv.PID(), syscall.SIGSTOP)
+						waitStopped(t, e.srv.PID()) // signals are asynchronous: the next page must meet a frozen server
 					}
 				}
 			},
@@ -348,4 +350,19 @@ func TestLDAPFailuresChangeNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitStopped waits until the process is in the stopped state ("T" in /proc/PID/stat).
+func waitStopped(t *testing.T, pid int) {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err == nil {
+			if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'T' {
+				return
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Errorf("pid %d did not stop", pid)
 }
