@@ -559,26 +559,60 @@ func renderEntry(in Inputs, c *compiled, idx *actualIndex, e *directory.Entry) e
 // pointer to that counterpart, with the same comparison the diff makes.
 func dropUnchanged(o *entryOutput, idx *actualIndex) {
 	if v := o.vmr; v != nil {
-		if old := idx.vmrs[vmrIdent(&v.VMR).owner()]; old != nil {
-			if _, f := vmrUpdate(old, v); len(f) == 0 {
-				o.vmr, o.sameVMR = nil, old
-			}
+		if old := idx.vmrs[vmrIdent(&v.VMR).owner()]; old != nil && vmrSame(old, v) {
+			o.vmr, o.sameVMR = nil, old
 		}
 	}
 	if d := o.device; d != nil && !d.Disabled {
-		if old := idx.devices[deviceIdent(&d.Device).owner()]; old != nil {
-			if _, f := deviceUpdate(old, d); len(f) == 0 {
-				o.device, o.sameDevice = nil, old
-			}
+		if old := idx.devices[deviceIdent(&d.Device).owner()]; old != nil && deviceSame(old, d) {
+			o.device, o.sameDevice = nil, old
 		}
 	}
 	if u := o.user; u != nil {
-		if old := idx.users[u.Email]; old != nil && old.SyncTag == u.SyncTag && old.EntryKey == u.EntryKey {
-			if _, f := userUpdate(old, u); len(f) == 0 {
-				o.user, o.sameUser = nil, old
-			}
+		if old := idx.users[u.Email]; old != nil && old.SyncTag == u.SyncTag && old.EntryKey == u.EntryKey && userSame(old, u) {
+			o.user, o.sameUser = nil, old
 		}
 	}
+}
+
+// vmrSame, deviceSame and userSame say whether the update the diff would plan is empty:
+// a direct field comparison in the common case (nothing overridable, no overrides), the
+// diff's own vmrUpdate / deviceUpdate / userUpdate otherwise. They compare exactly the
+// fields vmrFieldChanges, deviceFieldChanges and userFieldChanges do; the property test
+// checks that plans made with and without them agree.
+func vmrSame(old *state.VMR, dv *DesiredVMR) bool {
+	if len(dv.Overridable) > 0 || len(dv.Overrides) > 0 {
+		_, f := vmrUpdate(old, dv)
+		return len(f) == 0
+	}
+	v := &dv.VMR
+	return v.Name == old.Name && v.Description == old.Description && equalStrings(v.Aliases, old.Aliases) &&
+		v.PIN == old.PIN && v.GuestPIN == old.GuestPIN && v.AllowGuests == old.AllowGuests &&
+		v.MaxCallrateIn == old.MaxCallrateIn && v.MaxCallrateOut == old.MaxCallrateOut &&
+		v.ParticipantLimit == old.ParticipantLimit && v.Tag == old.Tag && v.OwnerEmail == old.OwnerEmail &&
+		v.EntryKey == old.EntryKey
+}
+
+func deviceSame(old *state.Device, dd *DesiredDevice) bool {
+	if len(dd.Overridable) > 0 || len(dd.Overrides) > 0 {
+		_, f := deviceUpdate(old, dd)
+		return len(f) == 0
+	}
+	d := &dd.Device
+	return d.Alias == old.Alias && d.Description == old.Description && d.Username == old.Username &&
+		d.Password == old.Password && d.Tag == old.Tag && d.OwnerEmail == old.OwnerEmail && d.EntryKey == old.EntryKey
+}
+
+func userSame(old *state.User, du *DesiredUser) bool {
+	if du.Origin != "remote" {
+		_, f := userUpdate(old, du)
+		return len(f) == 0
+	}
+	active := du.Active && !du.Disabled
+	return du.FirstName == old.FirstName && du.LastName == old.LastName && du.Language == old.Language &&
+		du.HostPrivilege == old.HostPrivilege && du.TimeZone == old.TimeZone && du.Tracking == old.Tracking &&
+		active == old.Active && du.Origin == old.Origin && du.License == old.License &&
+		du.SyncTag == old.SyncTag && du.EntryKey == old.EntryKey
 }
 
 // allowedOverrides keeps the overrides.yaml fields the template allows (SPEC §5.4).
