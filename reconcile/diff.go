@@ -622,6 +622,11 @@ func trackingSummary(g *state.TrackingGroup) string {
 }
 
 func planReminders(p *Plan, d *Desired, a *state.Actual) {
+	// Objects this plan already emails (created, updated) get no reminder on top.
+	mailed := map[string]bool{}
+	for _, e := range p.Emails {
+		mailed[e.Kind+"\x00"+e.Key] = true
+	}
 	// End-state objects: what is desired (after this plan) wins over what is stored.
 	vmrs := map[string]*state.VMR{}
 	devices := map[string]*state.Device{}
@@ -679,10 +684,14 @@ func planReminders(p *Plan, d *Desired, a *state.Actual) {
 		sort.Slice(vs, func(i, j int) bool { return vs[i].Name < vs[j].Name })
 		sort.Slice(ds, func(i, j int) bool { return ds[i].Alias < ds[j].Alias })
 		for _, v := range vs {
-			p.addVMREmail(d.mailFor(v.SyncTag, v.Name), v, "reminder")
+			if !mailed[KindVMR+"\x00"+v.Name] { // its created/updated email already says it all
+				p.addVMREmail(d.mailFor(v.SyncTag, v.Name), v, "reminder")
+			}
 		}
 		for _, dv := range ds {
-			p.addDeviceEmail(d.mailFor(dv.SyncTag, dv.Alias), dv, "reminder")
+			if !mailed[KindDevice+"\x00"+dv.Alias] {
+				p.addDeviceEmail(d.mailFor(dv.SyncTag, dv.Alias), dv, "reminder")
+			}
 		}
 	}
 }

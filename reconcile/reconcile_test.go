@@ -454,3 +454,17 @@ func TestNewEntryWithExistingEmailSkipsBothAndKeepsTheAccount(t *testing.T) {
 		}
 	}
 }
+
+func TestReminderSkipsObjectsEmailedInTheSamePlan(t *testing.T) {
+	h := newHarness(t, alice)
+	h.write("reminders.yaml", "- id: launch\n  template: staff\n")
+	p := h.mustApply()
+	for _, e := range p.Emails {
+		if e.Action == "reminder" {
+			t.Errorf("reminder on top of the created email: %v", emails(p))
+		}
+	}
+	if n := h.count(`SELECT COUNT(*) FROM reminders_done WHERE id = 'launch'`); n != 1 {
+		t.Errorf("reminder not recorded as carried out")
+	}
+}
