@@ -13,43 +13,14 @@ import (
 	"github.com/roster-dev/roster/reconcile/directory"
 )
 
-const benchTemplate = `name: staff
-source: corp
-user_search_dn: ou=people
-user_filter: (objectClass=inetOrgPerson)
-key_attribute: entryUUID
-disabled_filter: (employeeType=disabled)
-sync_vmrs: true
-sync_devices: true
-sync_users: true
-vmr:
-  name: "{{cn}} VMR"
-  description: "Personal room of {{cn}}"
-  aliases: ["{{uid}}@vc.example.com", "{{telephoneNumber|pex_clean_phone_number|pex_tail(7)}}"]
-  pin: "{{ ''|pex_random_pin(6) }}"
-  allow_guests: true
-  max_callrate_in: 4128
-  max_callrate_out: 4128
-  participant_limit: 50
-  tag: staff
-  primary_owner_email_address: "{{mail}}"
-device:
-  alias: "{{uid}}@dev.example.com"
-  description: "Soft client of {{cn}}"
-  username: "{{uid}}"
-  password: "{{ ''|pex_random_pin(12) }}"
-  tag: staff
-  primary_owner_email_address: "{{mail}}"
-user:
-  first_name: "{{givenName}}"
-  last_name: "{{sn}}"
-  email: "{{mail}}"
-  language: en-us
-  time_zone: London
-  license: paid
-emails:
-  send: false
-`
+// benchTemplate is the benchmarks' sync template, shared with cmd/roster's end-to-end run.
+var benchTemplate = func() string {
+	b, err := os.ReadFile("../testdata/bench-template.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // benchSizes are the directory sizes benchmarked; ROSTER_BENCH_N=400000 adds the full size.
 func benchSizes() []int {

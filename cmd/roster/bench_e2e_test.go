@@ -17,43 +17,6 @@ import (
 	"github.com/roster-dev/roster/reconcile/directory/ldaptest"
 )
 
-// e2eTemplate is the benchmark's sync template: a VMR (2 aliases), a device and a user per person.
-const e2eTemplate = `name: staff
-source: corp
-user_search_dn: ou=people
-user_filter: (objectClass=inetOrgPerson)
-key_attribute: entryUUID
-disabled_filter: (employeeType=disabled)
-sync_vmrs: true
-sync_devices: true
-sync_users: true
-vmr:
-  name: "{{cn}} VMR"
-  description: "Personal room of {{cn}}"
-  aliases: ["{{uid}}@vc.example.com", "{{telephoneNumber|pex_clean_phone_number|pex_tail(7)}}"]
-  pin: "{{ ''|pex_random_pin(6) }}"
-  allow_guests: true
-  participant_limit: 50
-  tag: staff
-  primary_owner_email_address: "{{mail}}"
-device:
-  alias: "{{uid}}@dev.example.com"
-  description: "Soft client of {{cn}}"
-  username: "{{uid}}"
-  password: "{{ ''|pex_random_pin(12) }}"
-  tag: staff
-  primary_owner_email_address: "{{mail}}"
-user:
-  first_name: "{{givenName}}"
-  last_name: "{{sn}}"
-  email: "{{mail}}"
-  language: en-us
-  time_zone: London
-  license: paid
-emails:
-  send: false
-`
-
 // measured is one command's wall time and peak resident memory.
 type measured struct {
 	Seconds float64 `json:"seconds"`
@@ -156,7 +119,11 @@ func benchOne(t *testing.T, bin string, n int) benchRow {
 	repo := filepath.Join(dir, "repo")
 	os.MkdirAll(filepath.Join(repo, "templates"), 0o755)
 	os.WriteFile(filepath.Join(repo, "settings.yaml"), []byte("auto_activation_emails: false\n"), 0o644)
-	os.WriteFile(filepath.Join(repo, "templates", "staff.yaml"), []byte(e2eTemplate), 0o644)
+	tmpl, err := os.ReadFile("../../testdata/bench-template.yaml") // shared with reconcile's benchmarks
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(repo, "templates", "staff.yaml"), tmpl, 0o644)
 	cfg := filepath.Join(dir, "config.cue")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`repo: {url: %q}
 state: {dsn: %q}
