@@ -167,14 +167,17 @@ func (p *Plan) HasChanges() bool {
 func (p *Plan) finish() {
 	order := map[string]int{ActionDelete: 0, ActionDeactivate: 1, ActionUpdate: 2, ActionReactivate: 3, ActionCreate: 4}
 	kinds := map[string]int{KindTrackingGroup: 0, KindVMR: 1, KindDevice: 2, KindUser: 3, KindInvite: 4}
-	for _, c := range p.Changes {
-		c.rank = kinds[c.Kind]*8 + order[c.Action]
+	for i, c := range p.Changes {
+		c.rank = (kinds[c.Kind]*8+order[c.Action])<<32 | i // the position breaks ties: a total, stable order
 	}
-	slices.SortStableFunc(p.Changes, func(a, b *Change) int {
-		if a.rank != b.rank {
-			return a.rank - b.rank
+	slices.SortFunc(p.Changes, func(a, b *Change) int {
+		if a.rank>>32 != b.rank>>32 {
+			return a.rank>>32 - b.rank>>32
 		}
-		return strings.Compare(a.Key, b.Key)
+		if c := strings.Compare(a.Key, b.Key); c != 0 {
+			return c
+		}
+		return a.rank - b.rank
 	})
 	s := Summary{Unchanged: p.Summary.Unchanged}
 	for _, c := range p.Changes {
@@ -210,54 +213,59 @@ func (p *Plan) finish() {
 // expiry) depend on when the plan was made, not on its inputs: they stay out.
 func (p *Plan) fingerprint() string {
 	h := sha256.New()
-	buf := make([]byte, 0, 512)
-	// Strings go in length-prefixed: unambiguous and cheap.
-	str := func(b []byte, s string) []byte {
-		return append(append(strconv.AppendInt(b, int64(len(s)), 10), ':'), s...)
-	}
-	put := func(fs []field) {
-		for _, f := range fs {
-			if f.name == "expires_at" {
-				continue
-			}
-			buf = str(buf, f.name)
-			switch v := f.value.(type) {
-			case string:
-				buf = str(buf, v)
-			case int:
-				buf = strconv.AppendInt(buf, int64(v), 10)
-			case bool:
-				buf = strconv.AppendBool(buf, v)
-			case []string:
-				for _, x := range v {
-					buf = str(buf, x)
-				}
-				buf = append(buf, ']')
-			}
-		}
-	}
-	buf = str(buf, p.Commit)
-	buf = strconv.AppendInt(buf, p.StateVersion, 10)
+	w := &fpWriter{buf: make([]byte, 0, 1024)}
+	w.s(p.Commit)
+	w.i(p.StateVersion)
 	for _, c := range p.Changes {
-		buf = append(buf, '\n')
-		for _, s := range []string{c.Kind, c.Action, c.Key} {
-			buf = str(buf, s)
+		w.s(c.Kind)
+		w.s(c.Action)
+		w.s(c.Key)
+		if c.Action != ActionDelete {
+			switch {
+			case c.vmr != nil:
+				v := c.vmr
+				for _, x := range []string{v.Name, v.Description, v.PIN, v.GuestPIN, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey} {
+					w.s(x)
+				}
+				w.strs(v.Aliases)
+				w.b(v.AllowGuests)
+				w.i(int64(v.MaxCallrateIn))
+				w.i(int64(v.MaxCallrateOut))
+				w.i(int64(v.ParticipantLimit))
+			case c.device != nil:
+				d := c.device
+				for _, x := range []string{d.Alias, d.Description, d.Username, d.Password, d.Tag, d.OwnerEmail, d.SyncTag, d.EntryKey} {
+					w.s(x)
+				}
+			case c.user != nil:
+				u := c.user
+				for _, x := range []string{u.UserID, u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege, u.TimeZone,
+					u.Origin, u.License, u.SyncTag, u.EntryKey} {
+					w.s(x)
+				}
+				w.strs(u.Tracking[:])
+				w.b(u.Active)
+				w.b(u.Notified)
+			case c.invite != nil:
+				in := c.invite // times depend on when the plan was made, not on its inputs: left out
+				w.s(in.Email)
+				w.s(in.Name)
+				w.s(in.Username)
+				w.s(in.Status)
+			case c.group != nil:
+				for _, f := range trackingFields(c.group) {
+					w.s(fmt.Sprint(f.value))
+				}
+			}
 		}
-		put(c.after())
-		if c.user != nil { // what the output leaves out but apply writes
-			buf = str(buf, c.user.SyncTag+"\x00"+c.user.EntryKey)
-			buf = strconv.AppendBool(buf, c.user.Notified)
+		if len(w.buf) > 512 {
+			h.Write(w.buf)
+			w.buf = w.buf[:0]
 		}
-		if c.vmr != nil || c.device != nil {
-			buf = str(buf, entryKeyOf(c))
-		}
-		h.Write(buf)
-		buf = buf[:0]
 	}
 	for _, e := range p.Emails {
-		buf = append(buf, '\n')
-		for _, s := range []string{e.To, e.Kind, e.Action, e.Key} {
-			buf = str(buf, s)
+		for _, x := range []string{e.To, e.Kind, e.Action, e.Key} {
+			w.s(x)
 		}
 		keys := make([]string, 0, len(e.vars))
 		for k := range e.vars {
@@ -267,21 +275,30 @@ func (p *Plan) fingerprint() string {
 		}
 		slices.Sort(keys)
 		for _, k := range keys {
-			buf = str(buf, k)
-			buf = append(buf, fmt.Sprint(e.vars[k])...)
+			w.s(k)
+			w.s(fmt.Sprint(e.vars[k]))
 		}
-		h.Write(buf)
-		buf = buf[:0]
+		if len(w.buf) > 512 {
+			h.Write(w.buf)
+			w.buf = w.buf[:0]
+		}
 	}
-	for _, r := range p.reminders {
-		h.Write(str(buf[:0], r))
-	}
+	w.strs(p.reminders)
+	h.Write(w.buf)
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
-func entryKeyOf(c *Change) string {
-	if c.vmr != nil {
-		return c.vmr.EntryKey
+// fpWriter serialises values unambiguously (length-prefixed strings) for the fingerprint.
+type fpWriter struct{ buf []byte }
+
+func (w *fpWriter) s(x string) {
+	w.buf = append(append(strconv.AppendInt(w.buf, int64(len(x)), 10), ':'), x...)
+}
+func (w *fpWriter) i(x int64) { w.buf = append(strconv.AppendInt(w.buf, x, 10), ';') }
+func (w *fpWriter) b(x bool)  { w.buf = append(strconv.AppendBool(w.buf, x), ';') }
+func (w *fpWriter) strs(xs []string) {
+	w.i(int64(len(xs)))
+	for _, x := range xs {
+		w.s(x)
 	}
-	return c.device.EntryKey
 }
