@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/roster-dev/roster/reconcile"
 	"github.com/roster-dev/roster/reconcile/source"
@@ -180,7 +181,9 @@ func (a *app) loadRepo(ctx context.Context) (*schema.Repo, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	start := time.Now()
 	repo, err := a.loadTree(tree)
+	a.logger.Debug("loaded repo", "commit", commit, "took", time.Since(start))
 	return repo, commit, err
 }
 
