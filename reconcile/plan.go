@@ -2,12 +2,18 @@
 // (SQLite) into a Plan — a value — and applies a plan in one transaction.
 //
 // The steps, each in its own file:
-//   - render.go:  directory entries × sync templates → desired objects (Desired)
-//   - diff.go:    Diff(desired, actual) → *Plan, pure set arithmetic, no I/O
+//   - engine.go:  the whole cycle for a commit: load the state, search, render, diff
+//   - render.go:  directory entries × sync templates → desired objects (Desired); entries
+//     that render exactly what exists become pointers to it (index.go)
+//   - diff.go:    Diff(desired, actual) → *Plan for VMRs, devices, tracking codes and
+//     reminders, pure set arithmetic, no I/O; users.go: users, invitations, licences
 //   - safety.go:  the removal-delta and email guards a plan must pass before apply
-//   - output.go:  the plan as text, JSON and markdown
+//   - output.go:  the plan as text, JSON and markdown (fields.go: objects as field lists)
 //   - apply.go:   Apply writes a plan: objects, audit, outbox, sync status, state version
-//   - engine.go:  the whole cycle for a commit (load, search, render, diff)
+//   - manual.go:  the operator's one-off plans: reminders, Notify Now, accepting invitations
+//
+// Subpackages: directory (LDAP and LDIF), source (Git and folders), loop (the daemon's
+// loop, webhook and lock).
 package reconcile
 
 import (
