@@ -468,3 +468,20 @@ func TestReminderSkipsObjectsEmailedInTheSamePlan(t *testing.T) {
 		t.Errorf("reminder not recorded as carried out")
 	}
 }
+
+func TestDeclaredObjectWithControlCharacterIsRefused(t *testing.T) {
+	h := newHarness(t, alice)
+	h.write("vmrs/rooms.yaml", "- name: Odd Room\n  aliases: [\"odd\\x1froom@example.com\"]\n- name: Fine Room\n  aliases: [fine@example.com]\n")
+	p := h.mustApply()
+	if contains(changes(p), "create vmr Odd Room") || !contains(changes(p), "create vmr Fine Room") {
+		t.Errorf("changes = %v", changes(p))
+	}
+	if !contains(warningCodes(p), "invalid Odd Room") {
+		t.Errorf("warnings = %v", warningCodes(p))
+	}
+	// Aliases round-trip through the state unchanged (they are stored joined by U+001F
+	// when loaded): a second plan is empty.
+	if again := h.plan(); again.HasChanges() {
+		t.Errorf("second plan: %v", changes(again))
+	}
+}

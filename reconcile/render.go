@@ -176,11 +176,24 @@ func declared(d *Desired, in Inputs) {
 		dv := &DesiredVMR{VMR: state.VMR{Name: v.Name, Description: v.Description, Aliases: v.Aliases, PIN: v.PIN,
 			GuestPIN: v.GuestPIN, AllowGuests: v.AllowGuests, MaxCallrateIn: v.MaxCallrateIn, MaxCallrateOut: v.MaxCallrateOut,
 			ParticipantLimit: v.ParticipantLimit, Tag: v.Tag, OwnerEmail: v.PrimaryOwnerEmailAddress, SyncTag: state.ManualTag}}
+		// Declared values are literal, but the same limits hold as for rendered ones.
+		if msg := invalidRendered(&entryOutput{vmr: dv}); msg != "" {
+			d.Warnings = append(d.Warnings, Warning{Code: "invalid", Key: v.Name, Template: state.ManualTag,
+				Message: fmt.Sprintf("%s:%d: %s; left unchanged", v.Pos.Path, v.Pos.Line, msg)})
+			d.Keep[ownerKey(state.ManualTag, "", v.Name)] = true
+			continue
+		}
 		d.VMRs = append(d.VMRs, dv)
 	}
 	for _, v := range repo.Devices {
 		dd := &DesiredDevice{Device: state.Device{Alias: v.Alias, Description: v.Description, Username: v.Username,
 			Password: v.Password, Tag: v.Tag, OwnerEmail: v.PrimaryOwnerEmailAddress, SyncTag: state.ManualTag}}
+		if msg := invalidRendered(&entryOutput{device: dd}); msg != "" {
+			d.Warnings = append(d.Warnings, Warning{Code: "invalid", Key: v.Alias, Template: state.ManualTag,
+				Message: fmt.Sprintf("%s:%d: %s; left unchanged", v.Pos.Path, v.Pos.Line, msg)})
+			d.Keep[ownerKey(state.ManualTag, "", v.Alias)] = true
+			continue
+		}
 		d.Devices = append(d.Devices, dd)
 	}
 }
@@ -750,12 +763,12 @@ func invalidRendered(o *entryOutput) string {
 			return fmt.Sprintf("VMR %q has %d aliases; Pexip allows %d", v.Name, len(v.Aliases), maxAliases)
 		}
 		for _, a := range v.Aliases {
-			if utf8.RuneCountInString(a) > maxNameLen || strings.ContainsAny(a, " \t\r\n") {
-				return fmt.Sprintf("VMR %q alias %q is longer than %d characters or contains white space", v.Name, a, maxNameLen)
+			if utf8.RuneCountInString(a) > maxNameLen || strings.ContainsAny(a, " \t\r\n") || hasControl(a) {
+				return fmt.Sprintf("VMR %q alias %q is longer than %d characters or contains white space or a control character", v.Name, a, maxNameLen)
 			}
 		}
 	}
-	if d := o.device; d != nil && (utf8.RuneCountInString(d.Alias) > maxNameLen || strings.ContainsAny(d.Alias, " \t\r\n")) {
+	if d := o.device; d != nil && (utf8.RuneCountInString(d.Alias) > maxNameLen || strings.ContainsAny(d.Alias, " \t\r\n") || hasControl(d.Alias)) {
 		return fmt.Sprintf("device alias %q is longer than %d characters or contains white space", d.Alias, maxNameLen)
 	}
 	if d := o.device; d != nil && hasControl(d.Description, d.Username, d.Tag, d.OwnerEmail) {
