@@ -145,7 +145,17 @@ func (a *app) source() (source.Source, error) {
 		}
 		return source.NewDir(filepath.Join(a.repoDir, filepath.FromSlash(sub))), nil
 	}
-	return source.New(cfg.Repo, cfg.Dir, a.resolve(".roster"), a.logger)
+	return source.New(cfg.Repo, cfg.Dir, a.dataDir(), a.logger)
+}
+
+// dataDir is where roster keeps what it fetches (the Git clone): .roster beside the state
+// database, which is where a deployment already lets roster write.
+func (a *app) dataDir() string {
+	dsn := strings.TrimPrefix(strings.SplitN(a.cfg.State.DSN, "?", 2)[0], "file:")
+	if dsn == "" || dsn == ":memory:" {
+		return a.resolve(".roster")
+	}
+	return filepath.Join(filepath.Dir(a.resolve(dsn)), ".roster")
 }
 
 // patternChecker compiles every pattern at load time (no secret key needed to compile).
