@@ -99,6 +99,21 @@ func TestPropertyApplyThenPlanIsEmpty(t *testing.T) {
 				}
 			}
 			h.directory(ps...)
+			if rng.Intn(2) == 0 { // local users, some sharing a directory user's email
+				csv := usersHeader
+				for _, email := range []string{"local1@example.com", "local2@example.com", "carol@example.com"} {
+					if rng.Intn(3) > 0 {
+						active := "Y"
+						if rng.Intn(4) == 0 {
+							active = "N"
+						}
+						csv += fmt.Sprintf(",%s,Lo%d,Cal,%s,en-us,HOST,London,,,,,,,,,,\n", active, rng.Intn(2), email)
+					}
+				}
+				h.write("users/local.csv", csv)
+			} else {
+				h.remove("users/local.csv")
+			}
 			if rng.Intn(3) == 0 {
 				h.write("vmrs/rooms.yaml", fmt.Sprintf("- name: Room %d\n  aliases: [alice@vc.example.com, room%d@example.com]\n", rng.Intn(2), rng.Intn(2)))
 			} else {

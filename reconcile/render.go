@@ -709,7 +709,17 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 		if u.HostPrivilege == "" {
 			u.HostPrivilege = "HOST"
 		}
-		out = append(out, fillTracking(d.Tracking, u))
+		u = fillTracking(d.Tracking, u)
+		// A row that is exactly its local account becomes a pointer to it, as unchanged
+		// directory entries do (a 200,000-row CSV holds no second copy of its users).
+		if d.index != nil {
+			if old := d.index.users[email]; old != nil && old.Origin == "local" &&
+				(u.GivenUserID == "" || strings.EqualFold(u.GivenUserID, old.UserID)) && userSame(old, u) {
+				d.SameUsers = append(d.SameUsers, old)
+				continue
+			}
+		}
+		out = append(out, u)
 	}
 	return out
 }
