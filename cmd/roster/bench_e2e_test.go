@@ -82,12 +82,16 @@ func TestEndToEndBench(t *testing.T) {
 		fmt.Printf("growth: plan ratio %.2f → %.2f (%.2f×), apply ratio %.2f → %.2f (%.2f×)\n",
 			first.PlanRatio, last.PlanRatio, last.PlanRatio/first.PlanRatio, first.ApplyRatio, last.ApplyRatio, last.ApplyRatio/first.ApplyRatio)
 	}
+	email := emailBench(t)
+	fmt.Printf("email delivery to an in-process go-smtp sink: roster %.0f msgs/s, bare go-smtp loop %.0f msgs/s, ratio %.2f\n",
+		email["roster_msgs_per_s"], email["bare_msgs_per_s"], email["ratio"])
 	out := os.Getenv("ROSTER_BENCH_OUT")
 	if out == "" {
 		out = "../../bench-results/e2e.json"
 	}
 	os.MkdirAll(filepath.Dir(out), 0o755)
-	data, _ := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "rows": rows}, "", "  ")
+	data, _ := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "rows": rows,
+		"email_delivery": email}, "", "  ")
 	if err := os.WriteFile(out, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -142,4 +146,38 @@ mail_dir: %q
 	t.Logf("N=%d: ldapsearch %.2fs, apply %.2fs (%.0f MiB), no-op plan %.2fs (%.0f MiB)", n, row.LDAPSearch.Seconds,
 		row.InitialApply.Seconds, row.InitialApply.RSSMiB, row.NoopPlan.Seconds, row.NoopPlan.RSSMiB)
 	return row
+}
+
+// emailBench runs notify's BenchmarkDeliver10k (10,000 outbox messages to an in-process
+// go-smtp sink, and a bare go-smtp client loop sending the same bytes) and returns its metrics.
+func emailBench(t *testing.T) map[string]float64 {
+	out, err := exec.Command("go", "test", "../../notify", "-run", "^$", "-bench", "Deliver10k", "-benchtime", "3x").CombinedOutput()
+	if err != nil {
+		t.Fatalf("email benchmark: %v\n%s", err, out)
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(line, "BenchmarkDeliver10k") {
+			continue
+		}
+		f := strings.Fields(line)
+		for i := 1; i+1 < len(f); i++ {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			switch f[i+1] {
+			case "roster-msgs/s":
+				m["roster_msgs_per_s"] = v
+			case "bare-msgs/s":
+				m["bare_msgs_per_s"] = v
+			case "ratio":
+				m["ratio"] = v
+			}
+		}
+	}
+	if m["ratio"] == 0 {
+		t.Fatalf("email benchmark printed no ratio:\n%s", out)
+	}
+	return m
 }
