@@ -41,7 +41,7 @@ func userFields(u *state.User) []field {
 	f := []field{{"userid", u.UserID}, {"email", u.Email}, {"first_name", u.FirstName}, {"last_name", u.LastName},
 		{"language", u.Language}, {"host_privilege", u.HostPrivilege}, {"time_zone", u.TimeZone},
 		{"active", u.Active}, {"origin", u.Origin}, {"license", u.License}}
-	for i, v := range u.Tracking {
+	for i, v := range u.Tracking.Values() {
 		if v != "" {
 			f = append(f, field{trackingSlots[i], v})
 		}

@@ -249,7 +249,8 @@ func (p *Plan) fingerprint() string {
 					u.Origin, u.License, u.SyncTag, u.EntryKey} {
 					w.s(x)
 				}
-				w.strs(u.Tracking[:])
+				tr := u.Tracking.Values()
+				w.strs(tr[:])
 				w.b(u.Active)
 				w.b(u.Notified)
 			case c.invite != nil:

@@ -404,8 +404,8 @@ func TestTrackingGroupsAndDefaults(t *testing.T) {
 	if !contains(changes(p), "create tracking_group DIVISION") {
 		t.Fatalf("changes = %v", changes(p))
 	}
-	if u := h.actual().Users[0]; u.Tracking[0] != "ENG" {
-		t.Errorf("default tracking code not filled: %q", u.Tracking[0])
+	if u := h.actual().Users[0]; u.Tracking.Get(0) != "ENG" {
+		t.Errorf("default tracking code not filled: %q", u.Tracking.Get(0))
 	}
 }
 

@@ -216,6 +216,7 @@ type compiled struct {
 	dAlias, dDesc, dUser, dPass, dTag, dOwner          *pattern.Template
 	uFirst, uLast, uEmail, uLang, uTZ, uHost, uLicense *pattern.Template
 	uTracking                                          [10]*pattern.Template
+	hasTracking                                        bool
 	vmrOverridable, devOverridable                     map[string]bool
 	tracking                                           []*state.TrackingGroup
 }
@@ -292,6 +293,7 @@ func compileTemplate(env *pattern.Env, t *schema.Template) (*compiled, []string,
 		for slot, src := range u.Tracking {
 			if i := state.SlotIndex(slot); i < 10 {
 				c.uTracking[i] = comp("user.tracking."+slot, src)
+				c.hasTracking = true
 			}
 		}
 	}
@@ -528,10 +530,14 @@ func renderEntry(in Inputs, c *compiled, idx *actualIndex, e *directory.Entry) e
 			License: strings.ToLower(r.s("user.license", c.uLicense)), Active: !e.Disabled, Origin: "remote",
 			SyncTag: t.Name, EntryKey: e.Key,
 		}, Disabled: e.Disabled}
-		for i, p := range c.uTracking {
-			if p != nil {
-				u.Tracking[i] = r.s("user.tracking."+trackingSlots[i], p)
+		if c.hasTracking {
+			var tr [10]string
+			for i, p := range c.uTracking {
+				if p != nil {
+					tr[i] = r.s("user.tracking."+trackingSlots[i], p)
+				}
 			}
+			u.Tracking = state.MakeTracking(tr)
 		}
 		if u.HostPrivilege == "" {
 			u.HostPrivilege = "HOST"
@@ -704,7 +710,7 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 			continue // the directory's values win; the account becomes remote
 		}
 		u := &DesiredUser{User: state.User{Email: email, FirstName: row.FirstName, LastName: row.LastName,
-			Language: row.Language, HostPrivilege: row.HostPrivilege, TimeZone: row.TimeZone, Tracking: row.Tracking,
+			Language: row.Language, HostPrivilege: row.HostPrivilege, TimeZone: row.TimeZone, Tracking: state.MakeTracking(row.Tracking),
 			Active: row.Active, Origin: "local", License: "paid"}, Pos: row.Pos, GivenUserID: row.UserID}
 		if u.HostPrivilege == "" {
 			u.HostPrivilege = "HOST"
@@ -726,16 +732,27 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 
 // fillTracking gives an absent optional dropdown value the group's default code.
 func fillTracking(groups []*state.TrackingGroup, u *DesiredUser) *DesiredUser {
+	var tr [10]string
+	unpacked, filled := false, false
 	for _, g := range groups {
 		i := state.SlotIndex(g.Slot)
-		if i >= 10 || u.Tracking[i] != "" || g.InputMode != "dropdown" || g.Usage == "not_used" {
+		if i >= 10 || g.InputMode != "dropdown" || g.Usage == "not_used" {
+			continue
+		}
+		if !unpacked {
+			tr, unpacked = u.Tracking.Values(), true
+		}
+		if tr[i] != "" {
 			continue
 		}
 		for _, c := range g.Codes {
 			if c.Default && c.Active {
-				u.Tracking[i] = c.Code
+				tr[i], filled = c.Code, true
 			}
 		}
+	}
+	if filled {
+		u.Tracking = state.MakeTracking(tr)
 	}
 	return u
 }

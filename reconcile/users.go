@@ -166,8 +166,11 @@ func userFieldChanges(old, want *state.User) []FieldChange {
 	str("language", old.Language, want.Language)
 	str("host_privilege", old.HostPrivilege, want.HostPrivilege)
 	str("time_zone", old.TimeZone, want.TimeZone)
-	for i := range old.Tracking {
-		str(trackingSlots[i], old.Tracking[i], want.Tracking[i])
+	if old.Tracking != want.Tracking {
+		ot, wt := old.Tracking.Values(), want.Tracking.Values()
+		for i := range ot {
+			str(trackingSlots[i], ot[i], wt[i])
+		}
 	}
 	if old.Active != want.Active {
 		f = append(f, FieldChange{Name: "active", Old: old.Active, New: want.Active})
@@ -182,12 +185,16 @@ func userFieldChanges(old, want *state.User) []FieldChange {
 // trackingProblem says how a user's tracking values break the groups' rules (required ⇒
 // present; dropdown ⇒ an active code; at most 128 characters), or "".
 func trackingProblem(groups []*state.TrackingGroup, u *state.User) string {
+	if len(groups) == 0 {
+		return ""
+	}
+	tr := u.Tracking.Values()
 	for _, g := range groups {
 		i := state.SlotIndex(g.Slot)
-		if i >= len(u.Tracking) || g.Usage == "not_used" {
+		if i >= len(tr) || g.Usage == "not_used" {
 			continue
 		}
-		v := u.Tracking[i]
+		v := tr[i]
 		if v == "" {
 			if g.Usage == "required" {
 				return fmt.Sprintf("%s is required by tracking code group %q", trackingSlots[i], g.Name)

@@ -53,21 +53,21 @@ type Device struct {
 // User is a conferencing user account (WebEx Meetings Server semantics: one per email,
 // never deleted).
 type User struct {
-	ID            int64      `json:"-"`
-	UserID        string     `json:"userid"`
-	Email         string     `json:"email"`
-	FirstName     string     `json:"first_name"`
-	LastName      string     `json:"last_name"`
-	Language      string     `json:"language"`
-	HostPrivilege string     `json:"host_privilege"`
-	TimeZone      string     `json:"time_zone"`
-	Tracking      [10]string `json:"tracking"`
-	Active        bool       `json:"active"`
-	Origin        string     `json:"origin"`  // local | remote
-	License       string     `json:"license"` // paid | free
-	SyncTag       string     `json:"sync_tag,omitempty"`
-	EntryKey      string     `json:"entry_key,omitempty"`
-	Notified      bool       `json:"notified"`
+	ID            int64    `json:"-"`
+	UserID        string   `json:"userid"`
+	Email         string   `json:"email"`
+	FirstName     string   `json:"first_name"`
+	LastName      string   `json:"last_name"`
+	Language      string   `json:"language"`
+	HostPrivilege string   `json:"host_privilege"`
+	TimeZone      string   `json:"time_zone"`
+	Tracking      Tracking `json:"tracking"`
+	Active        bool     `json:"active"`
+	Origin        string   `json:"origin"`  // local | remote
+	License       string   `json:"license"` // paid | free
+	SyncTag       string   `json:"sync_tag,omitempty"`
+	EntryKey      string   `json:"entry_key,omitempty"`
+	Notified      bool     `json:"notified"`
 }
 
 // Invite is a Pexip Service invitation.
@@ -190,29 +190,6 @@ func loadMeta(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
 		fmt.Sscan(v.String, &a.StateVersion)
 	}
 	return tx.GetContext(ctx, &a.MaxUserSeq, `SELECT COALESCE(MAX(CAST(userid AS INTEGER)), 0) FROM users`)
-}
-
-// encodeTracking stores the ten tracking values compactly: "[]" when all are empty.
-func encodeTracking(t [10]string) string {
-	last := -1
-	for i, v := range t {
-		if v != "" {
-			last = i
-		}
-	}
-	b, _ := json.Marshal(t[:last+1])
-	return string(b)
-}
-
-func decodeTracking(s string) [10]string {
-	var out [10]string
-	if s == "" || s == "[]" {
-		return out
-	}
-	var vals []string
-	json.Unmarshal([]byte(s), &vals)
-	copy(out[:], vals)
-	return out
 }
 
 func loadInvites(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
@@ -420,9 +397,7 @@ func rawUsers(sc *sqlite3.SQLiteConn, a *Actual) error {
 			Origin: ar.intern(rawStr(r[10])), License: ar.intern(rawStr(r[11])), SyncTag: ar.intern(rawStr(r[12])),
 			EntryKey: ar.str(rawStr(r[13])), Notified: rawInt(r[14]) != 0}
 		if t := rawStr(r[8]); t != "" && t != "[]" {
-			for i, v := range decodeTracking(t) {
-				u.Tracking[i] = ar.intern(v)
-			}
+			u.Tracking = Tracking(ar.intern(t))
 		}
 		a.Users = append(a.Users, u)
 		return nil

@@ -262,7 +262,7 @@ func (w *Writer) InsertUser(u *User) error {
 		return err
 	}
 	if err := w.add("users", id, u.UserID, u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege,
-		u.TimeZone, encodeTracking(u.Tracking), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey,
+		u.TimeZone, u.Tracking.dbValue(), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey,
 		w.notifiedAt(u), w.now, w.now); err != nil {
 		return fmt.Errorf("create user %q: %w", u.Email, err)
 	}
@@ -274,7 +274,7 @@ func (w *Writer) InsertUser(u *User) error {
 // the activation email goes once in a lifetime.
 func (w *Writer) UpdateUser(u *User) error {
 	_, err := w.exec("user.update", u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege, u.TimeZone,
-		encodeTracking(u.Tracking), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey, w.notifiedAt(u), w.now, u.ID)
+		u.Tracking.dbValue(), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey, w.notifiedAt(u), w.now, u.ID)
 	if err != nil {
 		return fmt.Errorf("update user %q: %w", u.Email, err)
 	}

@@ -69,7 +69,8 @@ func writeUsersCSV(w io.Writer, users []*state.User, comma rune) error {
 			active = "N"
 		}
 		row = append(row[:0], u.UserID, active, u.FirstName, u.LastName, u.Email, u.Language, u.HostPrivilege, u.TimeZone)
-		row = append(row, u.Tracking[:]...)
+		tr := u.Tracking.Values()
+		row = append(row, tr[:]...)
 		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("export users: %w", err)
 		}
