@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -202,6 +203,9 @@ func (s *ldifScanner) lookup(name string, k int) *nameInfo {
 	}
 	ni := s.names[name]
 	if ni == nil {
+		// name is cut from the text: copy it, so the cache does not keep a block of a
+		// streamed file alive.
+		name = strings.Clone(name)
 		full := strings.ToLower(name)
 		id, ok := s.ids[full]
 		if !ok {
@@ -378,20 +382,18 @@ func (s *ldifScanner) record() *Record {
 	return r
 }
 
-// validateLDIF checks the syntax of a whole LDIF text, keeping nothing, and returns the number
-// of records.
-func validateLDIF(src string) (int, error) {
-	s := newLDIFScanner(src, true, nil, false)
-	n := 0
+// validateLDIF checks the syntax of a whole LDIF text read from r, in blocks through one
+// reused buffer, keeping nothing. It returns the number of bytes read and their CRC-32C.
+func validateLDIF(r io.Reader) (size int64, crc uint32, err error) {
+	st := ldifStream{sc: newLDIFScanner("", true, nil, false), br: newBlockReader(r, false)}
 	for {
-		ok, err := s.next()
+		ok, err := st.next()
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if !ok {
-			return n, nil
+			return st.br.read, st.br.crc, nil
 		}
-		n++
 	}
 }
 

@@ -65,7 +65,8 @@ const tricky = "version: 1\r\n" +
 // TestStreamingMatchesReference checks that the streaming LDIF search returns exactly what the
 // search over fully parsed records returned before (refParseLDIF + refSearch), and that
 // ParseLDIF still returns the same records, for the example directory, the test fixture, a
-// generated directory and a tricky hand-written one.
+// generated directory and a tricky hand-written one, the file read in blocks of several
+// sizes (from one byte, grown to a record, to the whole file).
 func TestStreamingMatchesReference(t *testing.T) {
 	example, err := os.ReadFile("../../examples/directory.ldif")
 	if err != nil {
@@ -87,6 +88,8 @@ func TestStreamingMatchesReference(t *testing.T) {
 		{"testdata/people.ldif", fixture},
 		{"generated", generated.Bytes()},
 		{"tricky", []byte(tricky)},
+		// A blank line continued by the next one does not end the record.
+		{"blank continued", []byte("dn: uid=a,dc=example,dc=com\nuid: a\n\n mail: a@x\n\ndn: uid=b,dc=example,dc=com\nuid: b\n")},
 	}
 	reqs := []Request{
 		{},
@@ -104,7 +107,7 @@ func TestStreamingMatchesReference(t *testing.T) {
 		{SearchDN: "uid=b\\C3\\A9,ou=people", Attributes: []string{"cn"}},
 	}
 	for _, f := range files {
-		t.Run(f.name, func(t *testing.T) {
+		forBlockSizes(t, f.name, func(t *testing.T) {
 			want, err := refParseLDIF(f.data)
 			if err != nil {
 				t.Fatal(err)
@@ -143,7 +146,7 @@ func TestStreamingMatchesReference(t *testing.T) {
 func head(es []Entry) []Entry { return es[:min(len(es), 3)] }
 
 // TestNewLDIFErrorsMatchReference checks that the validation pass of NewLDIF reports the
-// same error, on the same line, as the reference parser.
+// same error, on the same line, as the reference parser, whatever the block size.
 func TestNewLDIFErrorsMatchReference(t *testing.T) {
 	bad := []string{
 		"dn: cn=a,dc=x\nchangetype: add\ncn: a\n",
@@ -168,7 +171,7 @@ func TestNewLDIFErrorsMatchReference(t *testing.T) {
 		":a\n",
 	}
 	for _, in := range bad {
-		t.Run(strings.ReplaceAll(in, "\n", `\n`), func(t *testing.T) {
+		forBlockSizes(t, strings.ReplaceAll(in, "\n", `\n`), func(t *testing.T) {
 			_, want := refParseLDIF([]byte(in))
 			var le *LDIFError
 			if !errors.As(want, &le) {
@@ -187,6 +190,7 @@ func TestNewLDIFErrorsMatchReference(t *testing.T) {
 // TestLDIFEntriesOutliveSearch checks that entries stay intact after later entries were
 // produced (their values are not in buffers the search reuses).
 func TestLDIFEntriesOutliveSearch(t *testing.T) {
+	setBlockSize(t, 4096) // many blocks: entries of earlier blocks must survive
 	var data bytes.Buffer
 	if err := GeneratePeople(&data, 10000, "dc=example,dc=com"); err != nil {
 		t.Fatal(err)

@@ -1,33 +1,49 @@
 package directory
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
-	"unsafe"
 )
 
-// ldifDirectory serves searches from an LDIF text validated once at construction and
-// re-read, one record at a time, by every search: it holds the text and nothing per record.
+// ldifDirectory serves searches from an LDIF file validated once at construction and read
+// again, in blocks, by every search: between searches it holds nothing of the file.
 type ldifDirectory struct {
 	baseDN string
-	src    string // the caller's bytes, not copied
+	open   func() (io.ReadCloser, error)
+	size   int64  // of the file validated
+	crc    uint32 // its CRC-32C
 }
 
-// NewLDIF returns a Directory over the content records of an LDIF file. Searches run under
+// OpenLDIF returns a Directory over the content records of the LDIF file that open opens
+// (each call must return the file from its start). Searches run under
 // SearchDN+","+baseDN (subtree; DN comparison case-insensitive and whitespace-normalised)
 // and return entries in file order.
 //
-// The whole text is checked here (syntax errors are *LDIFError values, as from ParseLDIF),
-// but no record is kept: each Search streams through data again. The Directory references
-// data without copying it, so the caller must not modify data while the Directory or any
-// Entry it returned is in use; entries' strings point into data.
-func NewLDIF(data []byte, baseDN string) (Directory, error) {
-	src := unsafe.String(unsafe.SliceData(data), len(data))
-	if _, err := validateLDIF(src); err != nil {
+// The whole file is checked here, in one pass through a buffer of a few MiB (syntax errors
+// are *LDIFError values, as from ParseLDIF), and nothing of it is kept: each Search opens the
+// file again and reads it in blocks, the entries' strings pointing into their block (a block
+// is freed once no entry kept by the caller references it). A Search that finds the file
+// changed since it was checked (other size or checksum) fails closed after the last entry.
+func OpenLDIF(open func() (io.ReadCloser, error), baseDN string) (Directory, error) {
+	rc, err := open()
+	if err != nil {
+		return nil, fmt.Errorf("ldif: open: %w", err)
+	}
+	defer rc.Close()
+	size, crc, err := validateLDIF(rc)
+	if err != nil {
 		return nil, err
 	}
-	return &ldifDirectory{baseDN: baseDN, src: src}, nil
+	return &ldifDirectory{baseDN: baseDN, open: open, size: size, crc: crc}, nil
+}
+
+// NewLDIF is OpenLDIF over data, which the caller must not modify while the Directory is in
+// use (entries do not point into data: searches copy it block by block).
+func NewLDIF(data []byte, baseDN string) (Directory, error) {
+	return OpenLDIF(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, baseDN)
 }
 
 func (d *ldifDirectory) Close() error { return nil }
@@ -81,7 +97,13 @@ func (d *ldifDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 			want[a] = true
 		}
 	}
-	sc := newLDIFScanner(d.src, false, want, all)
+	rc, err := d.open()
+	if err != nil {
+		return fmt.Errorf("%w: ldif search under %q: %w", ErrFailClosed, base, err)
+	}
+	defer rc.Close()
+	sc := newLDIFScanner("", false, want, all)
+	st := ldifStream{sc: sc, br: newBlockReader(rc, true)}
 	var slab []string // values of the entries passed to fn are carved from here
 	for i := 0; ; i++ {
 		if i&1023 == 0 {
@@ -89,12 +111,15 @@ func (d *ldifDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 				return fmt.Errorf("%w: ldif search under %q: %w", ErrFailClosed, base, err)
 			}
 		}
-		ok, err := sc.next()
+		ok, err := st.next()
 		if err != nil {
-			// Only when data changed after NewLDIF validated it.
+			// A read error, or a syntax error when the file changed after OpenLDIF checked it.
 			return fmt.Errorf("%w: ldif search under %q: %w", ErrFailClosed, base, err)
 		}
 		if !ok {
+			if st.br.read != d.size || st.br.crc != d.crc {
+				return fmt.Errorf("%w: ldif search under %q: the file changed after it was checked (%d bytes, was %d)", ErrFailClosed, base, st.br.read, d.size)
+			}
 			return nil
 		}
 		n := normalizeDN(sc.dn)
