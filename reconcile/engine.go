@@ -58,11 +58,11 @@ func (e *Engine) Env(ctx context.Context) (*pattern.Env, error) {
 // OpenDirectory opens a directory of config.cue: an LDIF file of the repo, or LDAP.
 func OpenDirectory(cfg schema.DirConfig, repo *schema.Repo, getenv func(string) string, logger *slog.Logger) (directory.Directory, error) {
 	if cfg.LDIF != "" {
-		data, ok := repo.LDIF[cfg.LDIF]
+		open, ok := repo.LDIF[cfg.LDIF]
 		if !ok {
 			return nil, fmt.Errorf("ldif file %s is not in the repo", cfg.LDIF)
 		}
-		return directory.NewLDIF(data, cfg.BaseDN)
+		return directory.OpenLDIF(open, cfg.BaseDN)
 	}
 	return directory.NewLDAP(directory.Config{URL: cfg.URL, BaseDN: cfg.BaseDN, BindDN: cfg.BindDN,
 		BindPassword: getenv(cfg.BindPasswordEnv), StartTLS: cfg.StartTLS, CAFile: cfg.CAFile,

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -28,8 +29,17 @@ func TestExamplesValidate(t *testing.T) {
 	if len(repo.Users) != 11 || len(repo.Invites) != 3 || len(repo.TrackingCodes) != 3 || len(repo.Reminders) != 2 {
 		t.Errorf("users/invites/tracking/reminders = %d/%d/%d/%d, want 11/3/3/2", len(repo.Users), len(repo.Invites), len(repo.TrackingCodes), len(repo.Reminders))
 	}
-	if len(repo.LDIF["directory.ldif"]) == 0 {
-		t.Error("directory.ldif not loaded into Repo.LDIF")
+	if open := repo.LDIF["directory.ldif"]; open == nil {
+		t.Error("directory.ldif not in Repo.LDIF")
+	} else if f, err := open(); err != nil {
+		t.Errorf("opening directory.ldif from Repo.LDIF: %v", err)
+	} else {
+		b, err := io.ReadAll(f)
+		f.Close()
+		want, _ := os.ReadFile("../examples/directory.ldif")
+		if err != nil || len(b) == 0 || string(b) != string(want) {
+			t.Errorf("directory.ldif from Repo.LDIF: %d bytes, err = %v; want the %d bytes of the file", len(b), err, len(want))
+		}
 	}
 	if len(repo.EmailBodies) != 4 {
 		t.Errorf("EmailBodies has %d entries, want 4", len(repo.EmailBodies))

@@ -3,6 +3,7 @@ package schema
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"regexp"
@@ -53,7 +54,7 @@ func Load(fsys fs.FS, cfg *Config, opts LoadOptions) (repo *Repo, err error) {
 		cfg:  cfg,
 		opts: opts,
 		raw:  map[string][]byte{},
-		repo: &Repo{EmailBodies: map[string]string{}, LDIF: map[string][]byte{}},
+		repo: &Repo{EmailBodies: map[string]string{}, LDIF: map[string]func() (io.ReadCloser, error){}},
 	}
 	if cfg != nil && cfg.Repo.Path != "" && path.Clean(cfg.Repo.Path) != "." {
 		p := strings.Trim(path.Clean(strings.ReplaceAll(cfg.Repo.Path, "\\", "/")), "/")

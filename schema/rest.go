@@ -459,11 +459,11 @@ func (l *loader) loadLDIF() {
 		if d.LDIF == "" || hasDotDot(d.LDIF) || strings.HasPrefix(d.LDIF, "/") {
 			continue
 		}
-		b, err := fs.ReadFile(l.fsys, d.LDIF)
-		if err != nil {
+		if st, err := fs.Stat(l.fsys, d.LDIF); err != nil || st.IsDir() {
 			l.errorf(Pos{Path: l.display(d.LDIF)}, "not found in the repository (named by directories.%s.ldif in config.cue)", quoteLabel(name))
 			continue
 		}
-		l.repo.LDIF[d.LDIF] = b
+		fsys, file := l.fsys, d.LDIF
+		l.repo.LDIF[d.LDIF] = func() (io.ReadCloser, error) { return fsys.Open(file) }
 	}
 }

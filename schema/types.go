@@ -1,6 +1,9 @@
 package schema
 
-import "time"
+import (
+	"io"
+	"time"
+)
 
 // Config is the daemon's own configuration, loaded from config.cue (SPEC §2).
 // Secrets never appear here: only the names of environment variables or files.
@@ -87,8 +90,10 @@ type Repo struct {
 	Reminders     []*Reminder
 	// EmailBodies maps a body_file path (slash-separated, relative to the repo) to its content.
 	EmailBodies map[string]string
-	// LDIF maps an `ldif:` path of config.cue to its content, read from the repo.
-	LDIF map[string][]byte
+	// LDIF maps an `ldif:` path of config.cue to a function opening that file of the repo
+	// (each call reads it from its start). Loading only checks that the file exists: the
+	// content is read, and checked, when the directory is opened.
+	LDIF map[string]func() (io.ReadCloser, error)
 }
 
 // Pos is where a value came from, for errors found after loading.
