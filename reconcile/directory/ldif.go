@@ -385,7 +385,7 @@ func (s *ldifScanner) record() *Record {
 // validateLDIF checks the syntax of a whole LDIF text read from r, in blocks through one
 // reused buffer, keeping nothing. It returns the number of bytes read and their CRC-32C.
 func validateLDIF(r io.Reader) (size int64, crc uint32, err error) {
-	st := ldifStream{sc: newLDIFScanner("", true, nil, false), br: newBlockReader(r, false)}
+	st := ldifStream{sc: newLDIFScanner("", true, nil, false), br: newBlockReader(r)}
 	for {
 		ok, err := st.next()
 		if err != nil {

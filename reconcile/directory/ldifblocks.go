@@ -18,23 +18,21 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // line that the next line does not continue, or at the end of the text. Every block starts
 // at the beginning of a line, so a scanner that carries its line count from one block to the
 // next reports the same line numbers as over the whole text, and no record, folded line or
-// comment is split between two blocks.
+// comment is split between two blocks. One buffer is reused: a block is valid until the
+// next call of next.
 type blockReader struct {
-	r io.Reader
-	// fresh gives every block a buffer of its own (strings cut from earlier blocks stay
-	// valid); otherwise one buffer is reused and a block is valid until the next call.
-	fresh bool
-	size  int    // buffer size, grown for records longer than a block
-	buf   []byte // buf[:end] was read; buf[cut:end] is not returned yet
-	cut   int
-	end   int
-	eof   bool
-	read  int64  // bytes read so far
-	crc   uint32 // CRC-32C of those bytes
+	r    io.Reader
+	size int    // buffer size, grown for records longer than a block
+	buf  []byte // buf[:end] was read; buf[cut:end] is not returned yet
+	cut  int
+	end  int
+	eof  bool
+	read int64  // bytes read so far
+	crc  uint32 // CRC-32C of those bytes
 }
 
-func newBlockReader(r io.Reader, fresh bool) *blockReader {
-	return &blockReader{r: r, fresh: fresh, size: max(ldifBlockSize, 1)}
+func newBlockReader(r io.Reader) *blockReader {
+	return &blockReader{r: r, size: max(ldifBlockSize, 1)}
 }
 
 // next returns the next block, or "" at the end of the text.
@@ -60,12 +58,12 @@ func (b *blockReader) next() (string, error) {
 	}
 }
 
-// fill moves the bytes not yet returned to the start of a buffer (a new one when fresh or
-// when it must grow) and reads until the buffer is full or the text ends.
+// fill moves the bytes not yet returned to the start of the buffer (a new one when it must
+// grow) and reads until the buffer is full or the text ends.
 func (b *blockReader) fill() error {
 	pending := b.buf[b.cut:b.end]
 	buf := b.buf
-	if b.fresh || len(buf) < b.size {
+	if len(buf) < b.size {
 		buf = make([]byte, b.size)
 	}
 	n := copy(buf, pending)

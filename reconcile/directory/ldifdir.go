@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unsafe"
 )
 
 // ldifDirectory serves searches from an LDIF file validated once at construction and read
@@ -24,9 +25,10 @@ type ldifDirectory struct {
 //
 // The whole file is checked here, in one pass through a buffer of a few MiB (syntax errors
 // are *LDIFError values, as from ParseLDIF), and nothing of it is kept: each Search opens the
-// file again and reads it in blocks, the entries' strings pointing into their block (a block
-// is freed once no entry kept by the caller references it). A Search that finds the file
-// changed since it was checked (other size or checksum) fails closed after the last entry.
+// file again and reads it through such a buffer, copying the strings of the entries it returns
+// (DN, key, projected values) into slabs of 64 KiB shared by consecutive entries, so entries
+// kept by the caller hold only what they return. A Search that finds the file changed since
+// it was checked (other size or checksum) fails closed after the last entry.
 func OpenLDIF(open func() (io.ReadCloser, error), baseDN string) (Directory, error) {
 	rc, err := open()
 	if err != nil {
@@ -41,7 +43,7 @@ func OpenLDIF(open func() (io.ReadCloser, error), baseDN string) (Directory, err
 }
 
 // NewLDIF is OpenLDIF over data, which the caller must not modify while the Directory is in
-// use (entries do not point into data: searches copy it block by block).
+// use (entries do not point into data).
 func NewLDIF(data []byte, baseDN string) (Directory, error) {
 	return OpenLDIF(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }, baseDN)
 }
@@ -103,8 +105,20 @@ func (d *ldifDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 	}
 	defer rc.Close()
 	sc := newLDIFScanner("", false, want, all)
-	st := ldifStream{sc: sc, br: newBlockReader(rc, true)}
+	st := ldifStream{sc: sc, br: newBlockReader(rc)}
 	var slab []string // values of the entries passed to fn are carved from here
+	var text []byte   // and their strings are copied here (the read buffer is reused)
+	keep := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		if len(s) > cap(text)-len(text) {
+			text = make([]byte, 0, max(len(s), 64<<10))
+		}
+		start := len(text)
+		text = append(text, s...)
+		return unsafe.String(&text[start], len(s))
+	}
 	for i := 0; ; i++ {
 		if i&1023 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -130,18 +144,19 @@ func (d *ldifDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 		if !filter.Match(r) {
 			continue
 		}
-		e := Entry{DN: r.DN, Key: r.DN}
+		e := Entry{DN: keep(r.DN)}
+		e.Key = e.DN
 		if key != "" {
 			v := r.values(key)
 			if len(v) == 0 {
 				return fmt.Errorf("%w: ldif line %d: entry %q has no key attribute %q", ErrFailClosed, r.Line, r.DN, req.KeyAttribute)
 			}
-			e.Key = v[0]
+			e.Key = keep(v[0])
 		}
 		if disabled != nil {
 			e.Disabled = disabled.Match(r)
 		}
-		// Copy the projected values out of the scanner's buffers into a slab shared by
+		// Copy the projected values out of the scanner's buffers into slabs shared by
 		// many entries (each entry's slices are capped, so appending to one is safe).
 		nv := 0
 		if all {
@@ -155,7 +170,9 @@ func (d *ldifDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 		}
 		take := func(v []string) []string {
 			out := slab[:len(v):len(v)]
-			copy(out, v)
+			for i, s := range v {
+				out[i] = keep(s)
+			}
 			slab = slab[len(v):]
 			return out
 		}
