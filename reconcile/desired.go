@@ -16,12 +16,15 @@ type Desired struct {
 	Devices  []*DesiredDevice
 	Users    []*DesiredUser
 	// SameVMRs, SameDevices and SameUsers are actual objects whose entry renders exactly
-	// what they already are: Render keeps only a pointer to them, so a no-op reconcile of
-	// 400,000 people holds no second copy of everything.
+	// what they already are and that the diff needs to see (they hold a name or alias a
+	// changed object wants, say); SameOther counts the other unchanged ones, which were
+	// never loaded. See hydrate.
 	SameVMRs    []*state.VMR
 	SameDevices []*state.Device
 	SameUsers   []*state.User
+	SameOther   int
 	index       *actualIndex
+	refs        *refIndex // the index Render compared with (nil when rendered without one)
 	Invites     []*schema.InviteRow
 	Tracking    []*state.TrackingGroup
 	Reminders   []*schema.Reminder

@@ -31,6 +31,7 @@ func Diff(d *Desired, a *state.Actual) *Plan {
 	diffUsers(p, d, a, settled)
 	diffInvites(p, d, a)
 	planReminders(p, d, a)
+	p.Summary.Unchanged += d.SameOther
 	p.Templates = templateCounts(p, d, a)
 	p.Safety = computeSafety(p, d, a)
 	p.finish()
@@ -723,19 +724,9 @@ func templateCounts(p *Plan, d *Desired, a *state.Actual) []Template {
 	for i := range out {
 		byName[out[i].Name] = &out[i]
 	}
-	for _, v := range a.VMRs {
-		if t := byName[v.SyncTag]; t != nil {
-			t.Owned++
-		}
-	}
-	for _, v := range a.Devices {
-		if t := byName[v.SyncTag]; t != nil {
-			t.Owned++
-		}
-	}
-	for _, u := range a.Users {
-		if t := byName[u.SyncTag]; t != nil && u.Active {
-			t.Owned++
+	for tag, n := range a.Totals().Owned {
+		if t := byName[tag]; t != nil {
+			t.Owned += n
 		}
 	}
 	changed := map[string]int{}

@@ -35,12 +35,11 @@ type Inputs struct {
 	DefaultEmails map[string]MailSpec
 	// Workers renders entries in parallel (default GOMAXPROCS).
 	Workers int
-	// Actual, when set, lets Render keep only a pointer for each object that its entry
-	// renders unchanged (see Desired.SameVMRs); the plan is the same either way.
-	Actual *state.Actual
-	// LoadActual, when set instead, gives the actual state when Render first needs it, so
-	// the caller can load the database while the directory search starts.
-	LoadActual func() (*state.Actual, error)
+	// refs, when set, gives the index of the actual state when Render first needs it (so
+	// the caller can load it while the directory search starts); Render then marks each
+	// object its entry renders unchanged instead of keeping it (see Engine.Plan). The plan
+	// is the same either way.
+	refs func() (*refIndex, error)
 }
 
 // Render searches the directory for each sync template and renders desired objects. A
@@ -55,16 +54,12 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 		InviteTTL: repo.Settings.InviteTTL.Duration, Keep: map[owner]bool{},
 	}
 	var once sync.Once
-	var idx *actualIndex
+	var idx *refIndex
 	var idxErr error
-	index := func() (*actualIndex, error) {
+	index := func() (*refIndex, error) {
 		once.Do(func() {
-			a := in.Actual
-			if a == nil && in.LoadActual != nil {
-				a, idxErr = in.LoadActual()
-			}
-			if a != nil {
-				idx = indexActual(a)
+			if in.refs != nil {
+				idx, idxErr = in.refs()
 			}
 		})
 		return idx, idxErr
@@ -94,9 +89,6 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 		d.VMRs = append(d.VMRs, out.vmrs...)
 		d.Devices = append(d.Devices, out.devices...)
 		remote = append(remote, out.users...)
-		d.SameVMRs = append(d.SameVMRs, out.sameVMRs...)
-		d.SameDevices = append(d.SameDevices, out.sameDevices...)
-		d.SameUsers = append(d.SameUsers, out.sameUsers...)
 		d.Warnings = append(d.Warnings, out.warnings...)
 		for k := range out.keep {
 			d.Keep[k] = true
@@ -106,7 +98,7 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 		return nil, err
 	}
 	var err error
-	if d.index, err = index(); err != nil {
+	if d.refs, err = index(); err != nil {
 		return nil, err
 	}
 	d.Users = mergeUsers(d, remote, repo.Users)
@@ -301,15 +293,12 @@ func compileTemplate(env *pattern.Env, t *schema.Template) (*compiled, []string,
 }
 
 type templateOutput struct {
-	entries     int
-	vmrs        []*DesiredVMR
-	devices     []*DesiredDevice
-	users       []*DesiredUser
-	sameVMRs    []*state.VMR
-	sameDevices []*state.Device
-	sameUsers   []*state.User
-	warnings    []Warning
-	keep        map[owner]bool
+	entries  int
+	vmrs     []*DesiredVMR
+	devices  []*DesiredDevice
+	users    []*DesiredUser
+	warnings []Warning
+	keep     map[owner]bool
 }
 
 // entryOutput is what one entry renders to.
@@ -317,15 +306,14 @@ type entryOutput struct {
 	vmr    *DesiredVMR
 	device *DesiredDevice
 	user   *DesiredUser
-	// The actual objects this entry renders unchanged, instead of vmr, device, user.
-	sameVMR    *state.VMR
-	sameDevice *state.Device
-	sameUser   *state.User
-	warn       *Warning
-	keep       []owner // owner keys whose objects must stay untouched (the entry failed to render)
+	// The actual objects this entry renders unchanged, instead of vmr, device, user: their
+	// position in the refIndex plus one (0: none).
+	sameVMR, sameDevice, sameUser int32
+	warn                          *Warning
+	keep                          []owner // owner keys whose objects must stay untouched (the entry failed to render)
 }
 
-func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index func() (*actualIndex, error), tracking []*state.TrackingGroup) (*templateOutput, error) {
+func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index func() (*refIndex, error), tracking []*state.TrackingGroup) (*templateOutput, error) {
 	c, srcs, err := compileTemplate(in.Env, t)
 	if err != nil {
 		return nil, err
@@ -346,17 +334,17 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 	// so decoding directory responses and rendering overlap on the two cores, and the
 	// search runs ahead (up to queued batches) while the state is still loading.
 	const chunk, queued = 2048, 32
-	collect := func(batch []directory.Entry, results []entryOutput) {
+	collect := func(idx *refIndex, batch []directory.Entry, results []entryOutput) {
 		for i := range batch {
 			r := &results[i]
-			if r.sameVMR != nil {
-				out.sameVMRs = append(out.sameVMRs, r.sameVMR)
+			if r.sameVMR != 0 {
+				idx.markVMR(r.sameVMR - 1)
 			}
-			if r.sameDevice != nil {
-				out.sameDevices = append(out.sameDevices, r.sameDevice)
+			if r.sameDevice != 0 {
+				idx.markDevice(r.sameDevice - 1)
 			}
-			if r.sameUser != nil {
-				out.sameUsers = append(out.sameUsers, r.sameUser)
+			if r.sameUser != 0 {
+				idx.markUser(r.sameUser - 1)
 			}
 			if r.vmr != nil {
 				out.vmrs = append(out.vmrs, r.vmr)
@@ -391,7 +379,7 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 					failed.Store(true)
 				} else {
 					renderBatch(in, c, idx, b, results[:len(b)], workers)
-					collect(b, results[:len(b)])
+					collect(idx, b, results[:len(b)])
 				}
 			}
 			clear(b)
@@ -437,7 +425,7 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 }
 
 // renderBatch renders entries into results (same index) on several goroutines.
-func renderBatch(in Inputs, c *compiled, idx *actualIndex, entries []directory.Entry, results []entryOutput, workers int) {
+func renderBatch(in Inputs, c *compiled, idx *refIndex, entries []directory.Entry, results []entryOutput, workers int) {
 	if workers <= 1 || len(entries) < 64 {
 		for i := range entries {
 			results[i] = renderEntry(in, c, idx, &entries[i])
@@ -484,7 +472,7 @@ func (r *renderer) s(field string, p *pattern.Template) string {
 	return strings.TrimSpace(out)
 }
 
-func renderEntry(in Inputs, c *compiled, idx *actualIndex, e *directory.Entry) entryOutput {
+func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entryOutput {
 	t := c.t
 	r := &renderer{attrs: e.Attrs, extra: pattern.Vars{"dn": e.DN}, seed: pattern.Seed{Template: t.Name, EntryKey: e.Key}}
 	var out entryOutput
@@ -574,64 +562,34 @@ func renderEntry(in Inputs, c *compiled, idx *actualIndex, e *directory.Entry) e
 	return out
 }
 
-// dropUnchanged replaces each rendered object that is exactly its actual counterpart by a
-// pointer to that counterpart, with the same comparison the diff makes.
-func dropUnchanged(o *entryOutput, idx *actualIndex) {
-	if v := o.vmr; v != nil {
-		if old := idx.vmrs[vmrIdent(&v.VMR).owner()]; old != nil && vmrSame(old, v) {
-			o.vmr, o.sameVMR = nil, old
+// dropUnchanged replaces each rendered object whose digest is its actual counterpart's by
+// the counterpart's position: the diff would plan no change for it (see digester). An
+// object with overrides.yaml values is always compared in full by the diff.
+func dropUnchanged(o *entryOutput, idx *refIndex) {
+	if v := o.vmr; v != nil && len(v.Overrides) == 0 {
+		if i, ok := idx.vmrs[vmrIdent(&v.VMR).owner()]; ok && idx.dg.vmr(&v.VMR) == idx.ix.VMRs[i].Digest {
+			o.vmr, o.sameVMR = nil, i+1
 		}
 	}
-	if d := o.device; d != nil && !d.Disabled {
-		if old := idx.devices[deviceIdent(&d.Device).owner()]; old != nil && deviceSame(old, d) {
-			o.device, o.sameDevice = nil, old
+	if d := o.device; d != nil && !d.Disabled && len(d.Overrides) == 0 {
+		if i, ok := idx.devices[deviceIdent(&d.Device).owner()]; ok && idx.dg.device(&d.Device) == idx.ix.Devices[i].Digest {
+			o.device, o.sameDevice = nil, i+1
 		}
 	}
 	if u := o.user; u != nil {
-		if old := idx.users[u.Email]; old != nil && old.SyncTag == u.SyncTag && old.EntryKey == u.EntryKey && userSame(old, u) {
-			o.user, o.sameUser = nil, old
+		if i, ok := idx.users[u.Email]; ok {
+			if ref := &idx.ix.Users[i]; ref.SyncTag == u.SyncTag && ref.EntryKey == u.EntryKey && idx.userDigest(u) == ref.Digest {
+				o.user, o.sameUser = nil, i+1
+			}
 		}
 	}
 }
 
-// vmrSame, deviceSame and userSame say whether the update the diff would plan is empty:
-// a direct field comparison in the common case (nothing overridable, no overrides), the
-// diff's own vmrUpdate / deviceUpdate / userUpdate otherwise. They compare exactly the
-// fields vmrFieldChanges, deviceFieldChanges and userFieldChanges do; the property test
-// checks that plans made with and without them agree.
-func vmrSame(old *state.VMR, dv *DesiredVMR) bool {
-	if len(dv.Overridable) > 0 || len(dv.Overrides) > 0 {
-		_, f := vmrUpdate(old, dv)
-		return len(f) == 0
-	}
-	v := &dv.VMR
-	return v.Name == old.Name && v.Description == old.Description && equalStrings(v.Aliases, old.Aliases) &&
-		v.PIN == old.PIN && v.GuestPIN == old.GuestPIN && v.AllowGuests == old.AllowGuests &&
-		v.MaxCallrateIn == old.MaxCallrateIn && v.MaxCallrateOut == old.MaxCallrateOut &&
-		v.ParticipantLimit == old.ParticipantLimit && v.Tag == old.Tag && v.OwnerEmail == old.OwnerEmail &&
-		v.EntryKey == old.EntryKey
-}
-
-func deviceSame(old *state.Device, dd *DesiredDevice) bool {
-	if len(dd.Overridable) > 0 || len(dd.Overrides) > 0 {
-		_, f := deviceUpdate(old, dd)
-		return len(f) == 0
-	}
-	d := &dd.Device
-	return d.Alias == old.Alias && d.Description == old.Description && d.Username == old.Username &&
-		d.Password == old.Password && d.Tag == old.Tag && d.OwnerEmail == old.OwnerEmail && d.EntryKey == old.EntryKey
-}
-
-func userSame(old *state.User, du *DesiredUser) bool {
-	if du.Origin != "remote" {
-		_, f := userUpdate(old, du)
-		return len(f) == 0
-	}
-	active := du.Active && !du.Disabled
-	return du.FirstName == old.FirstName && du.LastName == old.LastName && du.Language == old.Language &&
-		du.HostPrivilege == old.HostPrivilege && du.TimeZone == old.TimeZone && du.Tracking == old.Tracking &&
-		active == old.Active && du.Origin == old.Origin && du.License == old.License &&
-		du.SyncTag == old.SyncTag && du.EntryKey == old.EntryKey
+// userDigest is the digest of the account du would leave (what userUpdate compares).
+func (idx *refIndex) userDigest(du *DesiredUser) uint64 {
+	u := du.User
+	u.Active = du.Active && !du.Disabled
+	return idx.dg.user(&u)
 }
 
 // allowedOverrides keeps the overrides.yaml fields the template allows (SPEC §5.4).
@@ -658,15 +616,21 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 	byEmail := map[string][]*DesiredUser{}
 	var order []string
 	// Users rendered unchanged take part in the duplicate check by email and entry key.
-	sameByEmail := make(map[string]*state.User, len(d.SameUsers))
-	for _, u := range d.SameUsers {
-		sameByEmail[strings.ToLower(u.Email)] = u
+	sameByEmail := map[string]int32{} // position in d.refs
+	if ri := d.refs; ri != nil {
+		sameByEmail = make(map[string]int32, ri.sameUsers)
+		for i := range ri.ix.Users {
+			if ri.sameUser[i] {
+				sameByEmail[ri.ix.Users[i].Email] = int32(i)
+			}
+		}
 	}
 	phantom := map[*DesiredUser]bool{}
 	for _, u := range remote {
 		if _, ok := byEmail[u.Email]; !ok {
 			order = append(order, u.Email)
-			if s := sameByEmail[u.Email]; s != nil {
+			if i, ok := sameByEmail[u.Email]; ok {
+				s := &d.refs.ix.Users[i]
 				// The unchanged user's entry stands first, so a changed entry with its
 				// email but another key is a duplicate.
 				ph := &DesiredUser{User: state.User{Email: u.Email, SyncTag: s.SyncTag, EntryKey: s.EntryKey}}
@@ -695,6 +659,11 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 			d.Warnings = append(d.Warnings, Warning{Code: "duplicate_email", Key: email, Template: distinct[0].SyncTag,
 				Message: fmt.Sprintf("directory entries %s share this email; both skipped (accounts are unique by email)", strings.Join(keys, " and "))})
 			d.Keep[userOwner(email)] = true
+			if i, ok := sameByEmail[email]; ok {
+				// Not unchanged after all: kept as it is, like any ambiguous account.
+				d.refs.unmarkUser(i)
+				delete(sameByEmail, email)
+			}
 			continue
 		}
 		if !phantom[us[0]] {
@@ -718,11 +687,13 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 		u = fillTracking(d.Tracking, u)
 		// A row that is exactly its local account becomes a pointer to it, as unchanged
 		// directory entries do (a 200,000-row CSV holds no second copy of its users).
-		if d.index != nil {
-			if old := d.index.users[email]; old != nil && old.Origin == "local" &&
-				(u.GivenUserID == "" || strings.EqualFold(u.GivenUserID, old.UserID)) && userSame(old, u) {
-				d.SameUsers = append(d.SameUsers, old)
-				continue
+		if ri := d.refs; ri != nil {
+			if i, ok := ri.users[email]; ok {
+				if old := &ri.ix.Users[i]; old.Local && (u.GivenUserID == "" || strings.EqualFold(u.GivenUserID, old.UserID)) &&
+					ri.userDigest(u) == old.Digest {
+					ri.markUser(i)
+					continue
+				}
 			}
 		}
 		out = append(out, u)

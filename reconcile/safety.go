@@ -18,12 +18,8 @@ type Safety struct {
 }
 
 func computeSafety(p *Plan, d *Desired, a *state.Actual) Safety {
-	s := Safety{Managed: len(a.VMRs) + len(a.Devices), Emails: len(p.Emails)}
-	for _, u := range a.Users {
-		if u.Active {
-			s.Managed++
-		}
-	}
+	totals := a.Totals()
+	s := Safety{Managed: totals.Managed, Emails: len(p.Emails)}
 	for _, c := range p.Changes {
 		if (c.Action == ActionDelete && c.Kind != KindInvite && c.Kind != KindTrackingGroup) || c.Action == ActionDeactivate {
 			s.Removals++
@@ -32,18 +28,7 @@ func computeSafety(p *Plan, d *Desired, a *state.Actual) Safety {
 	if s.Managed > 0 {
 		s.Fraction = float64(s.Removals) / float64(s.Managed)
 	}
-	owned := map[string]int{}
-	for _, v := range a.VMRs {
-		owned[v.SyncTag]++
-	}
-	for _, v := range a.Devices {
-		owned[v.SyncTag]++
-	}
-	for _, u := range a.Users {
-		if u.Active && u.SyncTag != "" {
-			owned[u.SyncTag]++
-		}
-	}
+	owned := totals.Owned
 	present := map[string]bool{}
 	for _, t := range d.Templates {
 		present[t.Name] = true

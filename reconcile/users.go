@@ -101,11 +101,11 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionDeactivate, Key: email, Template: u.SyncTag,
 			Fields: []FieldChange{{Name: "active", Old: true, New: false}}, user: &want, oldUser: u})
 	}
-	if d.UserLimit > 0 && len(a.Users)+created > d.UserLimit {
+	if n := a.Totals().Users; d.UserLimit > 0 && n+created > d.UserLimit {
 		p.Errors = append(p.Errors, Problem{Message: fmt.Sprintf(
 			"the lifetime user limit is %d (active and deactivated users, ever); %d exist and this plan adds %d. "+
 				"Raise lifetime_user_limit in settings.yaml or remove users from the sources",
-			d.UserLimit, len(a.Users), created)})
+			d.UserLimit, n, created)})
 	}
 }
 
@@ -296,9 +296,12 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 				}
 			}
 		}
+		// Every active paid account the plan does not change (a.Users may hold only
+		// some of them: every planned one, though).
+		paid += a.Totals().ActivePaid
 		for _, u := range a.Users {
-			if u.Active && u.License == "paid" && !planned[strings.ToLower(u.Email)] {
-				paid++
+			if u.Active && u.License == "paid" && planned[strings.ToLower(u.Email)] {
+				paid--
 			}
 		}
 		if used := paid + pending; used > d.PaidLicenses {

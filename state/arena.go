@@ -25,7 +25,8 @@ func (ar *arena) str(s string) string {
 		return ""
 	}
 	if len(ar.buf)+len(s) > cap(ar.buf) {
-		ar.buf = make([]byte, 0, max(arenaChunk, len(s)))
+		// Chunks grow to arenaChunk: a small read (LoadObjects) wastes little.
+		ar.buf = make([]byte, 0, max(min(2*cap(ar.buf), arenaChunk), 4096, len(s)))
 	}
 	start := len(ar.buf)
 	ar.buf = append(ar.buf, s...)
@@ -48,12 +49,12 @@ func (ar *arena) intern(s string) string {
 	return v
 }
 
-// slab hands out structs from chunks of 4096.
+// slab hands out structs from chunks growing to 4096.
 type slab[T any] struct{ items []T }
 
 func (s *slab[T]) next() *T {
 	if len(s.items) == cap(s.items) {
-		s.items = make([]T, 0, 4096)
+		s.items = make([]T, 0, max(min(2*cap(s.items), 4096), 16))
 	}
 	s.items = s.items[:len(s.items)+1]
 	return &s.items[len(s.items)-1]

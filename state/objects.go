@@ -108,6 +108,8 @@ type Actual struct {
 	Tracking      []*TrackingGroup
 	RemindersDone map[string]bool
 	MaxUserSeq    int64 // highest numeric USERID handed out, for generating the next ones
+
+	totals *Totals // set when the object lists are partial (LoadObjects)
 }
 
 // LoadActual reads the whole actual state. The tables are read in parallel, each in a
@@ -135,16 +137,31 @@ func (db *DB) LoadActual(ctx context.Context) (*Actual, error) {
 
 func (db *DB) loadActualOnce(ctx context.Context) (*Actual, error) {
 	a := &Actual{RemindersDone: map[string]bool{}}
+	all := selection{all: true}
+	raw := map[string]func(*sqlite3.SQLiteConn, *Actual) error{
+		"vmrs":    func(sc *sqlite3.SQLiteConn, a *Actual) error { return rawVMRs(sc, a, all) },
+		"devices": func(sc *sqlite3.SQLiteConn, a *Actual) error { return rawDevices(sc, a, all) },
+		"users":   func(sc *sqlite3.SQLiteConn, a *Actual) error { return rawUsers(sc, a, all) },
+	}
+	if err := db.loadTables(ctx, a, raw); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// loadTables reads the state version, then in parallel the three big tables with the raw
+// loaders given and the small tables (invites, tracking groups, reminders) into a.
+func (db *DB) loadTables(ctx context.Context, a *Actual, raw map[string]func(*sqlite3.SQLiteConn, *Actual) error) error {
 	steps := []struct {
 		name string
 		fn   func(context.Context, *sqlx.Tx, *Actual) error
 	}{
-		{"vmrs", nil}, {"devices", nil}, {"users", nil}, // read raw: see rawLoaders
+		{"vmrs", nil}, {"devices", nil}, {"users", nil}, // read raw
 		{"invites", loadInvites}, {"tracking groups", loadTracking}, {"reminders", loadReminders},
 	}
 	run := func(name string, fn func(context.Context, *sqlx.Tx, *Actual) error) error {
-		if raw, ok := rawLoaders[name]; ok {
-			if err := db.rawLoad(ctx, a, raw); err != nil {
+		if fn == nil {
+			if err := db.rawLoad(ctx, a, raw[name]); err != nil {
 				return fmt.Errorf("load state: %s: %w", name, err)
 			}
 			return nil
@@ -161,7 +178,7 @@ func (db *DB) loadActualOnce(ctx context.Context) (*Actual, error) {
 	}
 	// The version first: anything committed after it is caught by the re-check.
 	if err := run("meta", loadMeta); err != nil {
-		return nil, err
+		return err
 	}
 	errs := make([]error, len(steps))
 	var wg sync.WaitGroup
@@ -175,10 +192,10 @@ func (db *DB) loadActualOnce(ctx context.Context) (*Actual, error) {
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return a, nil
+	return nil
 }
 
 func loadMeta(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
@@ -253,12 +270,9 @@ func loadReminders(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
 	return nil
 }
 
-// rawLoaders read the three big tables straight from the driver: database/sql converts
-// every column of every row through reflection, which for 400,000 people is some 8
-// million conversions — the larger part of loading the state.
-var rawLoaders = map[string]func(*sqlite3.SQLiteConn, *Actual) error{
-	"vmrs": rawVMRs, "devices": rawDevices, "users": rawUsers,
-}
+// The three big tables are read straight from the driver (rawVMRs, rawDevices, rawUsers):
+// database/sql converts every column of every row through reflection, which for 400,000
+// people is some 8 million conversions — the larger part of loading the state.
 
 // rawLoad runs load on a connection of its own inside one read transaction.
 func (db *DB) rawLoad(ctx context.Context, a *Actual, load func(*sqlite3.SQLiteConn, *Actual) error) error {
@@ -285,7 +299,12 @@ func (db *DB) rawLoad(ctx context.Context, a *Actual, load func(*sqlite3.SQLiteC
 
 // eachRow calls fn with the values of each row of query.
 func eachRow(sc *sqlite3.SQLiteConn, query string, fn func([]driver.Value) error) error {
-	rows, err := sc.Query(query, nil)
+	return eachRowArgs(sc, query, nil, fn)
+}
+
+// eachRowArgs is eachRow with query arguments.
+func eachRowArgs(sc *sqlite3.SQLiteConn, query string, args []driver.Value, fn func([]driver.Value) error) error {
+	rows, err := sc.Query(query, args)
 	if err != nil {
 		return err
 	}
@@ -327,11 +346,16 @@ func rawInt(v driver.Value) int64 {
 	return 0
 }
 
-func rawVMRs(sc *sqlite3.SQLiteConn, a *Actual) error {
+func rawVMRs(sc *sqlite3.SQLiteConn, a *Actual, sel selection) error {
 	var ar arena
 	var vs slab[VMR]
-	err := eachRow(sc, `SELECT id, name, description, pin, guest_pin, allow_guests, max_callrate_in, max_callrate_out,
-		participant_limit, tag, owner_email, sync_tag, entry_key FROM vmrs ORDER BY id`, func(r []driver.Value) error {
+	where, args := sel.where("id")
+	first := len(a.VMRs)
+	err := eachRowArgs(sc, `SELECT id, name, description, pin, guest_pin, allow_guests, max_callrate_in, max_callrate_out,
+		participant_limit, tag, owner_email, sync_tag, entry_key FROM vmrs`+where+` ORDER BY id`, args, func(r []driver.Value) error {
+		if !sel.keep(rawInt(r[0])) {
+			return nil
+		}
 		v := vs.next()
 		*v = VMR{ID: rawInt(r[0]), Name: ar.str(rawStr(r[1])), Description: ar.str(rawStr(r[2])), PIN: ar.str(rawStr(r[3])),
 			GuestPIN: ar.str(rawStr(r[4])), AllowGuests: rawInt(r[5]) != 0, MaxCallrateIn: int(rawInt(r[6])),
@@ -346,7 +370,11 @@ func rawVMRs(sc *sqlite3.SQLiteConn, a *Actual) error {
 	// Aliases come in VMR id order, like the VMRs: a merge join, into one shared backing array.
 	var all []string
 	var owners []int64
-	err = eachRow(sc, `SELECT vmr_id, alias FROM vmr_aliases ORDER BY vmr_id, pos`, func(r []driver.Value) error {
+	where, args = sel.where("vmr_id")
+	err = eachRowArgs(sc, `SELECT vmr_id, alias FROM vmr_aliases`+where+` ORDER BY vmr_id, pos`, args, func(r []driver.Value) error {
+		if !sel.keep(rawInt(r[0])) {
+			return nil
+		}
 		owners = append(owners, rawInt(r[0]))
 		all = append(all, ar.str(rawStr(r[1])))
 		return nil
@@ -355,7 +383,7 @@ func rawVMRs(sc *sqlite3.SQLiteConn, a *Actual) error {
 		return err
 	}
 	i := 0
-	for _, v := range a.VMRs {
+	for _, v := range a.VMRs[first:] {
 		for i < len(owners) && owners[i] < v.ID {
 			i++ // an alias of no VMR: the foreign key forbids it; skip defensively
 		}
@@ -371,11 +399,15 @@ func rawVMRs(sc *sqlite3.SQLiteConn, a *Actual) error {
 	return nil
 }
 
-func rawDevices(sc *sqlite3.SQLiteConn, a *Actual) error {
+func rawDevices(sc *sqlite3.SQLiteConn, a *Actual, sel selection) error {
 	var ar arena
 	var ds slab[Device]
-	return eachRow(sc, `SELECT id, alias, description, username, password, tag, owner_email, sync_tag, entry_key
-		FROM devices ORDER BY id`, func(r []driver.Value) error {
+	where, args := sel.where("id")
+	return eachRowArgs(sc, `SELECT id, alias, description, username, password, tag, owner_email, sync_tag, entry_key
+		FROM devices`+where+` ORDER BY id`, args, func(r []driver.Value) error {
+		if !sel.keep(rawInt(r[0])) {
+			return nil
+		}
 		d := ds.next()
 		*d = Device{ID: rawInt(r[0]), Alias: ar.str(rawStr(r[1])), Description: ar.str(rawStr(r[2])),
 			Username: ar.str(rawStr(r[3])), Password: ar.str(rawStr(r[4])), Tag: ar.intern(rawStr(r[5])),
@@ -385,11 +417,15 @@ func rawDevices(sc *sqlite3.SQLiteConn, a *Actual) error {
 	})
 }
 
-func rawUsers(sc *sqlite3.SQLiteConn, a *Actual) error {
+func rawUsers(sc *sqlite3.SQLiteConn, a *Actual, sel selection) error {
 	var ar arena
 	var us slab[User]
-	return eachRow(sc, `SELECT id, userid, email, first_name, last_name, language, host_privilege, time_zone, tracking,
-		active, origin, license, sync_tag, entry_key, notified_at IS NOT NULL FROM users ORDER BY id`, func(r []driver.Value) error {
+	where, args := sel.where("id")
+	return eachRowArgs(sc, `SELECT id, userid, email, first_name, last_name, language, host_privilege, time_zone, tracking,
+		active, origin, license, sync_tag, entry_key, notified_at IS NOT NULL FROM users`+where+` ORDER BY id`, args, func(r []driver.Value) error {
+		if !sel.keep(rawInt(r[0])) {
+			return nil
+		}
 		u := us.next()
 		*u = User{ID: rawInt(r[0]), UserID: ar.str(rawStr(r[1])), Email: ar.str(rawStr(r[2])),
 			FirstName: ar.intern(rawStr(r[3])), LastName: ar.intern(rawStr(r[4])), Language: ar.intern(rawStr(r[5])),

@@ -1,0 +1,389 @@
+package state
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+)
+
+// An Index is the actual state as a reconcile first needs it: for each VMR, device and
+// user, who owns it and a digest of what the diff compares, not the object itself.
+//
+// Why: a no-op reconcile of 400,000 people compares 1.2 million objects and changes none.
+// Holding them all (some 450 MB) to find that out was most of its memory. With an Index,
+// the reconcile compares digests, then loads in full (LoadObjects) only the objects that
+// changed, vanished, or hold a name or alias a changed object wants.
+type Index struct {
+	// Small holds the small tables in full (invites, tracking groups, reminders done), the
+	// state version and MaxUserSeq; its VMRs, Devices and Users are empty.
+	Small   *Actual
+	VMRs    []ObjectRef
+	Devices []ObjectRef
+	Users   []UserRef
+	Totals  Totals
+}
+
+// ObjectRef stands for one VMR or device in an Index.
+type ObjectRef struct {
+	ID     int64
+	Tag    string // sync tag
+	Key    string // owner key: the entry key, or the name (alias for a device) when declared by hand
+	Digest uint64
+}
+
+// UserRef stands for one user in an Index, with what the diff needs to match it.
+type UserRef struct {
+	ID       int64
+	Email    string
+	UserID   string
+	SyncTag  string
+	EntryKey string
+	Local    bool // origin local (else remote)
+	Active   bool
+	Digest   uint64
+}
+
+// OwnerKey is the key ObjectRef.Key holds for an object of syncTag with entryKey and name.
+func OwnerKey(syncTag, entryKey, name string) string {
+	if syncTag == ManualTag || entryKey == "" {
+		return name
+	}
+	return entryKey
+}
+
+// Totals are the counts over all objects that the plan's summary and safety guard use.
+type Totals struct {
+	Managed    int            // VMRs, devices and active users
+	Users      int            // every user, active or not (the lifetime limit counts them)
+	ActivePaid int            // active users with a paid licence
+	Owned      map[string]int // by sync tag: VMRs, devices and active users
+}
+
+// Totals returns the counts over all of a's objects: those an Index recorded when a holds
+// only some of them (LoadObjects), else counted from a.
+func (a *Actual) Totals() Totals {
+	if a.totals != nil {
+		return *a.totals
+	}
+	t := Totals{Owned: map[string]int{}, Users: len(a.Users), Managed: len(a.VMRs) + len(a.Devices)}
+	for _, v := range a.VMRs {
+		t.Owned[v.SyncTag]++
+	}
+	for _, v := range a.Devices {
+		t.Owned[v.SyncTag]++
+	}
+	for _, u := range a.Users {
+		if u.Active {
+			t.Managed++
+			if u.SyncTag != "" {
+				t.Owned[u.SyncTag]++
+			}
+			if u.License == "paid" {
+				t.ActivePaid++
+			}
+		}
+	}
+	return t
+}
+
+// Partial says whether a holds only some of the objects (see Index).
+func (a *Actual) Partial() bool { return a.totals != nil }
+
+// Digests compute the digest an Index records for each object. They are called with an
+// object whose strings are valid only during the call.
+type Digests struct {
+	VMR    func(*VMR) uint64
+	Device func(*Device) uint64
+	User   func(*User) uint64
+}
+
+// LoadIndex reads the Index of the actual state, consistent as LoadActual is.
+func (db *DB) LoadIndex(ctx context.Context, dg Digests) (*Index, error) {
+	for attempt := 0; ; attempt++ {
+		ix := &Index{Small: &Actual{RemindersDone: map[string]bool{}}}
+		raw := map[string]func(*sqlite3.SQLiteConn, *Actual) error{
+			"vmrs":    func(sc *sqlite3.SQLiteConn, _ *Actual) error { return indexVMRs(sc, ix, dg.VMR) },
+			"devices": func(sc *sqlite3.SQLiteConn, _ *Actual) error { return indexDevices(sc, ix, dg.Device) },
+			"users":   func(sc *sqlite3.SQLiteConn, _ *Actual) error { return indexUsers(sc, ix, dg.User) },
+		}
+		if err := db.loadTables(ctx, ix.Small, raw); err != nil {
+			return nil, err
+		}
+		v, err := db.StateVersion(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("load state: %w", err)
+		}
+		if v == ix.Small.StateVersion || attempt == 4 {
+			if v != ix.Small.StateVersion {
+				return nil, fmt.Errorf("load state: the database keeps changing while it is read (state version %d → %d)", ix.Small.StateVersion, v)
+			}
+			paid := ix.Totals.ActivePaid // counted by indexUsers
+			ix.Totals = ix.totals()
+			ix.Totals.ActivePaid = paid
+			return ix, nil
+		}
+	}
+}
+
+func (ix *Index) totals() Totals {
+	t := Totals{Owned: map[string]int{}, Users: len(ix.Users), Managed: len(ix.VMRs) + len(ix.Devices)}
+	for _, r := range ix.VMRs {
+		t.Owned[r.Tag]++
+	}
+	for _, r := range ix.Devices {
+		t.Owned[r.Tag]++
+	}
+	for _, u := range ix.Users {
+		if u.Active {
+			t.Managed++
+			if u.SyncTag != "" {
+				t.Owned[u.SyncTag]++
+			}
+		}
+	}
+	return t
+}
+
+func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, digest func(*VMR) uint64) error {
+	var ar arena
+	// Two cursors merge-joined on the VMR id: each VMR's aliases are part of its digest.
+	aliases, err := sc.Query(`SELECT vmr_id, alias FROM vmr_aliases ORDER BY vmr_id, pos`, nil)
+	if err != nil {
+		return err
+	}
+	defer aliases.Close()
+	arow := make([]driver.Value, 2)
+	aok := true
+	advance := func() error {
+		switch err := aliases.Next(arow); {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			aok = false
+		default:
+			return err
+		}
+		return nil
+	}
+	if err := advance(); err != nil {
+		return err
+	}
+	var v VMR
+	var as []string
+	return eachRow(sc, `SELECT id, name, description, pin, guest_pin, allow_guests, max_callrate_in, max_callrate_out,
+		participant_limit, tag, owner_email, sync_tag, entry_key FROM vmrs ORDER BY id`, func(r []driver.Value) error {
+		v = VMR{ID: rawInt(r[0]), Name: rawStr(r[1]), Description: rawStr(r[2]), PIN: rawStr(r[3]),
+			GuestPIN: rawStr(r[4]), AllowGuests: rawInt(r[5]) != 0, MaxCallrateIn: int(rawInt(r[6])),
+			MaxCallrateOut: int(rawInt(r[7])), ParticipantLimit: int(rawInt(r[8])), Tag: rawStr(r[9]),
+			OwnerEmail: rawStr(r[10]), SyncTag: rawStr(r[11]), EntryKey: rawStr(r[12])}
+		as = as[:0]
+		for aok && rawInt(arow[0]) <= v.ID {
+			if rawInt(arow[0]) == v.ID {
+				as = append(as, rawStr(arow[1]))
+			}
+			if err := advance(); err != nil {
+				return err
+			}
+		}
+		v.Aliases = as
+		ix.VMRs = append(ix.VMRs, ObjectRef{ID: v.ID, Tag: ar.intern(v.SyncTag),
+			Key: ar.str(OwnerKey(v.SyncTag, v.EntryKey, v.Name)), Digest: digest(&v)})
+		return nil
+	})
+}
+
+func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, digest func(*Device) uint64) error {
+	var ar arena
+	var d Device
+	return eachRow(sc, `SELECT id, alias, description, username, password, tag, owner_email, sync_tag, entry_key
+		FROM devices ORDER BY id`, func(r []driver.Value) error {
+		d = Device{ID: rawInt(r[0]), Alias: rawStr(r[1]), Description: rawStr(r[2]),
+			Username: rawStr(r[3]), Password: rawStr(r[4]), Tag: rawStr(r[5]),
+			OwnerEmail: rawStr(r[6]), SyncTag: rawStr(r[7]), EntryKey: rawStr(r[8])}
+		ix.Devices = append(ix.Devices, ObjectRef{ID: d.ID, Tag: ar.intern(d.SyncTag),
+			Key: ar.str(OwnerKey(d.SyncTag, d.EntryKey, d.Alias)), Digest: digest(&d)})
+		return nil
+	})
+}
+
+func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, digest func(*User) uint64) error {
+	var ar arena
+	var u User
+	return eachRow(sc, `SELECT id, userid, email, first_name, last_name, language, host_privilege, time_zone, tracking,
+		active, origin, license, sync_tag, entry_key, notified_at IS NOT NULL FROM users ORDER BY id`, func(r []driver.Value) error {
+		u = User{ID: rawInt(r[0]), UserID: rawStr(r[1]), Email: rawStr(r[2]),
+			FirstName: rawStr(r[3]), LastName: rawStr(r[4]), Language: rawStr(r[5]),
+			HostPrivilege: rawStr(r[6]), TimeZone: rawStr(r[7]), Tracking: trackingFromDB(rawStr(r[8])),
+			Active: rawInt(r[9]) != 0, Origin: rawStr(r[10]), License: rawStr(r[11]), SyncTag: rawStr(r[12]),
+			EntryKey: rawStr(r[13]), Notified: rawInt(r[14]) != 0}
+		ix.Users = append(ix.Users, UserRef{ID: u.ID, Email: ar.str(strings.ToLower(u.Email)), UserID: ar.str(u.UserID),
+			SyncTag: ar.intern(u.SyncTag), EntryKey: ar.str(u.EntryKey), Local: u.Origin == "local", Active: u.Active,
+			Digest: digest(&u)})
+		if u.Active && u.License == "paid" {
+			ix.Totals.ActivePaid++
+		}
+		return nil
+	})
+}
+
+// IDs are the objects LoadObjects reads.
+type IDs struct{ VMRs, Devices, Users []int64 }
+
+// ErrStateChanged: the database changed between LoadIndex and LoadObjects; plan again.
+var ErrStateChanged = errors.New("the state changed while it was read; plan again")
+
+// LoadObjects reads in full the objects of ix named by ids, with the small tables of ix,
+// as an Actual that knows it is partial (its Totals are those of the whole index). It
+// fails with ErrStateChanged when the state version is no longer the index's.
+func (db *DB) LoadObjects(ctx context.Context, ix *Index, ids IDs) (*Actual, error) {
+	a := *ix.Small
+	totals := ix.Totals
+	a.totals = &totals
+	sel := func(all int, want []int64) selection {
+		want = slices.Clone(want)
+		slices.Sort(want)
+		want = slices.Compact(want)
+		return selection{ids: want, scan: len(want) > 4096 && len(want)*8 > all}
+	}
+	vs, ds, us := sel(len(ix.VMRs), ids.VMRs), sel(len(ix.Devices), ids.Devices), sel(len(ix.Users), ids.Users)
+	raw := map[string]func(*sqlite3.SQLiteConn, *Actual) error{}
+	if len(vs.ids) > 0 {
+		raw["vmrs"] = func(sc *sqlite3.SQLiteConn, a *Actual) error {
+			return vs.each(func(s selection) error { return rawVMRs(sc, a, s) })
+		}
+	}
+	if len(ds.ids) > 0 {
+		raw["devices"] = func(sc *sqlite3.SQLiteConn, a *Actual) error {
+			return ds.each(func(s selection) error { return rawDevices(sc, a, s) })
+		}
+	}
+	if len(us.ids) > 0 {
+		raw["users"] = func(sc *sqlite3.SQLiteConn, a *Actual) error {
+			return us.each(func(s selection) error { return rawUsers(sc, a, s) })
+		}
+	}
+	if err := db.loadRaw(ctx, &a, raw); err != nil {
+		return nil, err
+	}
+	v, err := db.StateVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	if v != ix.Small.StateVersion {
+		return nil, ErrStateChanged
+	}
+	return &a, nil
+}
+
+// selection is which rows a raw loader reads: all, those with ids (sorted), read in
+// batches of IN lists, or — when they are many — by scanning the table and keeping them.
+type selection struct {
+	ids  []int64
+	scan bool
+	all  bool
+}
+
+const selectionBatch = 500
+
+// each calls load with batches of s small enough for one IN list, or once when scanning.
+func (s selection) each(load func(selection) error) error {
+	if s.scan || s.all {
+		return load(s)
+	}
+	for i := 0; i < len(s.ids); i += selectionBatch {
+		if err := load(selection{ids: s.ids[i:min(i+selectionBatch, len(s.ids))]}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// where is the WHERE clause on column (empty when scanning) and its arguments.
+func (s selection) where(column string) (string, []driver.Value) {
+	if s.all || s.scan {
+		return "", nil
+	}
+	args := make([]driver.Value, len(s.ids))
+	for i, id := range s.ids {
+		args[i] = id
+	}
+	return " WHERE " + column + " IN (?" + strings.Repeat(",?", len(s.ids)-1) + ")", args
+}
+
+// keep says whether a scanned row is selected.
+func (s selection) keep(id int64) bool {
+	if !s.scan {
+		return true
+	}
+	_, ok := slices.BinarySearch(s.ids, id)
+	return ok
+}
+
+// loadRaw runs raw loaders in parallel, each on a connection of its own in a read transaction.
+func (db *DB) loadRaw(ctx context.Context, a *Actual, raw map[string]func(*sqlite3.SQLiteConn, *Actual) error) error {
+	errs := make(chan error, len(raw))
+	for name, load := range raw {
+		go func() {
+			if err := db.rawLoad(ctx, a, load); err != nil {
+				errs <- fmt.Errorf("load state: %s: %w", name, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	var first error
+	for range raw {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// ClaimHolders returns the ids of the VMRs holding any of names (as their name) or
+// aliases, and of the devices holding any of deviceAliases, as of the index's state
+// version (ErrStateChanged otherwise).
+func (db *DB) ClaimHolders(ctx context.Context, ix *Index, names, aliases, deviceAliases []string) (vmrs, devices []int64, err error) {
+	lookups := []struct {
+		query  string
+		values []string
+		out    *[]int64
+	}{
+		{`SELECT id FROM vmrs WHERE name IN `, names, &vmrs},
+		{`SELECT vmr_id FROM vmr_aliases WHERE alias IN `, aliases, &vmrs},
+		{`SELECT id FROM devices WHERE alias IN `, deviceAliases, &devices},
+	}
+	err = db.rawLoad(ctx, nil, func(sc *sqlite3.SQLiteConn, _ *Actual) error {
+		for _, l := range lookups {
+			for i := 0; i < len(l.values); i += selectionBatch {
+				batch := l.values[i:min(i+selectionBatch, len(l.values))]
+				args := make([]driver.Value, len(batch))
+				for j, v := range batch {
+					args[j] = v
+				}
+				q := l.query + "(?" + strings.Repeat(",?", len(batch)-1) + ")"
+				if err := eachRowArgs(sc, q, args, func(r []driver.Value) error {
+					*l.out = append(*l.out, rawInt(r[0]))
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("load state: claims: %w", err)
+	}
+	if v, err := db.StateVersion(ctx); err != nil {
+		return nil, nil, fmt.Errorf("load state: %w", err)
+	} else if v != ix.Small.StateVersion {
+		return nil, nil, ErrStateChanged
+	}
+	return vmrs, devices, nil
+}

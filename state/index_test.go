@@ -1,0 +1,176 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+// fill writes n VMRs, devices and users (every third user inactive, every fourth free).
+func fill(t *testing.T, db *DB, n int) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(ctx, tx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		key := fmt.Sprintf("uuid-%d", i)
+		tag := []string{"staff", "lab"}[i%2]
+		check(t, w.InsertVMR(&VMR{Name: fmt.Sprintf("Room %d", i), Aliases: []string{fmt.Sprintf("r%d@vc", i), fmt.Sprint(1000 + i)},
+			PIN: "1234", SyncTag: tag, EntryKey: key}))
+		check(t, w.InsertDevice(&Device{Alias: fmt.Sprintf("d%d@dev", i), Password: "pw", SyncTag: tag, EntryKey: key}))
+		lic := "paid"
+		if i%4 == 0 {
+			lic = "free"
+		}
+		check(t, w.InsertUser(&User{UserID: fmt.Sprint(i + 1), Email: fmt.Sprintf("U%d@Example.com", i), FirstName: "F",
+			Tracking: MakeTracking([10]string{"X"}), Active: i%3 != 0, Origin: "remote", License: lic, SyncTag: tag, EntryKey: key}))
+	}
+	check(t, w.InsertVMR(&VMR{Name: "Declared", Aliases: []string{"declared@vc"}, SyncTag: ManualTag}))
+	if _, err := w.BumpStateVersion("c1"); err != nil {
+		t.Fatal(err)
+	}
+	check(t, w.Flush())
+	check(t, tx.Commit())
+}
+
+func check(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fnvDigests stand in for reconcile's digests: any function of the fields will do.
+var fnvDigests = Digests{
+	VMR: func(v *VMR) uint64 {
+		h := fnv.New64a()
+		fmt.Fprint(h, v.Name, v.Aliases, v.PIN, v.EntryKey)
+		return h.Sum64()
+	},
+	Device: func(d *Device) uint64 { h := fnv.New64a(); fmt.Fprint(h, d.Alias, d.Password); return h.Sum64() },
+	User: func(u *User) uint64 {
+		h := fnv.New64a()
+		fmt.Fprint(h, u.FirstName, u.Tracking, u.Active)
+		return h.Sum64()
+	},
+}
+
+func TestIndexMatchesFullLoad(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "i.db"))
+	check(t, err)
+	defer db.Close()
+	fill(t, db, 1200)
+	full, err := db.LoadActual(ctx)
+	check(t, err)
+	ix, err := db.LoadIndex(ctx, fnvDigests)
+	check(t, err)
+
+	if len(ix.VMRs) != len(full.VMRs) || len(ix.Devices) != len(full.Devices) || len(ix.Users) != len(full.Users) {
+		t.Fatalf("index sizes %d/%d/%d, full %d/%d/%d", len(ix.VMRs), len(ix.Devices), len(ix.Users), len(full.VMRs), len(full.Devices), len(full.Users))
+	}
+	for i, v := range full.VMRs {
+		r := ix.VMRs[i]
+		if r.ID != v.ID || r.Tag != v.SyncTag || r.Key != OwnerKey(v.SyncTag, v.EntryKey, v.Name) || r.Digest != fnvDigests.VMR(v) {
+			t.Fatalf("vmr %d: ref %+v for %+v (digest %x)", i, r, v, fnvDigests.VMR(v))
+		}
+	}
+	if r := ix.VMRs[len(ix.VMRs)-1]; r.Key != "Declared" {
+		t.Errorf("a declared VMR's owner key is its name: %+v", r)
+	}
+	for i, d := range full.Devices {
+		if r := ix.Devices[i]; r.ID != d.ID || r.Key != d.EntryKey || r.Digest != fnvDigests.Device(d) {
+			t.Fatalf("device %d: ref %+v for %+v", i, r, d)
+		}
+	}
+	for i, u := range full.Users {
+		r := ix.Users[i]
+		if r.ID != u.ID || r.Email != "u"+u.Email[1:len(u.Email)-len("Example.com")]+"example.com" || r.UserID != u.UserID ||
+			r.Active != u.Active || r.Local || r.SyncTag != u.SyncTag || r.EntryKey != u.EntryKey || r.Digest != fnvDigests.User(u) {
+			t.Fatalf("user %d: ref %+v for %+v", i, r, u)
+		}
+	}
+	if want := full.Totals(); !reflect.DeepEqual(ix.Totals, want) {
+		t.Errorf("index totals %+v, full %+v", ix.Totals, want)
+	}
+	if ix.Totals.ActivePaid == 0 || ix.Totals.Managed == len(ix.VMRs)+len(ix.Devices)+len(ix.Users) {
+		t.Errorf("fill makes some users inactive and some free: totals %+v", ix.Totals)
+	}
+
+	// LoadObjects: a few by IN lists, many by a scan; each the same object LoadActual reads.
+	for _, n := range []int{0, 3, 700, 1100} {
+		var ids IDs
+		for i := 0; i < n; i++ {
+			j := (i * 7) % len(full.VMRs)
+			ids.VMRs = append(ids.VMRs, full.VMRs[j].ID)
+			ids.Devices = append(ids.Devices, full.Devices[j%len(full.Devices)].ID)
+			ids.Users = append(ids.Users, full.Users[j%len(full.Users)].ID, full.Users[j%len(full.Users)].ID) // duplicates are fine
+		}
+		part, err := db.LoadObjects(ctx, ix, ids)
+		check(t, err)
+		if !part.Partial() || !reflect.DeepEqual(part.Totals(), ix.Totals) {
+			t.Errorf("n=%d: partial state must carry the index totals", n)
+		}
+		byID := map[int64]*VMR{}
+		for _, v := range full.VMRs {
+			byID[v.ID] = v
+		}
+		want := slices.Compact(slices.Sorted(slices.Values(ids.VMRs)))
+		if len(part.VMRs) != len(want) {
+			t.Fatalf("n=%d: %d VMRs loaded, want %d", n, len(part.VMRs), len(want))
+		}
+		for i, v := range part.VMRs {
+			if v.ID != want[i] || !reflect.DeepEqual(v, byID[v.ID]) {
+				t.Fatalf("n=%d: loaded %+v, want %+v", n, v, byID[want[i]])
+			}
+		}
+		distinct := func(ids []int64) int { return len(slices.Compact(slices.Sorted(slices.Values(ids)))) }
+		if len(part.Users) != distinct(ids.Users) || len(part.Devices) != distinct(ids.Devices) {
+			t.Errorf("n=%d: %d users, %d devices loaded", n, len(part.Users), len(part.Devices))
+		}
+	}
+
+	vs, ds, err := db.ClaimHolders(ctx, ix, []string{"Room 5", "nobody"}, []string{"1007", "declared@vc"}, []string{"d9@dev", "x"})
+	check(t, err)
+	slices.Sort(vs)
+	if want := []int64{full.VMRs[5].ID, full.VMRs[7].ID, full.VMRs[len(full.VMRs)-1].ID}; !slices.Equal(vs, want) || len(ds) != 1 || ds[0] != full.Devices[9].ID {
+		t.Errorf("claim holders: vmrs %v (want %v), devices %v", vs, want, ds)
+	}
+}
+
+func TestLoadObjectsRefusesAChangedState(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "i.db"))
+	check(t, err)
+	defer db.Close()
+	fill(t, db, 10)
+	ix, err := db.LoadIndex(ctx, fnvDigests)
+	check(t, err)
+	// Another apply: the state version moves on.
+	tx, err := db.BeginTxx(ctx, nil)
+	check(t, err)
+	w, err := NewWriter(ctx, tx, time.Now())
+	check(t, err)
+	_, err = w.BumpStateVersion("c2")
+	check(t, err)
+	check(t, w.Flush())
+	check(t, tx.Commit())
+	if _, err := db.LoadObjects(ctx, ix, IDs{VMRs: []int64{ix.VMRs[0].ID}}); !errors.Is(err, ErrStateChanged) {
+		t.Errorf("LoadObjects after a write: err = %v, want ErrStateChanged", err)
+	}
+	if _, _, err := db.ClaimHolders(ctx, ix, []string{"Room 1"}, nil, nil); !errors.Is(err, ErrStateChanged) {
+		t.Errorf("ClaimHolders after a write: err = %v, want ErrStateChanged", err)
+	}
+}
