@@ -26,7 +26,7 @@ type ldifDirectory struct {
 // The whole file is checked here, in one pass through a buffer of a few MiB (syntax errors
 // are *LDIFError values, as from ParseLDIF), and nothing of it is kept: each Search opens the
 // file again and reads it through such a buffer, copying the strings of the entries it returns
-// (DN, key, projected values) into slabs of 64 KiB shared by consecutive entries, so entries
+// (DN, key, projected values) into slabs of 8 KiB shared by consecutive entries, so entries
 // kept by the caller hold only what they return. A Search that finds the file changed since
 // it was checked (other size or checksum) fails closed after the last entry.
 func OpenLDIF(open func() (io.ReadCloser, error), baseDN string) (Directory, error) {
@@ -113,7 +113,7 @@ func (d *ldifDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 			return ""
 		}
 		if len(s) > cap(text)-len(text) {
-			text = make([]byte, 0, max(len(s), 64<<10))
+			text = make([]byte, 0, max(len(s), 8<<10))
 		}
 		start := len(text)
 		text = append(text, s...)
