@@ -42,8 +42,20 @@ func setOf(list []string) map[string]bool {
 }
 
 func (g *digester) digests() state.Digests {
-	return state.Digests{VMR: g.vmr, Device: g.device, User: g.user}
+	return state.Digests{VMR: g.vmr, Device: g.device, User: g.user, Owner: g.owner}
 }
+
+// owner hashes an owner (sync tag and owner key; see ownerKey).
+func (g *digester) owner(tag, key string) uint64 {
+	var h hasher
+	h.h.SetSeed(g.seed)
+	h.str(tag)
+	h.str(key)
+	return h.h.Sum64()
+}
+
+// email hashes a user's (lower-case) email.
+func (g *digester) email(email string) uint64 { return maphash.String(g.seed, email) }
 
 // hasher writes length-prefixed fields, so that no two field lists hash alike by shifting
 // bytes from one field to the next.

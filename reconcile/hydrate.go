@@ -40,25 +40,25 @@ func hydrate(ctx context.Context, db *state.DB, d *Desired) (*state.Actual, erro
 		ids = state.IDs{VMRs: refIDs(ix.VMRs, ri.sameVMR), Devices: refIDs(ix.Devices, ri.sameDevice), Users: userIDs(ix.Users, ri.sameUser)}
 		var names, aliases, devAliases []string
 		for _, dv := range d.VMRs {
-			if i, ok := ri.vmrs[vmrIdent(&dv.VMR).owner()]; ok {
+			if i, ok := ri.vmr(vmrIdent(&dv.VMR).owner()); ok {
 				ids.VMRs = append(ids.VMRs, ix.VMRs[i].ID)
 			}
 			names = append(names, dv.Name)
 			aliases = append(aliases, dv.Aliases...)
 		}
 		for _, dd := range d.Devices {
-			if i, ok := ri.devices[deviceIdent(&dd.Device).owner()]; ok {
+			if i, ok := ri.device(deviceIdent(&dd.Device).owner()); ok {
 				ids.Devices = append(ids.Devices, ix.Devices[i].ID)
 			}
 			devAliases = append(devAliases, dd.Alias)
 		}
 		for _, du := range d.Users {
-			if i, ok := ri.users[strings.ToLower(du.Email)]; ok {
+			if i, ok := ri.user(strings.ToLower(du.Email)); ok {
 				ids.Users = append(ids.Users, ix.Users[i].ID)
 			}
 		}
 		for _, in := range d.Invites {
-			if i, ok := ri.users[strings.ToLower(in.Email)]; ok {
+			if i, ok := ri.user(strings.ToLower(in.Email)); ok {
 				ids.Users = append(ids.Users, ix.Users[i].ID)
 			}
 		}

@@ -48,9 +48,9 @@ func (d *Desired) indexFor(a *state.Actual) *actualIndex {
 type refIndex struct {
 	ix                  *state.Index
 	dg                  *digester
-	vmrs, devices       map[owner]int32 // position in ix.VMRs / ix.Devices
-	users               map[string]int32
-	sameVMR, sameDevice []bool // by position: rendered unchanged
+	vmrs, devices       posTable // by owner hash
+	users               posTable // by email hash
+	sameVMR, sameDevice []bool   // by position: rendered unchanged
 	sameUser            []bool
 	sameVMRs, sameDevs  int
 	sameUsers           int
@@ -58,21 +58,74 @@ type refIndex struct {
 
 func newRefIndex(ix *state.Index, dg *digester) *refIndex {
 	ri := &refIndex{ix: ix, dg: dg,
-		vmrs:    make(map[owner]int32, len(ix.VMRs)),
-		devices: make(map[owner]int32, len(ix.Devices)),
-		users:   make(map[string]int32, len(ix.Users)),
+		vmrs: newPosTable(len(ix.VMRs)), devices: newPosTable(len(ix.Devices)), users: newPosTable(len(ix.Users)),
 		sameVMR: make([]bool, len(ix.VMRs)), sameDevice: make([]bool, len(ix.Devices)), sameUser: make([]bool, len(ix.Users)),
 	}
 	for i, r := range ix.VMRs {
-		ri.vmrs[owner{r.Tag, r.Key}] = int32(i)
+		ri.vmrs.insert(r.Owner, int32(i))
 	}
 	for i, r := range ix.Devices {
-		ri.devices[owner{r.Tag, r.Key}] = int32(i)
+		ri.devices.insert(r.Owner, int32(i))
 	}
 	for i, u := range ix.Users {
-		ri.users[u.Email] = int32(i)
+		ri.users.insert(dg.email(u.Email), int32(i))
 	}
 	return ri
+}
+
+// vmr, device and user find an object of the index: its position, or false.
+func (ri *refIndex) vmr(o owner) (int32, bool) {
+	h := ri.dg.owner(o.tag, o.key)
+	return ri.vmrs.find(h, func(i int32) bool { return ri.ix.VMRs[i].Owner == h })
+}
+
+func (ri *refIndex) device(o owner) (int32, bool) {
+	h := ri.dg.owner(o.tag, o.key)
+	return ri.devices.find(h, func(i int32) bool { return ri.ix.Devices[i].Owner == h })
+}
+
+func (ri *refIndex) user(email string) (int32, bool) {
+	return ri.users.find(ri.dg.email(email), func(i int32) bool { return ri.ix.Users[i].Email == email })
+}
+
+// posTable maps a 64-bit hash to a position, with open addressing over int32 slots: 8 bytes
+// per object where a Go map of owner keys took some 70 (400,000 people, three kinds).
+// Two owners whose hashes collide (odds 2^-64 a pair) would share a slot chain and the
+// eq check tells them apart by hash only; the digest, which covers the owner's fields,
+// still has to match before anything counts as unchanged.
+type posTable struct {
+	slots []int32 // position+1; 0 is empty
+	mask  uint64
+}
+
+func newPosTable(n int) posTable {
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	return posTable{slots: make([]int32, size), mask: uint64(size - 1)}
+}
+
+func (t *posTable) insert(h uint64, pos int32) {
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		if t.slots[i] == 0 {
+			t.slots[i] = pos + 1
+			return
+		}
+	}
+}
+
+// find returns the first position in h's chain for which eq holds.
+func (t *posTable) find(h uint64, eq func(int32) bool) (int32, bool) {
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		p := t.slots[i]
+		if p == 0 {
+			return 0, false
+		}
+		if eq(p - 1) {
+			return p - 1, true
+		}
+	}
 }
 
 // markVMR, markDevice and markUser record an object rendered unchanged (once each).

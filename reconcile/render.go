@@ -333,7 +333,7 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 	// A pipeline: the directory fills batches while one goroutine renders them in order,
 	// so decoding directory responses and rendering overlap on the two cores, and the
 	// search runs ahead (up to queued batches) while the state is still loading.
-	const chunk, queued = 2048, 32
+	const chunk, queued = 2048, 8
 	collect := func(idx *refIndex, batch []directory.Entry, results []entryOutput) {
 		for i := range batch {
 			r := &results[i]
@@ -567,17 +567,17 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 // object with overrides.yaml values is always compared in full by the diff.
 func dropUnchanged(o *entryOutput, idx *refIndex) {
 	if v := o.vmr; v != nil && len(v.Overrides) == 0 {
-		if i, ok := idx.vmrs[vmrIdent(&v.VMR).owner()]; ok && idx.dg.vmr(&v.VMR) == idx.ix.VMRs[i].Digest {
+		if i, ok := idx.vmr(vmrIdent(&v.VMR).owner()); ok && idx.dg.vmr(&v.VMR) == idx.ix.VMRs[i].Digest {
 			o.vmr, o.sameVMR = nil, i+1
 		}
 	}
 	if d := o.device; d != nil && !d.Disabled && len(d.Overrides) == 0 {
-		if i, ok := idx.devices[deviceIdent(&d.Device).owner()]; ok && idx.dg.device(&d.Device) == idx.ix.Devices[i].Digest {
+		if i, ok := idx.device(deviceIdent(&d.Device).owner()); ok && idx.dg.device(&d.Device) == idx.ix.Devices[i].Digest {
 			o.device, o.sameDevice = nil, i+1
 		}
 	}
 	if u := o.user; u != nil {
-		if i, ok := idx.users[u.Email]; ok {
+		if i, ok := idx.user(u.Email); ok {
 			if ref := &idx.ix.Users[i]; ref.SyncTag == u.SyncTag && ref.EntryKey == u.EntryKey && idx.userDigest(u) == ref.Digest {
 				o.user, o.sameUser = nil, i+1
 			}
@@ -688,7 +688,7 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 		// A row that is exactly its local account becomes a pointer to it, as unchanged
 		// directory entries do (a 200,000-row CSV holds no second copy of its users).
 		if ri := d.refs; ri != nil {
-			if i, ok := ri.users[email]; ok {
+			if i, ok := ri.user(email); ok {
 				if old := &ri.ix.Users[i]; old.Local && (u.GivenUserID == "" || strings.EqualFold(u.GivenUserID, old.UserID)) &&
 					ri.userDigest(u) == old.Digest {
 					ri.markUser(i)

@@ -27,13 +27,15 @@ type Index struct {
 	Devices []ObjectRef
 	Users   []UserRef
 	Totals  Totals
+
+	vmrTags, deviceTags, userTags map[string]int // counts by sync tag, one map per loader
 }
 
-// ObjectRef stands for one VMR or device in an Index.
+// ObjectRef stands for one VMR or device in an Index: 24 bytes, no pointers (the garbage
+// collector never scans them).
 type ObjectRef struct {
 	ID     int64
-	Tag    string // sync tag
-	Key    string // owner key: the entry key, or the name (alias for a device) when declared by hand
+	Owner  uint64 // Digests.Owner of its sync tag and owner key (see OwnerKey)
 	Digest uint64
 }
 
@@ -49,7 +51,8 @@ type UserRef struct {
 	Digest   uint64
 }
 
-// OwnerKey is the key ObjectRef.Key holds for an object of syncTag with entryKey and name.
+// OwnerKey is the key that, with its sync tag, identifies an object across reconciles: the
+// entry key, or the name (a device's alias) when declared by hand.
 func OwnerKey(syncTag, entryKey, name string) string {
 	if syncTag == ManualTag || entryKey == "" {
 		return name
@@ -101,15 +104,17 @@ type Digests struct {
 	VMR    func(*VMR) uint64
 	Device func(*Device) uint64
 	User   func(*User) uint64
+	Owner  func(syncTag, ownerKey string) uint64
 }
 
 // LoadIndex reads the Index of the actual state, consistent as LoadActual is.
 func (db *DB) LoadIndex(ctx context.Context, dg Digests) (*Index, error) {
 	for attempt := 0; ; attempt++ {
-		ix := &Index{Small: &Actual{RemindersDone: map[string]bool{}}}
+		ix := &Index{Small: &Actual{RemindersDone: map[string]bool{}},
+			vmrTags: map[string]int{}, deviceTags: map[string]int{}, userTags: map[string]int{}}
 		raw := map[string]func(*sqlite3.SQLiteConn, *Actual) error{
-			"vmrs":    func(sc *sqlite3.SQLiteConn, _ *Actual) error { return indexVMRs(sc, ix, dg.VMR) },
-			"devices": func(sc *sqlite3.SQLiteConn, _ *Actual) error { return indexDevices(sc, ix, dg.Device) },
+			"vmrs":    func(sc *sqlite3.SQLiteConn, _ *Actual) error { return indexVMRs(sc, ix, dg) },
+			"devices": func(sc *sqlite3.SQLiteConn, _ *Actual) error { return indexDevices(sc, ix, dg) },
 			"users":   func(sc *sqlite3.SQLiteConn, _ *Actual) error { return indexUsers(sc, ix, dg.User) },
 		}
 		if err := db.loadTables(ctx, ix.Small, raw); err != nil {
@@ -133,25 +138,20 @@ func (db *DB) LoadIndex(ctx context.Context, dg Digests) (*Index, error) {
 
 func (ix *Index) totals() Totals {
 	t := Totals{Owned: map[string]int{}, Users: len(ix.Users), Managed: len(ix.VMRs) + len(ix.Devices)}
-	for _, r := range ix.VMRs {
-		t.Owned[r.Tag]++
-	}
-	for _, r := range ix.Devices {
-		t.Owned[r.Tag]++
+	for _, m := range []map[string]int{ix.vmrTags, ix.deviceTags, ix.userTags} {
+		for tag, n := range m {
+			t.Owned[tag] += n
+		}
 	}
 	for _, u := range ix.Users {
 		if u.Active {
 			t.Managed++
-			if u.SyncTag != "" {
-				t.Owned[u.SyncTag]++
-			}
 		}
 	}
 	return t
 }
 
-func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, digest func(*VMR) uint64) error {
-	var ar arena
+func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg Digests) error {
 	// Two cursors merge-joined on the VMR id: each VMR's aliases are part of its digest.
 	aliases, err := sc.Query(`SELECT vmr_id, alias FROM vmr_aliases ORDER BY vmr_id, pos`, nil)
 	if err != nil {
@@ -191,22 +191,21 @@ func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, digest func(*VMR) uint64) erro
 			}
 		}
 		v.Aliases = as
-		ix.VMRs = append(ix.VMRs, ObjectRef{ID: v.ID, Tag: ar.intern(v.SyncTag),
-			Key: ar.str(OwnerKey(v.SyncTag, v.EntryKey, v.Name)), Digest: digest(&v)})
+		ix.VMRs = append(ix.VMRs, ObjectRef{ID: v.ID, Owner: dg.Owner(v.SyncTag, OwnerKey(v.SyncTag, v.EntryKey, v.Name)), Digest: dg.VMR(&v)})
+		countTag(ix.vmrTags, v.SyncTag)
 		return nil
 	})
 }
 
-func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, digest func(*Device) uint64) error {
-	var ar arena
+func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg Digests) error {
 	var d Device
 	return eachRow(sc, `SELECT id, alias, description, username, password, tag, owner_email, sync_tag, entry_key
 		FROM devices ORDER BY id`, func(r []driver.Value) error {
 		d = Device{ID: rawInt(r[0]), Alias: rawStr(r[1]), Description: rawStr(r[2]),
 			Username: rawStr(r[3]), Password: rawStr(r[4]), Tag: rawStr(r[5]),
 			OwnerEmail: rawStr(r[6]), SyncTag: rawStr(r[7]), EntryKey: rawStr(r[8])}
-		ix.Devices = append(ix.Devices, ObjectRef{ID: d.ID, Tag: ar.intern(d.SyncTag),
-			Key: ar.str(OwnerKey(d.SyncTag, d.EntryKey, d.Alias)), Digest: digest(&d)})
+		ix.Devices = append(ix.Devices, ObjectRef{ID: d.ID, Owner: dg.Owner(d.SyncTag, OwnerKey(d.SyncTag, d.EntryKey, d.Alias)), Digest: dg.Device(&d)})
+		countTag(ix.deviceTags, d.SyncTag)
 		return nil
 	})
 }
@@ -226,6 +225,9 @@ func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, digest func(*User) uint64) er
 			Digest: digest(&u)})
 		if u.Active && u.License == "paid" {
 			ix.Totals.ActivePaid++
+		}
+		if u.Active && u.SyncTag != "" {
+			countTag(ix.userTags, u.SyncTag)
 		}
 		return nil
 	})
@@ -386,4 +388,13 @@ func (db *DB) ClaimHolders(ctx context.Context, ix *Index, names, aliases, devic
 		return nil, nil, ErrStateChanged
 	}
 	return vmrs, devices, nil
+}
+
+// countTag counts one more object of tag in m, copying the tag only the first time (the
+// driver's string would pin its row's memory).
+func countTag(m map[string]int, tag string) {
+	if _, ok := m[tag]; !ok {
+		tag = strings.Clone(tag)
+	}
+	m[tag]++
 }

@@ -65,6 +65,11 @@ var fnvDigests = Digests{
 		fmt.Fprint(h, u.FirstName, u.Tracking, u.Active)
 		return h.Sum64()
 	},
+	Owner: func(tag, key string) uint64 {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%q %q", tag, key)
+		return h.Sum64()
+	},
 }
 
 func TestIndexMatchesFullLoad(t *testing.T) {
@@ -83,15 +88,15 @@ func TestIndexMatchesFullLoad(t *testing.T) {
 	}
 	for i, v := range full.VMRs {
 		r := ix.VMRs[i]
-		if r.ID != v.ID || r.Tag != v.SyncTag || r.Key != OwnerKey(v.SyncTag, v.EntryKey, v.Name) || r.Digest != fnvDigests.VMR(v) {
+		if r.ID != v.ID || r.Owner != fnvDigests.Owner(v.SyncTag, OwnerKey(v.SyncTag, v.EntryKey, v.Name)) || r.Digest != fnvDigests.VMR(v) {
 			t.Fatalf("vmr %d: ref %+v for %+v (digest %x)", i, r, v, fnvDigests.VMR(v))
 		}
 	}
-	if r := ix.VMRs[len(ix.VMRs)-1]; r.Key != "Declared" {
+	if r := ix.VMRs[len(ix.VMRs)-1]; r.Owner != fnvDigests.Owner(ManualTag, "Declared") {
 		t.Errorf("a declared VMR's owner key is its name: %+v", r)
 	}
 	for i, d := range full.Devices {
-		if r := ix.Devices[i]; r.ID != d.ID || r.Key != d.EntryKey || r.Digest != fnvDigests.Device(d) {
+		if r := ix.Devices[i]; r.ID != d.ID || r.Owner != fnvDigests.Owner(d.SyncTag, d.EntryKey) || r.Digest != fnvDigests.Device(d) {
 			t.Fatalf("device %d: ref %+v for %+v", i, r, d)
 		}
 	}
