@@ -18,8 +18,10 @@ run:
 	$(GO) run ./cmd/roster apply
 
 # bench: Go benchmarks of every package (400k-entry sizes included), then the end-to-end
-# run beside ldapsearch on a test slapd for N = 50,000 and 400,000. Results land in
-# bench-results/ (bench.txt, e2e.json). Takes several minutes.
+# run for N = 50,000 and 400,000 (beside ldapsearch on a test slapd, and the same people
+# from an LDIF file) and a mixed run of 200,000 LDIF people + 200,000 CSV users. Sizes:
+# ROSTER_BENCH_SIZES, ROSTER_BENCH_MIXED (0 skips). Results land in bench-results/
+# (bench.txt, e2e.txt, e2e.json). Takes several minutes.
 bench: deps
 	@mkdir -p bench-results
 	ROSTER_BENCH_N=400000 ROSTER_BENCH_LDAP=1 $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./... | tee bench-results/bench.txt

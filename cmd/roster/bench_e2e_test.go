@@ -30,6 +30,27 @@ type benchRow struct {
 	InitialApply measured `json:"roster_apply_initial"`
 	PlanRatio    float64  `json:"noop_plan_over_ldapsearch"`
 	ApplyRatio   float64  `json:"initial_apply_over_ldapsearch"`
+	// LDIF is the same apply + no-op plan with the same N people read from an LDIF file in
+	// the repo instead of the slapd (issue #4's input).
+	LDIF applyPlan `json:"ldif"`
+}
+
+// applyPlan is roster's initial apply and the no-op plan after it on one repo.
+type applyPlan struct {
+	InitialApply measured `json:"roster_apply_initial"`
+	NoopPlan     measured `json:"roster_plan_noop"`
+}
+
+// mixedRow is issue #7's input: Directory people from an LDIF file (a sync_users template)
+// plus CSV local users in users/local.csv. Validate loads and checks the same repo (the CSV
+// included), so PlanOverValidate is the no-op plan's time beyond reading the inputs.
+type mixedRow struct {
+	Directory        int      `json:"directory_people"`
+	CSV              int      `json:"csv_users"`
+	InitialApply     measured `json:"roster_apply_initial"`
+	Validate         measured `json:"roster_validate"`
+	NoopPlan         measured `json:"roster_plan_noop"`
+	PlanOverValidate float64  `json:"plan_minus_validate_seconds"`
 }
 
 func measure(t *testing.T, cmd *exec.Cmd) measured {
@@ -45,10 +66,13 @@ func measure(t *testing.T, cmd *exec.Cmd) measured {
 }
 
 // TestEndToEndBench is `make bench`'s side-by-side run (skipped unless ROSTER_BENCH=1): for
-// each N it slapadds N generated people into a test slapd and measures, in the same run,
-// ldapsearch's paged fetch of the same entries and attributes, roster's initial apply and
-// its no-op plan (wall time and peak RSS of each process), then prints the ratios and
-// writes them to $ROSTER_BENCH_OUT (default bench-results/e2e.json).
+// each N in $ROSTER_BENCH_SIZES (default 50000,400000) it slapadds N generated people into a
+// test slapd and measures, in the same run, ldapsearch's paged fetch of the same entries and
+// attributes, roster's initial apply and its no-op plan (wall time and peak RSS of each
+// process), then the same apply and plan with the N people read from an LDIF file in the
+// repo. Then one mixed run of $ROSTER_BENCH_MIXED users (default 400000, 0 skips): half
+// directory people from an LDIF file, half CSV users; apply, validate, no-op plan. It prints
+// the figures and writes them to $ROSTER_BENCH_OUT (default bench-results/e2e.json).
 func TestEndToEndBench(t *testing.T) {
 	if os.Getenv("ROSTER_BENCH") != "1" {
 		t.Skip("set ROSTER_BENCH=1 (make bench) to run the end-to-end benchmark")
@@ -62,6 +86,13 @@ func TestEndToEndBench(t *testing.T) {
 				t.Fatalf("ROSTER_BENCH_SIZES: %v", err)
 			}
 			sizes = append(sizes, n)
+		}
+	}
+	mixedN := 400000
+	if s := os.Getenv("ROSTER_BENCH_MIXED"); s != "" {
+		var err error
+		if mixedN, err = strconv.Atoi(strings.TrimSpace(s)); err != nil {
+			t.Fatalf("ROSTER_BENCH_MIXED: %v", err)
 		}
 	}
 	bin := filepath.Join(t.TempDir(), "roster")
@@ -82,6 +113,39 @@ func TestEndToEndBench(t *testing.T) {
 		fmt.Printf("growth: plan ratio %.2f → %.2f (%.2f×), apply ratio %.2f → %.2f (%.2f×)\n",
 			first.PlanRatio, last.PlanRatio, last.PlanRatio/first.PlanRatio, first.ApplyRatio, last.ApplyRatio, last.ApplyRatio/first.ApplyRatio)
 	}
+	fmt.Printf("\nLDIF directory (same people and template, read from directory.ldif in the repo)\n")
+	fmt.Printf("%-8s %12s %13s %12s %12s\n", "N", "apply init s", "apply RSS MiB", "plan no-op s", "plan RSS MiB")
+	for _, r := range rows {
+		fmt.Printf("%-8d %12.2f %13.0f %12.2f %12.0f\n", r.N, r.LDIF.InitialApply.Seconds, r.LDIF.InitialApply.RSSMiB,
+			r.LDIF.NoopPlan.Seconds, r.LDIF.NoopPlan.RSSMiB)
+	}
+	var ldifGrowth map[string]float64
+	if len(rows) > 1 {
+		first, last := rows[0], rows[len(rows)-1]
+		ldifGrowth = map[string]float64{"from_n": float64(first.N), "to_n": float64(last.N),
+			"n":             float64(last.N) / float64(first.N),
+			"apply_seconds": last.LDIF.InitialApply.Seconds / first.LDIF.InitialApply.Seconds,
+			"plan_seconds":  last.LDIF.NoopPlan.Seconds / first.LDIF.NoopPlan.Seconds}
+		ldifGrowth["apply_per_entry"] = ldifGrowth["apply_seconds"] / ldifGrowth["n"]
+		ldifGrowth["plan_per_entry"] = ldifGrowth["plan_seconds"] / ldifGrowth["n"]
+		fmt.Printf("LDIF growth %d → %d (N ×%.2f): apply time ×%.2f (per entry ×%.2f), plan time ×%.2f (per entry ×%.2f)\n",
+			first.N, last.N, ldifGrowth["n"], ldifGrowth["apply_seconds"], ldifGrowth["apply_per_entry"],
+			ldifGrowth["plan_seconds"], ldifGrowth["plan_per_entry"])
+	}
+	var mixed *mixedRow
+	if mixedN > 0 {
+		m := benchMixed(t, bin, mixedN/2, mixedN-mixedN/2)
+		mixed = &m
+		fmt.Printf("\nmixed: %d directory people (LDIF, sync_users) + %d CSV users\n", m.Directory, m.CSV)
+		fmt.Printf("%-14s %8s %8s\n", "", "s", "RSS MiB")
+		for _, c := range []struct {
+			name string
+			m    measured
+		}{{"apply init", m.InitialApply}, {"validate", m.Validate}, {"plan no-op", m.NoopPlan}} {
+			fmt.Printf("%-14s %8.2f %8.0f\n", c.name, c.m.Seconds, c.m.RSSMiB)
+		}
+		fmt.Printf("%-14s %8.2f\n", "plan−validate", m.PlanOverValidate)
+	}
 	email := emailBench(t)
 	fmt.Printf("email delivery to an in-process go-smtp sink: roster %.0f msgs/s, bare go-smtp loop %.0f msgs/s, ratio %.2f\n",
 		email["roster_msgs_per_s"], email["bare_msgs_per_s"], email["ratio"])
@@ -91,7 +155,7 @@ func TestEndToEndBench(t *testing.T) {
 	}
 	os.MkdirAll(filepath.Dir(out), 0o755)
 	data, _ := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "rows": rows,
-		"email_delivery": email}, "", "  ")
+		"ldif_growth": ldifGrowth, "mixed": mixed, "email_delivery": email}, "", "  ")
 	if err := os.WriteFile(out, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -99,17 +163,14 @@ func TestEndToEndBench(t *testing.T) {
 
 func benchOne(t *testing.T, bin string, n int) benchRow {
 	dir := t.TempDir()
-	ldif := filepath.Join(dir, "people.ldif")
-	f, err := os.Create(ldif)
+	tmpl, err := os.ReadFile("../../testdata/bench-template.yaml") // shared with reconcile's benchmarks
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := bufio.NewWriter(f)
-	if err := directory.GeneratePeople(w, n, "dc=example,dc=com"); err != nil {
-		t.Fatal(err)
-	}
-	w.Flush()
-	f.Close()
+	// The LDIF repo's directory.ldif is also what slapadd loads into the test slapd.
+	ldifRepo := writeRepo(t, filepath.Join(dir, "ldif"), tmpl)
+	ldif := filepath.Join(ldifRepo, "directory.ldif")
+	writePeople(t, ldif, n)
 	srv := ldaptest.Start(t, ldaptest.Options{LDIFFile: ldif})
 	row := benchRow{N: n}
 	attrs := []string{"cn", "uid", "telephoneNumber", "mail", "givenName", "sn", "entryUUID", "employeeType"}
@@ -120,32 +181,145 @@ func benchOne(t *testing.T, bin string, n int) benchRow {
 	search.Stdout = devnull
 	row.LDAPSearch = measure(t, search)
 
-	repo := filepath.Join(dir, "repo")
-	os.MkdirAll(filepath.Join(repo, "templates"), 0o755)
-	os.WriteFile(filepath.Join(repo, "settings.yaml"), []byte("auto_activation_emails: false\n"), 0o644)
-	tmpl, err := os.ReadFile("../../testdata/bench-template.yaml") // shared with reconcile's benchmarks
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(repo, "templates", "staff.yaml"), tmpl, 0o644)
-	cfg := filepath.Join(dir, "config.cue")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`repo: {url: %q}
-state: {dsn: %q}
-directories: corp: {url: %q, base_dn: %q, bind_dn: %q, bind_password_env: "BENCH_LDAP_PW"}
-mail_dir: %q
-`, repo, filepath.Join(dir, "roster.db"), srv.URL, srv.BaseDN, srv.AdminDN, filepath.Join(dir, "outbox"))), 0o644)
-	env := append(os.Environ(), "BENCH_LDAP_PW="+srv.AdminPassword, "ROSTER_SECRET_KEY=bench")
-	apply := exec.Command(bin, "apply", "--config", cfg, "--no-send", "--format", "json")
-	apply.Env, apply.Stdout = env, devnull
-	row.InitialApply = measure(t, apply)
-	plan := exec.Command(bin, "plan", "--config", cfg, "--detailed-exitcode")
-	plan.Env, plan.Stdout = env, devnull
-	row.NoopPlan = measure(t, plan) // exit 2 (changes) would fail measure: a no-op must be a no-op
+	ldapRepo := writeRepo(t, filepath.Join(dir, "ldap"), tmpl)
+	ldap := applyAndPlan(t, bin, writeConfig(t, filepath.Join(dir, "ldap"), ldapRepo,
+		fmt.Sprintf("{url: %q, base_dn: %q, bind_dn: %q, bind_password_env: \"BENCH_LDAP_PW\"}", srv.URL, srv.BaseDN, srv.AdminDN)),
+		"BENCH_LDAP_PW="+srv.AdminPassword)
+	row.InitialApply, row.NoopPlan = ldap.InitialApply, ldap.NoopPlan
 	row.PlanRatio = row.NoopPlan.Seconds / row.LDAPSearch.Seconds
 	row.ApplyRatio = row.InitialApply.Seconds / row.LDAPSearch.Seconds
 	t.Logf("N=%d: ldapsearch %.2fs, apply %.2fs (%.0f MiB), no-op plan %.2fs (%.0f MiB)", n, row.LDAPSearch.Seconds,
 		row.InitialApply.Seconds, row.InitialApply.RSSMiB, row.NoopPlan.Seconds, row.NoopPlan.RSSMiB)
+
+	row.LDIF = applyAndPlan(t, bin, writeConfig(t, filepath.Join(dir, "ldif"), ldifRepo, ldifDirectory))
+	t.Logf("N=%d LDIF: apply %.2fs (%.0f MiB), no-op plan %.2fs (%.0f MiB)", n, row.LDIF.InitialApply.Seconds,
+		row.LDIF.InitialApply.RSSMiB, row.LDIF.NoopPlan.Seconds, row.LDIF.NoopPlan.RSSMiB)
 	return row
+}
+
+// mixedTemplate is the mixed run's template: a WebEx user per directory person, nothing else.
+const mixedTemplate = `name: staff
+source: corp
+user_search_dn: ou=people
+user_filter: (objectClass=inetOrgPerson)
+key_attribute: entryUUID
+disabled_filter: (employeeType=disabled)
+sync_users: true
+user:
+  first_name: "{{givenName}}"
+  last_name: "{{sn}}"
+  email: "{{mail}}"
+  language: en-us
+  time_zone: London
+  license: paid
+`
+
+// benchMixed measures issue #7's input: people directory people (directory.ldif) and csv
+// local users (users/local.csv, emails local<i>@example.org, never the directory's
+// u<i>@example.com): initial apply, then validate and the no-op plan.
+func benchMixed(t *testing.T, bin string, people, csv int) mixedRow {
+	dir := t.TempDir()
+	repo := writeRepo(t, dir, []byte(mixedTemplate))
+	writePeople(t, filepath.Join(repo, "directory.ldif"), people)
+	os.MkdirAll(filepath.Join(repo, "users"), 0o755)
+	f, err := os.Create(filepath.Join(repo, "users", "local.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	w.WriteString("USERID,ACTIVE,FIRSTNAME,LASTNAME,EMAIL,LANGUAGE,HOSTPRIVILEGE,TIMEZONE,DIVISION,DEPARTMENT,PROJECT,OTHER,CUSTOM5,CUSTOM6,CUSTOM7,CUSTOM8,CUSTOM9,CUSTOM10\n")
+	for i := 0; i < csv; i++ {
+		fmt.Fprintf(w, ",Y,Local%d,User%d,local%d@example.org,en-us,HOST,London,,,,,,,,,,\n", i, i, i)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, dir, repo, ldifDirectory)
+	ap := applyAndPlan(t, bin, cfg)
+	row := mixedRow{Directory: people, CSV: csv, InitialApply: ap.InitialApply, NoopPlan: ap.NoopPlan}
+	validate := exec.Command(bin, "validate", "--config", cfg)
+	var out strings.Builder
+	validate.Env, validate.Stdout = append(os.Environ(), "ROSTER_SECRET_KEY=bench"), &out
+	row.Validate = measure(t, validate)
+	if want := fmt.Sprintf(" %d CSV users,", csv); !strings.Contains(out.String(), want) {
+		t.Fatalf("roster validate: want%s in its summary, got %q", want, out.String())
+	}
+	row.PlanOverValidate = row.NoopPlan.Seconds - row.Validate.Seconds
+	t.Logf("mixed %d+%d: apply %.2fs (%.0f MiB), validate %.2fs (%.0f MiB), no-op plan %.2fs (%.0f MiB)", people, csv,
+		row.InitialApply.Seconds, row.InitialApply.RSSMiB, row.Validate.Seconds, row.Validate.RSSMiB,
+		row.NoopPlan.Seconds, row.NoopPlan.RSSMiB)
+	return row
+}
+
+// ldifDirectory is config.cue's directory that reads the repo's directory.ldif.
+const ldifDirectory = `{ldif: "directory.ldif", base_dn: "dc=example,dc=com"}`
+
+// writePeople writes directory.GeneratePeople's n people (base dc=example,dc=com) to path.
+func writePeople(t *testing.T, path string, n int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := directory.GeneratePeople(f, n, "dc=example,dc=com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeRepo creates dir/repo with settings.yaml and templates/staff.yaml and returns its path.
+func writeRepo(t *testing.T, dir string, tmpl []byte) string {
+	t.Helper()
+	repo := filepath.Join(dir, "repo")
+	if err := os.MkdirAll(filepath.Join(repo, "templates"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(repo, "settings.yaml"), []byte("auto_activation_emails: false\n"), 0o644)
+	if err := os.WriteFile(filepath.Join(repo, "templates", "staff.yaml"), tmpl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return repo
+}
+
+// writeConfig writes dir/config.cue for repo, a state database and outbox in dir, and
+// directories.corp set to corp (a CUE struct); it returns the file's path.
+func writeConfig(t *testing.T, dir, repo, corp string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "config.cue")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("repo: {url: %q}\nstate: {dsn: %q}\ndirectories: corp: %s\nmail_dir: %q\n",
+		repo, filepath.Join(dir, "roster.db"), corp, filepath.Join(dir, "outbox"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// applyAndPlan measures `roster apply` (initial) and then the no-op `roster plan` on cfg.
+func applyAndPlan(t *testing.T, bin, cfg string, env ...string) applyPlan {
+	t.Helper()
+	var r applyPlan
+	r.InitialApply = rosterRun(t, bin, cfg, env, "apply", "--no-send", "--format", "json")
+	// exit 2 (changes) fails measure: a no-op must be a no-op
+	r.NoopPlan = rosterRun(t, bin, cfg, env, "plan", "--detailed-exitcode")
+	return r
+}
+
+// rosterRun measures `roster CMD --config cfg ARGS...` with stdout discarded.
+func rosterRun(t *testing.T, bin, cfg string, env []string, cmd string, args ...string) measured {
+	t.Helper()
+	c := exec.Command(bin, append([]string{cmd, "--config", cfg}, args...)...)
+	c.Env = append(append(os.Environ(), "ROSTER_SECRET_KEY=bench"), env...)
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	c.Stdout = devnull
+	return measure(t, c)
 }
 
 // emailBench runs notify's BenchmarkDeliver10k (10,000 outbox messages to an in-process
