@@ -637,6 +637,13 @@ func trackingSummary(g *state.TrackingGroup) string {
 }
 
 func planReminders(p *Plan, d *Desired, a *state.Actual) {
+	due := false
+	for _, r := range d.Reminders {
+		due = due || !a.RemindersDone[r.ID]
+	}
+	if !due {
+		return
+	}
 	// Objects this plan already emails (created, updated) get no reminder on top.
 	mailed := map[string]bool{}
 	for _, e := range p.Emails {

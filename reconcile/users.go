@@ -53,20 +53,23 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 				Message: msg + "; this user is left unchanged"})
 			continue
 		}
-		want := du.User
-		want.Email = email
 		if old == nil {
-			if du.Disabled || !want.Active && want.Origin == "remote" {
+			if du.Disabled || !du.Active && du.Origin == "remote" {
 				continue // inactive directory users are not imported (WebEx)
 			}
+			// The new account is the desired user itself (a first apply creates 400,000:
+			// no copy). Every field set here is set again by any later Diff of d.
+			want := &du.User
+			want.Email = email
 			seq++
 			created++
 			want.UserID = strconv.FormatInt(seq, 10)
-			if activationDue(d, nil, &want) {
+			want.Notified = false
+			if activationDue(d, nil, want) {
 				want.Notified = true
-				p.addActivation(d, &want, "created")
+				p.addActivation(d, want, "created")
 			}
-			p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionCreate, Key: email, Template: want.SyncTag, user: &want})
+			p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionCreate, Key: email, Template: want.SyncTag, user: want})
 			continue
 		}
 		want, fields := userUpdate(old, du)

@@ -45,14 +45,23 @@ func runApply(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 	}
-	if err := p.Write(a.stdout, *format, reconcile.OutputOptions{ShowSecrets: *showSecrets}); err != nil {
-		return err
-	}
+	out := reconcile.OutputOptions{ShowSecrets: *showSecrets}
 	if err := p.Check(a.cfg.Safety, reconcile.Allowances{Deletions: *allowDel, Emails: *allowMail}); err != nil {
+		if werr := p.Write(a.stdout, *format, out); werr != nil {
+			return werr
+		}
 		return err
 	}
+	// The plan prints while the transaction runs: printing 1.2 million changes takes as
+	// long as a good part of writing them. Apply only sets the objects' ids, which the
+	// printout never reads; "Applied: …" follows the whole printout.
+	printed := make(chan error, 1)
+	go func() { printed <- p.Write(a.stdout, *format, out) }()
 	start := time.Now()
 	res, err := reconcile.Apply(ctx, a.db, p, reconcile.ApplyOptions{Actor: "cli:apply", Now: time.Now().UTC()}, true)
+	if werr := <-printed; werr != nil && err == nil {
+		err = werr
+	}
 	if err != nil {
 		return err
 	}
