@@ -30,8 +30,8 @@ type Request struct {
 // on any failure: refused connection, bind failure, timeout, size or time limit,
 // a referral it cannot follow, a page cut short. An error returned by fn stops the search
 // and is returned. fn may keep the entries it is given: an Entry shares no buffer that a
-// later entry reuses (an LDIF Directory's strings point into its LDIF bytes, which must
-// therefore stay unmodified).
+// later entry reuses (an LDIF Directory copies what an entry returns out of its read
+// buffer).
 type Directory interface {
 	Search(ctx context.Context, req Request, fn func(Entry) error) error
 	Close() error
