@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -27,7 +28,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 		templates[t.Name] = true
 	}
 	seq := a.MaxUserSeq
-	created := 0
+	var creates []*DesiredUser
 	for _, du := range d.Users {
 		email := strings.ToLower(du.Email)
 		old := byEmail[email]
@@ -57,19 +58,8 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			if du.Disabled || !du.Active && du.Origin == "remote" {
 				continue // inactive directory users are not imported (WebEx)
 			}
-			// The new account is the desired user itself (a first apply creates 400,000:
-			// no copy). Every field set here is set again by any later Diff of d.
-			want := &du.User
-			want.Email = email
-			seq++
-			created++
-			want.UserID = strconv.FormatInt(seq, 10)
-			want.Notified = false
-			if activationDue(d, nil, want) {
-				want.Notified = true
-				p.addActivation(d, want, "created")
-			}
-			p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionCreate, Key: email, Template: want.SyncTag, user: want})
+			du.Email = email
+			creates = append(creates, du)
 			continue
 		}
 		want, fields := userUpdate(old, du)
@@ -90,6 +80,23 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 		}
 		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: action, Key: email, Template: want.SyncTag,
 			Fields: fields, user: &want, oldUser: old})
+	}
+	// New accounts get their USERIDs in email order, the order apply writes them in: the
+	// USERID index then grows at its end instead of at random places.
+	slices.SortFunc(creates, func(a, b *DesiredUser) int { return strings.Compare(a.Email, b.Email) })
+	created := len(creates)
+	for _, du := range creates {
+		// The new account is the desired user itself (a first apply creates 400,000: no
+		// copy). Every field set here is set again by any later Diff of d.
+		want := &du.User
+		seq++
+		want.UserID = strconv.FormatInt(seq, 10)
+		want.Notified = false
+		if activationDue(d, nil, want) {
+			want.Notified = true
+			p.addActivation(d, want, "created")
+		}
+		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionCreate, Key: want.Email, Template: want.SyncTag, user: want})
 	}
 	for _, u := range a.Users {
 		email := strings.ToLower(u.Email)
