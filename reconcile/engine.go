@@ -140,7 +140,7 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	}
 	ch := make(chan loaded, 1)
 	go func() {
-		ix, err := e.DB.LoadIndex(ctx, dg.digests())
+		ix, err := e.DB.LoadIndex(ctx, dg.spec)
 		ch <- loaded{ix, err, time.Since(start)}
 	}()
 	var got *loaded
@@ -169,6 +169,7 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	}
 	hydrated := time.Since(start)
 	p := Diff(desired, actual)
+	p.loaded = len(actual.VMRs) + len(actual.Devices) + len(actual.Users)
 	if e.Logger != nil {
 		e.Logger.Debug("planned", "commit", commit, "render", rendered, "load_index", loadedAt,
 			"load_objects", hydrated-rendered, "diff", time.Since(start)-hydrated, "changes", len(p.Changes),

@@ -67,6 +67,8 @@ type Plan struct {
 	// is applied only if planning again gives the same fingerprint.
 	Fingerprint string `json:"fingerprint"`
 
+	loaded int // objects the plan loaded in full (Engine.Plan): what the tests check hydrate by
+
 	reminders []string // reminder ids carried out by this plan
 }
 

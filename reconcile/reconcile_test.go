@@ -485,3 +485,21 @@ func TestDeclaredObjectWithControlCharacterIsRefused(t *testing.T) {
 		t.Errorf("second plan: %v", changes(again))
 	}
 }
+
+// TestPlanLoadsOnlyWhatChanged: a no-op plan loads no object in full — the digests of the
+// index (overridable fields masked) match every rendering — and a change to one person
+// loads that person's three objects.
+func TestPlanLoadsOnlyWhatChanged(t *testing.T) {
+	h := newHarness(t, alice, bob, carol, dave)
+	h.mustApply()
+	if p := h.plan(); p.HasChanges() || p.loaded != 0 {
+		t.Fatalf("no-op plan: changes %v, %d objects loaded, want none", changes(p), p.loaded)
+	}
+	c := carol
+	c.sn = "Kingsley"
+	h.directory(alice, bob, c, dave)
+	p := h.plan()
+	if p.loaded != 3 || len(p.Changes) != 3 || p.Summary.Unchanged != 9 {
+		t.Errorf("one person changed: %d objects loaded (want 3), changes %v, %d unchanged (want 9)", p.loaded, changes(p), p.Summary.Unchanged)
+	}
+}

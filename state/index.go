@@ -5,7 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
+	"hash/maphash"
 	"slices"
 	"strings"
 
@@ -98,24 +98,15 @@ func (a *Actual) Totals() Totals {
 // Partial says whether a holds only some of the objects (see Index).
 func (a *Actual) Partial() bool { return a.totals != nil }
 
-// Digests compute the digest an Index records for each object. They are called with an
-// object whose strings are valid only during the call.
-type Digests struct {
-	VMR    func(*VMR) uint64
-	Device func(*Device) uint64
-	User   func(*User) uint64
-	Owner  func(syncTag, ownerKey string) uint64
-}
-
 // LoadIndex reads the Index of the actual state, consistent as LoadActual is.
-func (db *DB) LoadIndex(ctx context.Context, dg Digests) (*Index, error) {
+func (db *DB) LoadIndex(ctx context.Context, dg *DigestSpec) (*Index, error) {
 	for attempt := 0; ; attempt++ {
 		ix := &Index{Small: &Actual{RemindersDone: map[string]bool{}},
 			vmrTags: map[string]int{}, deviceTags: map[string]int{}, userTags: map[string]int{}}
 		raw := map[string]func(*sqlite3.SQLiteConn, *Actual) error{
 			"vmrs":    func(sc *sqlite3.SQLiteConn, _ *Actual) error { return indexVMRs(sc, ix, dg) },
 			"devices": func(sc *sqlite3.SQLiteConn, _ *Actual) error { return indexDevices(sc, ix, dg) },
-			"users":   func(sc *sqlite3.SQLiteConn, _ *Actual) error { return indexUsers(sc, ix, dg.User) },
+			"users":   func(sc *sqlite3.SQLiteConn, _ *Actual) error { return indexUsers(sc, ix, dg) },
 		}
 		if err := db.loadTables(ctx, ix.Small, raw); err != nil {
 			return nil, err
@@ -151,83 +142,42 @@ func (ix *Index) totals() Totals {
 	return t
 }
 
-func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg Digests) error {
-	// Two cursors merge-joined on the VMR id: each VMR's aliases are part of its digest.
-	aliases, err := sc.Query(`SELECT vmr_id, alias FROM vmr_aliases ORDER BY vmr_id, pos`, nil)
-	if err != nil {
-		return err
-	}
-	defer aliases.Close()
-	arow := make([]driver.Value, 2)
-	aok := true
-	advance := func() error {
-		switch err := aliases.Next(arow); {
-		case err == nil:
-		case errors.Is(err, io.EOF):
-			aok = false
-		default:
-			return err
-		}
-		return nil
-	}
-	if err := advance(); err != nil {
-		return err
-	}
-	var v VMR
-	var as []string
-	return eachRow(sc, `SELECT id, name, description, pin, guest_pin, allow_guests, max_callrate_in, max_callrate_out,
-		participant_limit, tag, owner_email, sync_tag, entry_key FROM vmrs ORDER BY id`, func(r []driver.Value) error {
-		v = VMR{ID: rawInt(r[0]), Name: rawStr(r[1]), Description: rawStr(r[2]), PIN: rawStr(r[3]),
-			GuestPIN: rawStr(r[4]), AllowGuests: rawInt(r[5]) != 0, MaxCallrateIn: int(rawInt(r[6])),
-			MaxCallrateOut: int(rawInt(r[7])), ParticipantLimit: int(rawInt(r[8])), Tag: rawStr(r[9]),
-			OwnerEmail: rawStr(r[10]), SyncTag: rawStr(r[11]), EntryKey: rawStr(r[12])}
-		as = as[:0]
-		for aok && rawInt(arow[0]) <= v.ID {
-			if rawInt(arow[0]) == v.ID {
-				as = append(as, rawStr(arow[1]))
-			}
-			if err := advance(); err != nil {
-				return err
-			}
-		}
-		v.Aliases = as
-		ix.VMRs = append(ix.VMRs, ObjectRef{ID: v.ID, Owner: dg.Owner(v.SyncTag, OwnerKey(v.SyncTag, v.EntryKey, v.Name)), Digest: dg.VMR(&v)})
-		countTag(ix.vmrTags, v.SyncTag)
+func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
+	q, args := dg.vmrQuery()
+	return eachRowArgs(sc, q, args, func(r []driver.Value) error {
+		tag := rawStr(r[1])
+		ix.VMRs = append(ix.VMRs, ObjectRef{ID: rawInt(r[0]), Owner: dg.Owner(tag, rawStr(r[2])), Digest: maphash.String(dg.Seed, rawStr(r[3]))})
+		countTag(ix.vmrTags, tag)
 		return nil
 	})
 }
 
-func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg Digests) error {
-	var d Device
-	return eachRow(sc, `SELECT id, alias, description, username, password, tag, owner_email, sync_tag, entry_key
-		FROM devices ORDER BY id`, func(r []driver.Value) error {
-		d = Device{ID: rawInt(r[0]), Alias: rawStr(r[1]), Description: rawStr(r[2]),
-			Username: rawStr(r[3]), Password: rawStr(r[4]), Tag: rawStr(r[5]),
-			OwnerEmail: rawStr(r[6]), SyncTag: rawStr(r[7]), EntryKey: rawStr(r[8])}
-		ix.Devices = append(ix.Devices, ObjectRef{ID: d.ID, Owner: dg.Owner(d.SyncTag, OwnerKey(d.SyncTag, d.EntryKey, d.Alias)), Digest: dg.Device(&d)})
-		countTag(ix.deviceTags, d.SyncTag)
+func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
+	q, args := dg.deviceQuery()
+	return eachRowArgs(sc, q, args, func(r []driver.Value) error {
+		tag := rawStr(r[1])
+		ix.Devices = append(ix.Devices, ObjectRef{ID: rawInt(r[0]), Owner: dg.Owner(tag, rawStr(r[2])), Digest: maphash.String(dg.Seed, rawStr(r[3]))})
+		countTag(ix.deviceTags, tag)
 		return nil
 	})
 }
 
-func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, digest func(*User) uint64) error {
+func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 	var ar arena
-	var u User
-	return eachRow(sc, `SELECT id, userid, email, first_name, last_name, language, host_privilege, time_zone, tracking,
-		active, origin, license, sync_tag, entry_key, notified_at IS NOT NULL FROM users ORDER BY id`, func(r []driver.Value) error {
-		u = User{ID: rawInt(r[0]), UserID: rawStr(r[1]), Email: rawStr(r[2]),
-			FirstName: rawStr(r[3]), LastName: rawStr(r[4]), Language: rawStr(r[5]),
-			HostPrivilege: rawStr(r[6]), TimeZone: rawStr(r[7]), Tracking: trackingFromDB(rawStr(r[8])),
-			Active: rawInt(r[9]) != 0, Origin: rawStr(r[10]), License: rawStr(r[11]), SyncTag: rawStr(r[12]),
-			EntryKey: rawStr(r[13]), Notified: rawInt(r[14]) != 0}
-		ix.Users = append(ix.Users, UserRef{ID: u.ID, Email: ar.str(strings.ToLower(u.Email)), UserID: ar.str(u.UserID),
-			SyncTag: ar.intern(u.SyncTag), EntryKey: ar.str(u.EntryKey), Local: u.Origin == "local", Active: u.Active,
-			Digest: digest(&u)})
-		if u.Active && u.License == "paid" {
+	return eachRow(sc, userQuery(), func(r []driver.Value) error {
+		// id, email, userid, sync_tag, entry_key, origin, active, license, digest text head
+		tag, key, origin, license, active := rawStr(r[3]), rawStr(r[4]), rawStr(r[5]), rawStr(r[7]), rawInt(r[6]) != 0
+		var h maphash.Hash
+		h.SetSeed(dg.Seed)
+		h.WriteString(rawStr(r[8]))
+		userTail(&h, active, origin, license, tag, key)
+		ix.Users = append(ix.Users, UserRef{ID: rawInt(r[0]), Email: ar.str(strings.ToLower(rawStr(r[1]))), UserID: ar.str(rawStr(r[2])),
+			SyncTag: ar.intern(tag), EntryKey: ar.str(key), Local: origin == "local", Active: active, Digest: h.Sum64()})
+		if active && license == "paid" {
 			ix.Totals.ActivePaid++
 		}
-		if u.Active && u.SyncTag != "" {
-			countTag(ix.userTags, u.SyncTag)
+		if active && tag != "" {
+			countTag(ix.userTags, tag)
 		}
 		return nil
 	})

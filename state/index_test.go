@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,15 +28,22 @@ func fill(t *testing.T, db *DB, n int) {
 	for i := 0; i < n; i++ {
 		key := fmt.Sprintf("uuid-%d", i)
 		tag := []string{"staff", "lab"}[i%2]
-		check(t, w.InsertVMR(&VMR{Name: fmt.Sprintf("Room %d", i), Aliases: []string{fmt.Sprintf("r%d@vc", i), fmt.Sprint(1000 + i)},
-			PIN: "1234", SyncTag: tag, EntryKey: key}))
-		check(t, w.InsertDevice(&Device{Alias: fmt.Sprintf("d%d@dev", i), Password: "pw", SyncTag: tag, EntryKey: key}))
+		var aliases []string
+		if i%5 != 0 {
+			aliases = []string{fmt.Sprintf("r%d@vc", i), fmt.Sprint(1000 + i)}
+		}
+		check(t, w.InsertVMR(&VMR{Name: fmt.Sprintf("Room %d", i), Description: "Salle de réunion ☎ " + strings.Repeat("x", i%7),
+			Aliases: aliases, PIN: fmt.Sprint(1234 + i), AllowGuests: i%3 == 0, MaxCallrateIn: -i, MaxCallrateOut: 4128,
+			ParticipantLimit: i % 50, Tag: "t:1;", OwnerEmail: "o@x", SyncTag: tag, EntryKey: key}))
+		check(t, w.InsertDevice(&Device{Alias: fmt.Sprintf("d%d@dev", i), Description: "Gerät", Username: "u", Password: fmt.Sprint("pw", i),
+			Tag: "t", OwnerEmail: "o@x", SyncTag: tag, EntryKey: key}))
 		lic := "paid"
 		if i%4 == 0 {
 			lic = "free"
 		}
 		check(t, w.InsertUser(&User{UserID: fmt.Sprint(i + 1), Email: fmt.Sprintf("U%d@Example.com", i), FirstName: "F",
-			Tracking: MakeTracking([10]string{"X"}), Active: i%3 != 0, Origin: "remote", License: lic, SyncTag: tag, EntryKey: key}))
+			LastName: "Müller", Tracking: MakeTracking([10]string{"X", "", fmt.Sprint(i % 3)}), Active: i%3 != 0, Origin: "remote",
+			License: lic, SyncTag: tag, EntryKey: key, Language: "fr", HostPrivilege: "HOST", TimeZone: "Paris"}))
 	}
 	check(t, w.InsertVMR(&VMR{Name: "Declared", Aliases: []string{"declared@vc"}, SyncTag: ManualTag}))
 	if _, err := w.BumpStateVersion("c1"); err != nil {
@@ -52,24 +60,10 @@ func check(t *testing.T, err error) {
 	}
 }
 
-// fnvDigests stand in for reconcile's digests: any function of the fields will do.
-var fnvDigests = Digests{
-	VMR: func(v *VMR) uint64 {
-		h := fnv.New64a()
-		fmt.Fprint(h, v.Name, v.Aliases, v.PIN, v.EntryKey)
-		return h.Sum64()
-	},
-	Device: func(d *Device) uint64 { h := fnv.New64a(); fmt.Fprint(h, d.Alias, d.Password); return h.Sum64() },
-	User: func(u *User) uint64 {
-		h := fnv.New64a()
-		fmt.Fprint(h, u.FirstName, u.Tracking, u.Active)
-		return h.Sum64()
-	},
-	Owner: func(tag, key string) uint64 {
-		h := fnv.New64a()
-		fmt.Fprintf(h, "%q %q", tag, key)
-		return h.Sum64()
-	},
+// spec masks some fields of template "lab" (overridable there).
+var spec = &DigestSpec{Seed: maphash.MakeSeed(),
+	VMRMask:    map[string][]string{"lab": {"pin", "aliases", "allow_guests", "max_callrate_in"}},
+	DeviceMask: map[string][]string{"lab": {"password"}},
 }
 
 func TestIndexMatchesFullLoad(t *testing.T) {
@@ -80,7 +74,7 @@ func TestIndexMatchesFullLoad(t *testing.T) {
 	fill(t, db, 1200)
 	full, err := db.LoadActual(ctx)
 	check(t, err)
-	ix, err := db.LoadIndex(ctx, fnvDigests)
+	ix, err := db.LoadIndex(ctx, spec)
 	check(t, err)
 
 	if len(ix.VMRs) != len(full.VMRs) || len(ix.Devices) != len(full.Devices) || len(ix.Users) != len(full.Users) {
@@ -88,22 +82,22 @@ func TestIndexMatchesFullLoad(t *testing.T) {
 	}
 	for i, v := range full.VMRs {
 		r := ix.VMRs[i]
-		if r.ID != v.ID || r.Owner != fnvDigests.Owner(v.SyncTag, OwnerKey(v.SyncTag, v.EntryKey, v.Name)) || r.Digest != fnvDigests.VMR(v) {
-			t.Fatalf("vmr %d: ref %+v for %+v (digest %x)", i, r, v, fnvDigests.VMR(v))
+		if r.ID != v.ID || r.Owner != spec.Owner(v.SyncTag, OwnerKey(v.SyncTag, v.EntryKey, v.Name)) || r.Digest != spec.VMR(v) {
+			t.Fatalf("vmr %d: ref %+v for %+v (digest %x)", i, r, v, spec.VMR(v))
 		}
 	}
-	if r := ix.VMRs[len(ix.VMRs)-1]; r.Owner != fnvDigests.Owner(ManualTag, "Declared") {
+	if r := ix.VMRs[len(ix.VMRs)-1]; r.Owner != spec.Owner(ManualTag, "Declared") {
 		t.Errorf("a declared VMR's owner key is its name: %+v", r)
 	}
 	for i, d := range full.Devices {
-		if r := ix.Devices[i]; r.ID != d.ID || r.Owner != fnvDigests.Owner(d.SyncTag, d.EntryKey) || r.Digest != fnvDigests.Device(d) {
+		if r := ix.Devices[i]; r.ID != d.ID || r.Owner != spec.Owner(d.SyncTag, d.EntryKey) || r.Digest != spec.Device(d) {
 			t.Fatalf("device %d: ref %+v for %+v", i, r, d)
 		}
 	}
 	for i, u := range full.Users {
 		r := ix.Users[i]
 		if r.ID != u.ID || r.Email != "u"+u.Email[1:len(u.Email)-len("Example.com")]+"example.com" || r.UserID != u.UserID ||
-			r.Active != u.Active || r.Local || r.SyncTag != u.SyncTag || r.EntryKey != u.EntryKey || r.Digest != fnvDigests.User(u) {
+			r.Active != u.Active || r.Local || r.SyncTag != u.SyncTag || r.EntryKey != u.EntryKey || r.Digest != spec.User(u) {
 			t.Fatalf("user %d: ref %+v for %+v", i, r, u)
 		}
 	}
@@ -161,7 +155,7 @@ func TestLoadObjectsRefusesAChangedState(t *testing.T) {
 	check(t, err)
 	defer db.Close()
 	fill(t, db, 10)
-	ix, err := db.LoadIndex(ctx, fnvDigests)
+	ix, err := db.LoadIndex(ctx, spec)
 	check(t, err)
 	// Another apply: the state version moves on.
 	tx, err := db.BeginTxx(ctx, nil)
