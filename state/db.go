@@ -48,6 +48,10 @@ func ParseTime(s string) time.Time {
 	return t
 }
 
+// cacheSizeKiB is each connection's page cache (a negative cache_size is KiB): room for
+// the indexes an apply inserts into. Scans shrink theirs while they run (rawLoad).
+const cacheSizeKiB = -65536
+
 // Open opens (creating with mode 0600 if needed) the SQLite database at dsn and applies
 // pending migrations. dsn ":memory:" gives a private in-memory database.
 func Open(ctx context.Context, dsn string) (*DB, error) {
@@ -59,7 +63,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		}
 		f.Close()
 	}
-	params := "_foreign_keys=on&_busy_timeout=10000&_txlock=immediate&_synchronous=NORMAL&_cache_size=-65536"
+	params := fmt.Sprintf("_foreign_keys=on&_busy_timeout=10000&_txlock=immediate&_synchronous=NORMAL&_cache_size=%d", cacheSizeKiB)
 	if !memory {
 		params += "&_journal_mode=WAL"
 	}

@@ -143,10 +143,24 @@ func (ix *Index) totals() Totals {
 }
 
 func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
+	// The aliases first, in table order, summed by VMR (see DigestSpec.alias).
+	sums := map[int64]uint64{}
+	err := eachRow(sc, `SELECT vmr_id, pos, alias FROM vmr_aliases`, func(r []driver.Value) error {
+		sums[rawInt(r[0])] += dg.alias(int(rawInt(r[1])), rawStr(r[2]))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	q, args := dg.vmrQuery()
 	return eachRowArgs(sc, q, args, func(r []driver.Value) error {
-		tag := rawStr(r[1])
-		ix.VMRs = append(ix.VMRs, ObjectRef{ID: rawInt(r[0]), Owner: dg.Owner(tag, rawStr(r[2])), Digest: maphash.String(dg.Seed, rawStr(r[3]))})
+		id, tag := rawInt(r[0]), rawStr(r[1])
+		var aliases uint64
+		if rawInt(r[4]) == 0 { // not masked
+			aliases = sums[id]
+		}
+		ix.VMRs = append(ix.VMRs, ObjectRef{ID: id, Owner: dg.Owner(tag, rawStr(r[2])),
+			Digest: dg.withAliases(maphash.String(dg.Seed, rawStr(r[3])), aliases)})
 		countTag(ix.vmrTags, tag)
 		return nil
 	})
@@ -165,15 +179,13 @@ func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 	var ar arena
 	return eachRow(sc, userQuery(), func(r []driver.Value) error {
-		// id, email, userid, sync_tag, entry_key, origin, active, license, digest text head
-		tag, key, origin, license, active := rawStr(r[3]), rawStr(r[4]), rawStr(r[5]), rawStr(r[7]), rawInt(r[6]) != 0
-		var h maphash.Hash
-		h.SetSeed(dg.Seed)
-		h.WriteString(rawStr(r[8]))
-		userTail(&h, active, origin, license, tag, key)
-		ix.Users = append(ix.Users, UserRef{ID: rawInt(r[0]), Email: ar.str(strings.ToLower(rawStr(r[1]))), UserID: ar.str(rawStr(r[2])),
-			SyncTag: ar.intern(tag), EntryKey: ar.str(key), Local: origin == "local", Active: active, Digest: h.Sum64()})
-		if active && license == "paid" {
+		// id, lower(email), userid, sync_tag, entry_key, flags, digest text
+		tag, key, flags := rawStr(r[3]), rawStr(r[4]), rawInt(r[5])
+		active := flags&1 != 0
+		ix.Users = append(ix.Users, UserRef{ID: rawInt(r[0]), Email: ar.str(rawStr(r[1])), UserID: ar.str(rawStr(r[2])),
+			SyncTag: ar.intern(tag), EntryKey: ar.str(key), Local: flags&2 != 0, Active: active,
+			Digest: maphash.String(dg.Seed, rawStr(r[6]))})
+		if active && flags&4 != 0 {
 			ix.Totals.ActivePaid++
 		}
 		if active && tag != "" {
