@@ -35,24 +35,27 @@ const batchSize = 200
 // batch buffers the rows of one multi-row INSERT.
 type batch struct {
 	prefix string // INSERT INTO t(a, b, c) VALUES
-	cols   int
+	cols   int    // bound per row
+	now    int    // trailing columns that are the writer's time, written into the SQL
 	args   []any
 	full   *sqlx.Stmt // prepared for batchSize rows
 }
 
 // batchSQL lists the batched inserts in the order Flush writes them.
+// The trailing created_at/updated_at/at columns are the writer's time for every row: it is
+// written into the statement, not bound 3.6 million times in a first apply of 400,000.
 var batchSQL = []struct {
 	name, prefix string
-	cols         int
+	cols, now    int
 }{
 	{"vmrs", `INSERT INTO vmrs(id, name, description, pin, guest_pin, allow_guests, max_callrate_in, max_callrate_out,
-		participant_limit, tag, owner_email, sync_tag, entry_key, created_at, updated_at) VALUES `, 15},
+		participant_limit, tag, owner_email, sync_tag, entry_key, created_at, updated_at) VALUES `, 13, 2},
 	{"devices", `INSERT INTO devices(id, alias, description, username, password, tag, owner_email, sync_tag, entry_key,
-		created_at, updated_at) VALUES `, 11},
+		created_at, updated_at) VALUES `, 9, 2},
 	{"users", `INSERT INTO users(id, userid, email, first_name, last_name, language, host_privilege, time_zone, tracking,
-		active, origin, license, sync_tag, entry_key, notified_at, created_at, updated_at) VALUES `, 17},
-	{"alias", `INSERT INTO vmr_aliases(alias, vmr_id, pos) VALUES `, 3},
-	{"audit", `INSERT INTO audit(at, commit_id, actor, kind, action, key, detail) VALUES `, 7},
+		active, origin, license, sync_tag, entry_key, notified_at, created_at, updated_at) VALUES `, 15, 2},
+	{"alias", `INSERT INTO vmr_aliases(alias, vmr_id, pos) VALUES `, 3, 0},
+	{"audit", `INSERT INTO audit(commit_id, actor, kind, action, key, detail, at) VALUES `, 6, 1},
 }
 
 // id hands out the next row id of table (one past the highest at the writer's start).
@@ -69,8 +72,9 @@ func (w *Writer) id(table string) (int64, error) {
 	return max + 1, nil
 }
 
-func valuesSQL(prefix string, cols, rows int) string {
-	row := "(" + strings.Repeat("?,", cols-1) + "?)"
+// valuesSQL is prefix with rows rows of cols parameters and now trailing time literals.
+func (w *Writer) valuesSQL(prefix string, cols, now, rows int) string {
+	row := "(" + strings.Repeat("?,", cols-1) + "?" + strings.Repeat(",'"+w.now+"'", now) + ")"
 	return prefix + strings.Repeat(row+",", rows-1) + row
 }
 
@@ -103,7 +107,7 @@ func (w *Writer) Flush() error {
 		if len(b.args) == 0 {
 			continue
 		}
-		if _, err := w.tx.ExecContext(w.ctx, valuesSQL(b.prefix, b.cols, len(b.args)/b.cols), b.args...); err != nil {
+		if _, err := w.tx.ExecContext(w.ctx, w.valuesSQL(b.prefix, b.cols, b.now, len(b.args)/b.cols), b.args...); err != nil {
 			return fmt.Errorf("%s: %w", bs.name, err)
 		}
 		b.args = b.args[:0]
@@ -143,12 +147,12 @@ func NewWriter(ctx context.Context, tx *sqlx.Tx, now time.Time) (*Writer, error)
 		w.stmts[name] = st
 	}
 	for _, b := range batchSQL {
-		st, err := tx.PreparexContext(ctx, valuesSQL(b.prefix, b.cols, batchSize))
+		st, err := tx.PreparexContext(ctx, w.valuesSQL(b.prefix, b.cols, b.now, batchSize))
 		if err != nil {
 			w.Close()
 			return nil, fmt.Errorf("prepare %s: %w", b.name, err)
 		}
-		w.batches[b.name] = &batch{prefix: b.prefix, cols: b.cols, full: st}
+		w.batches[b.name] = &batch{prefix: b.prefix, cols: b.cols, now: b.now, full: st}
 	}
 	return w, nil
 }
@@ -179,7 +183,7 @@ func (w *Writer) InsertVMR(v *VMR) error {
 		return err
 	}
 	if err := w.add("vmrs", id, v.Name, v.Description, v.PIN, v.GuestPIN, v.AllowGuests, v.MaxCallrateIn,
-		v.MaxCallrateOut, v.ParticipantLimit, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey, w.now, w.now); err != nil {
+		v.MaxCallrateOut, v.ParticipantLimit, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey); err != nil {
 		return fmt.Errorf("create vmr %q: %w", v.Name, err)
 	}
 	v.ID = id
@@ -228,7 +232,7 @@ func (w *Writer) InsertDevice(d *Device) error {
 		return err
 	}
 	if err := w.add("devices", id, d.Alias, d.Description, d.Username, d.Password, d.Tag, d.OwnerEmail,
-		d.SyncTag, d.EntryKey, w.now, w.now); err != nil {
+		d.SyncTag, d.EntryKey); err != nil {
 		return fmt.Errorf("create device %q: %w", d.Alias, err)
 	}
 	d.ID = id
@@ -263,7 +267,7 @@ func (w *Writer) InsertUser(u *User) error {
 	}
 	if err := w.add("users", id, u.UserID, u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege,
 		u.TimeZone, u.Tracking.dbValue(), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey,
-		w.notifiedAt(u), w.now, w.now); err != nil {
+		w.notifiedAt(u)); err != nil {
 		return fmt.Errorf("create user %q: %w", u.Email, err)
 	}
 	u.ID = id
@@ -307,7 +311,7 @@ func (w *Writer) DeleteTrackingGroup(slot string) error {
 
 // Audit records one applied change, email or reminder.
 func (w *Writer) Audit(commit, actor, kind, action, key, detail string) error {
-	return w.add("audit", w.now, commit, actor, kind, action, key, detail)
+	return w.add("audit", commit, actor, kind, action, key, detail)
 }
 
 func (w *Writer) ReminderDone(id, commit string) error {
