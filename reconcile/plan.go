@@ -2,9 +2,11 @@
 // (SQLite) into a Plan — a value — and applies a plan in one transaction.
 //
 // The steps, each in its own file:
-//   - engine.go:  the whole cycle for a commit: load the state, search, render, diff
-//   - render.go:  directory entries × sync templates → desired objects (Desired); entries
-//     that render exactly what exists become pointers to it (index.go)
+//   - engine.go:  the whole cycle for a commit: read the state's index, search, render,
+//     load what the diff must see, diff
+//   - render.go:  directory entries × sync templates → desired objects (Desired); objects
+//     whose digest is their stored one's are only marked unchanged (index.go, digest.go)
+//   - hydrate.go: which stored objects the diff must see in full, loaded by id
 //   - diff.go:    Diff(desired, actual) → *Plan for VMRs, devices, tracking codes and
 //     reminders, pure set arithmetic, no I/O; users.go: users, invitations, licences
 //   - safety.go:  the removal-delta and email guards a plan must pass before apply

@@ -685,8 +685,8 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 			u.HostPrivilege = "HOST"
 		}
 		u = fillTracking(d.Tracking, u)
-		// A row that is exactly its local account becomes a pointer to it, as unchanged
-		// directory entries do (a 200,000-row CSV holds no second copy of its users).
+		// A row that is exactly its local account is only marked unchanged, as unchanged
+		// directory entries are (a 200,000-row CSV holds no second copy of its users).
 		if ri := d.refs; ri != nil {
 			if i, ok := ri.user(email); ok {
 				if old := &ri.ix.Users[i]; old.Local && (u.GivenUserID == "" || strings.EqualFold(u.GivenUserID, old.UserID)) &&
