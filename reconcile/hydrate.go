@@ -35,9 +35,9 @@ func hydrate(ctx context.Context, db *state.DB, d *Desired) (*state.Actual, erro
 		}
 	}
 	if all {
-		ids = state.IDs{VMRs: refIDs(ix.VMRs, nil), Devices: refIDs(ix.Devices, nil), Users: userIDs(ix.Users, nil)}
+		ids = state.IDs{VMRs: refIDs(ix.VMRs, nil), Devices: refIDs(ix.Devices, nil), Users: refIDs(ix.Users, nil)}
 	} else {
-		ids = state.IDs{VMRs: refIDs(ix.VMRs, ri.sameVMR), Devices: refIDs(ix.Devices, ri.sameDevice), Users: userIDs(ix.Users, ri.sameUser)}
+		ids = state.IDs{VMRs: refIDs(ix.VMRs, ri.sameVMR), Devices: refIDs(ix.Devices, ri.sameDevice), Users: refIDs(ix.Users, ri.sameUser)}
 		var names, aliases, devAliases []string
 		for _, dv := range d.VMRs {
 			if i, ok := ri.vmr(vmrIdent(&dv.VMR).owner()); ok {
@@ -89,7 +89,7 @@ func hydrate(ctx context.Context, db *state.DB, d *Desired) (*state.Actual, erro
 		}
 	}
 	for _, u := range a.Users {
-		if i := userPos(ix.Users, u.ID); i >= 0 && ri.sameUser[i] {
+		if i := refPos(ix.Users, u.ID); i >= 0 && ri.sameUser[i] {
 			d.SameUsers = append(d.SameUsers, u)
 			d.SameOther--
 		}
@@ -102,37 +102,19 @@ func hydrate(ctx context.Context, db *state.DB, d *Desired) (*state.Actual, erro
 var hydrateAllMin = 64
 
 // refIDs returns the ids of refs not marked same (all when same is nil).
-func refIDs(refs []state.ObjectRef, same []bool) []int64 {
+func refIDs[R interface{ RowID() int64 }](refs []R, same []bool) []int64 {
 	var out []int64
 	for i := range refs {
 		if same == nil || !same[i] {
-			out = append(out, refs[i].ID)
-		}
-	}
-	return out
-}
-
-func userIDs(refs []state.UserRef, same []bool) []int64 {
-	var out []int64
-	for i := range refs {
-		if same == nil || !same[i] {
-			out = append(out, refs[i].ID)
+			out = append(out, refs[i].RowID())
 		}
 	}
 	return out
 }
 
 // refPos finds id in refs, which the index holds in id order; -1 when absent.
-func refPos(refs []state.ObjectRef, id int64) int {
-	i, ok := slices.BinarySearchFunc(refs, id, func(r state.ObjectRef, id int64) int { return cmp.Compare(r.ID, id) })
-	if !ok {
-		return -1
-	}
-	return i
-}
-
-func userPos(refs []state.UserRef, id int64) int {
-	i, ok := slices.BinarySearchFunc(refs, id, func(r state.UserRef, id int64) int { return cmp.Compare(r.ID, id) })
+func refPos[R interface{ RowID() int64 }](refs []R, id int64) int {
+	i, ok := slices.BinarySearchFunc(refs, id, func(r R, id int64) int { return cmp.Compare(r.RowID(), id) })
 	if !ok {
 		return -1
 	}

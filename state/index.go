@@ -51,6 +51,12 @@ type UserRef struct {
 	Digest   uint64
 }
 
+// RowID is the object's id (its row in its table).
+func (r ObjectRef) RowID() int64 { return r.ID }
+
+// RowID is the user's id (its row in the users table).
+func (u UserRef) RowID() int64 { return u.ID }
+
 // OwnerKey is the key that, with its sync tag, identifies an object across reconciles: the
 // entry key, or the name (a device's alias) when declared by hand.
 func OwnerKey(syncTag, entryKey, name string) string {
