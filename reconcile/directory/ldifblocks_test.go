@@ -8,10 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 // setBlockSize sets ldifBlockSize for the rest of the test.
@@ -260,44 +258,6 @@ func BenchmarkOpenLDIFFile(b *testing.B) {
 		b.Fatal(err)
 	}
 	open := func() (io.ReadCloser, error) { return os.Open(path) }
-	req := Request{SearchDN: "ou=people", Filter: "(&(objectClass=inetOrgPerson)(mail=*))",
-		DisabledFilter: "(employeeType=disabled)", KeyAttribute: "entryUUID",
-		Attributes: []string{"uid", "cn", "givenName", "sn", "mail"}}
-	var live, maxHeap uint64
-	var construct time.Duration
-	var ms runtime.MemStats
 	b.SetBytes(st.Size())
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		d, err := OpenLDIF(open, "dc=example,dc=com")
-		if err != nil {
-			b.Fatal(err)
-		}
-		construct += time.Since(t0)
-		if i == 0 {
-			b.StopTimer()
-			live = liveHeap()
-			b.StartTimer()
-		}
-		count := 0
-		if err := d.Search(context.Background(), req, func(e Entry) error {
-			count++
-			if i == 0 && count%20000 == 0 {
-				runtime.ReadMemStats(&ms)
-				maxHeap = max(maxHeap, ms.HeapInuse)
-			}
-			return nil
-		}); err != nil {
-			b.Fatal(err)
-		}
-		if count != n {
-			b.Fatalf("got %d entries, want %d", count, n)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/entry")
-	b.ReportMetric(construct.Seconds()/float64(b.N), "construct-s")
-	b.ReportMetric(float64(live)/(1<<20), "live-heap-MB")
-	b.ReportMetric(float64(maxHeap)/(1<<20), "max-heap-MB")
+	benchSearch(b, n, func() (Directory, error) { return OpenLDIF(open, "dc=example,dc=com") })
 }
