@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -27,6 +28,61 @@ type Writer struct {
 	batches map[string]*batch
 	nextID  map[string]int64
 	aliases []aliasRow // queued until Flush
+
+	// Full batches run on a goroutine of their own while the caller fills the next one:
+	// SQLite's work (one core) and building the rows (the other) overlap. Every other
+	// statement first waits for the batches queued before it (sync), so statements run in
+	// the order they were made; a batch's error is returned by the next call.
+	jobs   chan execJob
+	spare  chan []any
+	exited chan struct{}
+	errMu  sync.Mutex
+	err    error
+}
+
+// execJob is a full batch to execute, or (ack set) a marker the executor closes when
+// everything queued before it has run.
+type execJob struct {
+	name string
+	st   *sqlx.Stmt
+	args []any
+	ack  chan struct{}
+}
+
+// run executes queued batches in order until jobs is closed.
+func (w *Writer) run() {
+	defer close(w.exited)
+	for j := range w.jobs {
+		if j.ack != nil {
+			close(j.ack)
+			continue
+		}
+		if w.failed() == nil {
+			if _, err := j.st.ExecContext(w.ctx, j.args...); err != nil {
+				w.errMu.Lock()
+				w.err = fmt.Errorf("%s: %w", j.name, err)
+				w.errMu.Unlock()
+			}
+		}
+		select {
+		case w.spare <- j.args[:0]:
+		default:
+		}
+	}
+}
+
+func (w *Writer) failed() error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	return w.err
+}
+
+// sync waits until every queued batch has run and returns the first error of one.
+func (w *Writer) sync() error {
+	ack := make(chan struct{})
+	w.jobs <- execJob{ack: ack}
+	<-ack
+	return w.failed()
 }
 
 // batchSize is how many rows one multi-row INSERT writes.
@@ -64,6 +120,9 @@ func (w *Writer) id(table string) (int64, error) {
 		w.nextID[table] = n + 1
 		return n, nil
 	}
+	if err := w.sync(); err != nil {
+		return 0, err
+	}
 	var max int64
 	if err := w.tx.GetContext(w.ctx, &max, `SELECT COALESCE(MAX(id), 0) FROM `+table); err != nil {
 		return 0, fmt.Errorf("next id of %s: %w", table, err)
@@ -85,12 +144,13 @@ func (w *Writer) add(name string, args ...any) error {
 	if len(b.args) < batchSize*b.cols {
 		return nil
 	}
-	_, err := b.full.ExecContext(w.ctx, b.args...)
-	b.args = b.args[:0]
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+	w.jobs <- execJob{name: name, st: b.full, args: b.args}
+	select {
+	case b.args = <-w.spare:
+	default:
+		b.args = make([]any, 0, batchSize*b.cols)
 	}
-	return nil
+	return w.failed()
 }
 
 // Flush writes the buffered rows, parents before children; call it before committing.
@@ -102,6 +162,9 @@ func (w *Writer) Flush() error {
 		}
 	}
 	w.aliases = w.aliases[:0]
+	if err := w.sync(); err != nil {
+		return err
+	}
 	for _, bs := range batchSQL {
 		b := w.batches[bs.name]
 		if len(b.args) == 0 {
@@ -154,11 +217,19 @@ func NewWriter(ctx context.Context, tx *sqlx.Tx, now time.Time) (*Writer, error)
 		}
 		w.batches[b.name] = &batch{prefix: b.prefix, cols: b.cols, now: b.now, full: st}
 	}
+	w.jobs, w.spare, w.exited = make(chan execJob, 1), make(chan []any, 4), make(chan struct{})
+	go w.run()
 	return w, nil
 }
 
-// Close releases the prepared statements.
+// Close stops the batch executor (after the batches queued) and releases the prepared
+// statements.
 func (w *Writer) Close() {
+	if w.jobs != nil {
+		close(w.jobs)
+		<-w.exited
+		w.jobs = nil
+	}
 	for _, st := range w.stmts {
 		st.Close()
 	}
@@ -168,6 +239,9 @@ func (w *Writer) Close() {
 }
 
 func (w *Writer) exec(name string, args ...any) (int64, error) {
+	if err := w.sync(); err != nil {
+		return 0, err
+	}
 	res, err := w.stmts[name].ExecContext(w.ctx, args...)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", name, err)
@@ -351,6 +425,9 @@ func (w *Writer) DeleteSyncStatus(template string) error {
 
 // BumpStateVersion moves the state version on by one and returns the new value.
 func (w *Writer) BumpStateVersion(commit string) (int64, error) {
+	if err := w.sync(); err != nil {
+		return 0, err
+	}
 	var cur string
 	_ = w.tx.GetContext(w.ctx, &cur, `SELECT value FROM meta WHERE key='state_version'`)
 	n, _ := strconv.ParseInt(cur, 10, 64)
