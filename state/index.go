@@ -29,13 +29,14 @@ type Index struct {
 	Totals  Totals
 
 	vmrTags, deviceTags, userTags map[string]int // counts by sync tag, one map per loader
+	activePaid                    int            // counted by indexUsers
 }
 
 // ObjectRef stands for one VMR or device in an Index: 24 bytes, no pointers (the garbage
 // collector never scans them).
 type ObjectRef struct {
 	ID     int64
-	Owner  uint64 // Digests.Owner of its sync tag and owner key (see OwnerKey)
+	Owner  uint64 // DigestSpec.Owner of its sync tag and owner key (see OwnerKey)
 	Digest uint64
 }
 
@@ -125,16 +126,14 @@ func (db *DB) LoadIndex(ctx context.Context, dg *DigestSpec) (*Index, error) {
 			if v != ix.Small.StateVersion {
 				return nil, fmt.Errorf("load state: the database keeps changing while it is read (state version %d → %d)", ix.Small.StateVersion, v)
 			}
-			paid := ix.Totals.ActivePaid // counted by indexUsers
 			ix.Totals = ix.totals()
-			ix.Totals.ActivePaid = paid
 			return ix, nil
 		}
 	}
 }
 
 func (ix *Index) totals() Totals {
-	t := Totals{Owned: map[string]int{}, Users: len(ix.Users), Managed: len(ix.VMRs) + len(ix.Devices)}
+	t := Totals{Owned: map[string]int{}, Users: len(ix.Users), Managed: len(ix.VMRs) + len(ix.Devices), ActivePaid: ix.activePaid}
 	for _, m := range []map[string]int{ix.vmrTags, ix.deviceTags, ix.userTags} {
 		for tag, n := range m {
 			t.Owned[tag] += n
@@ -192,7 +191,7 @@ func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 			SyncTag: ar.intern(tag), EntryKey: ar.str(key), Local: flags&2 != 0, Active: active,
 			Digest: maphash.String(dg.Seed, rawStr(r[6]))})
 		if active && flags&4 != 0 {
-			ix.Totals.ActivePaid++
+			ix.activePaid++
 		}
 		if active && tag != "" {
 			countTag(ix.userTags, tag)
