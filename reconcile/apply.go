@@ -94,19 +94,19 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
 		if c.Action != ActionUpdate {
 			continue
 		}
-		if c.vmr != nil && c.oldVMR != nil {
-			park := *c.oldVMR
+		if v, old := c.newVMR(), c.oldVMR(); v != nil && old != nil {
+			park := *old
 			park.Aliases = nil
-			if c.oldVMR.Name != c.vmr.Name {
-				park.Name = fmt.Sprintf("\x00renaming-%d", c.oldVMR.ID)
+			if old.Name != v.Name {
+				park.Name = fmt.Sprintf("\x00renaming-%d", old.ID)
 			}
 			if err := w.UpdateVMR(&park); err != nil {
 				return err
 			}
 		}
-		if c.device != nil && c.oldDevice != nil && c.oldDevice.Alias != c.device.Alias {
-			park := *c.oldDevice
-			park.Alias = fmt.Sprintf("\x00renaming-%d", c.oldDevice.ID)
+		if d, old := c.newDevice(), c.oldDevice(); d != nil && old != nil && old.Alias != d.Alias {
+			park := *old
+			park.Alias = fmt.Sprintf("\x00renaming-%d", old.ID)
 			if err := w.UpdateDevice(&park); err != nil {
 				return err
 			}
@@ -133,33 +133,33 @@ func applyChange(w *state.Writer, c *Change) error {
 	case KindVMR:
 		switch c.Action {
 		case ActionDelete:
-			return w.DeleteVMR(c.oldVMR.ID)
+			return w.DeleteVMR(c.oldVMR().ID)
 		case ActionCreate:
-			return w.InsertVMR(c.vmr)
+			return w.InsertVMR(c.newVMR())
 		default:
-			return w.UpdateVMR(c.vmr)
+			return w.UpdateVMR(c.newVMR())
 		}
 	case KindDevice:
 		switch c.Action {
 		case ActionDelete:
-			return w.DeleteDevice(c.oldDevice.ID)
+			return w.DeleteDevice(c.oldDevice().ID)
 		case ActionCreate:
-			return w.InsertDevice(c.device)
+			return w.InsertDevice(c.newDevice())
 		default:
-			return w.UpdateDevice(c.device)
+			return w.UpdateDevice(c.newDevice())
 		}
 	case KindUser:
 		if c.Action == ActionCreate {
-			return w.InsertUser(c.user)
+			return w.InsertUser(c.newUser())
 		}
-		return w.UpdateUser(c.user)
+		return w.UpdateUser(c.newUser())
 	case KindInvite:
-		return w.PutInvite(c.invite)
+		return w.PutInvite(c.newInvite())
 	case KindTrackingGroup:
 		if c.Action == ActionDelete {
 			return w.DeleteTrackingGroup(c.Key)
 		}
-		return w.PutTrackingGroup(c.group)
+		return w.PutTrackingGroup(c.newGroup())
 	}
 	return fmt.Errorf("unknown change kind %q", c.Kind)
 }

@@ -90,13 +90,28 @@ type DesiredDevice struct {
 	Disabled bool
 }
 
+// CSVRow is what a local user keeps of its users/*.csv row.
+type CSVRow struct {
+	// Pos is the row, for errors.
+	Pos schema.Pos
+	// GivenUserID is the row's USERID column, which must match the existing account.
+	GivenUserID string
+}
+
+// givenUserID is the USERID column of a CSV user's row: "" for a directory user.
+func (du *DesiredUser) givenUserID() string {
+	if du.CSV == nil {
+		return ""
+	}
+	return du.CSV.GivenUserID
+}
+
 // DesiredUser is a user account as it should be.
 type DesiredUser struct {
 	state.User
-	// Pos is the CSV row of a local user, for errors.
-	Pos schema.Pos
-	// GivenUserID is the CSV's USERID column, which must match the existing account.
-	GivenUserID string
+	// CSV is the users/*.csv row of a local user; nil for a directory user, which so
+	// does not pay for it (a first apply holds 400,000 desired users).
+	CSV *CSVRow
 	// Disabled: found disabled in the directory (deactivate; never create).
 	Disabled bool
 }

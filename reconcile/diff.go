@@ -274,7 +274,7 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 	}
 	idx := d.indexFor(a)
 	olds, skip := matchOwned(p, d, a.VMRs, idx.vmrs, d.SameVMRs, vmrIdent, vmrClaims, ids, claims, settled, func(v *state.VMR) *Change {
-		return &Change{Kind: KindVMR, Action: ActionDelete, Key: v.Name, Template: v.SyncTag, oldVMR: v}
+		return &Change{Kind: KindVMR, Action: ActionDelete, Key: v.Name, Template: v.SyncTag, oldObj: v}
 	})
 	planOwned(p, d.VMRs, olds, skip, func(dv *DesiredVMR) {
 		want := &dv.VMR // no copy when nothing overrides it: a first apply creates 400,000 rooms
@@ -283,7 +283,7 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 			applyVMROverrides(&w, nil, dv)
 			want = &w
 		}
-		p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionCreate, Key: want.Name, Template: want.SyncTag, vmr: want})
+		p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionCreate, Key: want.Name, Template: want.SyncTag, newObj: want})
 		p.addVMREmail(d.mailFor(dv.SyncTag, dv.Name), want, "created")
 	}, func(dv *DesiredVMR, old *state.VMR) bool {
 		want, fields := vmrUpdate(old, dv)
@@ -291,7 +291,7 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 			return false
 		}
 		p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionUpdate, Key: want.Name, Template: want.SyncTag,
-			Fields: fields, vmr: &want, oldVMR: old})
+			Fields: fields, newObj: &want, oldObj: old})
 		if mail := d.mailFor(dv.SyncTag, dv.Name); mail != nil && mail.notifies(fields) {
 			p.addVMREmail(mail, &want, "updated")
 		}
@@ -530,7 +530,7 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 	}
 	idx := d.indexFor(a)
 	olds, skip := matchOwned(p, d, a.Devices, idx.devices, d.SameDevices, deviceIdent, deviceClaims, ids, claims, settled, func(v *state.Device) *Change {
-		return &Change{Kind: KindDevice, Action: ActionDelete, Key: v.Alias, Template: v.SyncTag, oldDevice: v}
+		return &Change{Kind: KindDevice, Action: ActionDelete, Key: v.Alias, Template: v.SyncTag, oldObj: v}
 	})
 	planOwned(p, want, olds, skip, func(dd *DesiredDevice) {
 		w := &dd.Device
@@ -539,7 +539,7 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 			applyDeviceOverrides(&c, nil, dd)
 			w = &c
 		}
-		p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionCreate, Key: w.Alias, Template: w.SyncTag, device: w})
+		p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionCreate, Key: w.Alias, Template: w.SyncTag, newObj: w})
 		p.addDeviceEmail(d.mailFor(dd.SyncTag, dd.Alias), w, "created")
 	}, func(dd *DesiredDevice, old *state.Device) bool {
 		w, fields := deviceUpdate(old, dd)
@@ -547,7 +547,7 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 			return false
 		}
 		p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionUpdate, Key: w.Alias, Template: w.SyncTag,
-			Fields: fields, device: &w, oldDevice: old})
+			Fields: fields, newObj: &w, oldObj: old})
 		if mail := d.mailFor(dd.SyncTag, dd.Alias); mail != nil && mail.notifies(fields) {
 			p.addDeviceEmail(mail, &w, "updated")
 		}
@@ -616,10 +616,10 @@ func diffTracking(p *Plan, d *Desired, a *state.Actual) {
 		old := have[g.Slot]
 		switch {
 		case old == nil:
-			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionCreate, Key: g.Slot, group: g})
+			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionCreate, Key: g.Slot, newObj: g})
 		case fmt.Sprint(trackingFields(old)) != fmt.Sprint(trackingFields(g)):
 			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionUpdate, Key: g.Slot,
-				oldGroup: old, group: g,
+				oldObj: old, newObj: g,
 				Fields: []FieldChange{{Name: "group", Old: trackingSummary(old), New: trackingSummary(g)}}})
 		default:
 			p.Summary.Unchanged++
@@ -627,7 +627,7 @@ func diffTracking(p *Plan, d *Desired, a *state.Actual) {
 	}
 	for _, g := range a.Tracking {
 		if !seen[g.Slot] {
-			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionDelete, Key: g.Slot, oldGroup: g})
+			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionDelete, Key: g.Slot, oldObj: g})
 		}
 	}
 }
@@ -659,13 +659,14 @@ func planReminders(p *Plan, d *Desired, a *state.Actual) {
 		devices[dv.Alias] = dv
 	}
 	for _, c := range p.Changes {
+		v, dv := c.newVMR(), c.newDevice()
 		switch {
-		case c.vmr != nil:
-			vmrs[c.vmr.Name] = c.vmr
+		case v != nil:
+			vmrs[v.Name] = v
 		case c.Kind == KindVMR && c.Action == ActionDelete:
 			delete(vmrs, c.Key)
-		case c.device != nil:
-			devices[c.device.Alias] = c.device
+		case dv != nil:
+			devices[dv.Alias] = dv
 		case c.Kind == KindDevice && c.Action == ActionDelete:
 			delete(devices, c.Key)
 		}

@@ -69,19 +69,30 @@ func trackingFields(g *state.TrackingGroup) []field {
 		{"sort", g.Sort}, {"codes", codes}}
 }
 
-// fieldsOf shows whichever object is set; nil when none is.
-func fieldsOf(v *state.VMR, d *state.Device, u *state.User, in *state.Invite, g *state.TrackingGroup) []field {
-	switch {
-	case v != nil:
-		return vmrFields(v)
-	case d != nil:
-		return deviceFields(d)
-	case u != nil:
-		return userFields(u)
-	case in != nil:
-		return inviteFields(in)
-	case g != nil:
-		return trackingFields(g)
+// fieldsOf shows the object x holds (a *state.VMR, *state.Device, *state.User,
+// *state.Invite or *state.TrackingGroup); nil when it holds none.
+func fieldsOf(x any) []field {
+	switch v := x.(type) {
+	case *state.VMR:
+		if v != nil {
+			return vmrFields(v)
+		}
+	case *state.Device:
+		if v != nil {
+			return deviceFields(v)
+		}
+	case *state.User:
+		if v != nil {
+			return userFields(v)
+		}
+	case *state.Invite:
+		if v != nil {
+			return inviteFields(v)
+		}
+	case *state.TrackingGroup:
+		if v != nil {
+			return trackingFields(v)
+		}
 	}
 	return nil
 }

@@ -21,11 +21,11 @@ func manyChanges(n int, seed int64) []*Change {
 		c := &Change{Kind: kinds[rng.Intn(3)], Action: actions[rng.Intn(3)], Key: fmt.Sprintf("k%05d", rng.Intn(n/2+1))}
 		switch c.Kind {
 		case KindVMR:
-			c.vmr = &state.VMR{Name: c.Key, PIN: fmt.Sprint(rng.Intn(1e6))}
+			c.newObj = &state.VMR{Name: c.Key, PIN: fmt.Sprint(rng.Intn(1e6))}
 		case KindDevice:
-			c.device = &state.Device{Alias: c.Key, Password: fmt.Sprint(rng.Intn(1e6))}
+			c.newObj = &state.Device{Alias: c.Key, Password: fmt.Sprint(rng.Intn(1e6))}
 		default:
-			c.user = &state.User{Email: c.Key, FirstName: fmt.Sprint(rng.Intn(1e6))}
+			c.newObj = &state.User{Email: c.Key, FirstName: fmt.Sprint(rng.Intn(1e6))}
 		}
 		cs[i] = c
 	}

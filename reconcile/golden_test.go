@@ -61,8 +61,8 @@ func TestPlanFormatsGolden(t *testing.T) {
 		}
 		// Secrets never appear unless --show-secrets.
 		for _, c := range p.Changes {
-			if c.vmr != nil && c.vmr.PIN != "" && strings.Contains(buf.String(), c.vmr.PIN) {
-				t.Errorf("%s shows PIN %s", f.format, c.vmr.PIN)
+			if c.newVMR() != nil && c.newVMR().PIN != "" && strings.Contains(buf.String(), c.newVMR().PIN) {
+				t.Errorf("%s shows PIN %s", f.format, c.newVMR().PIN)
 			}
 		}
 	}

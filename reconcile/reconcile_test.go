@@ -57,7 +57,7 @@ func TestStablePINsAcrossReconciles(t *testing.T) {
 	}
 	// A fresh database with the same secret key renders the same PIN.
 	h2 := newHarness(t, alice)
-	if got := h2.plan().Changes[0].vmr; got == nil || got.PIN != pin {
+	if got := h2.plan().Changes[0].newVMR(); got == nil || got.PIN != pin {
 		t.Errorf("pin not stable across databases with one key")
 	}
 }
@@ -216,7 +216,7 @@ func TestOverridableWrittenOnCreateOnlyAndOverridesWin(t *testing.T) {
 	// overrides.yaml wins: the PIN and the owner email change.
 	h.write("overrides.yaml", "vmrs:\n  \"Alice Parkes VMR\": {pin: \"424242\", primary_owner_email_address: alice.private@example.net}\n")
 	p := h.mustApply()
-	if len(p.Changes) != 1 || p.Changes[0].vmr.PIN != "424242" || p.Changes[0].vmr.OwnerEmail != "alice.private@example.net" {
+	if len(p.Changes) != 1 || p.Changes[0].newVMR().PIN != "424242" || p.Changes[0].newVMR().OwnerEmail != "alice.private@example.net" {
 		t.Fatalf("override not applied: %v", changes(p))
 	}
 	if !contains(emails(p), "vmr updated alice.private@example.net") {
@@ -292,7 +292,7 @@ func TestLocalUserFoundInDirectoryBecomesRemote(t *testing.T) {
 			c = x
 		}
 	}
-	if c == nil || c.user.Origin != "remote" || c.user.LastName != "Marley" {
+	if c == nil || c.newUser().Origin != "remote" || c.newUser().LastName != "Marley" {
 		t.Fatalf("bob not converted to remote: %v", changes(p))
 	}
 	if contains(emails(p), "activation updated bob@example.com") {
@@ -337,7 +337,7 @@ func TestSavedPlanMustMatch(t *testing.T) {
 	if err := h.plan().MatchSaved(saved); !errors.Is(err, ErrStale) {
 		t.Fatalf("err = %v, want ErrStale", err)
 	}
-	if strings.Contains(string(data), p.Changes[0].vmr.PIN) {
+	if strings.Contains(string(data), p.Changes[0].newVMR().PIN) {
 		t.Error("saved plan file contains a PIN")
 	}
 }

@@ -680,7 +680,7 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 		}
 		u := &DesiredUser{User: state.User{Email: email, FirstName: row.FirstName, LastName: row.LastName,
 			Language: row.Language, HostPrivilege: row.HostPrivilege, TimeZone: row.TimeZone, Tracking: state.MakeTracking(row.Tracking),
-			Active: row.Active, Origin: "local", License: "paid"}, Pos: row.Pos, GivenUserID: row.UserID}
+			Active: row.Active, Origin: "local", License: "paid"}, CSV: &CSVRow{Pos: row.Pos, GivenUserID: row.UserID}}
 		if u.HostPrivilege == "" {
 			u.HostPrivilege = "HOST"
 		}
@@ -689,7 +689,7 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 		// directory entries are (a 200,000-row CSV holds no second copy of its users).
 		if ri := d.refs; ri != nil {
 			if i, ok := ri.user(email); ok {
-				if old := &ri.ix.Users[i]; old.Local && (u.GivenUserID == "" || strings.EqualFold(u.GivenUserID, old.UserID)) &&
+				if old := &ri.ix.Users[i]; old.Local && (u.givenUserID() == "" || strings.EqualFold(u.givenUserID(), old.UserID)) &&
 					ri.userDigest(u) == old.Digest {
 					ri.markUser(i)
 					continue

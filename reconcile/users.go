@@ -32,11 +32,11 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 	for _, du := range d.Users {
 		email := strings.ToLower(du.Email)
 		old := byEmail[email]
-		if du.GivenUserID != "" && (old == nil || !strings.EqualFold(old.UserID, du.GivenUserID)) {
+		if given := du.givenUserID(); given != "" && (old == nil || !strings.EqualFold(old.UserID, given)) {
 			seen[email] = true
 			p.Errors = append(p.Errors, Problem{Message: fmt.Sprintf(
 				"%s:%d: USERID %s and EMAIL %s do not match an existing account; leave USERID blank to add a new user",
-				du.Pos.Path, du.Pos.Line, du.GivenUserID, du.Email)})
+				du.CSV.Pos.Path, du.CSV.Pos.Line, given, du.Email)})
 			continue
 		}
 		if old != nil && old.Origin == "remote" && du.Origin == "local" && templates[old.SyncTag] {
@@ -79,7 +79,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			p.addActivation(d, &want, "updated")
 		}
 		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: action, Key: email, Template: want.SyncTag,
-			Fields: fields, user: &want, oldUser: old})
+			Fields: fields, newObj: &want, oldObj: old})
 	}
 	// New accounts get their USERIDs in email order, the order apply writes them in: the
 	// USERID index then grows at its end instead of at random places.
@@ -96,7 +96,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			want.Notified = true
 			p.addActivation(d, want, "created")
 		}
-		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionCreate, Key: want.Email, Template: want.SyncTag, user: want})
+		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionCreate, Key: want.Email, Template: want.SyncTag, newObj: want})
 	}
 	for _, u := range a.Users {
 		email := strings.ToLower(u.Email)
@@ -109,7 +109,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 		want := *u
 		want.Active = false
 		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionDeactivate, Key: email, Template: u.SyncTag,
-			Fields: []FieldChange{{Name: "active", Old: true, New: false}}, user: &want, oldUser: u})
+			Fields: []FieldChange{{Name: "active", Old: true, New: false}}, newObj: &want, oldObj: u})
 	}
 	if n := a.Totals().Users; d.UserLimit > 0 && n+created > d.UserLimit {
 		p.Errors = append(p.Errors, Problem{Message: fmt.Sprintf(
@@ -262,7 +262,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 				exp := *old
 				exp.Status = "expired"
 				p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email,
-					oldInvite: old, invite: &exp, Fields: []FieldChange{{Name: "status", Old: "pending", New: "expired"}}})
+					oldObj: old, newObj: &exp, Fields: []FieldChange{{Name: "status", Old: "pending", New: "expired"}}})
 				continue
 			}
 			if old.Status == "pending" || old.Status == "accepted" && !users[email] {
@@ -279,7 +279,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		in := &state.Invite{Email: email, Name: row.Name, Username: row.Username, Status: "pending",
 			InvitedAt: d.Now, ExpiresAt: d.Now.Add(d.InviteTTL)}
 		pending++
-		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionCreate, Key: email, invite: in})
+		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionCreate, Key: email, newObj: in})
 		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
 			p.Emails = append(p.Emails, &Email{To: email, Kind: "invite", Action: "created", Key: email, mail: m.VMR,
 				vars: InviteVars(in, "created")})
@@ -291,7 +291,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		}
 		rev := *in
 		rev.Status = "revoked"
-		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionDelete, Key: in.Email, oldInvite: in, invite: &rev})
+		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionDelete, Key: in.Email, oldObj: in, newObj: &rev})
 	}
 	if d.PaidLicenses > 0 {
 		// Count the users as the plan leaves them: a free→paid conversion takes a licence,
@@ -299,9 +299,9 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		paid := 0
 		planned := map[string]bool{}
 		for _, c := range p.Changes {
-			if c.Kind == KindUser && c.user != nil {
+			if u := c.newUser(); c.Kind == KindUser && u != nil {
 				planned[c.Key] = true
-				if c.user.Active && c.user.License == "paid" {
+				if u.Active && u.License == "paid" {
 					paid++
 				}
 			}
