@@ -17,12 +17,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/roster-dev/roster/schema"
 )
@@ -33,6 +36,19 @@ const cloneDirName = "repo.git"
 // markerName is the file in the clone that records which URL and branch it was made for
 // (as a hash, so a credential in the URL never lands on disk through us).
 const markerName = "roster-source"
+
+// largeObject is the size above which the clone's object store reads an object as a
+// stream from its pack or loose file (go-git's LargeObjectThreshold) instead of
+// decompressing it whole into memory, and so keeps it out of its object cache: a big file
+// (an LDIF export, a user list) is then read through treeFS in blocks. Smaller objects are
+// read whole and cached.
+const largeObject = 1 << 20
+
+// openStorage returns the object and reference store of the git folder dir (bare).
+func openStorage(dir string) *filesystem.Storage {
+	return filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
+		filesystem.Options{LargeObjectThreshold: largeObject})
+}
 
 // Git is a Source backed by a bare clone of a Git repository in a data folder.
 // Fetch and Tree may be called from several goroutines.
@@ -249,7 +265,7 @@ func (g *Git) open() (*git.Repository, error) {
 	}
 	want := g.marker()
 	if have, err := os.ReadFile(filepath.Join(g.dir, markerName)); err == nil && string(have) == want {
-		if repo, err := git.PlainOpen(g.dir); err == nil {
+		if repo, err := git.Open(openStorage(g.dir), nil); err == nil {
 			g.repo = repo
 			return repo, nil
 		}
@@ -263,7 +279,7 @@ func (g *Git) open() (*git.Repository, error) {
 	if err := os.MkdirAll(filepath.Dir(g.dir), 0o755); err != nil {
 		return nil, fmt.Errorf("git source: data folder: %w", err)
 	}
-	repo, err := git.PlainInit(g.dir, true)
+	repo, err := git.Init(openStorage(g.dir), nil) // no work tree: bare
 	if err != nil {
 		return nil, fmt.Errorf("git source: init clone in %s: %w", g.dir, err)
 	}

@@ -22,12 +22,12 @@ import (
 
 // remote is a bare repository made with the git CLI plus a work clone to commit from.
 type remote struct {
-	t    *testing.T
+	t    testing.TB
 	bare string
 	work string
 }
 
-func gitCmd(t *testing.T, dir string, args ...string) string {
+func gitCmd(t testing.TB, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
@@ -43,7 +43,7 @@ func gitCmd(t *testing.T, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func newRemote(t *testing.T) *remote {
+func newRemote(t testing.TB) *remote {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Fatalf("the git CLI is needed for these tests: %v", err)

@@ -21,10 +21,11 @@ import (
 // maxSymlinkHops bounds symbolic-link resolution, like the kernel's ELOOP.
 const maxSymlinkHops = 40
 
-// treeFS is an fs.FS over a git tree object. Files are read whole into memory on Open
-// (desired-state files are small), under the Git source's mutex since go-git's object
-// store is not safe for concurrent use with a fetch. Symbolic links are followed when
-// they stay inside the tree; absolute links and links out of it are errors.
+// treeFS is an fs.FS over a git tree object. Files opened are streams over their blobs
+// (an LDIF export or a user list can be 100 MB+; see Open); ReadFile reads a file whole.
+// The object store is read under the Git source's mutex, since go-git's store is not safe
+// for concurrent use with a fetch. Symbolic links are followed when they stay inside the
+// tree; absolute links and links out of it are errors.
 type treeFS struct {
 	mu    *sync.Mutex
 	store storer.EncodedObjectStorer
@@ -125,12 +126,28 @@ func (t *treeFS) readBlob(h plumbing.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readWhole(b)
+}
+
+// readWhole reads a blob into one buffer of its size. The caller holds the mutex.
+func readWhole(b *object.Blob) ([]byte, error) {
 	r, err := b.Reader()
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	return io.ReadAll(r)
+	data := make([]byte, b.Size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("read blob %s: %w", b.Hash, err)
+	}
+	var one [1]byte
+	if n, _ := r.Read(one[:]); n > 0 {
+		return nil, fmt.Errorf("read blob %s: longer than its size %d", b.Hash, b.Size)
+	}
+	return data, nil
 }
 
 func (t *treeFS) blobSize(h plumbing.Hash) int64 {
@@ -145,7 +162,10 @@ func pathErr(op, name string, err error) error {
 	return &fs.PathError{Op: op, Path: name, Err: err}
 }
 
-// Open opens the named file or folder.
+// Open opens the named file or folder. A file is a stream over its blob: sequential Reads
+// decompress it block by block (for blobs above largeObject the object store never holds
+// it whole), each Read under the source's mutex. Seek to another offset or ReadAt reads
+// the blob whole into memory once, and the file is served from there.
 func (t *treeFS) Open(name string) (fs.File, error) {
 	if !fs.ValidPath(name) {
 		return nil, pathErr("open", name, fs.ErrInvalid)
@@ -163,14 +183,18 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 		}
 		return &dirFile{info: t.info(n, 0), entries: entries}, nil
 	}
-	data, err := t.readBlob(n.blob)
+	b, err := object.GetBlob(t.store, n.blob)
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
-	return &file{info: t.info(n, int64(len(data))), r: bytes.NewReader(data)}, nil
+	rc, err := b.Reader()
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	return &file{info: t.info(n, b.Size), mu: t.mu, blob: b, rc: rc}, nil
 }
 
-// ReadFile reads the named file.
+// ReadFile reads the named file into one buffer of its size.
 func (t *treeFS) ReadFile(name string) ([]byte, error) {
 	if !fs.ValidPath(name) {
 		return nil, pathErr("readfile", name, fs.ErrInvalid)
@@ -184,7 +208,11 @@ func (t *treeFS) ReadFile(name string) ([]byte, error) {
 	if n.isDir() {
 		return nil, pathErr("readfile", name, errors.New("is a directory"))
 	}
-	data, err := t.readBlob(n.blob)
+	b, err := object.GetBlob(t.store, n.blob)
+	if err != nil {
+		return nil, pathErr("readfile", name, err)
+	}
+	data, err := readWhole(b)
 	if err != nil {
 		return nil, pathErr("readfile", name, err)
 	}
@@ -279,18 +307,123 @@ func (fi fileInfo) ModTime() time.Time { return fi.mtime }
 func (fi fileInfo) IsDir() bool        { return fi.mode.IsDir() }
 func (fi fileInfo) Sys() any           { return nil }
 
+// file is an open blob: a sequential stream (rc) until a Seek elsewhere or a ReadAt
+// needs random access, then the whole content (r).
 type file struct {
-	info fileInfo
-	r    *bytes.Reader
+	info   fileInfo
+	mu     *sync.Mutex // the source's: held while rc reads the object store
+	blob   *object.Blob
+	rc     io.ReadCloser // nil once r is set or the file is closed
+	off    int64         // bytes read from rc
+	r      *bytes.Reader
+	closed bool
 }
 
+var (
+	_ io.Seeker   = (*file)(nil)
+	_ io.ReaderAt = (*file)(nil)
+)
+
 func (f *file) Stat() (fs.FileInfo, error) { return f.info, nil }
-func (f *file) Read(p []byte) (int, error) { return f.r.Read(p) }
-func (f *file) Close() error               { return nil }
+
+func (f *file) Read(p []byte) (int, error) {
+	if f.closed {
+		return 0, pathErr("read", f.info.name, fs.ErrClosed)
+	}
+	if f.r != nil {
+		return f.r.Read(p)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	f.mu.Lock()
+	n, err := f.rc.Read(p)
+	f.mu.Unlock()
+	f.off += int64(n)
+	switch {
+	case f.off > f.info.size:
+		return n, pathErr("read", f.info.name, fmt.Errorf("blob %s longer than its size %d", f.blob.Hash, f.info.size))
+	case err == io.EOF && f.off < f.info.size:
+		return n, pathErr("read", f.info.name, io.ErrUnexpectedEOF)
+	case err != nil && err != io.EOF:
+		return n, pathErr("read", f.info.name, err)
+	}
+	return n, err
+}
+
+// Seek reports the offset without reading anything when asked for the current one (or
+// to move to it); any other move reads the whole blob into memory (see whole).
 func (f *file) Seek(off int64, whence int) (int64, error) {
+	if f.closed {
+		return 0, pathErr("seek", f.info.name, fs.ErrClosed)
+	}
+	if f.r == nil {
+		abs := off
+		switch whence {
+		case io.SeekStart:
+		case io.SeekCurrent:
+			abs += f.off
+		case io.SeekEnd:
+			abs += f.info.size
+		default:
+			return 0, pathErr("seek", f.info.name, fs.ErrInvalid)
+		}
+		if abs == f.off {
+			return abs, nil
+		}
+		if err := f.whole(); err != nil {
+			return 0, err
+		}
+	}
 	return f.r.Seek(off, whence)
 }
-func (f *file) ReadAt(p []byte, off int64) (int, error) { return f.r.ReadAt(p, off) }
+
+func (f *file) ReadAt(p []byte, off int64) (int, error) {
+	if f.closed {
+		return 0, pathErr("read", f.info.name, fs.ErrClosed)
+	}
+	if f.r == nil {
+		if err := f.whole(); err != nil {
+			return 0, err
+		}
+	}
+	return f.r.ReadAt(p, off)
+}
+
+// whole switches the file to an in-memory copy of the blob, at the stream's offset.
+func (f *file) whole() error {
+	f.mu.Lock()
+	data, err := readWhole(f.blob)
+	f.mu.Unlock()
+	if err != nil {
+		return pathErr("read", f.info.name, err)
+	}
+	_ = f.rc.Close()
+	f.rc = nil
+	f.r = bytes.NewReader(data)
+	_, _ = f.r.Seek(f.off, io.SeekStart)
+	return nil
+}
+
+// Close releases the stream; it may be called more than once.
+func (f *file) Close() error {
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	f.r = nil
+	if f.rc == nil {
+		return nil
+	}
+	f.mu.Lock()
+	err := f.rc.Close()
+	f.mu.Unlock()
+	f.rc = nil
+	if err != nil {
+		return pathErr("close", f.info.name, err)
+	}
+	return nil
+}
 
 type dirFile struct {
 	info    fileInfo

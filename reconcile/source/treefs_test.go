@@ -1,0 +1,358 @@
+package source
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/roster-dev/roster/reconcile/directory"
+	"github.com/roster-dev/roster/schema"
+)
+
+const bigName = "people.ldif"
+
+// bigRepo is a remote whose main branch holds people.ldif (about size bytes of
+// directory.GeneratePeople entries) and a small file, fetched into a clone.
+type bigRepo struct {
+	r      *remote
+	data   []byte
+	people int // entries in data
+	commit string
+	blob   plumbing.Hash
+	g      *Git
+}
+
+func peopleLDIF(tb testing.TB, size int) ([]byte, int) {
+	tb.Helper()
+	n := size / 294 // GeneratePeople writes about 294 bytes an entry
+	var b bytes.Buffer
+	if err := directory.GeneratePeople(&b, n, "dc=example,dc=com"); err != nil {
+		tb.Fatal(err)
+	}
+	return b.Bytes(), n
+}
+
+func newBigRepo(tb testing.TB, size int) *bigRepo {
+	tb.Helper()
+	data, n := peopleLDIF(tb, size)
+	r := newRemote(tb)
+	c := r.commit("main", map[string]string{bigName: string(data), "small.txt": "small\n"})
+	g, err := NewGit(schema.RepoConfig{URL: r.bare}, "", tb.TempDir(), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if got, err := g.Fetch(context.Background()); err != nil || got != c {
+		tb.Fatalf("fetch = %s, %v; want %s", got, err, c)
+	}
+	blob := plumbing.NewHash(gitCmd(tb, r.work, "rev-parse", "HEAD:"+bigName))
+	return &bigRepo{r: r, data: data, people: n, commit: c, blob: blob, g: g}
+}
+
+// cloneTree is the clone's tree (the blob is in a pack written by the fetch).
+func (b *bigRepo) cloneTree(tb testing.TB) fs.FS {
+	tb.Helper()
+	tree, err := b.g.Tree(b.commit)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tree
+}
+
+// remoteTree is a treeFS over the remote itself, where the push left the blob a loose
+// object.
+func (b *bigRepo) remoteTree(tb testing.TB) fs.FS {
+	tb.Helper()
+	h := b.blob.String()
+	if _, err := os.Stat(filepath.Join(b.r.bare, "objects", h[:2], h[2:])); err != nil {
+		tb.Fatalf("blob is not a loose object in the remote: %v", err)
+	}
+	return bareTree(tb, b.r.bare, b.commit)
+}
+
+func bareTree(tb testing.TB, dir, commit string) fs.FS {
+	tb.Helper()
+	repo, err := git.Open(openStorage(dir), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := repo.CommitObject(plumbing.NewHash(commit))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	root, err := c.Tree()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &treeFS{mu: new(sync.Mutex), store: repo.Storer, root: root, mtime: c.Committer.When}
+}
+
+// allocated is the number of bytes fn allocates on the heap (MemStats.TotalAlloc, so
+// a peak that the GC collects at once still counts).
+func allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+func TestTreeFSBigFile(t *testing.T) {
+	b := newBigRepo(t, 4<<20)
+	if len(b.data) <= largeObject {
+		t.Fatalf("test blob of %d bytes is not above largeObject", len(b.data))
+	}
+	for _, tc := range []struct {
+		name string
+		tree func(testing.TB) fs.FS
+	}{
+		{"packed in the clone", b.cloneTree},
+		{"loose in the remote", b.remoteTree},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tree := tc.tree(t)
+
+			// Sequential reads in small pieces.
+			f, err := tree.Open(bigName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := f.Stat()
+			if err != nil || st.Size() != int64(len(b.data)) || st.Name() != bigName || st.IsDir() {
+				t.Fatalf("file Stat = %v, %v; want %s of %d bytes", st, err, bigName, len(b.data))
+			}
+			var got bytes.Buffer
+			if _, err := io.CopyBuffer(&got, struct{ io.Reader }{f}, make([]byte, 7919)); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), b.data) {
+				t.Fatalf("Open+Read: %d bytes, differ from the %d committed", got.Len(), len(b.data))
+			}
+			if n, err := f.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+				t.Fatalf("Read at the end = %d, %v; want 0, EOF", n, err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatalf("second Close = %v", err)
+			}
+			if _, err := f.Read(make([]byte, 1)); !errors.Is(err, fs.ErrClosed) {
+				t.Fatalf("Read after Close = %v, want ErrClosed", err)
+			}
+
+			data, err := fs.ReadFile(tree, bigName)
+			if err != nil || !bytes.Equal(data, b.data) {
+				t.Fatalf("ReadFile: %d bytes, %v; want the %d committed", len(data), err, len(b.data))
+			}
+			if st, err := fs.Stat(tree, bigName); err != nil || st.Size() != int64(len(b.data)) {
+				t.Fatalf("fs.Stat = %v, %v; want size %d", st, err, len(b.data))
+			}
+			entries, err := fs.ReadDir(tree, ".")
+			if err != nil || len(entries) != 2 || entries[0].Name() != bigName || entries[1].Name() != "small.txt" {
+				t.Fatalf("ReadDir = %v, %v", entries, err)
+			}
+			if info, err := entries[0].Info(); err != nil || info.Size() != int64(len(b.data)) {
+				t.Fatalf("ReadDir info = %v, %v; want size %d", info, err, len(b.data))
+			}
+			if s := readAll(t, tree, "small.txt"); s != "small\n" {
+				t.Fatalf("small.txt = %q", s)
+			}
+		})
+	}
+}
+
+// A file read partly and then asked for random access switches to a whole read and keeps
+// its offset.
+func TestTreeFSSeekAndReadAtAfterStreaming(t *testing.T) {
+	b := newBigRepo(t, 2<<20)
+	for _, tc := range []struct {
+		name string
+		tree func(testing.TB) fs.FS
+	}{
+		{"packed in the clone", b.cloneTree},
+		{"loose in the remote", b.remoteTree},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := tc.tree(t).Open(bigName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			head := make([]byte, 1000)
+			if _, err := io.ReadFull(f, head); err != nil || !bytes.Equal(head, b.data[:1000]) {
+				t.Fatalf("first 1000 bytes: %v", err)
+			}
+			s := f.(io.Seeker)
+			if off, err := s.Seek(0, io.SeekCurrent); err != nil || off != 1000 {
+				t.Fatalf("Seek(0, current) = %d, %v; want 1000", off, err)
+			}
+			if off, err := s.Seek(1000, io.SeekStart); err != nil || off != 1000 {
+				t.Fatalf("Seek(1000, start) = %d, %v; want 1000", off, err)
+			}
+			if f.(*file).r != nil {
+				t.Fatal("a Seek to the current offset read the file whole")
+			}
+			if _, err := s.Seek(0, 42); err == nil {
+				t.Fatal("Seek with a bad whence succeeded")
+			}
+			at := make([]byte, 500)
+			if n, err := f.(io.ReaderAt).ReadAt(at, 1<<20); n != 500 || err != nil || !bytes.Equal(at, b.data[1<<20:1<<20+500]) {
+				t.Fatalf("ReadAt(1 MiB) = %d, %v", n, err)
+			}
+			next := make([]byte, 1000)
+			if _, err := io.ReadFull(f, next); err != nil || !bytes.Equal(next, b.data[1000:2000]) {
+				t.Fatalf("Read after ReadAt does not continue at 1000: %v", err)
+			}
+			if off, err := s.Seek(-10, io.SeekEnd); err != nil || off != int64(len(b.data))-10 {
+				t.Fatalf("Seek(-10, end) = %d, %v", off, err)
+			}
+			tail, err := io.ReadAll(f)
+			if err != nil || !bytes.Equal(tail, b.data[len(b.data)-10:]) {
+				t.Fatalf("tail = %q, %v", tail, err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.(io.ReaderAt).ReadAt(at, 0); !errors.Is(err, fs.ErrClosed) {
+				t.Fatalf("ReadAt after Close = %v, want ErrClosed", err)
+			}
+		})
+	}
+}
+
+// Open+Read of a 32 MB blob streams it: the bytes allocated while reading it through are
+// a small fraction of it, while ReadFile allocates it whole (which shows the measure sees
+// a whole read).
+func TestTreeFSOpenDoesNotReadWhole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("32 MB repository")
+	}
+	b := newBigRepo(t, 32<<20)
+	size := uint64(len(b.data))
+	buf := make([]byte, 4<<20) // the LDIF directory's block size
+	for _, tc := range []struct {
+		name string
+		tree func(testing.TB) fs.FS
+	}{
+		{"packed in the clone", b.cloneTree},
+		{"loose in the remote", b.remoteTree},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tree := tc.tree(t)
+			var n int64
+			var err error
+			streamed := allocated(func() {
+				f, openErr := tree.Open(bigName)
+				if openErr != nil {
+					err = openErr
+					return
+				}
+				n, err = io.CopyBuffer(io.Discard, struct{ io.Reader }{f}, buf)
+				_ = f.Close()
+			})
+			if err != nil || n != int64(size) {
+				t.Fatalf("Open+Read = %d bytes, %v; want %d", n, err, size)
+			}
+			whole := allocated(func() {
+				var data []byte
+				data, err = fs.ReadFile(tree, bigName)
+				n = int64(len(data))
+			})
+			if err != nil || n != int64(size) {
+				t.Fatalf("ReadFile = %d bytes, %v; want %d", n, err, size)
+			}
+			t.Logf("%d-byte blob: Open+Read allocated %d bytes, ReadFile %d", size, streamed, whole)
+			if streamed > size/16 {
+				t.Errorf("Open+Read of a %d-byte blob allocated %d bytes: it is not streamed", size, streamed)
+			}
+			if whole < size {
+				t.Errorf("ReadFile of a %d-byte blob allocated only %d bytes: the measure is broken", size, whole)
+			}
+		})
+	}
+}
+
+// The LDIF directory reads a Git-hosted file through Open, once to check it and once per
+// Search, without holding it whole.
+func TestTreeFSLDIFDirectory(t *testing.T) {
+	b := newBigRepo(t, 4<<20)
+	tree := b.cloneTree(t)
+	var dir directory.Directory
+	var err error
+	var found, disabled int
+	alloc := allocated(func() {
+		dir, err = directory.OpenLDIF(func() (io.ReadCloser, error) { return tree.Open(bigName) }, "dc=example,dc=com")
+		if err != nil {
+			return
+		}
+		err = dir.Search(context.Background(), directory.Request{
+			SearchDN:       "ou=people",
+			Filter:         "(objectClass=inetOrgPerson)",
+			DisabledFilter: "(employeeType=disabled)",
+			KeyAttribute:   "uid",
+			Attributes:     []string{"mail"},
+		}, func(e directory.Entry) error {
+			found++
+			if e.Disabled {
+				disabled++
+			}
+			if !strings.HasSuffix(e.Attrs["mail"][0], "@example.com") {
+				return errors.New("bad mail " + e.Attrs["mail"][0])
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	if found != b.people || disabled != b.people/50 {
+		t.Fatalf("search found %d entries (%d disabled), want %d (%d)", found, disabled, b.people, b.people/50)
+	}
+	t.Logf("OpenLDIF + one Search over a %d-byte Git-hosted file: %d entries, %d bytes allocated", len(b.data), found, alloc)
+}
+
+// BenchmarkTreeFSOpenRead reads a 32 MB blob from the clone through Open in 4 MiB blocks
+// (as the LDIF directory does); B/op is what one read allocates. BenchmarkTreeFSReadFile
+// is the whole read, for comparison.
+func BenchmarkTreeFSOpenRead(b *testing.B) {
+	r := newBigRepo(b, 32<<20)
+	tree := r.cloneTree(b)
+	buf := make([]byte, 4<<20)
+	b.SetBytes(int64(len(r.data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		f, err := tree.Open(bigName)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{f}, buf); err != nil {
+			b.Fatal(err)
+		}
+		_ = f.Close()
+	}
+}
+
+func BenchmarkTreeFSReadFile(b *testing.B) {
+	r := newBigRepo(b, 32<<20)
+	tree := r.cloneTree(b)
+	b.SetBytes(int64(len(r.data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := fs.ReadFile(tree, bigName); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
