@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -13,6 +14,9 @@ import (
 // key for template objects, name for declared ones), so a renamed entry is an update.
 func Diff(d *Desired, a *state.Actual) *Plan {
 	p := &Plan{FormatVersion: FormatVersion, Commit: d.Commit, StateVersion: a.StateVersion}
+	// Room for a change per rendered object (unchanged ones are not in d): a first apply's
+	// 1.2 million changes fill it without growing it.
+	p.Changes = make([]*Change, 0, len(d.VMRs)+len(d.Devices)+len(d.Users))
 	p.Warnings = append(p.Warnings, d.Warnings...)
 	p.Errors = append(p.Errors, d.Errors...)
 	failed := map[string]bool{}
@@ -32,6 +36,9 @@ func Diff(d *Desired, a *state.Actual) *Plan {
 	diffInvites(p, d, a)
 	planReminders(p, d, a)
 	p.Summary.Unchanged += d.SameOther
+	if len(p.Changes) < cap(p.Changes)/2 {
+		p.Changes = slices.Clone(p.Changes) // a plan keeps no room for changes it does not have
+	}
 	p.Templates = templateCounts(p, d, a)
 	p.Safety = computeSafety(p, d, a)
 	p.finish()
@@ -57,9 +64,9 @@ func userOwner(email string) owner { return owner{"\x00user", email} }
 type claim struct{ space, value string }
 
 // claimant is one desired object's claims, and the claims its current version holds.
+// Its template is owner.tag.
 type claimant struct {
 	owner   owner
-	tag     string
 	key     string // for messages
 	claims  []claim
 	current []claim // held by the matched actual object, kept if this one is skipped
@@ -73,6 +80,35 @@ type holder struct {
 	desired bool
 }
 
+// claimIndex maps claims to ints: one map per space, keyed by the value alone, so a
+// first apply's 1.2 million claims take 16-byte keys instead of 32-byte ones.
+type claimIndex map[string]map[string]int
+
+func (x claimIndex) get(c claim) (int, bool) {
+	v, ok := x[c.space][c.value]
+	return v, ok
+}
+
+func (x claimIndex) put(c claim, v int) { x[c.space][c.value] = v }
+
+// newClaimIndex sizes one map per space for the claims of cs (desired and current).
+func newClaimIndex(cs []claimant) claimIndex {
+	n := map[string]int{}
+	for i := range cs {
+		for _, c := range cs[i].claims {
+			n[c.space]++
+		}
+		for _, c := range cs[i].current {
+			n[c.space]++
+		}
+	}
+	x := make(claimIndex, len(n))
+	for space, k := range n {
+		x[space] = make(map[string]int, k)
+	}
+	return x
+}
+
 // resolveClaims decides which desired objects must be skipped because a claim of theirs
 // is held by an object they do not own (conflict, alias_clash) or by another desired
 // object earlier in order (duplicate). held answers for actual objects that stay as they
@@ -83,25 +119,25 @@ func resolveClaims(cs []claimant, held func(claim) (holder, bool)) (skip []bool,
 	if len(cs) == 0 {
 		return skip, nil
 	}
-	reason := make([]Warning, len(cs))
+	reason := map[int]Warning{} // of the skipped ones: few
 	// taken maps a claim to the claimant holding it: i+1 for a desired claim of cs[i],
 	// -(i+1) for the current claim of a skipped cs[i]. Small values keep a first apply's
 	// map of 1.2 million claims cheap.
 	holderOf := func(v int) holder {
 		if v > 0 {
 			c := cs[v-1]
-			return holder{owner: c.owner, tag: c.tag, key: c.key, desired: true}
+			return holder{owner: c.owner, tag: c.owner.tag, key: c.key, desired: true}
 		}
 		c := cs[-v-1]
-		return holder{owner: c.owner, tag: c.tag, key: c.key}
+		return holder{owner: c.owner, tag: c.owner.tag, key: c.key}
 	}
 	for changed := true; changed; {
 		changed = false
-		taken := make(map[claim]int, 3*len(cs))
+		taken := newClaimIndex(cs)
 		for i := range cs {
 			if skip[i] {
 				for _, c := range cs[i].current {
-					taken[c] = -(i + 1)
+					taken.put(c, -(i + 1))
 				}
 			}
 		}
@@ -113,7 +149,7 @@ func resolveClaims(cs []claimant, held func(claim) (holder, bool)) (skip []bool,
 			var by holder
 			for j, c := range cs[i].claims {
 				var h holder
-				v, ok := taken[c]
+				v, ok := taken.get(c)
 				if ok {
 					h = holderOf(v)
 				} else {
@@ -126,7 +162,7 @@ func resolveClaims(cs []claimant, held func(claim) (holder, bool)) (skip []bool,
 			}
 			if blocked == nil {
 				for _, c := range cs[i].claims {
-					taken[c] = i + 1
+					taken.put(c, i+1)
 				}
 				continue
 			}
@@ -143,7 +179,7 @@ func resolveClaims(cs []claimant, held func(claim) (holder, bool)) (skip []bool,
 }
 
 func claimWarning(c claimant, cl claim, by holder) Warning {
-	w := Warning{Key: c.key, Template: c.tag}
+	w := Warning{Key: c.key, Template: c.owner.tag}
 	owner := by.tag
 	if owner == state.ManualTag {
 		owner = "declared in the repo"
@@ -220,7 +256,7 @@ func matchOwned[A any](p *Plan, d *Desired, actual []*A, byOwner map[owner]*A, s
 		if old != nil && matched[old] {
 			old = nil // two entries with one key: the second is a duplicate, caught by claims
 		}
-		cs[i] = claimant{owner: owner, tag: id.tag, key: id.name, claims: claims[i]}
+		cs[i] = claimant{owner: owner, key: id.name, claims: claims[i]}
 		if old != nil {
 			matched[old], flux[old] = true, true
 			olds[i] = old

@@ -234,13 +234,21 @@ func (p *Plan) finish() {
 // The groups are split first (changes arrive grouped by kind already) and sorted by key
 // side by side: a first apply sorts 1.2 million changes in three big groups.
 func sortChanges(cs []*Change) {
-	groups := map[int][]*Change{}
+	sizes := map[int]int{}
 	var ranks []int
 	for _, c := range cs {
 		g := c.rank >> 32
-		if _, ok := groups[g]; !ok {
+		if _, ok := sizes[g]; !ok {
 			ranks = append(ranks, g)
 		}
+		sizes[g]++
+	}
+	groups := make(map[int][]*Change, len(ranks))
+	for g, n := range sizes {
+		groups[g] = make([]*Change, 0, n)
+	}
+	for _, c := range cs {
+		g := c.rank >> 32
 		groups[g] = append(groups[g], c)
 	}
 	slices.Sort(ranks)
