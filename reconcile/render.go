@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -613,8 +614,6 @@ func allowedOverrides(ov map[string]string, overridable map[string]bool, emailOv
 // mergeUsers makes one account per email: directory ("remote") users win over CSV
 // ("local") ones; two directory entries with one email are both skipped with a warning.
 func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*DesiredUser {
-	byEmail := map[string][]*DesiredUser{}
-	var order []string
 	// Users rendered unchanged take part in the duplicate check by email and entry key.
 	sameByEmail := map[string]int32{} // position in d.refs
 	if ri := d.refs; ri != nil {
@@ -625,32 +624,44 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 			}
 		}
 	}
-	phantom := map[*DesiredUser]bool{}
-	for _, u := range remote {
-		if _, ok := byEmail[u.Email]; !ok {
-			order = append(order, u.Email)
-			if i, ok := sameByEmail[u.Email]; ok {
-				s := &d.refs.ix.Users[i]
-				// The unchanged user's entry stands first, so a changed entry with its
-				// email but another key is a duplicate.
-				ph := &DesiredUser{User: state.User{Email: u.Email, SyncTag: s.SyncTag, EntryKey: s.EntryKey}}
-				phantom[ph] = true
-				byEmail[u.Email] = []*DesiredUser{ph}
-			}
+	// first is where each email's first directory entry is in remote; more holds the
+	// entries after the first, for the few emails that have several. No per-user slice
+	// or list: a first apply merges 400,000 users here while holding all of them.
+	first := make(map[string]int32, len(remote))
+	var more map[string][]*DesiredUser
+	for i, u := range remote {
+		if _, ok := first[u.Email]; !ok {
+			first[u.Email] = int32(i)
+			continue
 		}
-		byEmail[u.Email] = append(byEmail[u.Email], u)
+		if more == nil {
+			more = map[string][]*DesiredUser{}
+		}
+		more[u.Email] = append(more[u.Email], u)
 	}
-	var out []*DesiredUser
-	taken := map[string]bool{}
-	for _, email := range order {
-		us := byEmail[email]
-		distinct := []*DesiredUser{us[0]}
-		for _, u := range us[1:] {
-			if u.EntryKey != us[0].EntryKey {
-				distinct = append(distinct, u)
+	out := make([]*DesiredUser, 0, len(remote)+len(local))
+	for i, u := range remote {
+		email := u.Email
+		if first[email] != int32(i) {
+			continue
+		}
+		// us is the email's entries in order; an unchanged user's entry stands first, so
+		// a changed entry with its email but another key is a duplicate.
+		head, rest, isPhantom := u, more[email], false
+		if j, ok := sameByEmail[email]; ok {
+			s := &d.refs.ix.Users[j]
+			head = &DesiredUser{User: state.User{Email: email, SyncTag: s.SyncTag, EntryKey: s.EntryKey}}
+			rest, isPhantom = append([]*DesiredUser{u}, rest...), true
+		}
+		var distinct []*DesiredUser
+		for _, v := range rest {
+			if v.EntryKey != head.EntryKey {
+				if distinct == nil {
+					distinct = []*DesiredUser{head}
+				}
+				distinct = append(distinct, v)
 			}
 		}
-		taken[email] = true
 		if len(distinct) > 1 {
 			keys := make([]string, len(distinct))
 			for i, u := range distinct {
@@ -659,23 +670,25 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 			d.Warnings = append(d.Warnings, Warning{Code: "duplicate_email", Key: email, Template: distinct[0].SyncTag,
 				Message: fmt.Sprintf("directory entries %s share this email; both skipped (accounts are unique by email)", strings.Join(keys, " and "))})
 			d.Keep[userOwner(email)] = true
-			if i, ok := sameByEmail[email]; ok {
+			if j, ok := sameByEmail[email]; ok {
 				// Not unchanged after all: kept as it is, like any ambiguous account.
-				d.refs.unmarkUser(i)
-				delete(sameByEmail, email)
+				d.refs.unmarkUser(j)
 			}
 			continue
 		}
-		if !phantom[us[0]] {
-			out = append(out, us[0]) // tracking defaults were filled at render
+		if !isPhantom {
+			out = append(out, head) // tracking defaults were filled at render
 		}
 	}
-	for email := range sameByEmail {
-		taken[email] = true
+	// An email taken by a directory entry, changed or unchanged, is the directory's.
+	taken := func(email string) bool {
+		_, remote := first[email]
+		_, same := sameByEmail[email]
+		return remote || same
 	}
 	for _, row := range local {
 		email := strings.ToLower(row.Email)
-		if taken[email] {
+		if taken(email) {
 			continue // the directory's values win; the account becomes remote
 		}
 		u := &DesiredUser{User: state.User{Email: email, FirstName: row.FirstName, LastName: row.LastName,
@@ -697,6 +710,9 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 			}
 		}
 		out = append(out, u)
+	}
+	if len(out) < cap(out)/2 {
+		out = slices.Clone(out) // most rows were unchanged: keep no room for them
 	}
 	return out
 }

@@ -1,0 +1,38 @@
+package reconcile
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/state"
+)
+
+func TestMergeUsers(t *testing.T) {
+	du := func(email, key string) *DesiredUser {
+		return &DesiredUser{User: state.User{Email: email, SyncTag: "staff", EntryKey: key, Origin: "remote"}}
+	}
+	a1, b, a1again, c3, c4 := du("a@x", "1"), du("b@x", "2"), du("a@x", "1"), du("c@x", "3"), du("c@x", "4")
+	d := &Desired{Keep: map[owner]bool{}}
+	out := mergeUsers(d, []*DesiredUser{a1, b, a1again, c3, c4},
+		[]*schema.UserRow{{Email: "B@x", FirstName: "csv b"}, {Email: "D@x", FirstName: "csv d", UserID: "7"}})
+	var got []string
+	for _, u := range out {
+		got = append(got, fmt.Sprintf("%s/%s/%s/%s", u.Email, u.Origin, u.EntryKey, u.givenUserID()))
+	}
+	want := []string{"a@x/remote/1/", "b@x/remote/2/", "d@x/local//7"}
+	if !slices.Equal(got, want) {
+		t.Errorf("users = %q, want %q", got, want)
+	}
+	if out[0] != a1 {
+		t.Errorf("the email's first entry is not the one kept")
+	}
+	if len(d.Warnings) != 1 || d.Warnings[0].Code != "duplicate_email" || d.Warnings[0].Key != "c@x" ||
+		d.Warnings[0].Message != "directory entries staff:3 and staff:4 share this email; both skipped (accounts are unique by email)" {
+		t.Errorf("warnings = %+v", d.Warnings)
+	}
+	if !d.Keep[userOwner("c@x")] || len(d.Keep) != 1 {
+		t.Errorf("keep = %v", d.Keep)
+	}
+}
