@@ -126,12 +126,12 @@ func (t *treeFS) readBlob(h plumbing.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readWhole(b)
+	return t.readWhole(b)
 }
 
 // readWhole reads a blob into one buffer of its size. The caller holds the mutex.
-func readWhole(b *object.Blob) ([]byte, error) {
-	r, err := b.Reader()
+func (t *treeFS) readWhole(b *object.Blob) ([]byte, error) {
+	r, err := t.blobReader(b)
 	if err != nil {
 		return nil, err
 	}
@@ -164,8 +164,9 @@ func pathErr(op, name string, err error) error {
 
 // Open opens the named file or folder. A file is a stream over its blob: sequential Reads
 // decompress it block by block (for blobs above largeObject the object store never holds
-// it whole), each Read under the source's mutex. Seek to another offset or ReadAt reads
-// the blob whole into memory once, and the file is served from there.
+// it whole; a blob stored as a delta is streamed over its base, see blobReader), each Read
+// under the source's mutex. Seek to another offset or ReadAt reads the blob whole into
+// memory once, and the file is served from there.
 func (t *treeFS) Open(name string) (fs.File, error) {
 	if !fs.ValidPath(name) {
 		return nil, pathErr("open", name, fs.ErrInvalid)
@@ -187,11 +188,11 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
-	rc, err := b.Reader()
+	rc, err := t.blobReader(b)
 	if err != nil {
 		return nil, pathErr("open", name, err)
 	}
-	return &file{info: t.info(n, b.Size), mu: t.mu, blob: b, rc: rc}, nil
+	return &file{info: t.info(n, b.Size), t: t, blob: b, rc: rc}, nil
 }
 
 // ReadFile reads the named file into one buffer of its size.
@@ -212,7 +213,7 @@ func (t *treeFS) ReadFile(name string) ([]byte, error) {
 	if err != nil {
 		return nil, pathErr("readfile", name, err)
 	}
-	data, err := readWhole(b)
+	data, err := t.readWhole(b)
 	if err != nil {
 		return nil, pathErr("readfile", name, err)
 	}
@@ -311,7 +312,7 @@ func (fi fileInfo) Sys() any           { return nil }
 // needs random access, then the whole content (r).
 type file struct {
 	info   fileInfo
-	mu     *sync.Mutex // the source's: held while rc reads the object store
+	t      *treeFS // its mutex is held while rc reads the object store
 	blob   *object.Blob
 	rc     io.ReadCloser // nil once r is set or the file is closed
 	off    int64         // bytes read from rc
@@ -336,9 +337,9 @@ func (f *file) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	f.mu.Lock()
+	f.t.mu.Lock()
 	n, err := f.rc.Read(p)
-	f.mu.Unlock()
+	f.t.mu.Unlock()
 	f.off += int64(n)
 	switch {
 	case f.off > f.info.size:
@@ -392,9 +393,9 @@ func (f *file) ReadAt(p []byte, off int64) (int, error) {
 
 // whole switches the file to an in-memory copy of the blob, at the stream's offset.
 func (f *file) whole() error {
-	f.mu.Lock()
-	data, err := readWhole(f.blob)
-	f.mu.Unlock()
+	f.t.mu.Lock()
+	data, err := f.t.readWhole(f.blob)
+	f.t.mu.Unlock()
 	if err != nil {
 		return pathErr("read", f.info.name, err)
 	}
@@ -415,9 +416,9 @@ func (f *file) Close() error {
 	if f.rc == nil {
 		return nil
 	}
-	f.mu.Lock()
+	f.t.mu.Lock()
 	err := f.rc.Close()
-	f.mu.Unlock()
+	f.t.mu.Unlock()
 	f.rc = nil
 	if err != nil {
 		return pathErr("close", f.info.name, err)

@@ -15,6 +15,7 @@ import (
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 
 	"github.com/roster-dev/roster/reconcile/directory"
 	"github.com/roster-dev/roster/schema"
@@ -240,17 +241,26 @@ func TestTreeFSOpenDoesNotReadWhole(t *testing.T) {
 		t.Skip("32 MB repository")
 	}
 	b := newBigRepo(t, 32<<20)
-	size := uint64(len(b.data))
+	d := newDeltaRepo(t, 32<<20, deltaEdits[0].edit)
+	if d.passes > maxDeltaPasses {
+		t.Fatalf("git's delta for an edit in place takes %d passes over its base: it will not be streamed", d.passes)
+	}
+	deltaTree, err := d.g.Tree(d.commit)
+	if err != nil {
+		t.Fatal(err)
+	}
 	buf := make([]byte, 4<<20) // the LDIF directory's block size
 	for _, tc := range []struct {
 		name string
-		tree func(testing.TB) fs.FS
+		tree fs.FS
+		size uint64
 	}{
-		{"packed in the clone", b.cloneTree},
-		{"loose in the remote", b.remoteTree},
+		{"packed in the clone", b.cloneTree(t), uint64(len(b.data))},
+		{"loose in the remote", b.remoteTree(t), uint64(len(b.data))},
+		{"delta in the clone", deltaTree, uint64(len(d.data))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tree := tc.tree(t)
+			tree, size := tc.tree, tc.size
 			var n int64
 			var err error
 			streamed := allocated(func() {
@@ -354,5 +364,171 @@ func BenchmarkTreeFSReadFile(b *testing.B) {
 		if _, err := fs.ReadFile(tree, bigName); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// deltaRepo is a clone of a remote whose two commits hold two versions of people.ldif,
+// packed by git with one stored as a delta of the other (its commit is commit).
+type deltaRepo struct {
+	g      *Git
+	commit string
+	data   []byte
+	passes int // reads of the base that streaming the delta takes
+	blob   *deltaBlob
+}
+
+func newDeltaRepo(tb testing.TB, size int, edit func([]byte) []byte) *deltaRepo {
+	tb.Helper()
+	v1, _ := peopleLDIF(tb, size)
+	v2 := edit(bytes.Clone(v1))
+	r := newRemote(tb)
+	c1 := r.commit("main", map[string]string{bigName: string(v1)})
+	c2 := r.commit("main", map[string]string{bigName: string(v2)})
+	gitCmd(tb, r.bare, "repack", "-q", "-a", "-d", "-f")
+	g, err := NewGit(schema.RepoConfig{URL: r.bare}, "", tb.TempDir(), nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := g.Fetch(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	repo, err := g.open()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ds := repo.Storer.(storer.DeltaObjectStorer)
+	for _, v := range []struct {
+		commit string
+		data   []byte
+	}{{c1, v1}, {c2, v2}} {
+		h := plumbing.NewHash(gitCmd(tb, r.work, "rev-parse", v.commit+":"+bigName))
+		obj, passes, err := deltaChain(ds, h, 0)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if d, ok := obj.(*deltaBlob); ok {
+			return &deltaRepo{g: g, commit: v.commit, data: v.data, passes: passes, blob: d}
+		}
+	}
+	tb.Fatal("git stored neither version as a delta")
+	return nil
+}
+
+// Edits that git packs as a delta: in place (the copies read the base mostly in order),
+// halves swapped (a copy goes back) and 32 pieces reversed (copies go back often). Git's
+// deltas also copy repeated lines from earlier in the base, so how many passes over the
+// base streaming takes depends a little on git's choices: both ways of applying the delta
+// are checked directly, and treeFS uses the one blobReader picks.
+var deltaEdits = []struct {
+	name string
+	edit func([]byte) []byte
+}{
+	{"edited in place", func(b []byte) []byte {
+		copy(b[len(b)/2:], "# changed\n")
+		return append(b, "dn: uid=extra,ou=people,dc=example,dc=com\nuid: extra\n\n"...)
+	}},
+	{"halves swapped", func(b []byte) []byte {
+		m := bytes.Index(b[len(b)/2:], []byte("\n\n")) + len(b)/2 + 2
+		return append(bytes.Clone(b[m:]), b[:m]...)
+	}},
+	{"32 pieces reversed", func(b []byte) []byte {
+		var out []byte
+		end := len(b)
+		for i := 31; i >= 0; i-- {
+			start := 0
+			if i > 0 {
+				start = bytes.Index(b[i*len(b)/32:], []byte("\n\n")) + i*len(b)/32 + 2
+			}
+			out = append(out, b[start:end]...)
+			end = start
+		}
+		return out
+	}},
+}
+
+func TestTreeFSDeltaBlob(t *testing.T) {
+	for _, tc := range deltaEdits {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDeltaRepo(t, 4<<20, tc.edit)
+			t.Logf("streaming the delta takes %d passes over its base (at most %d are streamed)", d.passes, maxDeltaPasses)
+			rc, err := d.blob.Reader()
+			if err != nil {
+				t.Fatal(err)
+			}
+			streamed, err := io.ReadAll(rc)
+			if err != nil || !bytes.Equal(streamed, d.data) {
+				t.Fatalf("delta streamed: %d bytes, %v; want the %d committed", len(streamed), err, len(d.data))
+			}
+			if err := rc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if patched, err := d.blob.patch(); err != nil || !bytes.Equal(patched, d.data) {
+				t.Fatalf("delta patched in memory: %d bytes, %v; want the %d committed", len(patched), err, len(d.data))
+			}
+
+			tree, err := d.g.Tree(d.commit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := tree.Open(bigName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got bytes.Buffer
+			if _, err := io.CopyBuffer(&got, struct{ io.Reader }{f}, make([]byte, 65521)); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), d.data) {
+				t.Fatalf("Open+Read of the delta: %d bytes, differ from the %d committed", got.Len(), len(d.data))
+			}
+			if data, err := fs.ReadFile(tree, bigName); err != nil || !bytes.Equal(data, d.data) {
+				t.Fatalf("ReadFile of the delta: %d bytes, %v", len(data), err)
+			}
+			if st, err := fs.Stat(tree, bigName); err != nil || st.Size() != int64(len(d.data)) {
+				t.Fatalf("Stat = %v, %v; want size %d", st, err, len(d.data))
+			}
+			// Closing a delta stream part way stops its goroutine and files.
+			f, err = tree.Open(bigName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(f, make([]byte, 100)); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestScanDelta(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		delta     []byte
+		src, size int64
+		back      int
+		wantErr   bool
+	}{
+		{"copy then insert", []byte{0x10, 12, 0x91, 0, 10, 2, 'a', 'b'}, 16, 12, 0, false},
+		{"copy back", []byte{100, 20, 0x91, 50, 10, 0x91, 0, 10}, 100, 20, 1, false},
+		{"size 0 means 64 KiB", []byte{0x80, 0x80, 0x04, 0x80, 0x80, 0x04, 0x80, 0x80}, 1 << 16, 1 << 16, 1, false},
+		{"zero command", []byte{1, 1, 0}, 0, 0, 0, true},
+		{"short insert", []byte{1, 3, 3, 'a'}, 0, 0, 0, true},
+		{"short copy", []byte{1, 3, 0x91, 0}, 0, 0, 0, true},
+		{"no header", []byte{0x80}, 0, 0, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src, size, back, err := scanDelta(tc.delta)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if !tc.wantErr && (src != tc.src || size != tc.size || back != tc.back) {
+				t.Fatalf("= %d, %d, %d; want %d, %d, %d", src, size, back, tc.src, tc.size, tc.back)
+			}
+		})
 	}
 }
