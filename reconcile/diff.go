@@ -51,10 +51,7 @@ func Diff(d *Desired, a *state.Actual) *Plan {
 type owner struct{ tag, key string }
 
 func ownerKey(syncTag, entryKey, name string) owner {
-	if syncTag == state.ManualTag || entryKey == "" {
-		return owner{syncTag, name}
-	}
-	return owner{syncTag, entryKey}
+	return owner{syncTag, state.OwnerKey(syncTag, entryKey, name)}
 }
 
 // userOwner is the owner key of a user account, for Desired.Keep.

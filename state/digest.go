@@ -19,17 +19,17 @@ import (
 // Masks leave fields out, by sync tag: a template's overridable fields, which a plan
 // never compares after creation. A masked field counts as empty (or 0).
 type DigestSpec struct {
-	Seed       maphash.Seed
-	VMRMask    map[string][]string // sync tag → VMR fields (VMRDigestFields) left out
-	DeviceMask map[string][]string // sync tag → device fields (DeviceDigestFields) left out
+	Seed maphash.Seed
+	// VMRMask: sync tag → VMR fields left out, of name, description, aliases, pin,
+	// guest_pin, allow_guests, max_callrate_in, max_callrate_out, participant_limit, tag,
+	// owner_email.
+	VMRMask map[string][]string
+	// DeviceMask: sync tag → device fields left out, of DeviceDigestFields.
+	DeviceMask map[string][]string
 }
 
-// VMRDigestFields and DeviceDigestFields are the fields a mask may name, in digest order.
-var (
-	VMRDigestFields = []string{"name", "description", "aliases", "pin", "guest_pin", "allow_guests",
-		"max_callrate_in", "max_callrate_out", "participant_limit", "tag", "owner_email"}
-	DeviceDigestFields = []string{"description", "username", "password", "tag", "owner_email"}
-)
+// DeviceDigestFields are the device fields a mask may name, in digest order.
+var DeviceDigestFields = []string{"description", "username", "password", "tag", "owner_email"}
 
 // digestText is the writer both sides build the text with (a maphash.Hash in Go).
 type digestText interface {

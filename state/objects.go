@@ -438,9 +438,7 @@ func rawUsers(sc *sqlite3.SQLiteConn, a *Actual, sel selection) error {
 			HostPrivilege: ar.intern(rawStr(r[6])), TimeZone: ar.intern(rawStr(r[7])), Active: rawInt(r[9]) != 0,
 			Origin: ar.intern(rawStr(r[10])), License: ar.intern(rawStr(r[11])), SyncTag: ar.intern(rawStr(r[12])),
 			EntryKey: ar.str(rawStr(r[13])), Notified: rawInt(r[14]) != 0}
-		if t := rawStr(r[8]); t != "" && t != "[]" {
-			u.Tracking = Tracking(ar.intern(t))
-		}
+		u.Tracking = trackingFromDB(ar.intern(rawStr(r[8])))
 		a.Users = append(a.Users, u)
 		return nil
 	})
