@@ -219,15 +219,9 @@ func refSearch(ctx context.Context, recs []Record, baseDN string, req Request, f
 	}
 	base := searchBase(req.SearchDN, d.baseDN)
 	nbase := normalizeDN(base)
-	filter, err := CompileFilter(req.Filter)
+	filter, disabled, err := compileFilters(req, base)
 	if err != nil {
-		return fmt.Errorf("%w: ldif search under %q: %w", ErrFailClosed, base, err)
-	}
-	var disabled *Filter
-	if strings.TrimSpace(req.DisabledFilter) != "" {
-		if disabled, err = CompileFilter(req.DisabledFilter); err != nil {
-			return fmt.Errorf("%w: ldif search under %q: disabled filter: %w", ErrFailClosed, base, err)
-		}
+		return err
 	}
 	key := baseName(req.KeyAttribute)
 	type proj struct{ name, lower string }
@@ -247,7 +241,7 @@ func refSearch(ctx context.Context, recs []Record, baseDN string, req Request, f
 			}
 		}
 		n := d.norm[i]
-		if nbase != "" && n != nbase && !(len(n) > len(nbase) && n[len(n)-len(nbase)-1] == ',' && strings.HasSuffix(n, nbase)) {
+		if !underBase(n, nbase) {
 			continue
 		}
 		r := &d.recs[i]

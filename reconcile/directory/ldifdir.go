@@ -62,18 +62,31 @@ func searchBase(searchDN, baseDN string) string {
 	return searchDN + "," + baseDN
 }
 
+// compileFilters compiles a request's filter and disabled filter (nil when none); an
+// error fails the search closed.
+func compileFilters(req Request, base string) (filter, disabled *Filter, err error) {
+	if filter, err = CompileFilter(req.Filter); err != nil {
+		return nil, nil, fmt.Errorf("%w: ldif search under %q: %w", ErrFailClosed, base, err)
+	}
+	if strings.TrimSpace(req.DisabledFilter) != "" {
+		if disabled, err = CompileFilter(req.DisabledFilter); err != nil {
+			return nil, nil, fmt.Errorf("%w: ldif search under %q: disabled filter: %w", ErrFailClosed, base, err)
+		}
+	}
+	return filter, disabled, nil
+}
+
+// underBase says whether the normalised DN n is nbase or below it ("" is everything).
+func underBase(n, nbase string) bool {
+	return nbase == "" || n == nbase || len(n) > len(nbase) && n[len(n)-len(nbase)-1] == ',' && strings.HasSuffix(n, nbase)
+}
+
 func (d *ldifDirectory) Search(ctx context.Context, req Request, fn func(Entry) error) error {
 	base := searchBase(req.SearchDN, d.baseDN)
 	nbase := normalizeDN(base)
-	filter, err := CompileFilter(req.Filter)
+	filter, disabled, err := compileFilters(req, base)
 	if err != nil {
-		return fmt.Errorf("%w: ldif search under %q: %w", ErrFailClosed, base, err)
-	}
-	var disabled *Filter
-	if strings.TrimSpace(req.DisabledFilter) != "" {
-		if disabled, err = CompileFilter(req.DisabledFilter); err != nil {
-			return fmt.Errorf("%w: ldif search under %q: disabled filter: %w", ErrFailClosed, base, err)
-		}
+		return err
 	}
 	key := baseName(req.KeyAttribute)
 	type proj struct{ name, lower string }
@@ -137,7 +150,7 @@ func (d *ldifDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 			return nil
 		}
 		n := normalizeDN(sc.dn)
-		if nbase != "" && n != nbase && !(len(n) > len(nbase) && n[len(n)-len(nbase)-1] == ',' && strings.HasSuffix(n, nbase)) {
+		if !underBase(n, nbase) {
 			continue
 		}
 		r := sc.record()
