@@ -80,7 +80,7 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply plan: %w", err)
 	}
-	res.Changes, res.Emails = len(p.Changes), len(p.Emails)
+	res.Changes, res.Emails = p.Len(), len(p.Emails)
 	return res, nil
 }
 
@@ -90,7 +90,7 @@ var applyOrder = []string{ActionDelete, ActionDeactivate, ActionUpdate, ActionRe
 func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
 	// Names and aliases may move between objects within one plan (renames, swaps): first
 	// park every updated VMR and device on a temporary unique name without aliases.
-	for _, c := range p.Changes {
+	for _, c := range p.changes { // creations are never updates
 		if c.Action != ActionUpdate {
 			continue
 		}
@@ -113,7 +113,7 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
 		}
 	}
 	for _, action := range applyOrder {
-		for _, c := range p.Changes {
+		for _, c := range p.All() {
 			if c.Action != action {
 				continue
 			}

@@ -62,7 +62,7 @@ func BenchmarkInitialApply(b *testing.B) {
 				}
 				b.ReportMetric(planned.Seconds(), "plan-s")
 				b.ReportMetric(time.Since(start).Seconds(), "total-s")
-				b.ReportMetric(float64(len(p.Changes)), "changes")
+				b.ReportMetric(float64(p.Len()), "changes")
 			}
 		})
 	}
@@ -82,7 +82,7 @@ func BenchmarkNoopPlan(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if p := h.plan(); p.HasChanges() {
-					b.Fatalf("no-op plan has changes: %d", len(p.Changes))
+					b.Fatalf("no-op plan has changes: %d", p.Len())
 				}
 			}
 		})

@@ -12,9 +12,10 @@ type Desired struct {
 	Commit   string
 	Now      time.Time
 	Settings schema.Settings
-	VMRs     []*DesiredVMR
-	Devices  []*DesiredDevice
-	Users    []*DesiredUser
+	// VMRs, Devices and Users are what is new or changed, packed (see pack.go).
+	VMRs    VMRList
+	Devices DeviceList
+	Users   UserList
 	// SameVMRs, SameDevices and SameUsers are actual objects whose entry renders exactly
 	// what they already are and that the diff needs to see (they hold a name or alias a
 	// changed object wants, say); SameOther counts the other unchanged ones, which were

@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 
@@ -16,7 +15,6 @@ func Diff(d *Desired, a *state.Actual) *Plan {
 	p := &Plan{FormatVersion: FormatVersion, Commit: d.Commit, StateVersion: a.StateVersion}
 	// Room for a change per rendered object (unchanged ones are not in d): a first apply's
 	// 1.2 million changes fill it without growing it.
-	p.Changes = make([]*Change, 0, len(d.VMRs)+len(d.Devices)+len(d.Users))
 	p.Warnings = append(p.Warnings, d.Warnings...)
 	p.Errors = append(p.Errors, d.Errors...)
 	failed := map[string]bool{}
@@ -36,9 +34,6 @@ func Diff(d *Desired, a *state.Actual) *Plan {
 	diffInvites(p, d, a)
 	planReminders(p, d, a)
 	p.Summary.Unchanged += d.SameOther
-	if len(p.Changes) < cap(p.Changes)/2 {
-		p.Changes = slices.Clone(p.Changes) // a plan keeps no room for changes it does not have
-	}
 	p.Templates = templateCounts(p, d, a)
 	p.Safety = computeSafety(p, d, a)
 	p.finish()
@@ -271,7 +266,7 @@ func matchOwned[A any](p *Plan, d *Desired, actual []*A, byOwner map[owner]*A, s
 		}
 		// Unmatched and its template did not fail: the entry is gone, so the object goes.
 		deleted[x] = true
-		p.Changes = append(p.Changes, deleteChange(x))
+		p.changes = append(p.changes, deleteChange(x))
 	}
 	// Claims of actual objects that stay as they are, indexed only when some desired
 	// object is new or changed (a no-op plan of 400,000 rooms builds nothing here).
@@ -300,30 +295,30 @@ func matchOwned[A any](p *Plan, d *Desired, actual []*A, byOwner map[owner]*A, s
 // diffVMRs matches VMRs by owner. A VMR whose entry vanished — or whose template left
 // the repo — is deleted; the safety guard stops a mass removal.
 func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
-	ids := make([]ident, len(d.VMRs))
-	claims := make([][]claim, len(d.VMRs))
-	for i, dv := range d.VMRs {
+	n := d.VMRs.Len()
+	ids := make([]ident, n)
+	claims := make([][]claim, n)
+	for i, dv := range d.VMRs.All() {
 		ids[i], claims[i] = vmrIdent(&dv.VMR), vmrClaims(&dv.VMR)
 	}
 	idx := d.indexFor(a)
 	olds, skip := matchOwned(p, d, a.VMRs, idx.vmrs, d.SameVMRs, vmrIdent, vmrClaims, ids, claims, settled, func(v *state.VMR) *Change {
 		return &Change{Kind: KindVMR, Action: ActionDelete, Key: v.Name, Template: v.SyncTag, oldObj: v}
 	})
-	planOwned(p, d.VMRs, olds, skip, func(dv *DesiredVMR) {
-		want := &dv.VMR // no copy when nothing overrides it: a first apply creates 400,000 rooms
+	planOwned(p, n, d.VMRs.At, olds, skip, func(i int, dv *DesiredVMR) {
+		var own *DesiredVMR // the creation is the VMR as overridden
 		if len(dv.Overrides) > 0 {
-			w := dv.VMR
-			applyVMROverrides(&w, nil, dv)
-			want = &w
+			applyVMROverrides(&dv.VMR, nil, dv)
+			own = dv
 		}
-		p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionCreate, Key: want.Name, Template: want.SyncTag, newObj: want})
-		p.addVMREmail(d.mailFor(dv.SyncTag, dv.Name), want, "created")
+		p.created.addVMR(&d.VMRs, i, own, dv.SyncTag)
+		p.addVMREmail(d.mailFor(dv.SyncTag, dv.Name), &dv.VMR, "created")
 	}, func(dv *DesiredVMR, old *state.VMR) bool {
 		want, fields := vmrUpdate(old, dv)
 		if len(fields) == 0 {
 			return false
 		}
-		p.Changes = append(p.Changes, &Change{Kind: KindVMR, Action: ActionUpdate, Key: want.Name, Template: want.SyncTag,
+		p.changes = append(p.changes, &Change{Kind: KindVMR, Action: ActionUpdate, Key: want.Name, Template: want.SyncTag,
 			Fields: fields, newObj: &want, oldObj: old})
 		if mail := d.mailFor(dv.SyncTag, dv.Name); mail != nil && mail.notifies(fields) {
 			p.addVMREmail(mail, &want, "updated")
@@ -335,16 +330,16 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 // planOwned is the create-or-update step VMRs and devices share: a skipped object is
 // unchanged (if it exists), one without an actual match is created, the rest updated —
 // update reports false when nothing differs.
-func planOwned[A, D any](p *Plan, desired []*D, olds []*A, skip []bool, create func(*D), update func(*D, *A) bool) {
-	for i, d := range desired {
+func planOwned[A, D any](p *Plan, n int, at func(int) *D, olds []*A, skip []bool, create func(int, *D), update func(*D, *A) bool) {
+	for i := range n {
 		switch {
 		case skip[i]:
 			if olds[i] != nil {
 				p.Summary.Unchanged++
 			}
 		case olds[i] == nil:
-			create(d)
-		case !update(d, olds[i]):
+			create(i, at(i))
+		case !update(at(i), olds[i]):
 			p.Summary.Unchanged++
 		}
 	}
@@ -550,36 +545,34 @@ func DeviceVars(dv *state.Device, action string) map[string]any {
 }
 
 func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
-	var want []*DesiredDevice
-	for _, dd := range d.Devices {
+	var want []int32 // the devices to have: those of disabled accounts go
+	var ids []ident
+	var claims [][]claim
+	for i, dd := range d.Devices.All() {
 		if !dd.Disabled {
-			want = append(want, dd)
+			want = append(want, int32(i))
+			ids, claims = append(ids, deviceIdent(&dd.Device)), append(claims, deviceClaims(&dd.Device))
 		}
-	}
-	ids := make([]ident, len(want))
-	claims := make([][]claim, len(want))
-	for i, dd := range want {
-		ids[i], claims[i] = deviceIdent(&dd.Device), deviceClaims(&dd.Device)
 	}
 	idx := d.indexFor(a)
 	olds, skip := matchOwned(p, d, a.Devices, idx.devices, d.SameDevices, deviceIdent, deviceClaims, ids, claims, settled, func(v *state.Device) *Change {
 		return &Change{Kind: KindDevice, Action: ActionDelete, Key: v.Alias, Template: v.SyncTag, oldObj: v}
 	})
-	planOwned(p, want, olds, skip, func(dd *DesiredDevice) {
-		w := &dd.Device
+	at := func(k int) *DesiredDevice { return d.Devices.At(int(want[k])) }
+	planOwned(p, len(want), at, olds, skip, func(k int, dd *DesiredDevice) {
+		var own *DesiredDevice // the creation is the device as overridden
 		if len(dd.Overrides) > 0 {
-			c := dd.Device
-			applyDeviceOverrides(&c, nil, dd)
-			w = &c
+			applyDeviceOverrides(&dd.Device, nil, dd)
+			own = dd
 		}
-		p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionCreate, Key: w.Alias, Template: w.SyncTag, newObj: w})
-		p.addDeviceEmail(d.mailFor(dd.SyncTag, dd.Alias), w, "created")
+		p.created.addDevice(&d.Devices, int(want[k]), own, dd.SyncTag)
+		p.addDeviceEmail(d.mailFor(dd.SyncTag, dd.Alias), &dd.Device, "created")
 	}, func(dd *DesiredDevice, old *state.Device) bool {
 		w, fields := deviceUpdate(old, dd)
 		if len(fields) == 0 {
 			return false
 		}
-		p.Changes = append(p.Changes, &Change{Kind: KindDevice, Action: ActionUpdate, Key: w.Alias, Template: w.SyncTag,
+		p.changes = append(p.changes, &Change{Kind: KindDevice, Action: ActionUpdate, Key: w.Alias, Template: w.SyncTag,
 			Fields: fields, newObj: &w, oldObj: old})
 		if mail := d.mailFor(dd.SyncTag, dd.Alias); mail != nil && mail.notifies(fields) {
 			p.addDeviceEmail(mail, &w, "updated")
@@ -649,9 +642,9 @@ func diffTracking(p *Plan, d *Desired, a *state.Actual) {
 		old := have[g.Slot]
 		switch {
 		case old == nil:
-			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionCreate, Key: g.Slot, newObj: g})
+			p.changes = append(p.changes, &Change{Kind: KindTrackingGroup, Action: ActionCreate, Key: g.Slot, newObj: g})
 		case fmt.Sprint(trackingFields(old)) != fmt.Sprint(trackingFields(g)):
-			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionUpdate, Key: g.Slot,
+			p.changes = append(p.changes, &Change{Kind: KindTrackingGroup, Action: ActionUpdate, Key: g.Slot,
 				oldObj: old, newObj: g,
 				Fields: []FieldChange{{Name: "group", Old: trackingSummary(old), New: trackingSummary(g)}}})
 		default:
@@ -660,7 +653,7 @@ func diffTracking(p *Plan, d *Desired, a *state.Actual) {
 	}
 	for _, g := range a.Tracking {
 		if !seen[g.Slot] {
-			p.Changes = append(p.Changes, &Change{Kind: KindTrackingGroup, Action: ActionDelete, Key: g.Slot, oldObj: g})
+			p.changes = append(p.changes, &Change{Kind: KindTrackingGroup, Action: ActionDelete, Key: g.Slot, oldObj: g})
 		}
 	}
 }
@@ -691,7 +684,7 @@ func planReminders(p *Plan, d *Desired, a *state.Actual) {
 	for _, dv := range a.Devices {
 		devices[dv.Alias] = dv
 	}
-	for _, c := range p.Changes {
+	for c := range p.unordered() {
 		v, dv := c.newVMR(), c.newDevice()
 		switch {
 		case v != nil:
@@ -770,13 +763,16 @@ func templateCounts(p *Plan, d *Desired, a *state.Actual) []Template {
 			t.Owned += n
 		}
 	}
-	changed := map[string]int{}
-	for _, c := range p.Changes {
+	for tag, n := range p.created.perTemplate {
+		if t := byName[tag]; t != nil {
+			t.Created += n
+		}
+	}
+	for _, c := range p.changes {
 		t := byName[c.Template]
 		if t == nil {
 			continue
 		}
-		changed[c.Template]++
 		switch c.Action {
 		case ActionCreate, ActionReactivate:
 			t.Created++

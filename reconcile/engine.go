@@ -172,7 +172,7 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	p.loaded = len(actual.VMRs) + len(actual.Devices) + len(actual.Users)
 	if e.Logger != nil {
 		e.Logger.Debug("planned", "commit", commit, "render", rendered, "load_index", loadedAt,
-			"load_objects", hydrated-rendered, "diff", time.Since(start)-hydrated, "changes", len(p.Changes),
+			"load_objects", hydrated-rendered, "diff", time.Since(start)-hydrated, "changes", p.Len(),
 			"loaded", len(actual.VMRs)+len(actual.Devices)+len(actual.Users), "emails", len(p.Emails))
 	}
 	return p, nil

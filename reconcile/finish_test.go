@@ -34,7 +34,7 @@ func manyChanges(n int, seed int64) []*Change {
 
 func TestFinishOrderAndFingerprint(t *testing.T) {
 	const n = 3*fingerprintChunk + 123 // several chunks, the last one short
-	plan := func() *Plan { return &Plan{Commit: "c1", StateVersion: 7, Changes: manyChanges(n, 1)} }
+	plan := func() *Plan { return &Plan{Commit: "c1", StateVersion: 7, changes: manyChanges(n, 1)} }
 	p := plan()
 	p.finish()
 	// The order is the reference one: rank group, key, then position among equal keys.
@@ -50,9 +50,10 @@ func TestFinishOrderAndFingerprint(t *testing.T) {
 		}
 		return strings.Compare(a.Key, b.Key)
 	})
+	got := p.Changes()
 	for i := range ref {
-		if ref[i].rank != p.Changes[i].rank {
-			t.Fatalf("position %d: %s %s %s, want %s %s %s", i, p.Changes[i].Kind, p.Changes[i].Action, p.Changes[i].Key,
+		if ref[i].rank != got[i].rank {
+			t.Fatalf("position %d: %s %s %s, want %s %s %s", i, got[i].Kind, got[i].Action, got[i].Key,
 				ref[i].Kind, ref[i].Action, ref[i].Key)
 		}
 	}
@@ -68,7 +69,7 @@ func TestFinishOrderAndFingerprint(t *testing.T) {
 	}
 	for _, at := range []int{0, n / 2, n - 1} { // one change, wherever its chunk
 		other := plan()
-		c := other.Changes[at]
+		c := other.changes[at]
 		c.Key += "x"
 		other.finish()
 		if other.Fingerprint == p.Fingerprint {

@@ -55,12 +55,12 @@ func TestPlanFormatsGolden(t *testing.T) {
 					Before, After     map[string]any
 				} `json:"changes"`
 			}
-			if err := json.Unmarshal(buf.Bytes(), &shape); err != nil || shape.FormatVersion != 1 || len(shape.Changes) != len(p.Changes) {
+			if err := json.Unmarshal(buf.Bytes(), &shape); err != nil || shape.FormatVersion != 1 || len(shape.Changes) != p.Len() {
 				t.Errorf("plan JSON does not parse into the SPEC shape: %v", err)
 			}
 		}
 		// Secrets never appear unless --show-secrets.
-		for _, c := range p.Changes {
+		for _, c := range p.All() {
 			if c.newVMR() != nil && c.newVMR().PIN != "" && strings.Contains(buf.String(), c.newVMR().PIN) {
 				t.Errorf("%s shows PIN %s", f.format, c.newVMR().PIN)
 			}

@@ -201,7 +201,7 @@ func (h *harness) count(query string, args ...any) int {
 // changes renders a plan's changes as "action kind key" lines, for compact assertions.
 func changes(p *Plan) []string {
 	var out []string
-	for _, c := range p.Changes {
+	for _, c := range p.All() {
 		out = append(out, c.Action+" "+c.Kind+" "+c.Key)
 	}
 	return out

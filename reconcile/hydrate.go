@@ -28,7 +28,7 @@ func hydrate(ctx context.Context, db *state.DB, d *Desired) (*state.Actual, erro
 	ri := d.refs
 	ix := ri.ix
 	var ids state.IDs
-	all := len(d.VMRs)+len(d.Devices)+len(d.Users) >= (len(ix.VMRs)+len(ix.Devices)+len(ix.Users))/8+hydrateAllMin
+	all := d.VMRs.Len()+d.Devices.Len()+d.Users.Len() >= (len(ix.VMRs)+len(ix.Devices)+len(ix.Users))/8+hydrateAllMin
 	for _, r := range d.Reminders {
 		if !ix.Small.RemindersDone[r.ID] {
 			all = true
@@ -39,20 +39,21 @@ func hydrate(ctx context.Context, db *state.DB, d *Desired) (*state.Actual, erro
 	} else {
 		ids = state.IDs{VMRs: refIDs(ix.VMRs, ri.sameVMR), Devices: refIDs(ix.Devices, ri.sameDevice), Users: refIDs(ix.Users, ri.sameUser)}
 		var names, aliases, devAliases []string
-		for _, dv := range d.VMRs {
+		for _, dv := range d.VMRs.All() {
 			if i, ok := ri.vmr(vmrIdent(&dv.VMR).owner()); ok {
 				ids.VMRs = append(ids.VMRs, ix.VMRs[i].ID)
 			}
 			names = append(names, dv.Name)
 			aliases = append(aliases, dv.Aliases...)
 		}
-		for _, dd := range d.Devices {
+		for _, dd := range d.Devices.All() {
 			if i, ok := ri.device(deviceIdent(&dd.Device).owner()); ok {
 				ids.Devices = append(ids.Devices, ix.Devices[i].ID)
 			}
 			devAliases = append(devAliases, dd.Alias)
 		}
-		for _, du := range d.Users {
+		for i := range d.Users.Len() {
+			du := d.Users.At(i)
 			if i, ok := ri.user(strings.ToLower(du.Email)); ok {
 				ids.Users = append(ids.Users, ix.Users[i].ID)
 			}

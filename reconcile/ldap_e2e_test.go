@@ -288,7 +288,7 @@ func TestLDAPFailuresChangeNothing(t *testing.T) {
 			}
 			var text bytes.Buffer
 			p.Write(&text, "text", reconcile.OutputOptions{})
-			for _, c := range p.Changes {
+			for _, c := range p.All() {
 				if tc.wantErr == "" {
 					break // the plan removes staff's objects: the guard must refuse it
 				}

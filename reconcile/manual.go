@@ -93,7 +93,7 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 		}
 		re := *in
 		re.Status, re.ExpiresAt = "pending", now.Add(ttl)
-		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: re.Email,
+		p.changes = append(p.changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: re.Email,
 			oldObj: in, newObj: &re, Fields: []FieldChange{{Name: "expires_at", Old: in.ExpiresAt, New: re.ExpiresAt}}})
 		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
 			p.Emails = append(p.Emails, &Email{To: re.Email, Kind: "invite", Action: "reminder", Key: re.Email, mail: m.VMR,
@@ -142,7 +142,7 @@ func PlanNotifyUsers(repo *schema.Repo, defaults map[string]MailSpec, a *state.A
 		}
 		want := *u
 		want.Notified = true
-		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionUpdate, Key: u.Email, Template: u.SyncTag,
+		p.changes = append(p.changes, &Change{Kind: KindUser, Action: ActionUpdate, Key: u.Email, Template: u.SyncTag,
 			oldObj: u, newObj: &want, Fields: []FieldChange{{Name: "notified", Old: false, New: true}}})
 		p.addActivation(d, &want, "created")
 	}
@@ -166,7 +166,7 @@ func PlanAcceptInvite(a *state.Actual, email string, now time.Time) (*Plan, erro
 		}
 		acc := *in
 		acc.Status, acc.AcceptedAt = "accepted", now
-		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email,
+		p.changes = append(p.changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email,
 			oldObj: in, newObj: &acc, Fields: []FieldChange{{Name: "status", Old: "pending", New: "accepted"}}})
 		p.finish()
 		return p, nil

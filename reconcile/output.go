@@ -43,7 +43,7 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 	field("summary", p.Summary, false)
 	bw.WriteString(`  "changes": [`)
 	var line []byte
-	for i, c := range p.Changes {
+	for i, c := range p.All() {
 		if i > 0 {
 			bw.WriteString(",")
 		}
@@ -67,7 +67,7 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 		line = append(line, '}')
 		bw.Write(line)
 	}
-	if len(p.Changes) > 0 {
+	if p.Len() > 0 {
 		bw.WriteString("\n  ")
 	}
 	bw.WriteString("],\n")
@@ -172,7 +172,7 @@ func (p *Plan) WriteText(w io.Writer, o OutputOptions) error {
 	if !p.HasChanges() {
 		b.WriteString("No changes. Actual state matches the repo and the directory.\n")
 	}
-	for _, c := range p.Changes {
+	for _, c := range p.All() {
 		b.WriteString("  " + changeTitle(c) + "\n")
 		if c.Action == ActionCreate {
 			if d := createDetail(c, o.ShowSecrets); d != "" {
@@ -222,7 +222,7 @@ func (p *Plan) WriteMarkdown(w io.Writer, o OutputOptions) error {
 		b.WriteString("No changes.\n")
 	} else {
 		b.WriteString("<details><summary>Changes</summary>\n\n```diff\n")
-		for _, c := range p.Changes {
+		for _, c := range p.All() {
 			b.WriteString(diffSymbol(c.Action) + " " + strings.TrimPrefix(changeTitle(c), symbols[c.Action]+" ") + "\n")
 			if c.Action == ActionCreate {
 				if d := createDetail(c, o.ShowSecrets); d != "" {

@@ -58,7 +58,10 @@ type Plan struct {
 	Commit        string     `json:"commit"`
 	StateVersion  int64      `json:"state_version"`
 	Summary       Summary    `json:"summary"`
-	Changes       []*Change  `json:"changes"`
+	// changes are the plan's changes but the creations held in created; read them all,
+	// in order, with All.
+	changes []*Change
+	created created
 	Emails        []*Email   `json:"emails"`
 	Warnings      []Warning  `json:"warnings"`
 	Errors        []Problem  `json:"errors,omitempty"`
@@ -190,19 +193,20 @@ type Template struct {
 
 // HasChanges reports whether applying the plan would write anything.
 func (p *Plan) HasChanges() bool {
-	return len(p.Changes) > 0 || len(p.Emails) > 0 || len(p.reminders) > 0
+	return p.Len() > 0 || len(p.Emails) > 0 || len(p.reminders) > 0
 }
 
 // finish sorts the plan, counts it and computes its fingerprint.
 func (p *Plan) finish() {
 	order := map[string]int{ActionDelete: 0, ActionDeactivate: 1, ActionUpdate: 2, ActionReactivate: 3, ActionCreate: 4}
 	kinds := map[string]int{KindTrackingGroup: 0, KindVMR: 1, KindDevice: 2, KindUser: 3, KindInvite: 4}
-	for i, c := range p.Changes {
+	for i, c := range p.changes {
 		c.rank = (kinds[c.Kind]*8+order[c.Action])<<32 | i // the position breaks ties: a total, stable order
 	}
-	sortChanges(p.Changes)
-	s := Summary{Unchanged: p.Summary.Unchanged}
-	for _, c := range p.Changes {
+	sortChanges(p.changes)
+	p.created.sort()
+	s := Summary{Unchanged: p.Summary.Unchanged, Create: p.created.len()}
+	for _, c := range p.changes {
 		switch c.Action {
 		case ActionCreate:
 			s.Create++
@@ -218,9 +222,6 @@ func (p *Plan) finish() {
 	}
 	s.Emails = len(p.Emails)
 	p.Summary = s
-	if p.Changes == nil {
-		p.Changes = []*Change{}
-	}
 	if p.Emails == nil {
 		p.Emails = []*Email{}
 	}
@@ -290,9 +291,10 @@ const fingerprintChunk = 1 << 15
 // expiry) depend on when the plan was made, not on its inputs: they stay out. Changes
 // are hashed in chunks in parallel; the fingerprint hashes the chunks' digests in order.
 func (p *Plan) fingerprint() string {
-	chunks := make([][sha256.Size]byte, (len(p.Changes)+fingerprintChunk-1)/fingerprintChunk)
+	n, segs := p.Len(), p.segments()
+	chunks := make([][sha256.Size]byte, (n+fingerprintChunk-1)/fingerprintChunk)
 	parallel(len(chunks), func(i int) {
-		chunks[i] = hashChanges(p.Changes[i*fingerprintChunk : min((i+1)*fingerprintChunk, len(p.Changes))])
+		chunks[i] = hashChanges(p.rangeOf(segs, i*fingerprintChunk, min((i+1)*fingerprintChunk, n)))
 	})
 	h := sha256.New()
 	w := &fpWriter{buf: make([]byte, 0, 1024)}

@@ -57,7 +57,7 @@ func TestStablePINsAcrossReconciles(t *testing.T) {
 	}
 	// A fresh database with the same secret key renders the same PIN.
 	h2 := newHarness(t, alice)
-	if got := h2.plan().Changes[0].newVMR(); got == nil || got.PIN != pin {
+	if got := h2.plan().Changes()[0].newVMR(); got == nil || got.PIN != pin {
 		t.Errorf("pin not stable across databases with one key")
 	}
 }
@@ -216,7 +216,7 @@ func TestOverridableWrittenOnCreateOnlyAndOverridesWin(t *testing.T) {
 	// overrides.yaml wins: the PIN and the owner email change.
 	h.write("overrides.yaml", "vmrs:\n  \"Alice Parkes VMR\": {pin: \"424242\", primary_owner_email_address: alice.private@example.net}\n")
 	p := h.mustApply()
-	if len(p.Changes) != 1 || p.Changes[0].newVMR().PIN != "424242" || p.Changes[0].newVMR().OwnerEmail != "alice.private@example.net" {
+	if p.Len() != 1 || p.Changes()[0].newVMR().PIN != "424242" || p.Changes()[0].newVMR().OwnerEmail != "alice.private@example.net" {
 		t.Fatalf("override not applied: %v", changes(p))
 	}
 	if !contains(emails(p), "vmr updated alice.private@example.net") {
@@ -248,7 +248,7 @@ func TestConflictAndAliasClashSkipOnlyTheObject(t *testing.T) {
 		t.Errorf("alias held twice")
 	}
 	again := h.plan()
-	if len(again.Changes) != 0 {
+	if again.Len() != 0 {
 		t.Errorf("skipped objects planned again as changes: %v", changes(again))
 	}
 }
@@ -287,7 +287,7 @@ func TestLocalUserFoundInDirectoryBecomesRemote(t *testing.T) {
 	h.directory(alice, bob)
 	p := h.mustApply()
 	var c *Change
-	for _, x := range p.Changes {
+	for _, x := range p.All() {
 		if x.Kind == KindUser && x.Key == "bob@example.com" {
 			c = x
 		}
@@ -337,7 +337,7 @@ func TestSavedPlanMustMatch(t *testing.T) {
 	if err := h.plan().MatchSaved(saved); !errors.Is(err, ErrStale) {
 		t.Fatalf("err = %v, want ErrStale", err)
 	}
-	if strings.Contains(string(data), p.Changes[0].newVMR().PIN) {
+	if strings.Contains(string(data), p.Changes()[0].newVMR().PIN) {
 		t.Error("saved plan file contains a PIN")
 	}
 }
@@ -499,7 +499,7 @@ func TestPlanLoadsOnlyWhatChanged(t *testing.T) {
 	c.sn = "Kingsley"
 	h.directory(alice, bob, c, dave)
 	p := h.plan()
-	if p.loaded != 3 || len(p.Changes) != 3 || p.Summary.Unchanged != 9 {
+	if p.loaded != 3 || p.Len() != 3 || p.Summary.Unchanged != 9 {
 		t.Errorf("one person changed: %d objects loaded (want 3), changes %v, %d unchanged (want 9)", p.loaded, changes(p), p.Summary.Unchanged)
 	}
 }

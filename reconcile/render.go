@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"regexp"
 	"runtime"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -77,7 +76,7 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 		d.Tracking = append(d.Tracking, sg)
 	}
 	declared(d, in)
-	var remote []*DesiredUser
+	var remote UserList
 	for _, t := range repo.Templates {
 		res := &TemplateResult{Name: t.Name}
 		d.Templates = append(d.Templates, res)
@@ -87,9 +86,9 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 			continue
 		}
 		res.Entries = out.entries
-		d.VMRs = append(d.VMRs, out.vmrs...)
-		d.Devices = append(d.Devices, out.devices...)
-		remote = append(remote, out.users...)
+		d.VMRs.appendList(&out.vmrs)
+		d.Devices.appendList(&out.devices)
+		remote.appendList(&out.users)
 		d.Warnings = append(d.Warnings, out.warnings...)
 		for k := range out.keep {
 			d.Keep[k] = true
@@ -102,7 +101,7 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 	if d.refs, err = index(); err != nil {
 		return nil, err
 	}
-	d.Users = mergeUsers(d, remote, repo.Users)
+	d.Users = mergeUsers(d, &remote, repo.Users)
 	return d, nil
 }
 
@@ -176,7 +175,7 @@ func declared(d *Desired, in Inputs) {
 			d.Keep[ownerKey(state.ManualTag, "", v.Name)] = true
 			continue
 		}
-		d.VMRs = append(d.VMRs, dv)
+		d.VMRs.Add(dv)
 	}
 	for _, v := range repo.Devices {
 		dd := &DesiredDevice{Device: state.Device{Alias: v.Alias, Description: v.Description, Username: v.Username,
@@ -187,7 +186,7 @@ func declared(d *Desired, in Inputs) {
 			d.Keep[ownerKey(state.ManualTag, "", v.Alias)] = true
 			continue
 		}
-		d.Devices = append(d.Devices, dd)
+		d.Devices.Add(dd)
 	}
 }
 
@@ -295,9 +294,9 @@ func compileTemplate(env *pattern.Env, t *schema.Template) (*compiled, []string,
 
 type templateOutput struct {
 	entries  int
-	vmrs     []*DesiredVMR
-	devices  []*DesiredDevice
-	users    []*DesiredUser
+	vmrs     VMRList
+	devices  DeviceList
+	users    UserList
 	warnings []Warning
 	keep     map[owner]bool
 }
@@ -348,13 +347,13 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 				idx.markUser(r.sameUser - 1)
 			}
 			if r.vmr != nil {
-				out.vmrs = append(out.vmrs, r.vmr)
+				out.vmrs.Add(r.vmr)
 			}
 			if r.device != nil {
-				out.devices = append(out.devices, r.device)
+				out.devices.Add(r.device)
 			}
 			if r.user != nil {
-				out.users = append(out.users, r.user)
+				out.users.Add(r.user)
 			}
 			if r.warn != nil {
 				out.warnings = append(out.warnings, *r.warn)
@@ -613,7 +612,7 @@ func allowedOverrides(ov map[string]string, overridable map[string]bool, emailOv
 
 // mergeUsers makes one account per email: directory ("remote") users win over CSV
 // ("local") ones; two directory entries with one email are both skipped with a warning.
-func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*DesiredUser {
+func mergeUsers(d *Desired, remote *UserList, local []*schema.UserRow) UserList {
 	// Users rendered unchanged take part in the duplicate check by email and entry key.
 	sameByEmail := map[string]int32{} // position in d.refs
 	if ri := d.refs; ri != nil {
@@ -627,24 +626,26 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 	// first is where each email's first directory entry is in remote; more holds the
 	// entries after the first, for the few emails that have several. No per-user slice
 	// or list: a first apply merges 400,000 users here while holding all of them.
-	first := make(map[string]int32, len(remote))
+	first := make(map[string]int32, remote.Len())
 	var more map[string][]*DesiredUser
-	for i, u := range remote {
-		if _, ok := first[u.Email]; !ok {
-			first[u.Email] = int32(i)
+	for i := range remote.Len() {
+		email := remote.Key(i)
+		if _, ok := first[email]; !ok {
+			first[email] = int32(i)
 			continue
 		}
 		if more == nil {
 			more = map[string][]*DesiredUser{}
 		}
-		more[u.Email] = append(more[u.Email], u)
+		more[email] = append(more[email], remote.At(i))
 	}
-	out := make([]*DesiredUser, 0, len(remote)+len(local))
-	for i, u := range remote {
-		email := u.Email
+	var out UserList
+	for i := range remote.Len() {
+		email := remote.Key(i)
 		if first[email] != int32(i) {
 			continue
 		}
+		u := remote.At(i)
 		// us is the email's entries in order; an unchanged user's entry stands first, so
 		// a changed entry with its email but another key is a duplicate.
 		head, rest, isPhantom := u, more[email], false
@@ -677,7 +678,7 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 			continue
 		}
 		if !isPhantom {
-			out = append(out, head) // tracking defaults were filled at render
+			out.Add(head) // tracking defaults were filled at render
 		}
 	}
 	// An email taken by a directory entry, changed or unchanged, is the directory's.
@@ -709,10 +710,7 @@ func mergeUsers(d *Desired, remote []*DesiredUser, local []*schema.UserRow) []*D
 				}
 			}
 		}
-		out = append(out, u)
-	}
-	if len(out) < cap(out)/2 {
-		out = slices.Clone(out) // most rows were unchanged: keep no room for them
+		out.Add(u)
 	}
 	return out
 }

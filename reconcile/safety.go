@@ -20,7 +20,7 @@ type Safety struct {
 func computeSafety(p *Plan, d *Desired, a *state.Actual) Safety {
 	totals := a.Totals()
 	s := Safety{Managed: totals.Managed, Emails: len(p.Emails)}
-	for _, c := range p.Changes {
+	for _, c := range p.changes { // creations remove nothing
 		if (c.Action == ActionDelete && c.Kind != KindInvite && c.Kind != KindTrackingGroup) || c.Action == ActionDeactivate {
 			s.Removals++
 		}

@@ -15,7 +15,7 @@ import (
 // the directory becomes remote; the lifetime limit counts active and deactivated users.
 func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 	byEmail := d.indexFor(a).users
-	seen := make(map[string]bool, len(d.Users)+len(d.SameUsers))
+	seen := make(map[string]bool, d.Users.Len()+len(d.SameUsers))
 	for _, u := range d.SameUsers {
 		email := strings.ToLower(u.Email)
 		if !seen[email] {
@@ -28,8 +28,8 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 		templates[t.Name] = true
 	}
 	seq := a.MaxUserSeq
-	var creates []*DesiredUser
-	for _, du := range d.Users {
+	var creates []int32 // positions in d.Users
+	for i, du := range d.Users.All() {
 		email := strings.ToLower(du.Email)
 		old := byEmail[email]
 		if given := du.givenUserID(); given != "" && (old == nil || !strings.EqualFold(old.UserID, given)) {
@@ -58,8 +58,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			if du.Disabled || !du.Active && du.Origin == "remote" {
 				continue // inactive directory users are not imported (WebEx)
 			}
-			du.Email = email
-			creates = append(creates, du)
+			creates = append(creates, int32(i)) // emails are lower-case from render and mergeUsers
 			continue
 		}
 		want, fields := userUpdate(old, du)
@@ -78,16 +77,17 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			want.Notified = true
 			p.addActivation(d, &want, "updated")
 		}
-		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: action, Key: email, Template: want.SyncTag,
+		p.changes = append(p.changes, &Change{Kind: KindUser, Action: action, Key: email, Template: want.SyncTag,
 			Fields: fields, newObj: &want, oldObj: old})
 	}
 	// New accounts get their USERIDs in email order, the order apply writes them in: the
 	// USERID index then grows at its end instead of at random places.
-	slices.SortFunc(creates, func(a, b *DesiredUser) int { return strings.Compare(a.Email, b.Email) })
+	slices.SortFunc(creates, func(a, b int32) int { return strings.Compare(d.Users.Key(int(a)), d.Users.Key(int(b))) })
 	created := len(creates)
-	for _, du := range creates {
-		// The new account is the desired user itself (a first apply creates 400,000: no
-		// copy). Every field set here is set again by any later Diff of d.
+	for _, i := range creates {
+		// The new account is the desired user with its USERID and notified flag, which
+		// the plan keeps beside it (a first apply creates 400,000: no copy).
+		du := d.Users.At(int(i))
 		want := &du.User
 		seq++
 		want.UserID = strconv.FormatInt(seq, 10)
@@ -96,7 +96,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			want.Notified = true
 			p.addActivation(d, want, "created")
 		}
-		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionCreate, Key: want.Email, Template: want.SyncTag, newObj: want})
+		p.created.addUser(&d.Users, createdUser{i: i, notified: want.Notified, seq: seq}, want.SyncTag)
 	}
 	for _, u := range a.Users {
 		email := strings.ToLower(u.Email)
@@ -108,7 +108,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 		}
 		want := *u
 		want.Active = false
-		p.Changes = append(p.Changes, &Change{Kind: KindUser, Action: ActionDeactivate, Key: email, Template: u.SyncTag,
+		p.changes = append(p.changes, &Change{Kind: KindUser, Action: ActionDeactivate, Key: email, Template: u.SyncTag,
 			Fields: []FieldChange{{Name: "active", Old: true, New: false}}, newObj: &want, oldObj: u})
 	}
 	if n := a.Totals().Users; d.UserLimit > 0 && n+created > d.UserLimit {
@@ -246,10 +246,8 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 	for _, u := range a.Users {
 		users[strings.ToLower(u.Email)] = true
 	}
-	for _, c := range p.Changes {
-		if c.Kind == KindUser && c.Action == ActionCreate {
-			users[c.Key] = true // created by this plan: a member already, not to invite
-		}
+	for _, cu := range p.created.user {
+		users[p.created.users.Key(int(cu.i))] = true // created by this plan: a member already, not to invite
 	}
 	seen := map[string]bool{}
 	pending := 0
@@ -261,7 +259,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 			if old.Status == "pending" && !d.Now.Before(old.ExpiresAt) {
 				exp := *old
 				exp.Status = "expired"
-				p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email,
+				p.changes = append(p.changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email,
 					oldObj: old, newObj: &exp, Fields: []FieldChange{{Name: "status", Old: "pending", New: "expired"}}})
 				continue
 			}
@@ -279,7 +277,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		in := &state.Invite{Email: email, Name: row.Name, Username: row.Username, Status: "pending",
 			InvitedAt: d.Now, ExpiresAt: d.Now.Add(d.InviteTTL)}
 		pending++
-		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionCreate, Key: email, newObj: in})
+		p.changes = append(p.changes, &Change{Kind: KindInvite, Action: ActionCreate, Key: email, newObj: in})
 		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
 			p.Emails = append(p.Emails, &Email{To: email, Kind: "invite", Action: "created", Key: email, mail: m.VMR,
 				vars: InviteVars(in, "created")})
@@ -291,14 +289,14 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		}
 		rev := *in
 		rev.Status = "revoked"
-		p.Changes = append(p.Changes, &Change{Kind: KindInvite, Action: ActionDelete, Key: in.Email, oldObj: in, newObj: &rev})
+		p.changes = append(p.changes, &Change{Kind: KindInvite, Action: ActionDelete, Key: in.Email, oldObj: in, newObj: &rev})
 	}
 	if d.PaidLicenses > 0 {
 		// Count the users as the plan leaves them: a free→paid conversion takes a licence,
 		// paid→free and deactivation give one back.
 		paid := 0
 		planned := map[string]bool{}
-		for _, c := range p.Changes {
+		for c := range p.unordered() {
 			if u := c.newUser(); c.Kind == KindUser && u != nil {
 				planned[c.Key] = true
 				if u.Active && u.License == "paid" {

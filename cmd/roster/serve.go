@@ -356,7 +356,7 @@ func (d *daemon) reconcile(ctx context.Context, log *slog.Logger) (res cycleResu
 		return res
 	}
 	if p.HasChanges() {
-		log.Info("serve: applying plan", "commit", shortCommit(d.goodCommit), "changes", len(p.Changes), "emails", len(p.Emails))
+		log.Info("serve: applying plan", "commit", shortCommit(d.goodCommit), "changes", p.Len(), "emails", len(p.Emails))
 	}
 	// Once started, the transaction runs to its end even on SIGTERM (SPEC §6).
 	if _, err := reconcile.Apply(context.WithoutCancel(ctx), d.db, p, reconcile.ApplyOptions{Actor: "daemon", Now: time.Now().UTC()}, true); err != nil {
@@ -364,7 +364,7 @@ func (d *daemon) reconcile(ctx context.Context, log *slog.Logger) (res cycleResu
 		return res
 	}
 	res.applied, res.plan = true, p
-	for _, c := range p.Changes {
+	for _, c := range p.All() {
 		d.met.changes.WithLabelValues(c.Kind, c.Action).Inc()
 	}
 	var tmplErrs []string

@@ -1,0 +1,293 @@
+package reconcile
+
+import (
+	"iter"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// created holds the VMRs, devices and users a plan creates from the desired lists, as
+// positions in those lists rather than Change values: a first apply creates 1.2 million
+// objects, which as Changes took 128 bytes each on top of the objects themselves, all
+// traced by the garbage collector. A Change is made for one only while the plan is read
+// (Plan.All), and dropped after.
+type created struct {
+	vmrs    *VMRList
+	devices *DeviceList
+	users   *UserList
+	// own holds the few creations that differ from their desired object (overrides
+	// applied): their positions are -1-k for own's k. The diff never writes to the
+	// desired lists: the same Desired may be diffed again.
+	ownVMRs    VMRList
+	ownDevices DeviceList
+	vmr     []int32
+	device  []int32
+	user    []createdUser
+	// perTemplate counts the creations of each template, for Plan.Templates.
+	perTemplate map[string]int
+}
+
+// createdUser is a user account to create: the desired user, and what the diff gives it.
+type createdUser struct {
+	i        int32
+	notified bool
+	seq      int64 // its USERID
+}
+
+func (c *created) count(template string) {
+	if c.perTemplate == nil {
+		c.perTemplate = map[string]int{}
+	}
+	c.perTemplate[template]++
+}
+
+// addVMR records the creation of desired VMR i of l, or of v itself when it is not
+// what l holds (v is nil when it is).
+func (c *created) addVMR(l *VMRList, i int, v *DesiredVMR, template string) {
+	c.vmrs = l
+	if v != nil {
+		i = -1 - c.ownVMRs.Add(v)
+	}
+	c.vmr = append(c.vmr, int32(i))
+	c.count(template)
+}
+
+// addDevice is addVMR for devices.
+func (c *created) addDevice(l *DeviceList, i int, v *DesiredDevice, template string) {
+	c.devices = l
+	if v != nil {
+		i = -1 - c.ownDevices.Add(v)
+	}
+	c.device = append(c.device, int32(i))
+	c.count(template)
+}
+
+func (c *created) vmrAt(i int32) *DesiredVMR {
+	if i < 0 {
+		return c.ownVMRs.At(int(-1 - i))
+	}
+	return c.vmrs.At(int(i))
+}
+
+func (c *created) vmrKey(i int32) string {
+	if i < 0 {
+		return c.ownVMRs.Key(int(-1 - i))
+	}
+	return c.vmrs.Key(int(i))
+}
+
+func (c *created) deviceAt(i int32) *DesiredDevice {
+	if i < 0 {
+		return c.ownDevices.At(int(-1 - i))
+	}
+	return c.devices.At(int(i))
+}
+
+func (c *created) deviceKey(i int32) string {
+	if i < 0 {
+		return c.ownDevices.Key(int(-1 - i))
+	}
+	return c.devices.Key(int(i))
+}
+
+func (c *created) addUser(l *UserList, u createdUser, template string) {
+	c.users = l
+	c.user = append(c.user, u)
+	c.count(template)
+}
+
+// len is the number of creations.
+func (c *created) len() int { return len(c.vmr) + len(c.device) + len(c.user) }
+
+// Rank groups of the creations (see Plan.finish): kind*8 + the create action's order.
+const (
+	groupVMRCreate    = 1*8 + 4
+	groupDeviceCreate = 2*8 + 4
+	groupUserCreate   = 3*8 + 4
+)
+
+// group returns how many creations rank group g has (0 for another group).
+func (c *created) group(g int) int {
+	switch g {
+	case groupVMRCreate:
+		return len(c.vmr)
+	case groupDeviceCreate:
+		return len(c.device)
+	case groupUserCreate:
+		return len(c.user)
+	}
+	return 0
+}
+
+// change makes the Change of creation k of rank group g.
+func (c *created) change(g, k int) *Change {
+	switch g {
+	case groupVMRCreate:
+		dv := c.vmrAt(c.vmr[k])
+		return &Change{Kind: KindVMR, Action: ActionCreate, Key: dv.Name, Template: dv.SyncTag, newObj: &dv.VMR, rank: g << 32}
+	case groupDeviceCreate:
+		dd := c.deviceAt(c.device[k])
+		return &Change{Kind: KindDevice, Action: ActionCreate, Key: dd.Alias, Template: dd.SyncTag, newObj: &dd.Device, rank: g << 32}
+	default:
+		cu := c.user[k]
+		du := c.users.At(int(cu.i))
+		u := &du.User
+		u.UserID, u.Notified = strconv.FormatInt(cu.seq, 10), cu.notified
+		return &Change{Kind: KindUser, Action: ActionCreate, Key: u.Email, Template: u.SyncTag, newObj: u, rank: g << 32}
+	}
+}
+
+// sort orders each kind's creations by key (the key is unique among creations), then
+// by position, as Plan.finish orders changes.
+func (c *created) sort() {
+	type keyed struct {
+		key string
+		at  int
+	}
+	byKey := func(a, b keyed) int {
+		if x := strings.Compare(a.key, b.key); x != 0 {
+			return x
+		}
+		return a.at - b.at
+	}
+	parallel(3, func(kind int) {
+		var n int
+		var key func(k int) string
+		switch kind {
+		case 0:
+			n, key = len(c.vmr), func(k int) string { return c.vmrKey(c.vmr[k]) }
+		case 1:
+			n, key = len(c.device), func(k int) string { return c.deviceKey(c.device[k]) }
+		default:
+			n, key = len(c.user), func(k int) string { return c.users.Key(int(c.user[k].i)) }
+		}
+		if n < 2 {
+			return
+		}
+		ks := make([]keyed, n)
+		for k := range ks {
+			ks[k] = keyed{key(k), k}
+		}
+		slices.SortFunc(ks, byKey)
+		switch kind {
+		case 0:
+			c.vmr = reorder(c.vmr, ks, func(x keyed) int { return x.at })
+		case 1:
+			c.device = reorder(c.device, ks, func(x keyed) int { return x.at })
+		default:
+			c.user = reorder(c.user, ks, func(x keyed) int { return x.at })
+		}
+	})
+}
+
+func reorder[T, K any](xs []T, order []K, at func(K) int) []T {
+	out := make([]T, len(xs))
+	for k, o := range order {
+		out[k] = xs[at(o)]
+	}
+	return out
+}
+
+// segment is a run of the plan's changes in order: either changes held as values or a
+// rank group of creations.
+type segment struct {
+	changes []*Change
+	group   int // a creations group when changes is nil
+	n       int
+}
+
+// segments lays the plan's changes out in order: the held changes (sorted by finish)
+// with each group of creations where its rank puts it.
+func (p *Plan) segments() []segment {
+	var out []segment
+	groups := []int{groupVMRCreate, groupDeviceCreate, groupUserCreate}
+	cs := p.changes
+	for _, g := range groups {
+		n := p.created.group(g)
+		if n == 0 {
+			continue
+		}
+		cut, _ := slices.BinarySearchFunc(cs, g, func(c *Change, g int) int { return c.rank>>32 - g })
+		// Held changes of the same group (there are none: every creation of these kinds
+		// is in created) would sort by key with them; ranks below g come first.
+		if cut > 0 {
+			out = append(out, segment{changes: cs[:cut], n: cut})
+		}
+		out = append(out, segment{group: g, n: n})
+		cs = cs[cut:]
+	}
+	if len(cs) > 0 {
+		out = append(out, segment{changes: cs, n: len(cs)})
+	}
+	return out
+}
+
+// Len is the number of changes in the plan.
+func (p *Plan) Len() int { return len(p.changes) + p.created.len() }
+
+// All yields the plan's changes in order. A creation's Change is made as it is yielded.
+func (p *Plan) All() iter.Seq2[int, *Change] {
+	return func(yield func(int, *Change) bool) {
+		i := 0
+		for _, s := range p.segments() {
+			for k := range s.n {
+				c := s.at(&p.created, k)
+				if !yield(i, c) {
+					return
+				}
+				i++
+			}
+		}
+	}
+}
+
+func (s *segment) at(c *created, k int) *Change {
+	if s.changes != nil {
+		return s.changes[k]
+	}
+	return c.change(s.group, k)
+}
+
+// unordered yields the plan's changes while the diff still makes it: the held ones
+// first, in the order they were made, then the creations. (For each kind, deletions are
+// made before creations, so a name freed and taken in one plan ends taken.)
+func (p *Plan) unordered() iter.Seq[*Change] {
+	return func(yield func(*Change) bool) {
+		for _, c := range p.changes {
+			if !yield(c) {
+				return
+			}
+		}
+		for _, g := range []int{groupVMRCreate, groupDeviceCreate, groupUserCreate} {
+			for k := range p.created.group(g) {
+				if !yield(p.created.change(g, k)) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// Changes returns every change of the plan in order, made at once (for small plans and tests).
+func (p *Plan) Changes() []*Change {
+	out := make([]*Change, 0, p.Len())
+	for _, c := range p.All() {
+		out = append(out, c)
+	}
+	return out
+}
+
+// rangeOf yields changes [lo, hi) of the plan in order.
+func (p *Plan) rangeOf(segs []segment, lo, hi int) []*Change {
+	out := make([]*Change, 0, hi-lo)
+	start := 0
+	for _, s := range segs {
+		end := start + s.n
+		for k := max(lo, start); k < min(hi, end); k++ {
+			out = append(out, s.at(&p.created, k-start))
+		}
+		start = end
+	}
+	return out
+}

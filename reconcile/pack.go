@@ -1,0 +1,418 @@
+package reconcile
+
+import (
+	"iter"
+	"unsafe"
+
+	"github.com/roster-dev/roster/state"
+)
+
+// Desired objects are kept packed: each one a byte record in large pointer-free chunks,
+// decoded into a struct only while something looks at it. A first apply of 400,000
+// people holds 1.2 million desired objects from render to the end of apply; as structs
+// with a string allocation per field they took ~1.4 KB a person and the garbage
+// collector had to trace every one. Packed they take their text plus a few bytes, and
+// the collector never looks inside. Decoded strings point into the chunks (no copy):
+// chunks are only ever appended to, never rewritten.
+
+// packChunk is the size of one chunk of records.
+const packChunk = 1 << 20
+
+// arena holds records in chunks; record i starts at offs[i] (chunk<<32 | offset) with
+// its length as a uvarint.
+type arena struct {
+	chunks [][]byte
+	offs   []uint64
+	buf    []byte // scratch for encoding one record
+}
+
+// Len is the number of records.
+func (a *arena) Len() int {
+	if a == nil {
+		return 0
+	}
+	return len(a.offs)
+}
+
+// add stores rec as a new record and returns its index.
+func (a *arena) add(rec []byte) int {
+	need := len(rec) + 5
+	n := len(a.chunks)
+	if n == 0 || cap(a.chunks[n-1])-len(a.chunks[n-1]) < need {
+		a.chunks = append(a.chunks, make([]byte, 0, max(packChunk, need)))
+		n++
+	}
+	c := a.chunks[n-1]
+	a.offs = append(a.offs, uint64(n-1)<<32|uint64(len(c)))
+	c = appendUvarint(c, uint64(len(rec)))
+	a.chunks[n-1] = append(c, rec...)
+	return len(a.offs) - 1
+}
+
+// rec is record i, a string over the chunk's bytes.
+func (a *arena) rec(i int) string {
+	o := a.offs[i]
+	c := a.chunks[o>>32]
+	r := reader{s: unsafe.String(unsafe.SliceData(c), len(c)), i: int(o & 0xffffffff)}
+	n := int(r.uv())
+	return r.s[r.i : r.i+n]
+}
+
+// appendArena moves b's records to the end of a; b must not be used after.
+func (a *arena) appendArena(b *arena) {
+	shift := uint64(len(a.chunks)) << 32
+	a.chunks = append(a.chunks, b.chunks...)
+	for _, o := range b.offs {
+		a.offs = append(a.offs, o+shift)
+	}
+}
+
+func appendUvarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func appendVarint(b []byte, v int64) []byte {
+	return appendUvarint(b, uint64(v<<1)^uint64(v>>63))
+}
+
+func appendStr(b []byte, s string) []byte {
+	return append(appendUvarint(b, uint64(len(s))), s...)
+}
+
+// reader decodes a record.
+type reader struct {
+	s string
+	i int
+}
+
+func (r *reader) uv() uint64 {
+	var v uint64
+	for shift := 0; ; shift += 7 {
+		c := r.s[r.i]
+		r.i++
+		v |= uint64(c&0x7f) << shift
+		if c < 0x80 {
+			return v
+		}
+	}
+}
+
+func (r *reader) int() int {
+	u := r.uv()
+	return int(int64(u>>1) ^ -int64(u&1))
+}
+
+func (r *reader) str() string {
+	n := int(r.uv())
+	s := r.s[r.i : r.i+n]
+	r.i += n
+	return s
+}
+
+func (r *reader) byte() byte {
+	c := r.s[r.i]
+	r.i++
+	return c
+}
+
+// extras keeps the pointer-holding parts of desired objects (overridable field sets,
+// overrides, CSV rows), which few objects have or many share, by index; index 0 is none.
+type extras[X any] struct {
+	list []X
+}
+
+func (x *extras[X]) add(v X, same func(a, b X) bool) uint64 {
+	if n := len(x.list); n > 0 && same(x.list[n-1], v) {
+		return uint64(n)
+	}
+	x.list = append(x.list, v)
+	return uint64(len(x.list))
+}
+
+func (x *extras[X]) get(i uint64) (v X) {
+	if i == 0 {
+		return v
+	}
+	return x.list[i-1]
+}
+
+// sameMap reports whether two maps are the same map (not merely equal).
+func sameMap[K comparable, V any](a, b map[K]V) bool {
+	return *(*unsafe.Pointer)(unsafe.Pointer(&a)) == *(*unsafe.Pointer)(unsafe.Pointer(&b))
+}
+
+const (
+	flagA     = 1 << iota // AllowGuests (VMR), Active (user), Disabled (device)
+	flagB                 // Notified (user)
+	flagC                 // Disabled (user)
+	flagExtra             // an extras index follows
+)
+
+// vmrExtra is a DesiredVMR's pointer-holding part.
+type vmrExtra struct {
+	overridable map[string]bool
+	overrides   map[string]string
+}
+
+// VMRList is a packed list of desired VMRs.
+type VMRList struct {
+	arena
+	x extras[vmrExtra]
+}
+
+// Add appends a copy of v and returns its index.
+func (l *VMRList) Add(v *DesiredVMR) int {
+	b := l.buf[:0]
+	b = appendStr(b, v.Name)
+	var flags byte
+	if v.AllowGuests {
+		flags |= flagA
+	}
+	if v.Overridable != nil || v.Overrides != nil {
+		flags |= flagExtra
+	}
+	b = append(b, flags)
+	b = appendVarint(b, v.ID)
+	for _, s := range [...]string{v.Description, v.PIN, v.GuestPIN, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey} {
+		b = appendStr(b, s)
+	}
+	b = appendUvarint(b, uint64(len(v.Aliases)))
+	for _, a := range v.Aliases {
+		b = appendStr(b, a)
+	}
+	b = appendVarint(b, int64(v.MaxCallrateIn))
+	b = appendVarint(b, int64(v.MaxCallrateOut))
+	b = appendVarint(b, int64(v.ParticipantLimit))
+	if flags&flagExtra != 0 {
+		b = appendUvarint(b, l.x.add(vmrExtra{v.Overridable, v.Overrides}, func(a, b vmrExtra) bool {
+			return b.overrides == nil && a.overrides == nil && sameMap(a.overridable, b.overridable)
+		}))
+	}
+	l.buf = b
+	return l.add(b)
+}
+
+// Key is VMR i's name, without decoding the rest.
+func (l *VMRList) Key(i int) string {
+	r := reader{s: l.rec(i)}
+	return r.str()
+}
+
+// At decodes VMR i into a new struct.
+func (l *VMRList) At(i int) *DesiredVMR {
+	r := reader{s: l.rec(i)}
+	v := &DesiredVMR{}
+	v.Name = r.str()
+	flags := r.byte()
+	v.AllowGuests = flags&flagA != 0
+	v.ID = int64(r.int())
+	v.Description, v.PIN, v.GuestPIN, v.Tag = r.str(), r.str(), r.str(), r.str()
+	v.OwnerEmail, v.SyncTag, v.EntryKey = r.str(), r.str(), r.str()
+	if n := int(r.uv()); n > 0 {
+		v.Aliases = make([]string, n)
+		for k := range v.Aliases {
+			v.Aliases[k] = r.str()
+		}
+	}
+	v.MaxCallrateIn, v.MaxCallrateOut, v.ParticipantLimit = r.int(), r.int(), r.int()
+	if flags&flagExtra != 0 {
+		x := l.x.get(r.uv())
+		v.Overridable, v.Overrides = x.overridable, x.overrides
+	}
+	return v
+}
+
+// All yields each VMR, decoded.
+func (l *VMRList) All() iter.Seq2[int, *DesiredVMR] {
+	return func(yield func(int, *DesiredVMR) bool) {
+		for i := range l.Len() {
+			if !yield(i, l.At(i)) {
+				return
+			}
+		}
+	}
+}
+
+// appendList moves m's VMRs to the end of l; m must not be used after.
+func (l *VMRList) appendList(m *VMRList) {
+	base := uint64(len(l.x.list))
+	if base > 0 && len(m.x.list) > 0 {
+		// Records of m name extras by m's indexes: keep m's at the same positions by
+		// re-adding its records (rare: only a second template with overridable fields).
+		for i := range m.Len() {
+			l.Add(m.At(i))
+		}
+		return
+	}
+	l.x.list = append(l.x.list, m.x.list...)
+	l.arena.appendArena(&m.arena)
+}
+
+// deviceExtra is a DesiredDevice's pointer-holding part.
+type deviceExtra struct {
+	overridable map[string]bool
+	overrides   map[string]string
+}
+
+// DeviceList is a packed list of desired devices.
+type DeviceList struct {
+	arena
+	x extras[deviceExtra]
+}
+
+// Add appends a copy of v and returns its index.
+func (l *DeviceList) Add(v *DesiredDevice) int {
+	b := l.buf[:0]
+	b = appendStr(b, v.Alias)
+	var flags byte
+	if v.Disabled {
+		flags |= flagA
+	}
+	if v.Overridable != nil || v.Overrides != nil {
+		flags |= flagExtra
+	}
+	b = append(b, flags)
+	b = appendVarint(b, v.ID)
+	for _, s := range [...]string{v.Description, v.Username, v.Password, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey} {
+		b = appendStr(b, s)
+	}
+	if flags&flagExtra != 0 {
+		b = appendUvarint(b, l.x.add(deviceExtra{v.Overridable, v.Overrides}, func(a, b deviceExtra) bool {
+			return b.overrides == nil && a.overrides == nil && sameMap(a.overridable, b.overridable)
+		}))
+	}
+	l.buf = b
+	return l.add(b)
+}
+
+// Key is device i's alias, without decoding the rest.
+func (l *DeviceList) Key(i int) string {
+	r := reader{s: l.rec(i)}
+	return r.str()
+}
+
+// At decodes device i into a new struct.
+func (l *DeviceList) At(i int) *DesiredDevice {
+	r := reader{s: l.rec(i)}
+	v := &DesiredDevice{}
+	v.Alias = r.str()
+	flags := r.byte()
+	v.Disabled = flags&flagA != 0
+	v.ID = int64(r.int())
+	v.Description, v.Username, v.Password, v.Tag = r.str(), r.str(), r.str(), r.str()
+	v.OwnerEmail, v.SyncTag, v.EntryKey = r.str(), r.str(), r.str()
+	if flags&flagExtra != 0 {
+		x := l.x.get(r.uv())
+		v.Overridable, v.Overrides = x.overridable, x.overrides
+	}
+	return v
+}
+
+// All yields each device, decoded.
+func (l *DeviceList) All() iter.Seq2[int, *DesiredDevice] {
+	return func(yield func(int, *DesiredDevice) bool) {
+		for i := range l.Len() {
+			if !yield(i, l.At(i)) {
+				return
+			}
+		}
+	}
+}
+
+// appendList moves m's devices to the end of l; m must not be used after.
+func (l *DeviceList) appendList(m *DeviceList) {
+	if len(l.x.list) > 0 && len(m.x.list) > 0 {
+		for i := range m.Len() {
+			l.Add(m.At(i))
+		}
+		return
+	}
+	l.x.list = append(l.x.list, m.x.list...)
+	l.arena.appendArena(&m.arena)
+}
+
+// UserList is a packed list of desired users.
+type UserList struct {
+	arena
+	x extras[*CSVRow]
+}
+
+// Add appends a copy of u and returns its index.
+func (l *UserList) Add(u *DesiredUser) int {
+	b := l.buf[:0]
+	b = appendStr(b, u.Email)
+	var flags byte
+	if u.Active {
+		flags |= flagA
+	}
+	if u.Notified {
+		flags |= flagB
+	}
+	if u.Disabled {
+		flags |= flagC
+	}
+	if u.CSV != nil {
+		flags |= flagExtra
+	}
+	b = append(b, flags)
+	b = appendVarint(b, u.ID)
+	for _, s := range [...]string{u.UserID, u.FirstName, u.LastName, u.Language, u.HostPrivilege, u.TimeZone,
+		string(u.Tracking), u.Origin, u.License, u.SyncTag, u.EntryKey} {
+		b = appendStr(b, s)
+	}
+	if u.CSV != nil {
+		b = appendUvarint(b, l.x.add(u.CSV, func(a, b *CSVRow) bool { return a == b }))
+	}
+	l.buf = b
+	return l.add(b)
+}
+
+// Key is user i's email, without decoding the rest.
+func (l *UserList) Key(i int) string {
+	r := reader{s: l.rec(i)}
+	return r.str()
+}
+
+// At decodes user i into a new struct.
+func (l *UserList) At(i int) *DesiredUser {
+	r := reader{s: l.rec(i)}
+	u := &DesiredUser{}
+	u.Email = r.str()
+	flags := r.byte()
+	u.Active, u.Notified, u.Disabled = flags&flagA != 0, flags&flagB != 0, flags&flagC != 0
+	u.ID = int64(r.int())
+	u.UserID, u.FirstName, u.LastName, u.Language = r.str(), r.str(), r.str(), r.str()
+	u.HostPrivilege, u.TimeZone, u.Tracking = r.str(), r.str(), state.Tracking(r.str())
+	u.Origin, u.License, u.SyncTag, u.EntryKey = r.str(), r.str(), r.str(), r.str()
+	if flags&flagExtra != 0 {
+		u.CSV = l.x.get(r.uv())
+	}
+	return u
+}
+
+// All yields each user, decoded.
+func (l *UserList) All() iter.Seq2[int, *DesiredUser] {
+	return func(yield func(int, *DesiredUser) bool) {
+		for i := range l.Len() {
+			if !yield(i, l.At(i)) {
+				return
+			}
+		}
+	}
+}
+
+// appendList moves m's users to the end of l; m must not be used after.
+func (l *UserList) appendList(m *UserList) {
+	if len(l.x.list) > 0 && len(m.x.list) > 0 {
+		for i := range m.Len() {
+			l.Add(m.At(i))
+		}
+		return
+	}
+	l.x.list = append(l.x.list, m.x.list...)
+	l.arena.appendArena(&m.arena)
+}
