@@ -21,9 +21,9 @@ type created struct {
 	// desired lists: the same Desired may be diffed again.
 	ownVMRs    VMRList
 	ownDevices DeviceList
-	vmr     []int32
-	device  []int32
-	user    []createdUser
+	vmr        []int32
+	device     []int32
+	user       []createdUser
 	// perTemplate counts the creations of each template, for Plan.Templates.
 	perTemplate map[string]int
 }

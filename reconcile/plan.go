@@ -54,20 +54,20 @@ const (
 
 // Plan is what a reconcile would do. It is a value: computing it writes nothing.
 type Plan struct {
-	FormatVersion int        `json:"format_version"`
-	Commit        string     `json:"commit"`
-	StateVersion  int64      `json:"state_version"`
-	Summary       Summary    `json:"summary"`
+	FormatVersion int     `json:"format_version"`
+	Commit        string  `json:"commit"`
+	StateVersion  int64   `json:"state_version"`
+	Summary       Summary `json:"summary"`
 	// changes are the plan's changes but the creations held in created; read them all,
 	// in order, with All.
-	changes []*Change
-	created created
-	Emails        []*Email   `json:"emails"`
-	Warnings      []Warning  `json:"warnings"`
-	Errors        []Problem  `json:"errors,omitempty"`
-	Safety        Safety     `json:"safety"`
-	Templates     []Template `json:"templates"`
-	Licenses      *Licenses  `json:"licenses,omitempty"`
+	changes   []*Change
+	created   created
+	Emails    []*Email   `json:"emails"`
+	Warnings  []Warning  `json:"warnings"`
+	Errors    []Problem  `json:"errors,omitempty"`
+	Safety    Safety     `json:"safety"`
+	Templates []Template `json:"templates"`
+	Licenses  *Licenses  `json:"licenses,omitempty"`
 	// Fingerprint is a hash of every change and email with secrets included: a saved plan
 	// is applied only if planning again gives the same fingerprint.
 	Fingerprint string `json:"fingerprint"`
