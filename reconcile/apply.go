@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -113,7 +114,18 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
 		}
 	}
 	for _, action := range applyOrder {
-		for _, c := range p.All() {
+		changes := slices.Values(p.changes)
+		if action == ActionCreate {
+			// Only creations are made as they are read: make them once, in this pass.
+			changes = func(yield func(*Change) bool) {
+				for _, c := range p.All() {
+					if !yield(c) {
+						return
+					}
+				}
+			}
+		}
+		for c := range changes {
 			if c.Action != action {
 				continue
 			}

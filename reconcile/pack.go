@@ -2,6 +2,9 @@ package reconcile
 
 import (
 	"iter"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/roster-dev/roster/state"
@@ -83,6 +86,46 @@ func appendStr(b []byte, s string) []byte {
 	return append(appendUvarint(b, uint64(len(s))), s...)
 }
 
+// interned holds the values of fields that take few distinct values (sync tag, tag,
+// language, time zone, licence, origin, host privilege): a record holds a number of a
+// byte or two instead of their text, ~50 bytes a person. One table for all lists (so
+// lists can be joined as they are), append-only, read without a lock.
+var interned struct {
+	mu   sync.Mutex
+	idx  sync.Map // string → uint64
+	list atomic.Pointer[[]string]
+}
+
+// maxSymbols bounds the table: values past it are stored as text.
+const maxSymbols = 1 << 12
+
+// appendSym stores s as a symbol: 2k+1 for symbol k, else 2·len followed by the text.
+func appendSym(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, 0)
+	}
+	if k, ok := interned.idx.Load(s); ok {
+		return appendUvarint(b, k.(uint64)<<1|1)
+	}
+	interned.mu.Lock()
+	defer interned.mu.Unlock()
+	if k, ok := interned.idx.Load(s); ok {
+		return appendUvarint(b, k.(uint64)<<1|1)
+	}
+	var list []string
+	if p := interned.list.Load(); p != nil {
+		list = *p
+	}
+	if len(list) >= maxSymbols {
+		return append(appendUvarint(b, uint64(len(s))<<1), s...)
+	}
+	k := uint64(len(list))
+	list = append(list[:len(list):len(list)], strings.Clone(s)) // readers keep the old slice
+	interned.list.Store(&list)
+	interned.idx.Store(strings.Clone(s), k)
+	return appendUvarint(b, k<<1|1)
+}
+
 // reader decodes a record.
 type reader struct {
 	s string
@@ -108,6 +151,17 @@ func (r *reader) int() int {
 
 func (r *reader) str() string {
 	n := int(r.uv())
+	s := r.s[r.i : r.i+n]
+	r.i += n
+	return s
+}
+
+func (r *reader) sym() string {
+	v := r.uv()
+	if v&1 == 1 {
+		return (*interned.list.Load())[v>>1]
+	}
+	n := int(v >> 1)
 	s := r.s[r.i : r.i+n]
 	r.i += n
 	return s
@@ -177,9 +231,10 @@ func (l *VMRList) Add(v *DesiredVMR) int {
 	}
 	b = append(b, flags)
 	b = appendVarint(b, v.ID)
-	for _, s := range [...]string{v.Description, v.PIN, v.GuestPIN, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey} {
+	for _, s := range [...]string{v.Description, v.PIN, v.GuestPIN, v.OwnerEmail, v.EntryKey} {
 		b = appendStr(b, s)
 	}
+	b = appendSym(appendSym(b, v.Tag), v.SyncTag)
 	b = appendUvarint(b, uint64(len(v.Aliases)))
 	for _, a := range v.Aliases {
 		b = appendStr(b, a)
@@ -210,8 +265,8 @@ func (l *VMRList) At(i int) *DesiredVMR {
 	flags := r.byte()
 	v.AllowGuests = flags&flagA != 0
 	v.ID = int64(r.int())
-	v.Description, v.PIN, v.GuestPIN, v.Tag = r.str(), r.str(), r.str(), r.str()
-	v.OwnerEmail, v.SyncTag, v.EntryKey = r.str(), r.str(), r.str()
+	v.Description, v.PIN, v.GuestPIN, v.OwnerEmail, v.EntryKey = r.str(), r.str(), r.str(), r.str(), r.str()
+	v.Tag, v.SyncTag = r.sym(), r.sym()
 	if n := int(r.uv()); n > 0 {
 		v.Aliases = make([]string, n)
 		for k := range v.Aliases {
@@ -277,9 +332,10 @@ func (l *DeviceList) Add(v *DesiredDevice) int {
 	}
 	b = append(b, flags)
 	b = appendVarint(b, v.ID)
-	for _, s := range [...]string{v.Description, v.Username, v.Password, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey} {
+	for _, s := range [...]string{v.Description, v.Username, v.Password, v.OwnerEmail, v.EntryKey} {
 		b = appendStr(b, s)
 	}
+	b = appendSym(appendSym(b, v.Tag), v.SyncTag)
 	if flags&flagExtra != 0 {
 		b = appendUvarint(b, l.x.add(deviceExtra{v.Overridable, v.Overrides}, func(a, b deviceExtra) bool {
 			return b.overrides == nil && a.overrides == nil && sameMap(a.overridable, b.overridable)
@@ -303,8 +359,8 @@ func (l *DeviceList) At(i int) *DesiredDevice {
 	flags := r.byte()
 	v.Disabled = flags&flagA != 0
 	v.ID = int64(r.int())
-	v.Description, v.Username, v.Password, v.Tag = r.str(), r.str(), r.str(), r.str()
-	v.OwnerEmail, v.SyncTag, v.EntryKey = r.str(), r.str(), r.str()
+	v.Description, v.Username, v.Password, v.OwnerEmail, v.EntryKey = r.str(), r.str(), r.str(), r.str(), r.str()
+	v.Tag, v.SyncTag = r.sym(), r.sym()
 	if flags&flagExtra != 0 {
 		x := l.x.get(r.uv())
 		v.Overridable, v.Overrides = x.overridable, x.overrides
@@ -360,9 +416,11 @@ func (l *UserList) Add(u *DesiredUser) int {
 	}
 	b = append(b, flags)
 	b = appendVarint(b, u.ID)
-	for _, s := range [...]string{u.UserID, u.FirstName, u.LastName, u.Language, u.HostPrivilege, u.TimeZone,
-		string(u.Tracking), u.Origin, u.License, u.SyncTag, u.EntryKey} {
+	for _, s := range [...]string{u.UserID, u.FirstName, u.LastName, string(u.Tracking), u.EntryKey} {
 		b = appendStr(b, s)
+	}
+	for _, s := range [...]string{u.Language, u.HostPrivilege, u.TimeZone, u.Origin, u.License, u.SyncTag} {
+		b = appendSym(b, s)
 	}
 	if u.CSV != nil {
 		b = appendUvarint(b, l.x.add(u.CSV, func(a, b *CSVRow) bool { return a == b }))
@@ -385,9 +443,9 @@ func (l *UserList) At(i int) *DesiredUser {
 	flags := r.byte()
 	u.Active, u.Notified, u.Disabled = flags&flagA != 0, flags&flagB != 0, flags&flagC != 0
 	u.ID = int64(r.int())
-	u.UserID, u.FirstName, u.LastName, u.Language = r.str(), r.str(), r.str(), r.str()
-	u.HostPrivilege, u.TimeZone, u.Tracking = r.str(), r.str(), state.Tracking(r.str())
-	u.Origin, u.License, u.SyncTag, u.EntryKey = r.str(), r.str(), r.str(), r.str()
+	u.UserID, u.FirstName, u.LastName, u.Tracking, u.EntryKey = r.str(), r.str(), r.str(), state.Tracking(r.str()), r.str()
+	u.Language, u.HostPrivilege, u.TimeZone = r.sym(), r.sym(), r.sym()
+	u.Origin, u.License, u.SyncTag = r.sym(), r.sym(), r.sym()
 	if flags&flagExtra != 0 {
 		u.CSV = l.x.get(r.uv())
 	}

@@ -14,11 +14,21 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 )
 
+// gcPercent is the garbage collector's target unless GOGC says otherwise. roster's big
+// heaps are packed desired objects in pointer-free chunks (reconcile/pack.go), which a
+// collection does not trace: collecting at half the live heap again instead of all of
+// it costs little CPU and keeps a first apply of 400,000 people under 512 MiB.
+const gcPercent = 50
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()
 	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
