@@ -68,7 +68,7 @@ func newRefIndex(ix *state.Index, dg *digester) *refIndex {
 		ri.devices.insert(r.Owner, int32(i))
 	}
 	for i, u := range ix.Users {
-		ri.users.insert(dg.email(u.Email), int32(i))
+		ri.users.insert(dg.email(u.Email()), int32(i))
 	}
 	return ri
 }
@@ -85,7 +85,7 @@ func (ri *refIndex) device(o owner) (int32, bool) {
 }
 
 func (ri *refIndex) user(email string) (int32, bool) {
-	return ri.users.find(ri.dg.email(email), func(i int32) bool { return ri.ix.Users[i].Email == email })
+	return ri.users.find(ri.dg.email(email), func(i int32) bool { return ri.ix.Users[i].Email() == email })
 }
 
 // posTable maps a 64-bit hash to a position, with open addressing over int32 slots: 8 bytes

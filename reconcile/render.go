@@ -578,7 +578,7 @@ func dropUnchanged(o *entryOutput, idx *refIndex) {
 	}
 	if u := o.user; u != nil {
 		if i, ok := idx.user(u.Email); ok {
-			if ref := &idx.ix.Users[i]; ref.SyncTag == u.SyncTag && ref.EntryKey == u.EntryKey && idx.userDigest(u) == ref.Digest {
+			if ref := &idx.ix.Users[i]; ref.SyncTag() == u.SyncTag && ref.EntryKey() == u.EntryKey && idx.userDigest(u) == ref.Digest {
 				o.user, o.sameUser = nil, i+1
 			}
 		}
@@ -619,7 +619,7 @@ func mergeUsers(d *Desired, remote *UserList, local []*schema.UserRow) UserList 
 		sameByEmail = make(map[string]int32, ri.sameUsers)
 		for i := range ri.ix.Users {
 			if ri.sameUser[i] {
-				sameByEmail[ri.ix.Users[i].Email] = int32(i)
+				sameByEmail[ri.ix.Users[i].Email()] = int32(i)
 			}
 		}
 	}
@@ -651,7 +651,7 @@ func mergeUsers(d *Desired, remote *UserList, local []*schema.UserRow) UserList 
 		head, rest, isPhantom := u, more[email], false
 		if j, ok := sameByEmail[email]; ok {
 			s := &d.refs.ix.Users[j]
-			head = &DesiredUser{User: state.User{Email: email, SyncTag: s.SyncTag, EntryKey: s.EntryKey}}
+			head = &DesiredUser{User: state.User{Email: email, SyncTag: s.SyncTag(), EntryKey: s.EntryKey()}}
 			rest, isPhantom = append([]*DesiredUser{u}, rest...), true
 		}
 		var distinct []*DesiredUser
@@ -703,7 +703,7 @@ func mergeUsers(d *Desired, remote *UserList, local []*schema.UserRow) UserList 
 		// directory entries are (a 200,000-row CSV holds no second copy of its users).
 		if ri := d.refs; ri != nil {
 			if i, ok := ri.user(email); ok {
-				if old := &ri.ix.Users[i]; old.Local && (u.givenUserID() == "" || strings.EqualFold(u.givenUserID(), old.UserID)) &&
+				if old := &ri.ix.Users[i]; old.Local && (u.givenUserID() == "" || strings.EqualFold(u.givenUserID(), old.UserID())) &&
 					ri.userDigest(u) == old.Digest {
 					ri.markUser(i)
 					continue

@@ -33,6 +33,25 @@ func (ar *arena) str(s string) string {
 	return unsafe.String(&ar.buf[start], len(s))
 }
 
+// join copies the parts, end to end, into the arena as one string.
+func (ar *arena) join(parts ...string) string {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if n == 0 {
+		return ""
+	}
+	if len(ar.buf)+n > cap(ar.buf) {
+		ar.buf = make([]byte, 0, max(min(2*cap(ar.buf), arenaChunk), 4096, n))
+	}
+	start := len(ar.buf)
+	for _, p := range parts {
+		ar.buf = append(ar.buf, p...)
+	}
+	return unsafe.String(&ar.buf[start], n)
+}
+
 // common returns the one arena copy of a value that repeats across rows.
 func (ar *arena) intern(s string) string {
 	if v, ok := ar.common[s]; ok {

@@ -40,16 +40,43 @@ type ObjectRef struct {
 	Digest uint64
 }
 
-// UserRef stands for one user in an Index, with what the diff needs to match it.
+// UserRef stands for one user in an Index, with what the diff needs to match it. Its
+// texts are one string (email, USERID, sync tag, entry key, end to end): one pointer
+// for the garbage collector to follow instead of four, in 40 bytes instead of 88 — a
+// no-op plan holds 400,000 of them through every collection of the render.
 type UserRef struct {
-	ID       int64
-	Email    string
-	UserID   string
-	SyncTag  string
-	EntryKey string
-	Local    bool // origin local (else remote)
-	Active   bool
-	Digest   uint64
+	ID     int64
+	Digest uint64
+	text   string
+	// lengths of the email, USERID and sync tag in text; the entry key is the rest.
+	emailLen, userIDLen, tagLen uint16
+	Local                       bool // origin local (else remote)
+	Active                      bool
+}
+
+// Email is the user's email, lower-case.
+func (u *UserRef) Email() string { return u.text[:u.emailLen] }
+
+// UserID is the user's USERID.
+func (u *UserRef) UserID() string { return u.text[u.emailLen : u.emailLen+u.userIDLen] }
+
+// SyncTag is the user's template ("" for a local user).
+func (u *UserRef) SyncTag() string {
+	at := u.emailLen + u.userIDLen
+	return u.text[at : at+u.tagLen]
+}
+
+// EntryKey is the user's directory entry key ("" for a local user).
+func (u *UserRef) EntryKey() string { return u.text[u.emailLen+u.userIDLen+u.tagLen:] }
+
+// newUserRef makes a UserRef with its texts in ar. Texts longer than 65535 bytes cannot
+// be a valid email, USERID or template name; they are cut, which only makes the user
+// not match (and so planned in full).
+func newUserRef(ar *arena, id int64, email, userID, syncTag, entryKey string) UserRef {
+	cut := func(s string) string { return s[:min(len(s), 0xffff)] }
+	email, userID, syncTag = cut(email), cut(userID), cut(syncTag)
+	return UserRef{ID: id, text: ar.join(email, userID, syncTag, entryKey),
+		emailLen: uint16(len(email)), userIDLen: uint16(len(userID)), tagLen: uint16(len(syncTag))}
 }
 
 // RowID is the object's id (its row in its table).
@@ -187,9 +214,9 @@ func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 		// id, lower(email), userid, sync_tag, entry_key, flags, digest text
 		tag, key, flags := rawStr(r[3]), rawStr(r[4]), rawInt(r[5])
 		active := flags&1 != 0
-		ix.Users = append(ix.Users, UserRef{ID: rawInt(r[0]), Email: ar.str(rawStr(r[1])), UserID: ar.str(rawStr(r[2])),
-			SyncTag: ar.intern(tag), EntryKey: ar.str(key), Local: flags&2 != 0, Active: active,
-			Digest: maphash.String(dg.Seed, rawStr(r[6]))})
+		u := newUserRef(&ar, rawInt(r[0]), rawStr(r[1]), rawStr(r[2]), tag, key)
+		u.Local, u.Active, u.Digest = flags&2 != 0, active, maphash.String(dg.Seed, rawStr(r[6]))
+		ix.Users = append(ix.Users, u)
 		if active && flags&4 != 0 {
 			ix.activePaid++
 		}

@@ -96,8 +96,8 @@ func TestIndexMatchesFullLoad(t *testing.T) {
 	}
 	for i, u := range full.Users {
 		r := ix.Users[i]
-		if r.ID != u.ID || r.Email != "u"+u.Email[1:len(u.Email)-len("Example.com")]+"example.com" || r.UserID != u.UserID ||
-			r.Active != u.Active || r.Local || r.SyncTag != u.SyncTag || r.EntryKey != u.EntryKey || r.Digest != spec.User(u) {
+		if r.ID != u.ID || r.Email() != "u"+u.Email[1:len(u.Email)-len("Example.com")]+"example.com" || r.UserID() != u.UserID ||
+			r.Active != u.Active || r.Local || r.SyncTag() != u.SyncTag || r.EntryKey() != u.EntryKey || r.Digest != spec.User(u) {
 			t.Fatalf("user %d: ref %+v for %+v", i, r, u)
 		}
 	}
@@ -171,5 +171,23 @@ func TestLoadObjectsRefusesAChangedState(t *testing.T) {
 	}
 	if _, _, err := db.ClaimHolders(ctx, ix, []string{"Room 1"}, nil, nil); !errors.Is(err, ErrStateChanged) {
 		t.Errorf("ClaimHolders after a write: err = %v, want ErrStateChanged", err)
+	}
+}
+
+func TestUserRefTexts(t *testing.T) {
+	long := strings.Repeat("k", 70000)
+	for _, c := range []struct{ email, userID, tag, key string }{
+		{"a@x", "12", "staff", "uuid-1"},
+		{"", "", "", ""},
+		{"local@x", "7", "", ""},
+		{"é@ü.example", "", "t", long}, // the entry key has no length limit
+		{"b@x", "", "", "k"},
+	} {
+		var ar arena
+		u := newUserRef(&ar, 9, c.email, c.userID, c.tag, c.key)
+		if u.ID != 9 || u.Email() != c.email || u.UserID() != c.userID || u.SyncTag() != c.tag || u.EntryKey() != c.key {
+			t.Errorf("newUserRef(%q, %q, %q, %d-byte key) gives %q %q %q %d-byte key", c.email, c.userID, c.tag, len(c.key),
+				u.Email(), u.UserID(), u.SyncTag(), len(u.EntryKey()))
+		}
 	}
 }
