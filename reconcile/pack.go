@@ -206,21 +206,90 @@ const (
 	flagExtra             // an extras index follows
 )
 
-// vmrExtra is a DesiredVMR's pointer-holding part.
-type vmrExtra struct {
+// codec encodes and decodes one kind of desired object; X is its pointer-holding part.
+type codec[T, X any] interface {
+	encode(b []byte, v *T, x *extras[X]) []byte
+	decode(r *reader, x *extras[X]) *T
+}
+
+// packedList is a packed list of desired objects of one kind. A record starts with the
+// object's key (name, alias, email), so Key reads only that.
+type packedList[T, X any, C codec[T, X]] struct {
+	arena
+	x extras[X]
+}
+
+// VMRList is a packed list of desired VMRs.
+type VMRList = packedList[DesiredVMR, objExtra, vmrCodec]
+
+// DeviceList is a packed list of desired devices.
+type DeviceList = packedList[DesiredDevice, objExtra, deviceCodec]
+
+// UserList is a packed list of desired users.
+type UserList = packedList[DesiredUser, *CSVRow, userCodec]
+
+// Add appends a copy of v and returns its index.
+func (l *packedList[T, X, C]) Add(v *T) int {
+	var c C
+	l.buf = c.encode(l.buf[:0], v, &l.x)
+	return l.add(l.buf)
+}
+
+// At decodes object i into a new struct.
+func (l *packedList[T, X, C]) At(i int) *T {
+	var c C
+	r := reader{s: l.rec(i)}
+	return c.decode(&r, &l.x)
+}
+
+// Key is object i's key (a VMR's name, a device's alias, a user's email), without
+// decoding the rest.
+func (l *packedList[T, X, C]) Key(i int) string {
+	r := reader{s: l.rec(i)}
+	return r.str()
+}
+
+// All yields each object, decoded.
+func (l *packedList[T, X, C]) All() iter.Seq2[int, *T] {
+	return func(yield func(int, *T) bool) {
+		for i := range l.Len() {
+			if !yield(i, l.At(i)) {
+				return
+			}
+		}
+	}
+}
+
+// appendList moves m's objects to the end of l; m must not be used after.
+func (l *packedList[T, X, C]) appendList(m *packedList[T, X, C]) {
+	if len(l.x.list) > 0 && len(m.x.list) > 0 {
+		// Records of m name extras by m's indexes: re-add them, which indexes them anew
+		// (rare: only a second template with overridable fields or CSV rows).
+		for i := range m.Len() {
+			l.Add(m.At(i))
+		}
+		return
+	}
+	l.x.list = append(l.x.list, m.x.list...)
+	l.arena.appendArena(&m.arena)
+}
+
+// objExtra is a desired VMR's or device's pointer-holding part.
+type objExtra struct {
 	overridable map[string]bool
 	overrides   map[string]string
 }
 
-// VMRList is a packed list of desired VMRs.
-type VMRList struct {
-	arena
-	x extras[vmrExtra]
+// addObjExtra indexes an object's extra part; consecutive objects of one template share one.
+func addObjExtra(x *extras[objExtra], overridable map[string]bool, overrides map[string]string) uint64 {
+	return x.add(objExtra{overridable, overrides}, func(a, b objExtra) bool {
+		return b.overrides == nil && a.overrides == nil && sameMap(a.overridable, b.overridable)
+	})
 }
 
-// Add appends a copy of v and returns its index.
-func (l *VMRList) Add(v *DesiredVMR) int {
-	b := l.buf[:0]
+type vmrCodec struct{}
+
+func (vmrCodec) encode(b []byte, v *DesiredVMR, x *extras[objExtra]) []byte {
 	b = appendStr(b, v.Name)
 	var flags byte
 	if v.AllowGuests {
@@ -243,23 +312,12 @@ func (l *VMRList) Add(v *DesiredVMR) int {
 	b = appendVarint(b, int64(v.MaxCallrateOut))
 	b = appendVarint(b, int64(v.ParticipantLimit))
 	if flags&flagExtra != 0 {
-		b = appendUvarint(b, l.x.add(vmrExtra{v.Overridable, v.Overrides}, func(a, b vmrExtra) bool {
-			return b.overrides == nil && a.overrides == nil && sameMap(a.overridable, b.overridable)
-		}))
+		b = appendUvarint(b, addObjExtra(x, v.Overridable, v.Overrides))
 	}
-	l.buf = b
-	return l.add(b)
+	return b
 }
 
-// Key is VMR i's name, without decoding the rest.
-func (l *VMRList) Key(i int) string {
-	r := reader{s: l.rec(i)}
-	return r.str()
-}
-
-// At decodes VMR i into a new struct.
-func (l *VMRList) At(i int) *DesiredVMR {
-	r := reader{s: l.rec(i)}
+func (vmrCodec) decode(r *reader, x *extras[objExtra]) *DesiredVMR {
 	v := &DesiredVMR{}
 	v.Name = r.str()
 	flags := r.byte()
@@ -275,53 +333,15 @@ func (l *VMRList) At(i int) *DesiredVMR {
 	}
 	v.MaxCallrateIn, v.MaxCallrateOut, v.ParticipantLimit = r.int(), r.int(), r.int()
 	if flags&flagExtra != 0 {
-		x := l.x.get(r.uv())
-		v.Overridable, v.Overrides = x.overridable, x.overrides
+		e := x.get(r.uv())
+		v.Overridable, v.Overrides = e.overridable, e.overrides
 	}
 	return v
 }
 
-// All yields each VMR, decoded.
-func (l *VMRList) All() iter.Seq2[int, *DesiredVMR] {
-	return func(yield func(int, *DesiredVMR) bool) {
-		for i := range l.Len() {
-			if !yield(i, l.At(i)) {
-				return
-			}
-		}
-	}
-}
+type deviceCodec struct{}
 
-// appendList moves m's VMRs to the end of l; m must not be used after.
-func (l *VMRList) appendList(m *VMRList) {
-	base := uint64(len(l.x.list))
-	if base > 0 && len(m.x.list) > 0 {
-		// Records of m name extras by m's indexes: keep m's at the same positions by
-		// re-adding its records (rare: only a second template with overridable fields).
-		for i := range m.Len() {
-			l.Add(m.At(i))
-		}
-		return
-	}
-	l.x.list = append(l.x.list, m.x.list...)
-	l.arena.appendArena(&m.arena)
-}
-
-// deviceExtra is a DesiredDevice's pointer-holding part.
-type deviceExtra struct {
-	overridable map[string]bool
-	overrides   map[string]string
-}
-
-// DeviceList is a packed list of desired devices.
-type DeviceList struct {
-	arena
-	x extras[deviceExtra]
-}
-
-// Add appends a copy of v and returns its index.
-func (l *DeviceList) Add(v *DesiredDevice) int {
-	b := l.buf[:0]
+func (deviceCodec) encode(b []byte, v *DesiredDevice, x *extras[objExtra]) []byte {
 	b = appendStr(b, v.Alias)
 	var flags byte
 	if v.Disabled {
@@ -337,23 +357,12 @@ func (l *DeviceList) Add(v *DesiredDevice) int {
 	}
 	b = appendSym(appendSym(b, v.Tag), v.SyncTag)
 	if flags&flagExtra != 0 {
-		b = appendUvarint(b, l.x.add(deviceExtra{v.Overridable, v.Overrides}, func(a, b deviceExtra) bool {
-			return b.overrides == nil && a.overrides == nil && sameMap(a.overridable, b.overridable)
-		}))
+		b = appendUvarint(b, addObjExtra(x, v.Overridable, v.Overrides))
 	}
-	l.buf = b
-	return l.add(b)
+	return b
 }
 
-// Key is device i's alias, without decoding the rest.
-func (l *DeviceList) Key(i int) string {
-	r := reader{s: l.rec(i)}
-	return r.str()
-}
-
-// At decodes device i into a new struct.
-func (l *DeviceList) At(i int) *DesiredDevice {
-	r := reader{s: l.rec(i)}
+func (deviceCodec) decode(r *reader, x *extras[objExtra]) *DesiredDevice {
 	v := &DesiredDevice{}
 	v.Alias = r.str()
 	flags := r.byte()
@@ -362,44 +371,15 @@ func (l *DeviceList) At(i int) *DesiredDevice {
 	v.Description, v.Username, v.Password, v.OwnerEmail, v.EntryKey = r.str(), r.str(), r.str(), r.str(), r.str()
 	v.Tag, v.SyncTag = r.sym(), r.sym()
 	if flags&flagExtra != 0 {
-		x := l.x.get(r.uv())
-		v.Overridable, v.Overrides = x.overridable, x.overrides
+		e := x.get(r.uv())
+		v.Overridable, v.Overrides = e.overridable, e.overrides
 	}
 	return v
 }
 
-// All yields each device, decoded.
-func (l *DeviceList) All() iter.Seq2[int, *DesiredDevice] {
-	return func(yield func(int, *DesiredDevice) bool) {
-		for i := range l.Len() {
-			if !yield(i, l.At(i)) {
-				return
-			}
-		}
-	}
-}
+type userCodec struct{}
 
-// appendList moves m's devices to the end of l; m must not be used after.
-func (l *DeviceList) appendList(m *DeviceList) {
-	if len(l.x.list) > 0 && len(m.x.list) > 0 {
-		for i := range m.Len() {
-			l.Add(m.At(i))
-		}
-		return
-	}
-	l.x.list = append(l.x.list, m.x.list...)
-	l.arena.appendArena(&m.arena)
-}
-
-// UserList is a packed list of desired users.
-type UserList struct {
-	arena
-	x extras[*CSVRow]
-}
-
-// Add appends a copy of u and returns its index.
-func (l *UserList) Add(u *DesiredUser) int {
-	b := l.buf[:0]
+func (userCodec) encode(b []byte, u *DesiredUser, x *extras[*CSVRow]) []byte {
 	b = appendStr(b, u.Email)
 	var flags byte
 	if u.Active {
@@ -423,21 +403,12 @@ func (l *UserList) Add(u *DesiredUser) int {
 		b = appendSym(b, s)
 	}
 	if u.CSV != nil {
-		b = appendUvarint(b, l.x.add(u.CSV, func(a, b *CSVRow) bool { return a == b }))
+		b = appendUvarint(b, x.add(u.CSV, func(a, b *CSVRow) bool { return a == b }))
 	}
-	l.buf = b
-	return l.add(b)
+	return b
 }
 
-// Key is user i's email, without decoding the rest.
-func (l *UserList) Key(i int) string {
-	r := reader{s: l.rec(i)}
-	return r.str()
-}
-
-// At decodes user i into a new struct.
-func (l *UserList) At(i int) *DesiredUser {
-	r := reader{s: l.rec(i)}
+func (userCodec) decode(r *reader, x *extras[*CSVRow]) *DesiredUser {
 	u := &DesiredUser{}
 	u.Email = r.str()
 	flags := r.byte()
@@ -447,30 +418,7 @@ func (l *UserList) At(i int) *DesiredUser {
 	u.Language, u.HostPrivilege, u.TimeZone = r.sym(), r.sym(), r.sym()
 	u.Origin, u.License, u.SyncTag = r.sym(), r.sym(), r.sym()
 	if flags&flagExtra != 0 {
-		u.CSV = l.x.get(r.uv())
+		u.CSV = x.get(r.uv())
 	}
 	return u
-}
-
-// All yields each user, decoded.
-func (l *UserList) All() iter.Seq2[int, *DesiredUser] {
-	return func(yield func(int, *DesiredUser) bool) {
-		for i := range l.Len() {
-			if !yield(i, l.At(i)) {
-				return
-			}
-		}
-	}
-}
-
-// appendList moves m's users to the end of l; m must not be used after.
-func (l *UserList) appendList(m *UserList) {
-	if len(l.x.list) > 0 && len(m.x.list) > 0 {
-		for i := range m.Len() {
-			l.Add(m.At(i))
-		}
-		return
-	}
-	l.x.list = append(l.x.list, m.x.list...)
-	l.arena.appendArena(&m.arena)
 }
