@@ -202,6 +202,11 @@ func (p *Plan) finish() {
 	kinds := map[string]int{KindTrackingGroup: 0, KindVMR: 1, KindDevice: 2, KindUser: 3, KindInvite: 4}
 	for i, c := range p.changes {
 		c.rank = (kinds[c.Kind]*8+order[c.Action])<<32 | i // the position breaks ties: a total, stable order
+		if p.created.group(c.rank>>32) > 0 {
+			// segments puts a group's creations in one run; one held as a Change too would
+			// be out of key order. The diff records every creation of a kind one way.
+			panic(fmt.Sprintf("plan: %s %s %q held as a change beside recorded creations", c.Action, c.Kind, c.Key))
+		}
 	}
 	sortChanges(p.changes)
 	p.created.sort()
