@@ -52,9 +52,8 @@ func hydrate(ctx context.Context, db *state.DB, d *Desired) (*state.Actual, erro
 			}
 			devAliases = append(devAliases, dd.Alias)
 		}
-		for i := range d.Users.Len() {
-			du := d.Users.At(i)
-			if i, ok := ri.user(strings.ToLower(du.Email)); ok {
+		for k := range d.Users.Len() {
+			if i, ok := ri.user(strings.ToLower(d.Users.Key(k))); ok { // a user's key is its email
 				ids.Users = append(ids.Users, ix.Users[i].ID)
 			}
 		}
