@@ -141,10 +141,6 @@ func (c *created) change(g, k int) *Change {
 // sort orders each kind's creations by key (the key is unique among creations), then
 // by position, as Plan.finish orders changes.
 func (c *created) sort() {
-	type keyed struct {
-		key string
-		at  int
-	}
 	byKey := func(a, b keyed) int {
 		if x := strings.Compare(a.key, b.key); x != 0 {
 			return x
@@ -172,19 +168,26 @@ func (c *created) sort() {
 		slices.SortFunc(ks, byKey)
 		switch kind {
 		case 0:
-			c.vmr = reorder(c.vmr, ks, func(x keyed) int { return x.at })
+			c.vmr = reorder(c.vmr, ks)
 		case 1:
-			c.device = reorder(c.device, ks, func(x keyed) int { return x.at })
+			c.device = reorder(c.device, ks)
 		default:
-			c.user = reorder(c.user, ks, func(x keyed) int { return x.at })
+			c.user = reorder(c.user, ks)
 		}
 	})
 }
 
-func reorder[T, K any](xs []T, order []K, at func(K) int) []T {
+// keyed is a creation's key and its position before sorting.
+type keyed struct {
+	key string
+	at  int
+}
+
+// reorder returns xs in the order of order's positions.
+func reorder[T any](xs []T, order []keyed) []T {
 	out := make([]T, len(xs))
 	for k, o := range order {
-		out[k] = xs[at(o)]
+		out[k] = xs[o.at]
 	}
 	return out
 }
@@ -209,8 +212,7 @@ func (p *Plan) segments() []segment {
 			continue
 		}
 		cut, _ := slices.BinarySearchFunc(cs, g, func(c *Change, g int) int { return c.rank>>32 - g })
-		// Held changes of the same group (there are none: every creation of these kinds
-		// is in created) would sort by key with them; ranks below g come first.
+		// Held changes of lower ranks come first; none has rank g (finish refuses that).
 		if cut > 0 {
 			out = append(out, segment{changes: cs[:cut], n: cut})
 		}

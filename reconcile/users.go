@@ -82,18 +82,12 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 	}
 	// New accounts get their USERIDs in email order, the order apply writes them in: the
 	// USERID index then grows at its end instead of at random places.
-	type keyed struct {
-		email string
-		i     int32
-	}
 	sorted := make([]keyed, len(creates)) // emails decoded once, not at each comparison
 	for k, i := range creates {
-		sorted[k] = keyed{d.Users.Key(int(i)), i}
+		sorted[k] = keyed{d.Users.Key(int(i)), k}
 	}
-	slices.SortFunc(sorted, func(a, b keyed) int { return strings.Compare(a.email, b.email) })
-	for k := range sorted {
-		creates[k] = sorted[k].i
-	}
+	slices.SortFunc(sorted, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+	creates = reorder(creates, sorted)
 	created := len(creates)
 	for _, i := range creates {
 		// The new account is the desired user with its USERID and notified flag, which
