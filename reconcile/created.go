@@ -63,32 +63,17 @@ func (c *created) addDevice(l *DeviceList, i int, v *DesiredDevice, template str
 	c.count(template)
 }
 
-func (c *created) vmrAt(i int32) *DesiredVMR {
-	if i < 0 {
-		return c.ownVMRs.At(int(-1 - i))
-	}
-	return c.vmrs.At(int(i))
-}
+// atOf and keyOf take listOf's two results.
+func atOf[T, X any, C codec[T, X]](l *packedList[T, X, C], i int) *T { return l.At(i) }
 
-func (c *created) vmrKey(i int32) string {
-	if i < 0 {
-		return c.ownVMRs.Key(int(-1 - i))
-	}
-	return c.vmrs.Key(int(i))
-}
+func keyOf[T, X any, C codec[T, X]](l *packedList[T, X, C], i int) string { return l.Key(i) }
 
-func (c *created) deviceAt(i int32) *DesiredDevice {
+// listOf is where creation position i is: own's record -1-i when negative, else l's record i.
+func listOf[T, X any, C codec[T, X]](l, own *packedList[T, X, C], i int32) (*packedList[T, X, C], int) {
 	if i < 0 {
-		return c.ownDevices.At(int(-1 - i))
+		return own, int(-1 - i)
 	}
-	return c.devices.At(int(i))
-}
-
-func (c *created) deviceKey(i int32) string {
-	if i < 0 {
-		return c.ownDevices.Key(int(-1 - i))
-	}
-	return c.devices.Key(int(i))
+	return l, int(i)
 }
 
 func (c *created) addUser(l *UserList, u createdUser, template string) {
@@ -124,10 +109,10 @@ func (c *created) group(g int) int {
 func (c *created) change(g, k int) *Change {
 	switch g {
 	case groupVMRCreate:
-		dv := c.vmrAt(c.vmr[k])
+		dv := atOf(listOf(c.vmrs, &c.ownVMRs, c.vmr[k]))
 		return &Change{Kind: KindVMR, Action: ActionCreate, Key: dv.Name, Template: dv.SyncTag, newObj: &dv.VMR, rank: g << 32}
 	case groupDeviceCreate:
-		dd := c.deviceAt(c.device[k])
+		dd := atOf(listOf(c.devices, &c.ownDevices, c.device[k]))
 		return &Change{Kind: KindDevice, Action: ActionCreate, Key: dd.Alias, Template: dd.SyncTag, newObj: &dd.Device, rank: g << 32}
 	default:
 		cu := c.user[k]
@@ -152,9 +137,9 @@ func (c *created) sort() {
 		var key func(k int) string
 		switch kind {
 		case 0:
-			n, key = len(c.vmr), func(k int) string { return c.vmrKey(c.vmr[k]) }
+			n, key = len(c.vmr), func(k int) string { return keyOf(listOf(c.vmrs, &c.ownVMRs, c.vmr[k])) }
 		case 1:
-			n, key = len(c.device), func(k int) string { return c.deviceKey(c.device[k]) }
+			n, key = len(c.device), func(k int) string { return keyOf(listOf(c.devices, &c.ownDevices, c.device[k])) }
 		default:
 			n, key = len(c.user), func(k int) string { return c.users.Key(int(c.user[k].i)) }
 		}
