@@ -13,14 +13,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"mime"
-	"mime/quotedprintable"
+	"io"
 	"net/mail"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/emersion/go-message"
+	gomail "github.com/emersion/go-message/mail"
 
 	"github.com/roster-dev/roster/state"
 )
@@ -256,97 +258,140 @@ func (m *Message) Release() {
 	m.buf, m.Data = nil, nil
 }
 
-// buildMIME writes the message: text alone, or text and body (HTML) as alternatives.
+// buildMIME writes the message with go-message: text alone, or text and body (HTML) as
+// multipart/alternative parts; UTF-8, quoted-printable, headers folded by go-message.
 func buildMIME(b *bytes.Buffer, m *Message, date time.Time, text, body string, html bool) ([]byte, error) {
 	b.Grow(len(body)*2 + 1024)
-	header(b, "From", m.From.String())
-	header(b, "To", m.To.String())
-	header(b, "Subject", mime.QEncoding.Encode("utf-8", m.Subject))
-	header(b, "Date", date.Format(time.RFC1123Z))
-	header(b, "Message-ID", m.MessageID)
-	header(b, "MIME-Version", "1.0")
-	header(b, "Auto-Submitted", "auto-generated")
+	var h gomail.Header
+	// go-message writes the field added last first: add them bottom-up.
+	if html {
+		// A boundary derived from the Message-ID: the same row gives the same bytes. It cannot
+		// occur in quoted-printable text (which never holds "=_" unencoded).
+		sum := sha256.Sum256([]byte(m.MessageID))
+		h.SetContentType("multipart/alternative", map[string]string{"boundary": "=_roster_" + hex.EncodeToString(sum[:12])})
+	} else {
+		h.Set("Content-Transfer-Encoding", "quoted-printable")
+		h.SetContentType("text/plain", utf8Params)
+	}
+	h.Set("MIME-Version", "1.0")
+	h.Set("Auto-Submitted", "auto-generated")
+	h.Set("Message-ID", m.MessageID)
+	h.SetDate(date)
+	h.Set("Subject", encodeText(m.Subject, subjectFirstWord))
+	h.SetAddressList("To", []*gomail.Address{m.To})
+	h.SetAddressList("From", []*gomail.Address{m.From})
+	w, err := message.CreateWriter(b, h.Header)
+	if err != nil {
+		return nil, fmt.Errorf("write header: %w", err)
+	}
 	if !html {
-		header(b, "Content-Type", "text/plain; charset=utf-8")
-		header(b, "Content-Transfer-Encoding", "quoted-printable")
-		b.WriteString("\r\n")
-		if err := writeQP(b, text); err != nil {
+		if err := writeText(w, text); err != nil {
 			return nil, err
 		}
 		return b.Bytes(), nil
 	}
-	// A boundary derived from the Message-ID: the same row gives the same bytes. It cannot
-	// occur in quoted-printable text (which never holds "=_" unencoded).
-	sum := sha256.Sum256([]byte(m.MessageID))
-	boundary := "=_roster_" + hex.EncodeToString(sum[:12])
-	header(b, "Content-Type", `multipart/alternative; boundary="`+boundary+`"`)
-	b.WriteString("\r\n")
-	for i, part := range []struct{ typ, text string }{{"text/plain", text}, {"text/html", body}} {
-		if i > 0 {
-			b.WriteString("\r\n") // the line break before a delimiter belongs to it (RFC 2046)
+	for _, part := range []struct{ typ, text string }{{"text/plain", text}, {"text/html", body}} {
+		var ph gomail.InlineHeader
+		ph.Set("Content-Transfer-Encoding", "quoted-printable")
+		ph.SetContentType(part.typ, utf8Params)
+		pw, err := w.CreatePart(ph.Header)
+		if err != nil {
+			return nil, fmt.Errorf("write %s part: %w", part.typ, err)
 		}
-		b.WriteString("--" + boundary + "\r\n")
-		header(b, "Content-Type", part.typ+"; charset=utf-8")
-		header(b, "Content-Transfer-Encoding", "quoted-printable")
-		b.WriteString("\r\n")
-		if err := writeQP(b, part.text); err != nil {
+		if err := writeText(pw, part.text); err != nil {
 			return nil, err
 		}
 	}
-	b.WriteString("\r\n--" + boundary + "--\r\n")
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("end multipart: %w", err)
+	}
 	return b.Bytes(), nil
 }
 
-func writeQP(w interface{ Write([]byte) (int, error) }, s string) error {
-	qp := quotedprintable.NewWriter(w)
-	if _, err := qp.Write([]byte(s)); err != nil {
-		return fmt.Errorf("encode body: %w", err)
-	}
-	if err := qp.Close(); err != nil {
+var utf8Params = map[string]string{"charset": "utf-8"}
+
+// writeText writes s through w's quoted-printable encoder, ending it with a line break.
+func writeText(w io.WriteCloser, s string) error {
+	if _, err := io.WriteString(w, s); err != nil {
 		return fmt.Errorf("encode body: %w", err)
 	}
 	if !strings.HasSuffix(s, "\n") {
-		_, err := w.Write([]byte("\r\n"))
-		return err
+		if _, err := io.WriteString(w, "\n"); err != nil {
+			return fmt.Errorf("encode body: %w", err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("encode body: %w", err)
 	}
 	return nil
 }
 
-// header writes "Key: value" folded at spaces to lines of about 78 characters. value has
-// been checked or encoded: it holds no CR or LF.
-func header(b *bytes.Buffer, key, value string) {
-	if strings.ContainsAny(value, "\r\n") {
-		panic("notify: line break in header " + key) // unreachable: values are validated
+// Encoded-word sizes (RFC 2047 §2: a line holding encoded words is at most 76 characters).
+// The first word shares its line with "Subject: ", so it is shorter: an encoded subject
+// starts on the Subject line itself, never on a continuation line (which some parsers read
+// as a leading space).
+const (
+	maxEncodedWord   = 75
+	subjectFirstWord = 76 - len("Subject: ")
+)
+
+// encodeText returns s as an unstructured header value (RFC 2047): as it is when it is
+// printable ASCII and holds nothing a decoder would take for an encoded word, otherwise as
+// UTF-8 Q-encoded words of at most first, then maxEncodedWord, characters, separated by
+// spaces where go-message folds the field. The words split at character boundaries and
+// hold the spaces themselves (as "_"), so a decoder, which drops the space between
+// adjacent encoded words, gives back s exactly.
+//
+// mime.QEncoding cannot do this: its words are up to 75 characters and do not fit after
+// "Subject: " within 76, so go-message would leave the whole value on one long line.
+func encodeText(s string, first int) string {
+	if isPrintableASCII(s) && !strings.Contains(s, "=?") {
+		return s
 	}
-	if len(key)+2+len(value) <= 78 {
-		b.WriteString(key)
-		b.WriteString(": ")
-		b.WriteString(value)
-		b.WriteString("\r\n")
-		return
-	}
-	words := strings.Split(value, " ")
-	line := len(key) + 2
-	b.WriteString(key)
-	if line+len(words[0]) > 78 && strings.HasPrefix(words[0], "=?") {
-		b.WriteString(":\r\n ") // an encoded word that does not fit after the name starts the next line
-		line = 1
-	} else {
-		b.WriteString(": ")
-	}
-	for i, word := range words {
-		if i > 0 {
-			if line+1+len(word) > 78 && line > 1 {
-				b.WriteString("\r\n")
-				line = 0
-			}
-			b.WriteByte(' ')
-			line++
+	const open, end = "=?utf-8?q?", "?="
+	var b strings.Builder
+	b.Grow(len(s)*3 + len(s)/16*(len(open)+len(end)+1))
+	budget := first - len(open) - len(end)
+	b.WriteString(open)
+	n := 0
+	var enc [utf8.UTFMax * 3]byte
+	for _, r := range s {
+		e := qRune(enc[:0], r)
+		if n+len(e) > budget && n > 0 {
+			b.WriteString(end + " " + open)
+			n, budget = 0, maxEncodedWord-len(open)-len(end)
 		}
-		b.WriteString(word)
-		line += len(word)
+		b.Write(e)
+		n += len(e)
 	}
-	b.WriteString("\r\n")
+	b.WriteString(end)
+	return b.String()
+}
+
+// qRune appends r in RFC 2047 Q encoding to dst: printable ASCII as itself except "=", "?"
+// and "_", a space as "_", every other byte of its UTF-8 as =XX.
+func qRune(dst []byte, r rune) []byte {
+	switch {
+	case r == ' ':
+		return append(dst, '_')
+	case r > ' ' && r <= '~' && r != '=' && r != '?' && r != '_':
+		return append(dst, byte(r))
+	}
+	const hexDigits = "0123456789ABCDEF"
+	var u [utf8.UTFMax]byte
+	for _, c := range u[:utf8.EncodeRune(u[:], r)] {
+		dst = append(dst, '=', hexDigits[c>>4], hexDigits[c&15])
+	}
+	return dst
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func isASCII(s string) bool {
