@@ -378,12 +378,19 @@ func (l *loader) pattern(display, field string, v cue.Value, src string) {
 	if err == nil {
 		return
 	}
+	pl, pc := patternErrPos(err)
+	l.errorf(l.posIn(display, v, pl, pc), "%s: %s", field, patternMsg(err))
+}
+
+// posIn is the place in the file of the 1-based (line, col) inside the string value v;
+// line 0 means the value's start.
+func (l *loader) posIn(display string, v cue.Value, line, col int) Pos {
 	start := valuePos(v)
 	pos := toPos(start, display)
-	if pl, pc := patternErrPos(err); pl > 0 && start.IsValid() {
-		pos = l.offsetPos(display, start.Offset(), pos, pl, pc)
+	if line > 0 && start.IsValid() {
+		pos = l.offsetPos(display, start.Offset(), pos, line, col)
 	}
-	l.errorf(pos, "%s: %s", field, patternMsg(err))
+	return pos
 }
 
 // offsetPos adds a 1-based (line, col) inside a string value to the value's position in
@@ -529,13 +536,15 @@ func (l *loader) checkTemplate(t *Template, data cue.Value, display string) {
 			l.pattern(display, p, v, s)
 		})
 	}
+	l.ldapFilter(data, display, "user_filter", t.UserFilter)
+	l.ldapFilter(data, display, "disabled_filter", t.DisabledFilter)
+	// Patterns are checked once rendered (the render stage calls the same rules).
 	if t.VMR != nil {
-		if n := len(t.VMR.Aliases); n > 8 {
-			l.errorf(l.valAt(data, display, "vmr.aliases"), "vmr.aliases: %d aliases; a VMR may have at most 8", n)
-		}
+		l.violations(data, display, "vmr.", t.VMR.Violations(isPattern))
 		l.literalEmail(data, display, "vmr.primary_owner_email_address", t.VMR.PrimaryOwnerEmailAddress)
 	}
 	if t.Device != nil {
+		l.violations(data, display, "device.", t.Device.Violations(isPattern))
 		l.literalEmail(data, display, "device.primary_owner_email_address", t.Device.PrimaryOwnerEmailAddress)
 	}
 	if u := t.User; u != nil {
@@ -583,12 +592,37 @@ func (l *loader) checkTemplate(t *Template, data cue.Value, display string) {
 
 // literalEmail checks an email field that is not a pattern.
 func (l *loader) literalEmail(data cue.Value, display, p, s string) {
-	if s == "" || isPattern(s) {
-		return
+	if !isPattern(s) {
+		l.email(data, display, p, s)
 	}
-	if !validEmail(s) {
+}
+
+// email checks an optional email address.
+func (l *loader) email(data cue.Value, display, p, s string) {
+	if s != "" && !validEmail(s) {
 		l.errorf(l.valAt(data, display, p), "%s: %q is not a valid email address", p, s)
 	}
+}
+
+// violations reports the broken value rules of the object at prefix (see rules.go).
+func (l *loader) violations(data cue.Value, display, prefix string, vs []Violation) {
+	for _, v := range vs {
+		l.errorf(l.valAt(data, display, prefix+v.Field), "%s%s: %v", prefix, v.Field, v.Err)
+	}
+}
+
+// ldapFilter checks a filter with go-ldap's compiler, at the place of the problem when the
+// compiler names one.
+func (l *loader) ldapFilter(data cue.Value, display, field, filter string) {
+	off, err := CheckLDAPFilter(filter)
+	if err == nil {
+		return
+	}
+	line := 0
+	if off >= 0 {
+		line = 1
+	}
+	l.errorf(l.posIn(display, data.LookupPath(cue.ParsePath(field)), line, off+1), "%s: %v", field, err)
 }
 
 // ---- declared VMRs and devices ----
@@ -596,13 +630,15 @@ func (l *loader) literalEmail(data cue.Value, display, p, s string) {
 func (l *loader) loadDeclared() {
 	vmrNames := map[string]Pos{}
 	aliases := map[string]Pos{}
-	claim := func(alias string, pos Pos, field string) {
+	// claim records an alias, or reports it used twice (ignoring case).
+	claim := func(alias string, pos Pos, field string) bool {
 		k := strings.ToLower(alias)
 		if prev, dup := aliases[k]; dup {
 			l.errorf(pos, "%s: alias %q is already used at %s:%d", field, alias, prev.Path, prev.Line)
-			return
+			return false
 		}
 		aliases[k] = pos
+		return true
 	}
 	for _, rel := range l.listDir("vmrs", isDataFile, "VMRs in .yaml, .yml or .cue files") {
 		display := l.display(rel)
@@ -616,23 +652,16 @@ func (l *loader) loadDeclared() {
 			if d.Pos.Line == 1 && d.Pos.Col == 1 && p != "" {
 				d.Pos = l.at(it.data, display, strings.TrimSuffix(p, "."))
 			}
-			d.FieldPos = map[string]Pos{}
 			if prev, dup := vmrNames[d.Name]; dup {
 				l.errorf(l.valAt(it.data, display, p+"name"), "%sname: VMR %q is already declared at %s:%d", p, d.Name, prev.Path, prev.Line)
 				continue
 			}
 			vmrNames[d.Name] = d.Pos
-			if len(d.Aliases) > 8 {
-				l.errorf(l.valAt(it.data, display, p+"aliases"), "%saliases: %d aliases; a VMR may have at most 8", p, len(d.Aliases))
-			}
 			for i, a := range d.Aliases {
 				f := fmt.Sprintf("%saliases[%d]", p, i)
 				claim(a, l.valAt(it.data, display, f), f)
 			}
-			if d.PrimaryOwnerEmailAddress != "" && !validEmail(d.PrimaryOwnerEmailAddress) {
-				l.errorf(l.valAt(it.data, display, p+"primary_owner_email_address"), "%sprimary_owner_email_address: %q is not a valid email address", p, d.PrimaryOwnerEmailAddress)
-			}
-			l.declaredMail(it.data, display, p, d.Emails, d.PrimaryOwnerEmailAddress, d.FieldPos)
+			d.FieldPos = l.declared(it, display, d.Violations(nil), d.PrimaryOwnerEmailAddress, d.Emails)
 			l.repo.VMRs = append(l.repo.VMRs, d)
 		}
 	}
@@ -645,21 +674,23 @@ func (l *loader) loadDeclared() {
 			}
 			p := it.prefix
 			d.Pos = l.at(it.data, display, p+"alias")
-			d.FieldPos = map[string]Pos{}
-			pos := l.valAt(it.data, display, p+"alias")
-			k := strings.ToLower(d.Alias)
-			if prev, dup := aliases[k]; dup {
-				l.errorf(pos, "%salias: alias %q is already used at %s:%d", p, d.Alias, prev.Path, prev.Line)
+			if !claim(d.Alias, l.valAt(it.data, display, p+"alias"), p+"alias") {
 				continue
 			}
-			aliases[k] = pos
-			if d.PrimaryOwnerEmailAddress != "" && !validEmail(d.PrimaryOwnerEmailAddress) {
-				l.errorf(l.valAt(it.data, display, p+"primary_owner_email_address"), "%sprimary_owner_email_address: %q is not a valid email address", p, d.PrimaryOwnerEmailAddress)
-			}
-			l.declaredMail(it.data, display, p, d.Emails, d.PrimaryOwnerEmailAddress, d.FieldPos)
+			d.FieldPos = l.declared(it, display, d.Violations(nil), d.PrimaryOwnerEmailAddress, d.Emails)
 			l.repo.Devices = append(l.repo.Devices, d)
 		}
 	}
+}
+
+// declared checks what declared VMRs and devices share: the value rules, the owner's
+// address and the emails; it returns the positions of the email fields.
+func (l *loader) declared(it declItem, display string, vs []Violation, owner string, m *DeclaredMail) map[string]Pos {
+	l.violations(it.data, display, it.prefix, vs)
+	l.email(it.data, display, it.prefix+"primary_owner_email_address", owner)
+	fieldPos := map[string]Pos{}
+	l.declaredMail(it.data, display, it.prefix, m, owner, fieldPos)
+	return fieldPos
 }
 
 type declItem struct {

@@ -369,36 +369,68 @@ func overrideValue(field string, v any) (string, error) {
 		if field != "aliases" {
 			return "", fmt.Errorf("a list is only allowed for aliases")
 		}
-		if len(parts) > 8 {
-			return "", fmt.Errorf("%d aliases; a VMR may have at most 8", len(parts))
-		}
-		return strings.Join(parts, ","), nil
+		s = strings.Join(parts, ",")
 	default:
 		return "", fmt.Errorf("unsupported value %v", v)
 	}
-	switch field {
-	case "primary_owner_email_address":
-		if !validEmail(s) {
-			return "", fmt.Errorf("%q is not a valid email address", s)
-		}
-	case "allow_guests":
-		if s != "true" && s != "false" {
-			return "", fmt.Errorf("want true or false")
-		}
-	case "max_callrate_in", "max_callrate_out", "participant_limit":
-		if n, err := strconv.Atoi(s); err != nil || n < 0 {
-			return "", fmt.Errorf("want a whole number ≥ 0")
-		}
-	case "pin", "guest_pin":
-		if s != "" && (len(s) < 4 || len(s) > 20 || strings.Trim(s, "0123456789") != "") {
-			return "", fmt.Errorf("a PIN is 4 to 20 digits (quote it: \"0123\")")
-		}
-	case "name", "description", "tag", "username":
-		if utf8.RuneCountInString(s) > 250 {
-			return "", fmt.Errorf("too long: at most 250 characters")
+	if check := overrideRules[field]; check != nil {
+		if err := check(s); err != nil {
+			return "", err
 		}
 	}
 	return s, nil
+}
+
+// overrideRules check an override by its field: the value rules of rules.go.
+var overrideRules = map[string]func(string) error{
+	"primary_owner_email_address": func(s string) error {
+		if !validEmail(s) {
+			return fmt.Errorf("%q is not a valid email address", s)
+		}
+		return nil
+	},
+	"aliases": func(s string) error {
+		if s == "" {
+			return nil // no aliases
+		}
+		parts := strings.Split(s, ",")
+		if err := CheckAliasCount(len(parts)); err != nil {
+			return err
+		}
+		for i, a := range parts {
+			if err := CheckAlias(a); err != nil {
+				return fmt.Errorf("[%d]: %w", i, err)
+			}
+		}
+		return nil
+	},
+	"allow_guests": func(s string) error {
+		if s != "true" && s != "false" {
+			return fmt.Errorf("want true or false")
+		}
+		return nil
+	},
+	"max_callrate_in":   wholeNumber(CheckCallrate),
+	"max_callrate_out":  wholeNumber(CheckCallrate),
+	"participant_limit": wholeNumber(CheckParticipantLimit),
+	"pin":               CheckPIN,
+	"guest_pin":         CheckPIN,
+	"name":              CheckName,
+	"description":       CheckDescription,
+	"tag":               func(s string) error { return checkLength(s, MaxNameChars, "shorten it") },
+	"username":          CheckDeviceUsername,
+	"password":          CheckDevicePassword,
+}
+
+// wholeNumber adapts a rule on a number to an override written as text.
+func wholeNumber(check func(int) error) func(string) error {
+	return func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		return check(n)
+	}
 }
 
 // ---- reminders ----

@@ -149,34 +149,45 @@ type Template struct {
 	FieldPos       map[string]Pos `json:"-"` // "vmr.name" → position of that pattern, for render errors
 }
 
-// VMRPattern holds the patterns of a template's VMR; strings are template source.
-type VMRPattern struct {
+// VMRFields are a VMR's values (SPEC §3, Pexip's conference): the patterns of a template's
+// VMR, the literal values of a declared one, or rendered values; Violations checks them.
+type VMRFields struct {
 	Name                     string   `json:"name"`
 	Description              string   `json:"description"`
 	Aliases                  []string `json:"aliases"`
 	PIN                      string   `json:"pin"`
 	GuestPIN                 string   `json:"guest_pin"`
 	AllowGuests              bool     `json:"allow_guests"`
-	MaxCallrateIn            int      `json:"max_callrate_in"`
-	MaxCallrateOut           int      `json:"max_callrate_out"`
+	MaxCallrateIn            int      `json:"max_callrate_in"`  // kbps; 0 = no limit
+	MaxCallrateOut           int      `json:"max_callrate_out"` // kbps; 0 = no limit
 	ParticipantLimit         int      `json:"participant_limit"`
 	Tag                      string   `json:"tag"`
 	PrimaryOwnerEmailAddress string   `json:"primary_owner_email_address"`
+}
+
+// VMRPattern holds the patterns of a template's VMR; strings are template source.
+type VMRPattern struct {
+	VMRFields
 	// Overridable lists fields written on create only: name, description, aliases,
 	// pin_settings (pin, guest_pin, allow_guests), callrate (max_callrate_in/out),
 	// participant_limit, tag, primary_owner_email_address.
 	Overridable []string `json:"overridable"`
 }
 
+// DeviceFields are a device alias's values (Pexip's device), as VMRFields are a VMR's.
+type DeviceFields struct {
+	Alias                    string `json:"alias"`
+	Description              string `json:"description"`
+	Username                 string `json:"username"`
+	Password                 string `json:"password"`
+	Tag                      string `json:"tag"`
+	PrimaryOwnerEmailAddress string `json:"primary_owner_email_address"`
+}
+
 type DevicePattern struct {
-	Alias                    string   `json:"alias"`
-	Description              string   `json:"description"`
-	Username                 string   `json:"username"`
-	Password                 string   `json:"password"`
-	Tag                      string   `json:"tag"`
-	PrimaryOwnerEmailAddress string   `json:"primary_owner_email_address"`
-	SyncIfAccountDisabled    bool     `json:"sync_if_account_disabled"`
-	Overridable              []string `json:"overridable"` // description, username, password, tag, primary_owner_email_address
+	DeviceFields
+	SyncIfAccountDisabled bool     `json:"sync_if_account_disabled"`
+	Overridable           []string `json:"overridable"` // description, username, password, tag, primary_owner_email_address
 }
 
 type UserPattern struct {
@@ -210,32 +221,17 @@ type EmailPattern struct {
 // DeclaredVMR is a VMR declared by hand in vmrs/*.yaml (a team room). Its values are
 // literal, not patterns. Sync tag "manual".
 type DeclaredVMR struct {
-	Name                     string         `json:"name"`
-	Description              string         `json:"description"`
-	Aliases                  []string       `json:"aliases"`
-	PIN                      string         `json:"pin"`
-	GuestPIN                 string         `json:"guest_pin"`
-	AllowGuests              bool           `json:"allow_guests"`
-	MaxCallrateIn            int            `json:"max_callrate_in"`
-	MaxCallrateOut           int            `json:"max_callrate_out"`
-	ParticipantLimit         int            `json:"participant_limit"`
-	Tag                      string         `json:"tag"`
-	PrimaryOwnerEmailAddress string         `json:"primary_owner_email_address"`
-	Emails                   *DeclaredMail  `json:"emails,omitempty"`
-	Pos                      Pos            `json:"-"`
-	FieldPos                 map[string]Pos `json:"-"` // "emails.email.subject" → position
+	VMRFields
+	Emails   *DeclaredMail  `json:"emails,omitempty"`
+	Pos      Pos            `json:"-"`
+	FieldPos map[string]Pos `json:"-"` // "emails.email.subject" → position
 }
 
 type DeclaredDevice struct {
-	Alias                    string         `json:"alias"`
-	Description              string         `json:"description"`
-	Username                 string         `json:"username"`
-	Password                 string         `json:"password"`
-	Tag                      string         `json:"tag"`
-	PrimaryOwnerEmailAddress string         `json:"primary_owner_email_address"`
-	Emails                   *DeclaredMail  `json:"emails,omitempty"`
-	Pos                      Pos            `json:"-"`
-	FieldPos                 map[string]Pos `json:"-"` // "emails.email.subject" → position
+	DeviceFields
+	Emails   *DeclaredMail  `json:"emails,omitempty"`
+	Pos      Pos            `json:"-"`
+	FieldPos map[string]Pos `json:"-"` // "emails.email.subject" → position
 }
 
 // DeclaredMail says whether and how a declared object's owner is emailed.
