@@ -208,28 +208,44 @@ func (d *DeviceFields) Violations(skip func(string) bool) []Violation {
 }
 
 // CheckLDAPFilter checks a user_filter or disabled_filter with go-ldap's own compiler (what
-// is sent to the server); blank means every entry. offset is the 0-based byte offset of
-// the problem inside the filter when the compiler names one, else -1.
+// is sent to the server); blank means every entry. offset is the 0-based byte offset in s
+// of the problem when it is known, else -1.
 func CheckLDAPFilter(s string) (offset int, err error) {
 	f := strings.TrimSpace(s)
 	if f == "" {
 		return -1, nil
 	}
-	if _, cerr := ldap.CompileFilter(f); cerr != nil {
-		msg := cerr.Error()
-		var le *ldap.Error
-		if errors.As(cerr, &le) && le.Err != nil {
-			msg = le.Err.Error()
-		}
-		msg = strings.TrimPrefix(msg, "ldap: ")
-		offset = -1
+	_, cerr := ldap.CompileFilter(f)
+	if cerr == nil {
+		return -1, nil
+	}
+	msg := cerr.Error()
+	var le *ldap.Error
+	if errors.As(cerr, &le) && le.Err != nil {
+		msg = le.Err.Error()
+	}
+	msg = strings.TrimPrefix(msg, "ldap: ")
+	offset, fix := -1, "write it as RFC 4515 says, e.g. (&(objectClass=inetOrgPerson)(mail=*))"
+	switch {
+	case strings.HasPrefix(msg, "filter does not start with"):
+		offset, fix = 0, "enclose it in parentheses: ("+f+")"
+	case msg == "unexpected end of filter":
+		offset, fix = len(f), "every \"(\" needs its \")\", e.g. (&(objectClass=inetOrgPerson)(mail=*))"
+	case strings.HasPrefix(msg, "finished compiling filter with extra at end: "):
+		extra := strings.TrimPrefix(msg, "finished compiling filter with extra at end: ")
+		offset, msg, fix = len(f)-len(extra), "extra text after the filter's last \")\"", "combine filters with (&…) or (|…), e.g. (&(objectClass=inetOrgPerson)(mail=*))"
+	case strings.Contains(msg, "escape"):
+		fix = "write \"*\", \"(\", \")\" and \"\\\" inside a value as \\2a, \\28, \\29 and \\5c"
+	default:
 		if m := filterPosRE.FindStringSubmatch(msg); m != nil {
 			offset, _ = strconv.Atoi(m[1])
-			offset += strings.Index(s, f) // the position counts from the trimmed filter
+			fix = "every \"(\" needs its \")\", e.g. (&(objectClass=inetOrgPerson)(mail=*))"
 		}
-		return offset, fmt.Errorf("%q is not a valid LDAP filter (RFC 4515): %s; every \"(\" needs its \")\" and values escape \"*()\\\" as \\2a \\28 \\29 \\5c, e.g. (&(objectClass=inetOrgPerson)(mail=*))", f, msg)
 	}
-	return -1, nil
+	if offset >= 0 {
+		offset += strings.Index(s, f) // the compiler counts from the trimmed filter
+	}
+	return offset, fmt.Errorf("%q is not a valid LDAP filter (RFC 4515): %s; %s", f, msg, fix)
 }
 
 var filterPosRE = regexp.MustCompile(`at position (\d+)`)
