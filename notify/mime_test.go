@@ -3,12 +3,12 @@ package notify
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net/mail"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -69,8 +69,8 @@ func TestSubjectOverSMTP(t *testing.T) {
 			t.Fatalf("%s: subject has %d characters", tt.name, n)
 		}
 		plain, html := deviceEmail(i), vmrEmail(i)
-		plain.To = fmt.Sprintf("plain%d@example.com", i)
-		html.To = fmt.Sprintf("html%d@example.com", i)
+		plain.To = "plain" + strconv.Itoa(i) + "@example.com"
+		html.To = "html" + strconv.Itoa(i) + "@example.com"
 		plain.Subject, html.Subject = tt.subject, tt.subject
 		emails = append(emails, plain, html)
 	}
@@ -79,7 +79,7 @@ func TestSubjectOverSMTP(t *testing.T) {
 	for i, tt := range tests {
 		for _, kind := range []string{"plain", "html"} {
 			t.Run(tt.name+"/"+kind, func(t *testing.T) {
-				data, ok := got[fmt.Sprintf("%s%d@example.com", kind, i)]
+				data, ok := got[kind+strconv.Itoa(i)+"@example.com"]
 				if !ok {
 					t.Fatal("not received")
 				}

@@ -640,45 +640,44 @@ func (l *loader) loadDeclared() {
 		aliases[k] = pos
 		return true
 	}
-	for _, rel := range l.listDir("vmrs", isDataFile, "VMRs in .yaml, .yml or .cue files") {
-		display := l.display(rel)
-		for _, it := range l.declaredItems(rel, "#VMR") {
-			d := &DeclaredVMR{}
-			if !l.decode(it.v, display, d) {
-				continue
-			}
-			p := it.prefix
-			d.Pos = l.at(it.data, display, p+"name")
-			if d.Pos.Line == 1 && d.Pos.Col == 1 && p != "" {
-				d.Pos = l.at(it.data, display, strings.TrimSuffix(p, "."))
-			}
-			if prev, dup := vmrNames[d.Name]; dup {
-				l.errorf(l.valAt(it.data, display, p+"name"), "%sname: VMR %q is already declared at %s:%d", p, d.Name, prev.Path, prev.Line)
-				continue
-			}
-			vmrNames[d.Name] = d.Pos
-			for i, a := range d.Aliases {
-				f := fmt.Sprintf("%saliases[%d]", p, i)
-				claim(a, l.valAt(it.data, display, f), f)
-			}
-			d.FieldPos = l.declared(it, display, d.Violations(nil), d.PrimaryOwnerEmailAddress, d.Emails)
-			l.repo.VMRs = append(l.repo.VMRs, d)
+	eachDeclared(l, "vmrs", "#VMR", "VMRs", func(d *DeclaredVMR, it declItem, display string) {
+		p := it.prefix
+		d.Pos = l.at(it.data, display, p+"name")
+		if d.Pos.Line == 1 && d.Pos.Col == 1 && p != "" {
+			d.Pos = l.at(it.data, display, strings.TrimSuffix(p, "."))
 		}
-	}
-	for _, rel := range l.listDir("devices", isDataFile, "devices in .yaml, .yml or .cue files") {
+		if prev, dup := vmrNames[d.Name]; dup {
+			l.errorf(l.valAt(it.data, display, p+"name"), "%sname: VMR %q is already declared at %s:%d", p, d.Name, prev.Path, prev.Line)
+			return
+		}
+		vmrNames[d.Name] = d.Pos
+		for i, a := range d.Aliases {
+			f := fmt.Sprintf("%saliases[%d]", p, i)
+			claim(a, l.valAt(it.data, display, f), f)
+		}
+		d.FieldPos = l.declared(it, display, d.Violations(nil), d.PrimaryOwnerEmailAddress, d.Emails)
+		l.repo.VMRs = append(l.repo.VMRs, d)
+	})
+	eachDeclared(l, "devices", "#Device", "devices", func(d *DeclaredDevice, it declItem, display string) {
+		p := it.prefix
+		d.Pos = l.at(it.data, display, p+"alias")
+		if !claim(d.Alias, l.valAt(it.data, display, p+"alias"), p+"alias") {
+			return
+		}
+		d.FieldPos = l.declared(it, display, d.Violations(nil), d.PrimaryOwnerEmailAddress, d.Emails)
+		l.repo.Devices = append(l.repo.Devices, d)
+	})
+}
+
+// eachDeclared decodes every object of the files in dir (vmrs or devices) and passes it to fn.
+func eachDeclared[T any](l *loader, dir, def, what string, fn func(d *T, it declItem, display string)) {
+	for _, rel := range l.listDir(dir, isDataFile, what+" in .yaml, .yml or .cue files") {
 		display := l.display(rel)
-		for _, it := range l.declaredItems(rel, "#Device") {
-			d := &DeclaredDevice{}
-			if !l.decode(it.v, display, d) {
-				continue
+		for _, it := range l.declaredItems(rel, def) {
+			d := new(T)
+			if l.decode(it.v, display, d) {
+				fn(d, it, display)
 			}
-			p := it.prefix
-			d.Pos = l.at(it.data, display, p+"alias")
-			if !claim(d.Alias, l.valAt(it.data, display, p+"alias"), p+"alias") {
-				continue
-			}
-			d.FieldPos = l.declared(it, display, d.Violations(nil), d.PrimaryOwnerEmailAddress, d.Emails)
-			l.repo.Devices = append(l.repo.Devices, d)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package schema
 import (
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"cuelang.org/go/cue"
 )
 
 // ---- tracking codes ----
@@ -61,20 +62,24 @@ func slotIndex(slot string) int {
 	return -1
 }
 
-func (l *loader) loadTrackingCodes() {
-	rel := l.findOne("tracking-codes")
+// loadOne reads the top-level file base.yaml, .yml or .cue, checks it against def and
+// decodes it into dst; ok is false when there is no such file or it has errors (recorded).
+func (l *loader) loadOne(base, def string, dst any) (data cue.Value, display string, ok bool) {
+	rel := l.findOne(base)
 	if rel == "" {
-		return
+		return data, "", false
 	}
-	display := l.display(rel)
-	v, data, ok := l.parseFile(rel, "#TrackingCodes")
-	if !ok {
-		return
-	}
+	display = l.display(rel)
+	v, data, ok := l.parseFile(rel, def)
+	return data, display, ok && l.decode(v, display, dst)
+}
+
+func (l *loader) loadTrackingCodes() {
 	var tc struct {
 		Groups []*TrackingGroup `json:"groups"`
 	}
-	if !l.decode(v, display, &tc) {
+	data, display, ok := l.loadOne("tracking-codes", "#TrackingCodes", &tc)
+	if !ok {
 		return
 	}
 	if len(tc.Groups) > 10 {
@@ -156,35 +161,22 @@ func (l *loader) loadInvites() {
 }
 
 func (l *loader) loadInviteFile(rel string, emails, users map[string]Pos) {
-	display := l.display(rel)
-	fe := &fileErrs{l: l, display: display}
-	defer fe.done()
-	br, _, closeFn, err := l.openCSV(rel)
-	if err != nil {
-		fe.add(0, 0, "cannot read: %v", err)
+	br, _, fe, done := l.openCSV(rel)
+	defer done()
+	if br == nil {
 		return
 	}
-	defer closeFn()
+	display := fe.display
 	r := csv.NewReader(br)
 	r.Comma = ';'
 	r.FieldsPerRecord = -1
 	r.TrimLeadingSpace = true
 	first := true
 	for {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
+		rec, line, ok := fe.next(r)
+		if !ok {
 			break
 		}
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				fe.add(pe.Line, pe.Column, "%s", csvMsg(err))
-				continue
-			}
-			fe.add(0, 0, "cannot read: %v", err)
-			return
-		}
-		line, _ := r.FieldPos(0)
 		if first {
 			first = false
 			if len(rec) == 3 && strings.EqualFold(strings.TrimSpace(rec[0]), "name") &&
@@ -200,7 +192,7 @@ func (l *loader) loadInviteFile(rel string, emails, users map[string]Pos) {
 			fe.add(line, 0, "want 3 fields name;email;username, found %d%s", len(rec), hint)
 			continue
 		}
-		ok := true
+		ok = true
 		bad := func(i int, format string, args ...any) {
 			_, col := r.FieldPos(i)
 			fe.add(line, col, format, args...)
@@ -262,20 +254,12 @@ var (
 )
 
 func (l *loader) loadOverrides() {
-	rel := l.findOne("overrides")
-	if rel == "" {
-		return
-	}
-	display := l.display(rel)
-	v, data, ok := l.parseFile(rel, "#Overrides")
-	if !ok {
-		return
-	}
 	var raw struct {
 		VMRs    map[string]map[string]any `json:"vmrs"`
 		Devices map[string]map[string]any `json:"devices"`
 	}
-	if !l.decode(v, display, &raw) {
+	data, display, ok := l.loadOne("overrides", "#Overrides", &raw)
+	if !ok {
 		return
 	}
 	vmrAllowed, devAllowed := map[string]bool{}, map[string]bool{}
@@ -436,17 +420,9 @@ func wholeNumber(check func(int) error) func(string) error {
 // ---- reminders ----
 
 func (l *loader) loadReminders() {
-	rel := l.findOne("reminders")
-	if rel == "" {
-		return
-	}
-	display := l.display(rel)
-	v, data, ok := l.parseFile(rel, "#Reminders")
-	if !ok {
-		return
-	}
 	var rs []*Reminder
-	if !l.decode(v, display, &rs) {
+	data, display, ok := l.loadOne("reminders", "#Reminders", &rs)
+	if !ok {
 		return
 	}
 	templates := map[string]bool{}

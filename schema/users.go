@@ -49,21 +49,47 @@ func (f *fileErrs) done() {
 	}
 }
 
-// openCSV opens a CSV file, skips a UTF-8 BOM, and returns a reader and the first line.
-func (l *loader) openCSV(rel string) (*bufio.Reader, []byte, func(), error) {
+// next reads r's next record and the line it starts on, reporting and skipping malformed
+// records; ok is false at the end of the file or when the file cannot be read further.
+func (f *fileErrs) next(r *csv.Reader) (rec []string, line int, ok bool) {
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return nil, 0, false
+		}
+		var pe *csv.ParseError
+		switch {
+		case errors.As(err, &pe):
+			f.add(pe.Line, pe.Column, "%s", csvMsg(err))
+		case err != nil:
+			f.add(0, 0, "cannot read: %v", err)
+			return nil, 0, false
+		default:
+			line, _ = r.FieldPos(0)
+			return rec, line, true
+		}
+	}
+}
+
+// openCSV opens a CSV file, skips a UTF-8 BOM, and returns a reader, the first line and
+// the file's error collector (which has recorded why when br is nil). done closes the
+// file and finishes the collector: defer it.
+func (l *loader) openCSV(rel string) (br *bufio.Reader, first []byte, fe *fileErrs, done func()) {
+	fe = &fileErrs{l: l, display: l.display(rel)}
 	f, err := l.fsys.Open(rel)
 	if err != nil {
-		return nil, nil, nil, err
+		fe.add(0, 0, "cannot read: %v", err)
+		return nil, nil, fe, fe.done
 	}
-	br := bufio.NewReaderSize(f, 64<<10)
+	br = bufio.NewReaderSize(f, 64<<10)
 	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
 		_, _ = br.Discard(3)
 	}
-	first, _ := br.Peek(br.Size())
+	first, _ = br.Peek(br.Size())
 	if i := bytes.IndexByte(first, '\n'); i >= 0 {
 		first = first[:i]
 	}
-	return br, first, func() { _ = f.Close() }, nil
+	return br, first, fe, func() { _ = f.Close(); fe.done() }
 }
 
 // userChunk is how many UserRows are allocated at once: rows live in slabs, not one
@@ -96,15 +122,12 @@ func (l *loader) loadUsers() {
 }
 
 func (l *loader) loadUserFile(rel string, seen map[string]Pos, slab []UserRow) []UserRow {
-	display := l.display(rel)
-	fe := &fileErrs{l: l, display: display}
-	defer fe.done()
-	br, first, closeFn, err := l.openCSV(rel)
-	if err != nil {
-		fe.add(0, 0, "cannot read: %v", err)
+	br, first, fe, done := l.openCSV(rel)
+	defer done()
+	if br == nil {
 		return slab
 	}
-	defer closeFn()
+	display := fe.display
 	r := csv.NewReader(br)
 	if bytes.Count(first, []byte{'\t'}) > bytes.Count(first, []byte{','}) {
 		r.Comma = '\t'
@@ -149,21 +172,10 @@ func (l *loader) loadUserFile(rel string, seen map[string]Pos, slab []UserRow) [
 	}
 	groups := l.trackingBySlot()
 	for {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
+		rec, line, ok := fe.next(r)
+		if !ok {
 			break
 		}
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				fe.add(pe.Line, pe.Column, "%s", csvMsg(err))
-			} else {
-				fe.add(0, 0, "cannot read: %v", err)
-				break
-			}
-			continue
-		}
-		line, _ := r.FieldPos(0)
 		if len(rec) <= maxIdx {
 			fe.add(line, 0, "row has %d fields; the header has %d", len(rec), len(header))
 			continue
