@@ -1,8 +1,9 @@
 // Package notify composes and delivers roster's emails. Reconcile writes each email to the
 // outbox (state.Enqueue) in the transaction of the change that causes it; a Deliverer claims
 // due rows, renders their snapshotted subject and body templates with the row's variables,
-// builds a MIME message (text/plain, or multipart/alternative for HTML bodies, UTF-8,
-// quoted-printable) and hands it to an SMTP server over a small pool of reused connections —
+// builds a MIME message with github.com/emersion/go-message (text/plain, or
+// multipart/alternative for HTML bodies, UTF-8, quoted-printable, RFC 2047 headers) and
+// hands it to an SMTP server over a small pool of reused connections —
 // or, with no SMTP server configured, writes one .eml file per message to mail_dir — and
 // records the outcome: sent, retried with backoff, or failed after three tries.
 package notify
