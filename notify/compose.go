@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/quotedprintable"
 	"net/mail"
 	"strconv"
 	"strings"
@@ -22,8 +23,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/emersion/go-message"
 	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 
 	"github.com/roster-dev/roster/state"
 )
@@ -259,69 +260,79 @@ func (m *Message) Release() {
 	m.buf, m.Data = nil, nil
 }
 
-// buildMIME writes the message with go-message: text alone, or text and body (HTML) as
-// multipart/alternative parts; UTF-8, quoted-printable, headers folded by go-message.
+// buildMIME writes the message with go-message's mail and textproto packages: text alone,
+// or text and body (HTML) as multipart/alternative parts; UTF-8, quoted-printable, header
+// fields folded by go-message. (message.CreateWriter would do the same with a copy of every
+// header and a random boundary drawn per message, which the deliverer does not need.)
 func buildMIME(b *bytes.Buffer, m *Message, date time.Time, text, body string, html bool) ([]byte, error) {
 	b.Grow(len(body)*2 + 1024)
 	var h gomail.Header
 	// go-message writes the field added last first: add them bottom-up.
+	boundary := ""
 	if html {
 		// A boundary derived from the Message-ID: the same row gives the same bytes. It cannot
 		// occur in quoted-printable text (which never holds "=_" unencoded).
 		sum := sha256.Sum256([]byte(m.MessageID))
-		h.SetContentType("multipart/alternative", map[string]string{"boundary": "=_roster_" + hex.EncodeToString(sum[:12])})
+		boundary = "=_roster_" + hex.EncodeToString(sum[:12])
+		h.SetContentType("multipart/alternative", map[string]string{"boundary": boundary})
 	} else {
-		h.Set("Content-Transfer-Encoding", "quoted-printable")
-		h.SetContentType("text/plain", utf8Params)
+		h.Add("Content-Transfer-Encoding", "quoted-printable")
+		h.Add("Content-Type", "text/plain; charset=utf-8")
 	}
-	h.Set("MIME-Version", "1.0")
-	h.Set("Auto-Submitted", "auto-generated")
-	h.Set("Message-ID", m.MessageID)
+	h.Add("MIME-Version", "1.0")
+	h.Add("Auto-Submitted", "auto-generated")
+	h.Add("Message-ID", m.MessageID)
 	h.SetDate(date)
-	h.Set("Subject", encodeText(m.Subject, subjectFirstWord))
+	h.Add("Subject", encodeText(m.Subject, subjectFirstWord))
 	h.SetAddressList("To", []*gomail.Address{m.To})
 	h.SetAddressList("From", []*gomail.Address{m.From})
-	w, err := message.CreateWriter(b, h.Header)
-	if err != nil {
+	if err := textproto.WriteHeader(b, h.Header.Header); err != nil {
 		return nil, fmt.Errorf("write header: %w", err)
 	}
 	if !html {
-		if err := writeText(w, text); err != nil {
+		if err := writeText(b, text); err != nil {
 			return nil, err
 		}
 		return b.Bytes(), nil
 	}
-	for _, part := range []struct{ typ, text string }{{"text/plain", text}, {"text/html", body}} {
-		var ph gomail.InlineHeader
-		ph.Set("Content-Transfer-Encoding", "quoted-printable")
-		ph.SetContentType(part.typ, utf8Params)
-		pw, err := w.CreatePart(ph.Header)
+	mw := textproto.NewMultipartWriter(b)
+	if err := mw.SetBoundary(boundary); err != nil {
+		return nil, fmt.Errorf("multipart boundary: %w", err)
+	}
+	for _, typ := range []string{"text/plain", "text/html"} {
+		var ph textproto.Header
+		ph.Add("Content-Transfer-Encoding", "quoted-printable")
+		ph.Add("Content-Type", typ+"; charset=utf-8")
+		pw, err := mw.CreatePart(ph)
 		if err != nil {
-			return nil, fmt.Errorf("write %s part: %w", part.typ, err)
+			return nil, fmt.Errorf("write %s part: %w", typ, err)
 		}
-		if err := writeText(pw, part.text); err != nil {
+		part := text
+		if typ == "text/html" {
+			part = body
+		}
+		if err := writeText(pw, part); err != nil {
 			return nil, err
 		}
 	}
-	if err := w.Close(); err != nil {
+	if err := mw.Close(); err != nil {
 		return nil, fmt.Errorf("end multipart: %w", err)
 	}
 	return b.Bytes(), nil
 }
 
-var utf8Params = map[string]string{"charset": "utf-8"}
-
-// writeText writes s through w's quoted-printable encoder, ending it with a line break.
-func writeText(w io.WriteCloser, s string) error {
-	if _, err := io.WriteString(w, s); err != nil {
+// writeText writes s to w quoted-printable (line ends as CRLF), ending with a line break.
+func writeText(w io.Writer, s string) error {
+	qp := quotedprintable.NewWriter(w)
+	if _, err := io.WriteString(qp, s); err != nil {
 		return fmt.Errorf("encode body: %w", err)
 	}
 	if !strings.HasSuffix(s, "\n") {
-		if _, err := io.WriteString(w, "\n"); err != nil {
+		if _, err := io.WriteString(qp, "\n"); err != nil {
 			return fmt.Errorf("encode body: %w", err)
 		}
 	}
-	if err := w.Close(); err != nil {
+	if err := qp.Close(); err != nil {
 		return fmt.Errorf("encode body: %w", err)
 	}
 	return nil
