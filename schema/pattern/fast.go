@@ -81,13 +81,9 @@ func compileFast(src string) *fastProg {
 		if src[j+1] != '{' {
 			return nil // a tag or a comment
 		}
-		start := j + 2
-		if start < len(src) && (src[start] == '-' || src[start] == '+') {
-			return nil
-		}
-		toks, closePos, end, err := t.lexInner(start, "}}")
-		if err != nil || src[closePos] == '-' {
-			return nil
+		toks, open, closePos, end, err := t.lexOpened(j, "}}")
+		if err != nil || open != "{%" || src[closePos] == '-' {
+			return nil // an error, or whitespace control
 		}
 		part, ok := fastExpr(toks)
 		if !ok {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -121,23 +122,34 @@ func fStrlen(in *pongo2.Value, a *argPack) (any, error) {
 	return strlen(str(in)), nil
 }
 
+// regexArgs reads the arguments of a regular-expression filter: exactly
+// the named strings, all required, the first of them the expression, which
+// it compiles.
+func regexArgs(a *argPack, names ...string) (*regexp.Regexp, []string, error) {
+	if err := a.check(names...); err != nil {
+		return nil, nil, err
+	}
+	args := make([]string, len(names))
+	for i, name := range names {
+		v, err := strArg(a, i, name, "", true)
+		if err != nil {
+			return nil, nil, err
+		}
+		args[i] = v
+	}
+	re, err := compilePyRegex(args[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	return re, args, nil
+}
+
 func tRegexReplace(a *argPack) (func(string) (string, error), error) {
-	if err := a.check("find", "replace"); err != nil {
-		return nil, err
-	}
-	find, err := strArg(a, 0, "find", "", true)
+	re, args, err := regexArgs(a, "find", "replace")
 	if err != nil {
 		return nil, err
 	}
-	repl, err := strArg(a, 1, "replace", "", true)
-	if err != nil {
-		return nil, err
-	}
-	re, err := compilePyRegex(find)
-	if err != nil {
-		return nil, err
-	}
-	tmpl, err := pyReplTemplate(repl)
+	tmpl, err := pyReplTemplate(args[1])
 	if err != nil {
 		return nil, err
 	}
@@ -158,14 +170,7 @@ func tRegexReplace(a *argPack) (func(string) (string, error), error) {
 }
 
 func tRegexSearch(a *argPack) (func(string) (string, error), error) {
-	if err := a.check("pattern"); err != nil {
-		return nil, err
-	}
-	p, err := strArg(a, 0, "pattern", "", true)
-	if err != nil {
-		return nil, err
-	}
-	re, err := compilePyRegex(p)
+	re, _, err := regexArgs(a, "pattern")
 	if err != nil {
 		return nil, err
 	}
