@@ -89,9 +89,10 @@ type fastOp struct {
 // fastArg is a filter argument: a constant, or a variable read at render
 // time (val nil).
 type fastArg struct {
-	kw  string        // keyword, "" for a positional argument
-	val *pongo2.Value // the constant
-	v   varRef        // the variable
+	kw   string        // keyword, "" for a positional argument
+	val  *pongo2.Value // the constant
+	text string        // the constant as %s prints it
+	v    varRef        // the variable
 }
 
 // notFastNames are identifiers that are not plain variables in pongo2 or in
@@ -239,7 +240,10 @@ func fastArgOf(t tok) (fastArg, bool) {
 		return fastArg{v: v}, true
 	}
 	c, ok := constArg(t)
-	return fastArg{val: c}, ok
+	if !ok {
+		return fastArg{}, false
+	}
+	return fastArg{val: c, text: pyStr(c.Interface())}, true
 }
 
 // constPack packs the constant arguments as pongo2 would pass them, with
@@ -384,6 +388,18 @@ func (s *source) arg(a *fastArg) (any, bool) {
 	return str, ok
 }
 
+// argText is pyStr(s.arg(a)) without boxing the text in an interface.
+func (s *source) argText(a *fastArg) (string, bool) {
+	if a.val != nil {
+		return a.text, true
+	}
+	str, found, ok := s.value(a.v)
+	if !found {
+		return pyStr(nil), ok
+	}
+	return str, ok
+}
+
 // exec renders p; ok is false when the template must go to pongo2.
 func (p *fastProg) exec(src *source, key []byte, seed Seed, limit int) (string, bool) {
 	st := renderState{key: key, seed: seed}
@@ -452,11 +468,11 @@ func (op *fastOp) format(f string, src *source) (string, bool) {
 		var buf [256]byte
 		b := append(buf[:0], op.lits[0]...)
 		for i := range op.args {
-			v, ok := src.arg(&op.args[i])
+			v, ok := src.argText(&op.args[i])
 			if !ok {
 				return "", false
 			}
-			b = append(b, pyStr(v)...)
+			b = append(b, v...)
 			b = append(b, op.lits[i+1]...)
 		}
 		return string(b), true

@@ -23,7 +23,17 @@ import (
 // ---- Pexip filters ----
 
 func cleanPhone(s string) string {
+	kept := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '+' || c >= '0' && c <= '9' {
+			kept++
+		}
+	}
+	if kept == len(s) {
+		return s // already clean
+	}
 	var b strings.Builder
+	b.Grow(kept)
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c == '+' || c >= '0' && c <= '9' {
 			b.WriteByte(c)
@@ -154,9 +164,13 @@ func tRegexReplace(a *argPack) (func(string) (string, error), error) {
 		return nil, err
 	}
 	return func(s string) (string, error) {
+		matches := re.FindAllStringSubmatchIndex(s, -1)
+		if matches == nil {
+			return s, nil
+		}
 		var out []byte
 		last := 0
-		for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
+		for _, m := range matches {
 			out = append(out, s[last:m[0]]...)
 			out = re.ExpandString(out, tmpl, s, m)
 			last = m[1]
@@ -412,6 +426,9 @@ func tTruncate(a *argPack) (func(string) (string, error), error) {
 		return nil, fmt.Errorf("expected leeway >= 0, got %d", leeway)
 	}
 	return func(s string) (string, error) {
+		if utf8.ValidString(s) && utf8.RuneCountInString(s) <= length+leeway {
+			return s, nil // string([]rune(s)) is s
+		}
 		r := []rune(s)
 		if len(r) <= length+leeway {
 			return string(r), nil
