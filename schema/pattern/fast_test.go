@@ -217,6 +217,14 @@ func FuzzFastPath(f *testing.F) {
 	for _, c := range patternCases {
 		f.Add(c.src, "+44 (20) 7946-0958")
 	}
+	// the value as a format string, split or through pyFormat
+	for _, v := range []string{"%s.%s", "%s%%%s", "%-5s|%3s", "%(a)s", "%d %x", "%", "%s"} {
+		f.Add("{{ x|format(sn, cn) }}", v)
+		f.Add("{{ x|format(a=sn) }}|{{ '%s+%s'|format(x, missing)|truncate(6) }}", v)
+	}
+	for _, p := range realisticPatterns {
+		f.Add(p.src, "Ørjan O'Brien-Ünal")
+	}
 	e := NewEnv(Options{SecretKey: []byte("k"), MaxOutput: 4096})
 	f.Fuzz(func(t *testing.T, src, val string) {
 		tpl, err := e.Compile("fuzz", src)
