@@ -45,16 +45,7 @@ func cleanPhone(s string) string {
 // headRunes is string([]rune(s)[:n]) (n clamped to 0..len); like that
 // expression it turns invalid UTF-8 into U+FFFD.
 func headRunes(s string, n int) string {
-	if n < 0 {
-		n = 0
-	}
-	if !utf8.ValidString(s) {
-		r := []rune(s)
-		if n < len(r) {
-			r = r[:n]
-		}
-		return string(r)
-	}
+	s = validRunes(s)
 	i := 0
 	for k := 0; k < n && i < len(s); k++ {
 		_, w := utf8.DecodeRuneInString(s[i:])
@@ -65,22 +56,22 @@ func headRunes(s string, n int) string {
 
 // tailRunes is string of the last n runes of []rune(s), as headRunes.
 func tailRunes(s string, n int) string {
-	if n < 0 {
-		n = 0
-	}
-	if !utf8.ValidString(s) {
-		r := []rune(s)
-		if n < len(r) {
-			r = r[len(r)-n:]
-		}
-		return string(r)
-	}
+	s = validRunes(s)
 	i := len(s)
 	for k := 0; k < n && i > 0; k++ {
 		_, w := utf8.DecodeLastRuneInString(s[:i])
 		i -= w
 	}
 	return s[i:]
+}
+
+// validRunes is string([]rune(s)): s itself when it is valid UTF-8, else
+// s with each invalid byte turned into U+FFFD.
+func validRunes(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return string([]rune(s))
 }
 
 // countArg is the textFilter of a filter taking one required integer n.
@@ -426,13 +417,11 @@ func tTruncate(a *argPack) (func(string) (string, error), error) {
 		return nil, fmt.Errorf("expected leeway >= 0, got %d", leeway)
 	}
 	return func(s string) (string, error) {
-		if utf8.ValidString(s) && utf8.RuneCountInString(s) <= length+leeway {
-			return s, nil // string([]rune(s)) is s
+		s = validRunes(s)
+		if utf8.RuneCountInString(s) <= length+leeway {
+			return s, nil
 		}
 		r := []rune(s)
-		if len(r) <= length+leeway {
-			return string(r), nil
-		}
 		head := string(r[:length-endLen])
 		if kill {
 			return head + end, nil
