@@ -273,8 +273,8 @@ func fastFilter(name string, args []fastArg, afterInt, litFormat bool, lit strin
 		if err != nil || afterInt || !def.IsString() {
 			return fastOp{}, false
 		}
-		if d := args[:min(1, len(args))]; len(d) == 1 && d[0].val == nil && d[0].kw == "" && vars == 1 {
-			return fastOp{kind: opDefault, args: d}, true // default(variable)
+		if vars == 1 && args[0].val == nil && args[0].kw == "" {
+			return fastOp{kind: opDefault, args: args[:1]}, true // default(variable[, boolean])
 		}
 		if vars > 0 {
 			return fastOp{}, false
