@@ -11,12 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/roster-dev/roster/reconcile"
+	"github.com/roster-dev/roster/notify"
+	"github.com/roster-dev/roster/reconcile/pipeline"
 	"github.com/roster-dev/roster/reconcile/source"
 	"github.com/roster-dev/roster/schema"
-	"github.com/roster-dev/roster/schema/pattern"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -158,56 +157,30 @@ func (a *app) dataDir() string {
 	return filepath.Join(filepath.Dir(a.resolve(dsn)), ".roster")
 }
 
-// patternChecker compiles every pattern at load time (no secret key needed to compile).
-func patternChecker() func(string) error {
-	env := pattern.NewEnv(pattern.Options{})
-	return func(src string) error {
-		_, err := env.Compile("pattern", src)
-		var pe *pattern.Error
-		if errors.As(err, &pe) {
-			return positioned{pe}
-		}
-		return err
-	}
-}
-
-// positioned gives schema the position of a pattern error inside its pattern.
-type positioned struct{ e *pattern.Error }
-
-func (p positioned) Error() string             { return p.e.Msg }
-func (p positioned) Position() (line, col int) { return p.e.Line, p.e.Col }
-
-// loadRepo fetches the source and loads + validates the desired state at its commit.
-func (a *app) loadRepo(ctx context.Context) (*schema.Repo, string, error) {
-	src, err := a.source()
-	if err != nil {
-		return nil, "", err
-	}
-	commit, err := src.Fetch(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	tree, err := src.Tree(commit)
-	if err != nil {
-		return nil, "", err
-	}
-	start := time.Now()
-	repo, err := a.loadTree(tree)
-	a.logger.Debug("loaded repo", "commit", commit, "took", time.Since(start))
-	return repo, commit, err
-}
-
-func (a *app) loadTree(tree fs.FS) (*schema.Repo, error) {
-	cfg := *a.cfg
-	cfg.Repo.Path = "." // sources are rooted at the configured sub-path already
-	return schema.Load(tree, &cfg, schema.LoadOptions{CheckPattern: patternChecker()})
-}
-
-// engine builds the reconcile engine.
-func (a *app) engine(ctx context.Context) (*reconcile.Engine, error) {
-	db, err := a.database(ctx)
+// pipeline is the reconcile pipeline of config.cue: its source (unless the command
+// needs none), the database opened at first use, and the command's output.
+func (a *app) pipeline(withSource bool) (*pipeline.Pipeline, error) {
+	cfg, err := a.config()
 	if err != nil {
 		return nil, err
 	}
-	return &reconcile.Engine{Config: a.cfg, DB: db, Logger: a.logger, DefaultEmails: defaultEmails()}, nil
+	p := &pipeline.Pipeline{Config: cfg, OpenDB: a.database, MailDir: a.resolve(cfg.MailDir), Out: a.stdout, Logger: a.logger}
+	if withSource {
+		if p.Source, err = a.source(); err != nil {
+			return nil, err
+		}
+	}
+	if f, ok := a.stderr.(*os.File); ok && notify.IsTerminal(f) {
+		p.Progress = f
+	}
+	return p, nil
+}
+
+// run runs the pipeline of config.cue as o says.
+func (a *app) run(ctx context.Context, o pipeline.Options) (pipeline.Result, error) {
+	p, err := a.pipeline(o.Manual == nil || !o.Manual.NoSource)
+	if err != nil {
+		return pipeline.Result{}, err
+	}
+	return p.Run(ctx, o)
 }

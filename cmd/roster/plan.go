@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/roster-dev/roster/reconcile"
+	"github.com/roster-dev/roster/reconcile/pipeline"
 )
 
 // runPlan: `roster plan` — what apply would do, as text, JSON or markdown; writes nothing.
@@ -23,10 +24,11 @@ func runPlan(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	defer a.close()
-	p, err := a.makePlan(ctx)
+	res, err := a.run(ctx, pipeline.Options{DryRun: true})
 	if err != nil {
 		return err
 	}
+	p := res.Plan
 	if err := p.Write(a.stdout, *format, reconcile.OutputOptions{ShowSecrets: *showSecrets}); err != nil {
 		return err
 	}
@@ -54,19 +56,6 @@ func checkFormat(f string) error {
 		return nil
 	}
 	return fmt.Errorf("--format %q: use text, json or markdown", f)
-}
-
-// makePlan loads the repo and plans it against the directory and the database.
-func (a *app) makePlan(ctx context.Context) (*reconcile.Plan, error) {
-	repo, commit, err := a.loadRepo(ctx)
-	if err != nil {
-		return nil, err
-	}
-	eng, err := a.engine(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return eng.Plan(ctx, repo, commit)
 }
 
 // planProblems turns plan-wide errors (a limit crossed, a CSV USERID that matches no

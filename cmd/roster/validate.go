@@ -12,7 +12,11 @@ func runValidate(ctx context.Context, a *app, args []string) error {
 	if _, err := a.parse(fs, args, 0); err != nil {
 		return err
 	}
-	repo, commit, err := a.loadRepo(ctx)
+	p, err := a.pipeline(true)
+	if err != nil {
+		return err
+	}
+	repo, commit, err := p.LoadSource(ctx)
 	if err != nil {
 		return err
 	}
