@@ -10,19 +10,13 @@ import (
 var serveListening func(configPath, addr string)
 
 // runServe: `roster serve` — the daemon (SPEC §6, reconcile/daemon).
-func runServe(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("serve", false)
-	once := fs.Bool("once", false, "run one reconcile cycle and exit (for cron and tests)")
-	if _, err := a.parse(fs, args, 0); err != nil {
-		return err
-	}
+func runServe(ctx context.Context, a *app, _ []string) error {
 	p, err := a.pipeline(true)
 	if err != nil {
 		return err
 	}
-	defer a.close()
 	p.Out, p.Progress = nil, nil // the daemon prints nothing but its log
-	return daemon.Serve(ctx, daemon.Config{Pipeline: p, DSN: a.resolve(a.cfg.State.DSN), Once: *once, Logger: a.logger,
+	return daemon.Serve(ctx, daemon.Config{Pipeline: p, DSN: a.resolve(a.cfg.State.DSN), Once: a.opt.once, Logger: a.logger,
 		Listening: func(addr string) {
 			if serveListening != nil {
 				serveListening(a.configPath, addr)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +31,9 @@ func newFixture(t *testing.T, safety string) *fixture {
 	t.Helper()
 	f := &fixture{t: t, dir: t.TempDir(), out: &bytes.Buffer{}}
 	f.repo, f.mail = filepath.Join(f.dir, "repo"), filepath.Join(f.dir, "outbox")
-	copyTree(t, filepath.Join("..", "..", "examples"), f.repo)
+	if err := os.CopyFS(f.repo, os.DirFS(filepath.Join("..", "..", "examples"))); err != nil {
+		t.Fatal(err)
+	}
 	cfgPath := filepath.Join(f.dir, "config.cue")
 	cfgText := fmt.Sprintf(`repo: {url: %q, branch: "main", path: "."}
 state: {driver: "sqlite", dsn: "roster.db"}
@@ -54,27 +55,6 @@ safety: {%s}
 	t.Cleanup(func() { f.db.Close() })
 	f.p = &pipeline.Pipeline{Config: cfg, Source: source.NewDir(f.repo), DB: f.db, MailDir: f.mail, Out: f.out}
 	return f
-}
-
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // dropStaff rewrites the directory without its first n staff members.
