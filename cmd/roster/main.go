@@ -1,9 +1,10 @@
 // Command roster keeps a conferencing platform's accounts — VMRs, device aliases, users,
 // tracking codes, invitations — in step with a Git repository and an LDAP directory.
 //
-// main only wires the stages together: schema (load + validate) → reconcile (directory,
-// render, diff, apply) → state (SQLite) → notify (outbox → email). Each subcommand lives in
-// its own file as `func runX(ctx, *app, args) error`.
+// main parses flags, builds the configuration and hands over: every command that plans or
+// changes the state runs reconcile/pipeline (source → plan → guard → apply → deliver), and
+// `roster serve` runs reconcile/daemon. A subcommand is an entry of the commands table, its
+// flags named there, its body `func runX(ctx, *app, rest) error`.
 package main
 
 import (
