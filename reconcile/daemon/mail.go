@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -7,14 +7,14 @@ import (
 	"github.com/roster-dev/roster/notify"
 )
 
-// initMailer builds the outbox deliverer (a.deliverer: SMTP servers or mail_dir). With
+// initMailer builds the outbox deliverer (pipeline.Deliverer: SMTP servers or mail_dir). With
 // neither configured, emails stay pending in the outbox, visible on the status page.
 func (d *daemon) initMailer(ctx context.Context) error {
 	if len(d.cfg.SMTP) == 0 && d.cfg.MailDir == "" {
-		d.a.logger.Warn("serve: config.cue names no smtp server and no mail_dir; emails stay in the outbox")
+		d.log.Warn("serve: config.cue names no smtp server and no mail_dir; emails stay in the outbox")
 		return nil
 	}
-	m, err := d.a.deliverer(ctx)
+	m, err := d.pipe.Deliverer(ctx)
 	if err != nil {
 		return err
 	}
@@ -25,7 +25,7 @@ func (d *daemon) initMailer(ctx context.Context) error {
 	if n, err := m.DB.ReleaseClaims(ctx, time.Now()); err != nil {
 		return err
 	} else if n > 0 {
-		d.a.logger.Info("serve: released emails left sending by an earlier run", "emails", n)
+		d.log.Info("serve: released emails left sending by an earlier run", "emails", n)
 	}
 	return nil
 }
@@ -69,10 +69,10 @@ func (d *daemon) deliverDue(ctx context.Context) notify.Report {
 	d.met.emailsSent.Add(float64(rep.Sent))
 	d.met.emailsFailed.Add(float64(rep.Failed))
 	if err != nil && ctx.Err() == nil {
-		d.a.logger.Warn("serve: delivering emails", "err", err)
+		d.log.Warn("serve: delivering emails", "err", err)
 	}
 	if rep.Sent+rep.Failed+rep.Retried+rep.Deferred > 0 {
-		d.a.logger.Info("serve: emails", "sent", rep.Sent, "failed", rep.Failed, "retried", rep.Retried, "deferred", rep.Deferred)
+		d.log.Info("serve: emails", "sent", rep.Sent, "failed", rep.Failed, "retried", rep.Retried, "deferred", rep.Deferred)
 	}
 	return rep
 }

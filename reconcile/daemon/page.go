@@ -1,9 +1,7 @@
-package main
+package daemon
 
 import (
-	"bytes"
 	"html/template"
-	"net/http"
 	"time"
 )
 
@@ -119,20 +117,3 @@ code { font-size: .95em; } .err { color: #b42318; white-space: pre-wrap; }
 </body>
 </html>
 `))
-
-func (d *daemon) serveStatusPage(w http.ResponseWriter, r *http.Request) {
-	s, err := d.status(r.Context())
-	if err != nil {
-		d.a.logger.Warn("serve: status", "err", err)
-		http.Error(w, "cannot read status", http.StatusInternalServerError)
-		return
-	}
-	var b bytes.Buffer
-	if err := statusPage.Execute(&b, s); err != nil {
-		d.a.logger.Warn("serve: status page", "err", err)
-		http.Error(w, "cannot render status page", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = w.Write(b.Bytes())
-}

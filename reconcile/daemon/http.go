@@ -1,8 +1,10 @@
-package main
+package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"time"
 
@@ -14,9 +16,15 @@ import (
 // handler is the daemon's HTTP API: the status page, its JSON, probes, metrics, webhook.
 func (d *daemon) handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/hooks/git", loop.WebhookHandler(d.webhookSecret(), d.loop.Trigger, d.a.logger)) // POST only; 405 else
-	mux.HandleFunc("GET /{$}", d.serveStatusPage)
-	mux.HandleFunc("GET /api/status", d.serveStatusJSON)
+	mux.Handle("/hooks/git", loop.WebhookHandler(d.webhookSecret(), d.loop.Trigger, d.log)) // POST only; 405 else
+	mux.HandleFunc("GET /{$}", d.serveStatus("text/html; charset=utf-8", "status page", func(w io.Writer, s *Status) error {
+		return statusPage.Execute(w, s)
+	}))
+	mux.HandleFunc("GET /api/status", d.serveStatus("application/json", "status JSON", func(w io.Writer, s *Status) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -44,16 +52,16 @@ func securityHeaders(h http.Handler) http.Handler {
 	})
 }
 
-// status is collectStatus plus the daemon's own state; while a cycle runs every template
+// status is ReadStatus plus the daemon's own state; while a cycle runs every template
 // shows "syncing".
 func (d *daemon) status(ctx context.Context) (*Status, error) {
-	s, err := collectStatus(ctx, d.db, time.Now())
+	s, err := ReadStatus(ctx, d.db, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	ds := d.snapshot()
-	s.Daemon = &ds
-	if ds.State == "syncing" {
+	ls := d.snapshot()
+	s.Daemon = &ls
+	if ls.State == "syncing" {
 		for i := range s.Templates {
 			s.Templates[i].State = "syncing"
 		}
@@ -61,15 +69,23 @@ func (d *daemon) status(ctx context.Context) (*Status, error) {
 	return s, nil
 }
 
-func (d *daemon) serveStatusJSON(w http.ResponseWriter, r *http.Request) {
-	s, err := d.status(r.Context())
-	if err != nil {
-		d.a.logger.Warn("serve: status", "err", err)
-		http.Error(w, "cannot read status", http.StatusInternalServerError)
-		return
+// serveStatus answers with the status as render writes it; render writes into a buffer
+// first, so a failure is a clean 500 rather than half a page.
+func (d *daemon) serveStatus(contentType, what string, render func(io.Writer, *Status) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s, err := d.status(r.Context())
+		if err != nil {
+			d.log.Warn("serve: status", "err", err)
+			http.Error(w, "cannot read status", http.StatusInternalServerError)
+			return
+		}
+		var b bytes.Buffer
+		if err := render(&b, s); err != nil {
+			d.log.Warn("serve: "+what, "err", err)
+			http.Error(w, "cannot render "+what, http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		_, _ = w.Write(b.Bytes())
 	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(s)
 }

@@ -1,12 +1,10 @@
-package main
+package daemon
 
 import (
 	"context"
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 
 	"github.com/roster-dev/roster/notify"
 	"github.com/roster-dev/roster/schema"
@@ -96,9 +94,8 @@ func (d *daemon) notifyAdmins(ctx context.Context, res cycleResult) {
 	if len(emails) == 0 {
 		return
 	}
-	err := d.db.InTx(ctx, func(tx *sqlx.Tx) error { return state.Enqueue(ctx, tx, time.Now().UTC(), emails) })
-	if err != nil {
-		d.a.logger.Warn("serve: enqueue admin emails", "err", err)
+	if err := d.db.EnqueueEmails(ctx, time.Now().UTC(), emails); err != nil {
+		d.log.Warn("serve: enqueue admin emails", "err", err)
 	}
 }
 
