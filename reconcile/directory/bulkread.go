@@ -306,7 +306,8 @@ func (r *bulkReader) page(id int64, entry func(*Record) error, ref func(string))
 				// An unsolicited notification (RFC 4511 4.4): Notice of Disconnection.
 				if p, err := decodeWithGoLDAP(m); err == nil {
 					if err := ldap.GetLDAPError(p); err != nil {
-						return nil, fmt.Errorf("unsolicited notification: %w", err)
+						// %v: the result code is the notification's, not the search's.
+						return nil, fmt.Errorf("unsolicited notification: %v", err)
 					}
 				}
 				return nil, errors.New("unsolicited notification from the server")
@@ -332,14 +333,22 @@ func (r *bulkReader) page(id int64, entry func(*Record) error, ref func(string))
 				return nil, err
 			}
 		case tagReference:
-			tag, uri, _, err := berElement(m.body)
-			if err != nil {
-				return nil, err
+			// SEQUENCE SIZE (1..MAX) OF uri URI; go-ldap reports the first.
+			var first []byte
+			for b := m.body; len(b) > 0 || first == nil; {
+				tag, uri, rest, err := berElement(b)
+				if err != nil {
+					return nil, err
+				}
+				if tag != tagOctetString {
+					return nil, errors.New("search result reference URI is not an OCTET STRING")
+				}
+				if first == nil {
+					first = uri[:len(uri):len(uri)]
+				}
+				b = rest
 			}
-			if tag != tagOctetString {
-				return nil, errors.New("search result reference is not an OCTET STRING")
-			}
-			ref(string(uri))
+			ref(string(first))
 		case tagDone:
 			p, err := decodeWithGoLDAP(m)
 			if err != nil {

@@ -307,6 +307,17 @@ func pageError(entries, pages int, err error) error {
 	return err
 }
 
+// nextPage sets the paging control's cookie from a page's SearchResultDone controls and
+// says whether there is another page to ask for.
+func nextPage(paging *ldap.ControlPaging, done []ldap.Control) bool {
+	ctrl, _ := ldap.FindControl(done, ldap.ControlTypePaging).(*ldap.ControlPaging)
+	if ctrl == nil || len(ctrl.Cookie) == 0 {
+		return false
+	}
+	paging.SetCookie(ctrl.Cookie)
+	return true
+}
+
 // logReference logs a continuation reference: AD's DomainDnsZones and the like point to
 // other naming contexts this client does not chase (a referral *result* is an error).
 func (d *ldapDirectory) logReference(base, ref string) {
@@ -385,11 +396,9 @@ func (s *bulkSearch) paged(ctx context.Context, base, filter string, attrs []str
 			return entries, pages, d.fail(op, pageError(entries, pages, err))
 		}
 		pages++
-		ctrl, _ := ldap.FindControl(done, ldap.ControlTypePaging).(*ldap.ControlPaging)
-		if ctrl == nil || len(ctrl.Cookie) == 0 {
+		if !nextPage(paging, done) {
 			return entries, pages, nil
 		}
-		paging.SetCookie(ctrl.Cookie)
 	}
 }
 
@@ -467,11 +476,9 @@ func (d *ldapDirectory) goLDAPPaged(ctx context.Context, base, filter string, at
 			return entries, pages, d.fail(op, pageError(entries, pages, err))
 		}
 		pages++
-		ctrl, _ := ldap.FindControl(done, ldap.ControlTypePaging).(*ldap.ControlPaging)
-		if ctrl == nil || len(ctrl.Cookie) == 0 {
+		if !nextPage(paging, done) {
 			return entries, pages, nil
 		}
-		paging.SetCookie(ctrl.Cookie)
 	}
 }
 
