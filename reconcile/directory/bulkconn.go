@@ -105,7 +105,7 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 func (c *bulkConn) readErr(ctx context.Context, err error) error {
 	var le *ldap.Error
 	switch {
-	case c.cancelled.Load() && ctx.Err() != nil:
+	case ctx.Err() != nil && (c.cancelled.Load() || errors.Is(err, ctx.Err())):
 		return ctx.Err()
 	case errors.Is(err, errUnsupported) || errors.As(err, &le):
 		return err

@@ -353,16 +353,19 @@ func (s *bulkSearch) paged(ctx context.Context, base, filter string, attrs []str
 	timeLimit := int((d.cfg.Timeout + time.Second - 1) / time.Second)
 	paging := ldap.NewControlPaging(uint32(d.cfg.PageSize))
 	var stopped error // each failed
+	cancelled := ctx.Done()
 	entry := func(r *Record) error {
 		entries++
 		if err := each(r); err != nil {
 			stopped = err
 			return err
 		}
-		if c.cancelled.Load() {
+		select {
+		case <-cancelled:
 			return ctx.Err()
+		default:
+			return nil
 		}
-		return nil
 	}
 	ref := func(uri string) { d.logReference(base, uri) }
 	for {
