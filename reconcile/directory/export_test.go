@@ -84,3 +84,17 @@ func CapturePages(addr, base, filter string, attrs []string, pageSize int) ([][]
 		}
 	}
 }
+
+// CountBulkPages decodes a stream of n pages as ReadBulkPages does, but only counts the
+// entries: the bulk reader's own cost, for benchmarks.
+func CountBulkPages(stream []byte, n int) (int, error) {
+	r := newBulkReader(bytes.NewReader(stream))
+	entries := 0
+	count := func(*Record) error { entries++; return nil }
+	for k := 0; k < n; k++ {
+		if _, err := r.page(int64(k+1), count, func(string) {}); err != nil {
+			return entries, err
+		}
+	}
+	return entries, nil
+}
