@@ -33,8 +33,15 @@ type bulkConn struct {
 var errTimedOut = ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection timed out"))
 
 // dialBulk connects and binds as the configuration says, with the same errors as
-// connection (go-ldap's): "connect", "starttls" and "bind as" failures, fail closed.
+// connection (go-ldap's): "connect", "starttls" and "bind as" failures, fail closed. The
+// connection is the Directory's bulk connection until the Search drops it; Close closes it.
 func (d *ldapDirectory) dialBulk(ctx context.Context) (*bulkConn, error) {
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, d.fail("connect", errors.New("directory is closed"))
+	}
 	u, err := url.Parse(d.cfg.URL)
 	if err != nil {
 		return nil, d.fail("connect", ldap.NewError(ldap.ErrorNetwork, err))
@@ -77,6 +84,13 @@ func (d *ldapDirectory) dialBulk(ctx context.Context) (*bulkConn, error) {
 			return nil, d.fail(fmt.Sprintf("bind as %q", d.cfg.BindDN), c.readErr(ctx, err))
 		}
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		c.close()
+		return nil, d.fail("connect", errors.New("directory is closed"))
+	}
+	d.bulk = c
 	return c, nil
 }
 
@@ -100,7 +114,7 @@ func (r deadlineReader) Read(p []byte) (int, error) {
 	return c.nc.Read(p)
 }
 
-// readErr says what a failed read means: the context's end, go-ldap's timeout, or a
+// readErr says what a failed exchange means: the context's end, go-ldap's timeout, or a
 // network error as go-ldap reports one.
 func (c *bulkConn) readErr(ctx context.Context, err error) error {
 	var le *ldap.Error
@@ -112,7 +126,7 @@ func (c *bulkConn) readErr(ctx context.Context, err error) error {
 	case errors.Is(err, errTimedOut) || isTimeout(err):
 		return errTimedOut
 	}
-	return ldap.NewError(ldap.ErrorNetwork, fmt.Errorf("read search response: %w", err))
+	return ldap.NewError(ldap.ErrorNetwork, fmt.Errorf("read response: %w", err))
 }
 
 func isTimeout(err error) bool {

@@ -53,8 +53,9 @@ type ldapDirectory struct {
 
 	bulkOff atomic.Bool // the server sent what the bulk reader does not decode: use go-ldap
 
-	mu     sync.Mutex // guards conn and closed
+	mu     sync.Mutex // guards conn, bulk and closed
 	conn   *ldap.Conn
+	bulk   *bulkConn // of the Search running through the bulk reader, if any
 	closed bool
 }
 
@@ -163,6 +164,10 @@ func (d *ldapDirectory) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.closed = true
+	if d.bulk != nil {
+		d.bulk.close() // the running Search fails closed
+		d.bulk = nil
+	}
 	if d.conn != nil {
 		err := d.conn.Close()
 		d.conn = nil
@@ -332,10 +337,16 @@ type bulkSearch struct {
 }
 
 func (s *bulkSearch) drop() {
-	if s.conn != nil {
-		s.conn.close()
-		s.conn = nil
+	if s.conn == nil {
+		return
 	}
+	s.d.mu.Lock()
+	if s.d.bulk == s.conn {
+		s.d.bulk = nil
+	}
+	s.d.mu.Unlock()
+	s.conn.close()
+	s.conn = nil
 }
 
 // paged is goLDAPPaged through the bulk reader. When the server sends what the bulk reader

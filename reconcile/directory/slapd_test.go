@@ -693,3 +693,27 @@ func TestLDAPReadersFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestLDAPClosedDirectory closes the Directory inside a search, through either reader: the
+// search fails closed, and a later one fails without connecting.
+func TestLDAPClosedDirectory(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 1000)})
+	for _, goLDAP := range []bool{false, true} {
+		cfg := adminConfig(s)
+		cfg.PageSize, cfg.GoLDAPReader = 100, goLDAP
+		d := newLDAP(t, cfg)
+		n := 0
+		err := d.Search(context.Background(), peopleReq, func(directory.Entry) error {
+			if n++; n == 10 {
+				d.Close()
+			}
+			return nil
+		})
+		if !errors.Is(err, directory.ErrFailClosed) || n >= 1000 {
+			t.Fatalf("go-ldap %v: closed mid-search: err = %v after %d entries, want fail closed", goLDAP, err, n)
+		}
+		if _, err := collect(d, peopleReq); !errors.Is(err, directory.ErrFailClosed) || !strings.Contains(err.Error(), "directory is closed") {
+			t.Fatalf("go-ldap %v: search after Close: err = %v", goLDAP, err)
+		}
+	}
+}
