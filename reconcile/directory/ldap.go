@@ -39,8 +39,9 @@ type Config struct {
 	GoLDAPReader bool
 }
 
-// ldapDirectory is a Directory over one LDAP connection shared by all searches; it
-// connects on first use and reconnects after a failure.
+// ldapDirectory is a Directory over LDAP. Searches read through the bulk reader over a
+// connection each (bulkconn.go); the go-ldap path uses one connection shared by all
+// searches, made on first use and remade after a failure.
 type ldapDirectory struct {
 	cfg     Config
 	log     *slog.Logger
