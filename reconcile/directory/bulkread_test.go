@@ -343,3 +343,29 @@ func FuzzBulkReader(f *testing.F) {
 		}
 	})
 }
+
+// TestBulkReaderLargeMessages reads entries larger than the read buffer (300 KiB) and than
+// its growth step (1.5 MiB, in AD's long form), between small ones.
+func TestBulkReaderLargeMessages(t *testing.T) {
+	big := func(n int, c byte) string { return strconv.Quote(strings.Repeat(string(c), n)) }
+	src := `30 { 02 01 01 64 { 04 "uid=a" 30 { 30 { 04 "uid" 31 { 04 "a" } } } } }
+		30 { 02 01 01 64 { 04 "uid=b" 30 { 30 { 04 "jpegPhoto" 31 { 04 ` + big(300<<10, 'b') + ` 04 "" } } } } }
+		30L4 { 02 01 01 64L4 { 04 "uid=c" 30L4 { 30L4 { 04 "jpegPhoto" 31L4 { 04L4 { ` + big(3<<19, 'c') + ` } } } } } }
+		30 { 02 01 01 64 { 04 "uid=d" 30 { 30 { 04 "uid" 31 { 04 "d" } } } } }
+		30 { 02 01 01 65 { 0a 01 00 04 00 04 00 } }`
+	data, err := assembleBER(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bulk := directory.ReadBulkPages(data, 1)
+	if err := agree(bulk, goLDAPPages([][]byte{data})); err != nil {
+		t.Fatal(err)
+	}
+	if p := bulk[0]; p.Err != nil || len(p.Entries) != 4 || len(p.Entries[2].Attributes[0].Values[0]) != 3<<19 {
+		t.Fatalf("err %v, %d entries", p.Err, len(p.Entries))
+	}
+	// Cut inside the large entry: an error, not a hang or a short entry.
+	if p := directory.ReadBulkPages(data[:len(data)/2], 1); p[0].Err == nil || len(p[0].Entries) > 2 {
+		t.Fatalf("cut stream: err %v, %d entries", p[0].Err, len(p[0].Entries))
+	}
+}
