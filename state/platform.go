@@ -1,0 +1,404 @@
+package state
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Platform operation statuses. An operation goes pending → sending (claimed by a deliverer,
+// with a lease) → done, or back to pending (retry, at a later next_try), or failed (given
+// up: an invalid value, or the last try), or conflict (the platform holds an object of that
+// name that roster does not own). failed and conflict stay, visible, until an operator
+// requeues them; operations that wait for them wait too.
+const (
+	PlatformPending  = "pending"
+	PlatformSending  = "sending"
+	PlatformDone     = "done"
+	PlatformFailed   = "failed"
+	PlatformConflict = "conflict"
+)
+
+// Platform operations.
+const (
+	OpCreate = "create"
+	OpPatch  = "patch"
+	OpDelete = "delete"
+)
+
+// PlatformLease is how long a claimed operation stays reserved for its deliverer; one
+// still "sending" after it was left by a deliverer that stopped, and is claimed again.
+const PlatformLease = 10 * time.Minute
+
+// PlatformOp is one row of the platform queue (see migration 003 for the columns' sense).
+type PlatformOp struct {
+	ID          int64  `db:"id"`
+	Platform    string `db:"platform"`
+	Op          string `db:"op"`
+	Resource    string `db:"resource"`
+	ObjectKey   string `db:"object_key"`
+	FromKey     string `db:"from_key"`
+	Kind        string `db:"kind"`
+	OwnerKey    string `db:"owner_key"`
+	Payload     string `db:"payload"` // JSON object of the fields to send
+	DepResource string `db:"dep_resource"`
+	DepKey      string `db:"dep_key"`
+	Status      string `db:"status"`
+	Attempts    int    `db:"attempts"`
+	NextTry     string `db:"next_try"`
+	LastError   string `db:"last_error"`
+	RemoteID    int64  `db:"remote_id"`
+	Commit      string `db:"commit_id"`
+}
+
+// PlatformObject is an object roster owns on a platform.
+type PlatformObject struct {
+	Platform       string `db:"platform"`
+	Resource       string `db:"resource"`
+	Key            string `db:"object_key"`
+	RemoteID       int64  `db:"remote_id"` // 0: not known yet
+	ParentKey      string `db:"parent_key"`
+	PasswordDigest string `db:"password_digest"`
+}
+
+// EnqueuePlatform writes ops inside the caller's transaction (the apply's), pending and
+// due at now, in the order given: that order is the order of delivery for operations on
+// related objects.
+func EnqueuePlatform(ctx context.Context, tx *sqlx.Tx, now time.Time, ops []PlatformOp) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, `INSERT INTO platform_ops(platform, op, resource, object_key, from_key, kind,
+		owner_key, payload, dep_resource, dep_key, status, attempts, next_try, commit_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("enqueue platform operations: %w", err)
+	}
+	defer st.Close()
+	at := FormatTime(now)
+	for _, o := range ops {
+		if err := checkOp(o); err != nil {
+			return fmt.Errorf("enqueue platform operations: %w", err)
+		}
+		payload := o.Payload
+		if payload == "" {
+			payload = "{}"
+		}
+		if _, err := st.ExecContext(ctx, o.Platform, o.Op, o.Resource, o.ObjectKey, o.FromKey, o.Kind, o.OwnerKey,
+			payload, o.DepResource, o.DepKey, at, o.Commit, at); err != nil {
+			return fmt.Errorf("enqueue platform operations: %s %s %q: %w", o.Op, o.Resource, o.ObjectKey, err)
+		}
+	}
+	return nil
+}
+
+func checkOp(o PlatformOp) error {
+	switch {
+	case o.Platform == "" || o.Resource == "" || o.ObjectKey == "":
+		return fmt.Errorf("%s %s %q: platform, resource and object key are required", o.Op, o.Resource, o.ObjectKey)
+	case o.Op != OpCreate && o.Op != OpPatch && o.Op != OpDelete:
+		return fmt.Errorf("%s %s %q: unknown operation", o.Op, o.Resource, o.ObjectKey)
+	case (o.DepResource == "") != (o.DepKey == ""):
+		return fmt.Errorf("%s %s %q: a dependency needs a resource and a key", o.Op, o.Resource, o.ObjectKey)
+	case o.Payload != "" && !json.Valid([]byte(o.Payload)):
+		return fmt.Errorf("%s %s %q: payload is not JSON", o.Op, o.Resource, o.ObjectKey)
+	}
+	return nil
+}
+
+// EnqueuePlatform writes ops in the writer's transaction, after the rows it has queued.
+func (w *Writer) EnqueuePlatform(ops []PlatformOp) error {
+	if err := w.sync(); err != nil {
+		return err
+	}
+	return EnqueuePlatform(w.ctx, w.tx, ParseTime(w.now), ops)
+}
+
+const platformOpColumns = `id, platform, op, resource, object_key, from_key, kind, owner_key, payload, dep_resource,
+	dep_key, status, attempts, next_try, last_error, remote_id, commit_id`
+
+// ClaimPlatformOps claims up to limit operations of platform due at now, in queue order,
+// leaving out any that must wait for an earlier unfinished operation on the same object,
+// on the object it depends on, or on an object that depends on it: the operations
+// returned can be sent in any order or at once. Each is marked "sending" with a lease
+// until now+PlatformLease and its attempts counted, in one transaction, so two
+// deliverers never send the same operation.
+func (db *DB) ClaimPlatformOps(ctx context.Context, platform string, now time.Time, limit int) ([]PlatformOp, error) {
+	var ops []PlatformOp
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		at := FormatTime(now)
+		if err := tx.SelectContext(ctx, &ops, `SELECT `+platformOpColumns+` FROM platform_ops o
+			WHERE o.platform = ? AND o.status IN ('pending', 'sending') AND o.next_try <= ?
+			AND NOT EXISTS (SELECT 1 FROM platform_ops p WHERE p.platform = o.platform AND p.id < o.id
+				AND p.status != 'done' AND (
+					p.resource = o.resource AND p.object_key IN (o.object_key, o.from_key)
+					OR p.resource = o.dep_resource AND p.object_key = o.dep_key
+					OR p.dep_resource = o.resource AND p.dep_key IN (o.object_key, o.from_key)))
+			ORDER BY o.id LIMIT ?`, platform, at, limit); err != nil {
+			return err
+		}
+		lease := FormatTime(now.Add(PlatformLease))
+		for start := 0; start < len(ops); start += 500 {
+			end := min(start+500, len(ops))
+			args := []any{lease}
+			for i := start; i < end; i++ {
+				ops[i].Status, ops[i].NextTry = PlatformSending, lease
+				ops[i].Attempts++
+				args = append(args, ops[i].ID)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE platform_ops SET status = 'sending', attempts = attempts + 1,
+				next_try = ? WHERE id IN (?`+strings.Repeat(",?", end-start-1)+`)`, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim platform operations: %w", err)
+	}
+	return ops, nil
+}
+
+// PlatformOutcome is the result of sending one claimed operation.
+type PlatformOutcome struct {
+	Op       PlatformOp // as claimed
+	Status   string     // PlatformDone, PlatformPending (retry at Next), PlatformFailed or PlatformConflict
+	Next     time.Time  // PlatformPending: when to try again
+	Err      string     // why it is retried, failed or a conflict
+	RemoteID int64      // PlatformDone: the object's id on the platform
+	// PlatformDone: objects made along with this one (a conference's aliases).
+	Also []PlatformObject
+	// PlatformDone: the digest of the password this operation sent, "" if none.
+	PasswordDigest string
+	At             time.Time
+}
+
+// RecordPlatformOutcomes records outcomes in one transaction. An operation is done only
+// here, after the platform answered; done also updates the objects roster owns: a create
+// records the object and its id, a patch its new key or password digest, a delete forgets
+// it (a conference with its aliases). A done operation's payload loses its password: it
+// is not kept in the queue longer than needed. Only "sending" rows change.
+func (db *DB) RecordPlatformOutcomes(ctx context.Context, outcomes []PlatformOutcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		for _, o := range outcomes {
+			if err := recordPlatformOutcome(ctx, tx, o); err != nil {
+				return fmt.Errorf("operation %d: %w", o.Op.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record platform outcomes: %w", err)
+	}
+	return nil
+}
+
+func recordPlatformOutcome(ctx context.Context, tx *sqlx.Tx, o PlatformOutcome) error {
+	op := o.Op
+	switch o.Status {
+	case PlatformDone:
+		res, err := tx.ExecContext(ctx, `UPDATE platform_ops SET status = 'done', remote_id = ?, last_error = '',
+			done_at = ?, payload = CASE WHEN json_type(payload, '$.password') IS NULL THEN payload
+				ELSE json_remove(payload, '$.password') END
+			WHERE id = ? AND status = 'sending'`, o.RemoteID, FormatTime(o.At), op.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // already recorded (a second deliverer after a lease ran out)
+		}
+		return ownedAfter(ctx, tx, o)
+	case PlatformPending:
+		_, err := tx.ExecContext(ctx, `UPDATE platform_ops SET status = 'pending', next_try = ?, last_error = ?
+			WHERE id = ? AND status = 'sending'`, FormatTime(o.Next), o.Err, op.ID)
+		return err
+	case PlatformFailed, PlatformConflict:
+		_, err := tx.ExecContext(ctx, `UPDATE platform_ops SET status = ?, last_error = ?, remote_id = ?
+			WHERE id = ? AND status = 'sending'`, o.Status, o.Err, o.RemoteID, op.ID)
+		return err
+	}
+	return fmt.Errorf("bad outcome status %q", o.Status)
+}
+
+// ownedAfter updates platform_objects for a done operation.
+func ownedAfter(ctx context.Context, tx *sqlx.Tx, o PlatformOutcome) error {
+	op, at := o.Op, FormatTime(o.At)
+	switch op.Op {
+	case OpCreate, OpPatch:
+		if op.FromKey != "" && op.FromKey != op.ObjectKey {
+			if _, err := tx.ExecContext(ctx, `UPDATE OR REPLACE platform_objects SET object_key = ?
+				WHERE platform = ? AND resource = ? AND object_key = ?`, op.ObjectKey, op.Platform, op.Resource, op.FromKey); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE platform_objects SET parent_key = ? WHERE platform = ? AND parent_key = ?`,
+				op.ObjectKey, op.Platform, op.FromKey); err != nil {
+				return err
+			}
+		}
+		obj := PlatformObject{Platform: op.Platform, Resource: op.Resource, Key: op.ObjectKey, RemoteID: o.RemoteID,
+			ParentKey: op.DepKey, PasswordDigest: o.PasswordDigest}
+		if err := putObject(ctx, tx, obj, at); err != nil {
+			return err
+		}
+	case OpDelete:
+		if _, err := tx.ExecContext(ctx, `DELETE FROM platform_objects WHERE platform = ? AND resource = ? AND object_key = ?`,
+			op.Platform, op.Resource, op.ObjectKey); err != nil {
+			return err
+		}
+		if op.Resource == "conference" { // its aliases went with it, or were deleted before it
+			if _, err := tx.ExecContext(ctx, `DELETE FROM platform_objects WHERE platform = ? AND parent_key = ?
+				AND resource = 'conference_alias'`, op.Platform, op.ObjectKey); err != nil {
+				return err
+			}
+		}
+	}
+	for _, a := range o.Also {
+		if err := putObject(ctx, tx, a, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putObject records an owned object; a zero remote id, an empty parent or digest keep
+// what was known.
+func putObject(ctx context.Context, tx sqlx.ExecerContext, obj PlatformObject, at string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO platform_objects(platform, resource, object_key, remote_id, parent_key,
+		password_digest, pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(platform, resource, object_key) DO UPDATE SET
+			remote_id = CASE WHEN excluded.remote_id != 0 THEN excluded.remote_id ELSE remote_id END,
+			parent_key = CASE WHEN excluded.parent_key != '' THEN excluded.parent_key ELSE parent_key END,
+			password_digest = CASE WHEN excluded.password_digest != '' THEN excluded.password_digest ELSE password_digest END,
+			pushed_at = excluded.pushed_at`,
+		obj.Platform, obj.Resource, obj.Key, obj.RemoteID, obj.ParentKey, obj.PasswordDigest, at)
+	return err
+}
+
+// PutPlatformObjects records owned objects inside tx: adoption of existing objects, or an
+// id found by a lookup.
+func PutPlatformObjects(ctx context.Context, tx *sqlx.Tx, now time.Time, objs []PlatformObject) error {
+	for _, obj := range objs {
+		if err := putObject(ctx, tx, obj, FormatTime(now)); err != nil {
+			return fmt.Errorf("record platform object %s %q: %w", obj.Resource, obj.Key, err)
+		}
+	}
+	return nil
+}
+
+// PlatformObjectByKey reads an owned object; ok is false when roster owns none by that key.
+func (db *DB) PlatformObjectByKey(ctx context.Context, platform, resource, key string) (obj PlatformObject, ok bool, err error) {
+	err = db.GetContext(ctx, &obj, `SELECT platform, resource, object_key, remote_id, parent_key, password_digest
+		FROM platform_objects WHERE platform = ? AND resource = ? AND object_key = ?`, platform, resource, key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return obj, false, nil
+	}
+	if err != nil {
+		return obj, false, fmt.Errorf("read platform object %s %q: %w", resource, key, err)
+	}
+	return obj, true, nil
+}
+
+// PlatformObjects lists the owned objects of platform, by resource and key.
+func (db *DB) PlatformObjects(ctx context.Context, platform string) ([]PlatformObject, error) {
+	var out []PlatformObject
+	if err := db.SelectContext(ctx, &out, `SELECT platform, resource, object_key, remote_id, parent_key, password_digest
+		FROM platform_objects WHERE platform = ? ORDER BY resource, object_key`, platform); err != nil {
+		return nil, fmt.Errorf("list platform objects: %w", err)
+	}
+	return out, nil
+}
+
+// PlatformCounts counts operations by platform and status; every status is present.
+func (db *DB) PlatformCounts(ctx context.Context) (map[string]map[string]int, error) {
+	rows, err := db.QueryContext(ctx, `SELECT platform, status, COUNT(*) FROM platform_ops GROUP BY platform, status`)
+	if err != nil {
+		return nil, fmt.Errorf("count platform operations: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]int{}
+	for rows.Next() {
+		var p, s string
+		var n int
+		if err := rows.Scan(&p, &s, &n); err != nil {
+			return nil, fmt.Errorf("count platform operations: %w", err)
+		}
+		if out[p] == nil {
+			out[p] = map[string]int{PlatformPending: 0, PlatformSending: 0, PlatformDone: 0, PlatformFailed: 0, PlatformConflict: 0}
+		}
+		out[p][s] = n
+	}
+	return out, rows.Err()
+}
+
+// PlatformOpsByStatus lists up to limit operations in status (failed, conflict, …), oldest first.
+func (db *DB) PlatformOpsByStatus(ctx context.Context, status string, limit int) ([]PlatformOp, error) {
+	var ops []PlatformOp
+	if err := db.SelectContext(ctx, &ops, `SELECT `+platformOpColumns+` FROM platform_ops WHERE status = ?
+		ORDER BY id LIMIT ?`, status, limit); err != nil {
+		return nil, fmt.Errorf("list platform operations: %w", err)
+	}
+	return ops, nil
+}
+
+// PlatformWaiting reports whether roster's object kind/ownerKey has an operation not yet
+// done on any platform: its emails wait until it has none.
+func (db *DB) PlatformWaiting(ctx context.Context, kind, ownerKey string) (bool, error) {
+	var n int
+	if err := db.GetContext(ctx, &n, `SELECT COUNT(*) FROM platform_ops WHERE kind = ? AND owner_key = ? AND status != 'done'`,
+		kind, ownerKey); err != nil {
+		return false, fmt.Errorf("platform operations of %s %q: %w", kind, ownerKey, err)
+	}
+	return n > 0, nil
+}
+
+// NextPlatformDue is when the earliest pending operation of platform is due; ok is false
+// when none is pending. (An operation waiting for another may be due and still not
+// claimable; the deliverer then waits for the other's outcome.)
+func (db *DB) NextPlatformDue(ctx context.Context, platform string) (t time.Time, ok bool, err error) {
+	var next *string
+	if err := db.GetContext(ctx, &next, `SELECT MIN(next_try) FROM platform_ops WHERE platform = ?
+		AND status IN ('pending', 'sending')`, platform); err != nil {
+		return time.Time{}, false, fmt.Errorf("next due platform operation: %w", err)
+	}
+	if next == nil {
+		return time.Time{}, false, nil
+	}
+	return ParseTime(*next), true, nil
+}
+
+// ReleasePlatformClaims makes every "sending" operation pending and due at now: for
+// start-up, when this process is the only deliverer. Those were claimed by a deliverer
+// that stopped; the platform may or may not have acted on them, which is why a create
+// that meets "already exists" looks for roster's marker. It returns how many it released.
+func (db *DB) ReleasePlatformClaims(ctx context.Context, now time.Time) (int, error) {
+	res, err := db.ExecContext(ctx, `UPDATE platform_ops SET status = 'pending', next_try = ? WHERE status = 'sending'`,
+		FormatTime(now))
+	if err != nil {
+		return 0, fmt.Errorf("release claimed platform operations: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// RequeuePlatformOp is an operator retrying a failed or conflicting operation: pending,
+// due now, its tries counted afresh.
+func (db *DB) RequeuePlatformOp(ctx context.Context, id int64, now time.Time) error {
+	res, err := db.ExecContext(ctx, `UPDATE platform_ops SET status = 'pending', attempts = 0, next_try = ?
+		WHERE id = ? AND status IN ('failed', 'conflict')`, FormatTime(now), id)
+	if err != nil {
+		return fmt.Errorf("requeue platform operation %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("requeue platform operation %d: not failed or in conflict", id)
+	}
+	return nil
+}
