@@ -137,6 +137,7 @@ type answer struct {
 // do sends one request, retrying what is retryable, and returns the answer whose status
 // ok accepts; any other answer is an *Error.
 func (c *Client) do(ctx context.Context, op, method, path, query string, body []byte, ok func(int) bool) (answer, error) {
+	uncertain := false // an earlier try may have taken effect
 	for attempt := 1; ; attempt++ {
 		if err := c.limiter.Wait(ctx); err != nil {
 			return answer{}, fmt.Errorf("pexip: %s: %w", op, err)
@@ -150,9 +151,14 @@ func (c *Client) do(ctx context.Context, op, method, path, query string, body []
 			e.Detail = c.scrub(e.Detail)
 			err = e
 		}
+		var e *Error
+		if errors.As(err, &e) {
+			e.MayHaveActed = uncertain
+		}
 		if !Retryable(err) || attempt >= c.cfg.MaxAttempts {
 			return a, err
 		}
+		uncertain = uncertain || errors.Is(err, ErrNetwork) || errors.Is(err, ErrServer)
 		wait := c.backoff(attempt)
 		if ra := RetryAfterOf(err); ra > 0 {
 			wait = ra

@@ -243,12 +243,13 @@ func TestClientRetries(t *testing.T) {
 		wantErr  error
 		requests int
 		minWait  time.Duration
+		acted    bool // the error says an earlier try may have taken effect
 	}{
-		{"429 then success honours Retry-After", func(f *pexipfake.Server) { f.Throttle(2, "0.2") }, 5, nil, 3, 400 * time.Millisecond},
-		{"503 then success", func(f *pexipfake.Server) { f.Fail(2, 503) }, 5, nil, 3, 0},
-		{"dropped connection then success", func(f *pexipfake.Server) { f.Drop(1) }, 5, nil, 2, 0},
-		{"500 past the attempts", func(f *pexipfake.Server) { f.Fail(9, 500) }, 3, pexip.ErrServer, 3, 0},
-		{"dropped after taking effect: the retry meets the object", func(f *pexipfake.Server) { f.DropAfter(1) }, 5, pexip.ErrDuplicate, 2, 0},
+		{"429 then success honours Retry-After", func(f *pexipfake.Server) { f.Throttle(2, "0.2") }, 5, nil, 3, 400 * time.Millisecond, false},
+		{"503 then success", func(f *pexipfake.Server) { f.Fail(2, 503) }, 5, nil, 3, 0, false},
+		{"dropped connection then success", func(f *pexipfake.Server) { f.Drop(1) }, 5, nil, 2, 0, false},
+		{"500 past the attempts", func(f *pexipfake.Server) { f.Fail(9, 500) }, 3, pexip.ErrServer, 3, 0, true},
+		{"dropped after taking effect: the retry meets the object", func(f *pexipfake.Server) { f.DropAfter(1) }, 5, pexip.ErrDuplicate, 2, 0, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -258,6 +259,9 @@ func TestClientRetries(t *testing.T) {
 			_, err := c.Create(ctx, pexip.EndUsers, pexip.EndUser{PrimaryEmailAddress: "bob@example.com"})
 			if tc.wantErr == nil && err != nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Fatalf("error = %v, want %v", err, tc.wantErr)
+			}
+			if pexip.MayHaveActed(err) != tc.acted {
+				t.Errorf("MayHaveActed = %v, want %v", !tc.acted, tc.acted)
 			}
 			if n := fake.Stats().Requests; n != tc.requests {
 				t.Errorf("%d requests, want %d", n, tc.requests)

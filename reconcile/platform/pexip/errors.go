@@ -28,7 +28,10 @@ type Error struct {
 	Field      string        // the field a 400 named, when it named one
 	Detail     string        // the platform's message, scrubbed of credentials
 	RetryAfter time.Duration // from Retry-After, when sent
-	cause      error         // a network error
+	// MayHaveActed: an earlier try of the same call got no answer or a 5xx, so the node
+	// may have acted on it (a create answered "already exists" may be the call's own).
+	MayHaveActed bool
+	cause        error // a network error
 }
 
 func (e *Error) Error() string {
@@ -76,6 +79,13 @@ func RetryAfterOf(err error) time.Duration {
 		return e.RetryAfter
 	}
 	return 0
+}
+
+// MayHaveActed reports whether err is a call's answer after an earlier try of it that
+// may have taken effect (see Error.MayHaveActed).
+func MayHaveActed(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.MayHaveActed
 }
 
 // FieldOf returns the field a 400 named, or "".
