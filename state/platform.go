@@ -123,6 +123,23 @@ func (w *Writer) EnqueuePlatform(ops []PlatformOp) error {
 const platformOpColumns = `id, platform, op, resource, object_key, from_key, kind, owner_key, payload, dep_resource,
 	dep_key, status, attempts, next_try, last_error, remote_id, commit_id`
 
+// claimSQL selects the due operations that wait for no earlier unfinished one. Each way
+// of being related is its own NOT EXISTS, so that each is one lookup in a partial index
+// (an OR of them would scan the table for every candidate).
+var claimSQL = `SELECT ` + platformOpColumns + ` FROM platform_ops o
+	WHERE o.platform = ? AND o.status IN ('pending', 'sending') AND o.next_try <= ?
+	AND NOT EXISTS (SELECT 1 FROM platform_ops p WHERE p.platform = o.platform AND p.resource = o.resource
+		AND p.object_key = o.object_key AND p.id < o.id AND p.status != 'done')
+	AND NOT EXISTS (SELECT 1 FROM platform_ops p WHERE p.platform = o.platform AND p.dep_resource = o.resource
+		AND p.dep_key = o.object_key AND p.id < o.id AND p.status != 'done')
+	AND (o.from_key = '' OR NOT EXISTS (SELECT 1 FROM platform_ops p WHERE p.platform = o.platform
+		AND p.resource = o.resource AND p.object_key = o.from_key AND p.id < o.id AND p.status != 'done'))
+	AND (o.from_key = '' OR NOT EXISTS (SELECT 1 FROM platform_ops p WHERE p.platform = o.platform
+		AND p.dep_resource = o.resource AND p.dep_key = o.from_key AND p.id < o.id AND p.status != 'done'))
+	AND (o.dep_key = '' OR NOT EXISTS (SELECT 1 FROM platform_ops p WHERE p.platform = o.platform
+		AND p.resource = o.dep_resource AND p.object_key = o.dep_key AND p.id < o.id AND p.status != 'done'))
+	ORDER BY o.id LIMIT ?`
+
 // ClaimPlatformOps claims up to limit operations of platform due at now, in queue order,
 // leaving out any that must wait for an earlier unfinished operation on the same object,
 // on the object it depends on, or on an object that depends on it: the operations
@@ -133,14 +150,7 @@ func (db *DB) ClaimPlatformOps(ctx context.Context, platform string, now time.Ti
 	var ops []PlatformOp
 	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
 		at := FormatTime(now)
-		if err := tx.SelectContext(ctx, &ops, `SELECT `+platformOpColumns+` FROM platform_ops o
-			WHERE o.platform = ? AND o.status IN ('pending', 'sending') AND o.next_try <= ?
-			AND NOT EXISTS (SELECT 1 FROM platform_ops p WHERE p.platform = o.platform AND p.id < o.id
-				AND p.status != 'done' AND (
-					p.resource = o.resource AND p.object_key IN (o.object_key, o.from_key)
-					OR p.resource = o.dep_resource AND p.object_key = o.dep_key
-					OR p.dep_resource = o.resource AND p.dep_key IN (o.object_key, o.from_key)))
-			ORDER BY o.id LIMIT ?`, platform, at, limit); err != nil {
+		if err := tx.SelectContext(ctx, &ops, claimSQL, platform, at, limit); err != nil {
 			return err
 		}
 		lease := FormatTime(now.Add(PlatformLease))
@@ -189,8 +199,10 @@ func (db *DB) RecordPlatformOutcomes(ctx context.Context, outcomes []PlatformOut
 		return nil
 	}
 	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		r := newRecorder(ctx, tx)
+		defer r.close()
 		for _, o := range outcomes {
-			if err := recordPlatformOutcome(ctx, tx, o); err != nil {
+			if err := r.record(o); err != nil {
 				return fmt.Errorf("operation %d: %w", o.Op.ID, err)
 			}
 		}
@@ -202,92 +214,128 @@ func (db *DB) RecordPlatformOutcomes(ctx context.Context, outcomes []PlatformOut
 	return nil
 }
 
-func recordPlatformOutcome(ctx context.Context, tx *sqlx.Tx, o PlatformOutcome) error {
+// recordSQL are the statements that record outcomes, each prepared once per transaction.
+var recordSQL = map[string]string{
+	"done": `UPDATE platform_ops SET status = 'done', remote_id = ?, last_error = '', done_at = ?,
+		payload = CASE WHEN json_type(payload, '$.password') IS NULL THEN payload ELSE json_remove(payload, '$.password') END
+		WHERE id = ? AND status = 'sending'`,
+	"retry":    `UPDATE platform_ops SET status = 'pending', next_try = ?, last_error = ? WHERE id = ? AND status = 'sending'`,
+	"stop":     `UPDATE platform_ops SET status = ?, last_error = ?, remote_id = ? WHERE id = ? AND status = 'sending'`,
+	"rename":   `UPDATE OR REPLACE platform_objects SET object_key = ? WHERE platform = ? AND resource = ? AND object_key = ?`,
+	"reparent": `UPDATE platform_objects SET parent_key = ? WHERE platform = ? AND parent_key = ?`,
+	// A zero remote id, an empty parent or digest keep what was known.
+	"put": `INSERT INTO platform_objects(platform, resource, object_key, remote_id, parent_key, password_digest, pushed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(platform, resource, object_key) DO UPDATE SET
+			remote_id = CASE WHEN excluded.remote_id != 0 THEN excluded.remote_id ELSE remote_id END,
+			parent_key = CASE WHEN excluded.parent_key != '' THEN excluded.parent_key ELSE parent_key END,
+			password_digest = CASE WHEN excluded.password_digest != '' THEN excluded.password_digest ELSE password_digest END,
+			pushed_at = excluded.pushed_at`,
+	"forget":  `DELETE FROM platform_objects WHERE platform = ? AND resource = ? AND object_key = ?`,
+	"orphans": `DELETE FROM platform_objects WHERE platform = ? AND parent_key = ? AND resource = 'conference_alias'`,
+}
+
+// recorder runs recordSQL in one transaction.
+type recorder struct {
+	ctx   context.Context
+	tx    *sqlx.Tx
+	stmts map[string]*sqlx.Stmt
+}
+
+func newRecorder(ctx context.Context, tx *sqlx.Tx) *recorder {
+	return &recorder{ctx: ctx, tx: tx, stmts: map[string]*sqlx.Stmt{}}
+}
+
+// exec runs statement name and returns the rows it changed.
+func (r *recorder) exec(name string, args ...any) (int64, error) {
+	st, ok := r.stmts[name]
+	if !ok {
+		var err error
+		if st, err = r.tx.PreparexContext(r.ctx, recordSQL[name]); err != nil {
+			return 0, fmt.Errorf("%s: %w", name, err)
+		}
+		r.stmts[name] = st
+	}
+	res, err := st.ExecContext(r.ctx, args...)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return res.RowsAffected()
+}
+
+func (r *recorder) close() {
+	for _, st := range r.stmts {
+		st.Close()
+	}
+}
+
+func (r *recorder) put(obj PlatformObject, at string) error {
+	_, err := r.exec("put", obj.Platform, obj.Resource, obj.Key, obj.RemoteID, obj.ParentKey, obj.PasswordDigest, at)
+	return err
+}
+
+func (r *recorder) record(o PlatformOutcome) error {
 	op := o.Op
+	var err error
 	switch o.Status {
 	case PlatformDone:
-		res, err := tx.ExecContext(ctx, `UPDATE platform_ops SET status = 'done', remote_id = ?, last_error = '',
-			done_at = ?, payload = CASE WHEN json_type(payload, '$.password') IS NULL THEN payload
-				ELSE json_remove(payload, '$.password') END
-			WHERE id = ? AND status = 'sending'`, o.RemoteID, FormatTime(o.At), op.ID)
-		if err != nil {
-			return err
+		n, err := r.exec("done", o.RemoteID, FormatTime(o.At), op.ID)
+		if err != nil || n == 0 {
+			return err // n == 0: already recorded (a second deliverer after a lease ran out)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return nil // already recorded (a second deliverer after a lease ran out)
-		}
-		return ownedAfter(ctx, tx, o)
+		return r.ownedAfter(o)
 	case PlatformPending:
-		_, err := tx.ExecContext(ctx, `UPDATE platform_ops SET status = 'pending', next_try = ?, last_error = ?
-			WHERE id = ? AND status = 'sending'`, FormatTime(o.Next), o.Err, op.ID)
-		return err
+		_, err = r.exec("retry", FormatTime(o.Next), o.Err, op.ID)
 	case PlatformFailed, PlatformConflict:
-		_, err := tx.ExecContext(ctx, `UPDATE platform_ops SET status = ?, last_error = ?, remote_id = ?
-			WHERE id = ? AND status = 'sending'`, o.Status, o.Err, o.RemoteID, op.ID)
-		return err
+		_, err = r.exec("stop", o.Status, o.Err, o.RemoteID, op.ID)
+	default:
+		err = fmt.Errorf("bad outcome status %q", o.Status)
 	}
-	return fmt.Errorf("bad outcome status %q", o.Status)
+	return err
 }
 
 // ownedAfter updates platform_objects for a done operation.
-func ownedAfter(ctx context.Context, tx *sqlx.Tx, o PlatformOutcome) error {
+func (r *recorder) ownedAfter(o PlatformOutcome) error {
 	op, at := o.Op, FormatTime(o.At)
 	switch op.Op {
 	case OpCreate, OpPatch:
 		if op.FromKey != "" && op.FromKey != op.ObjectKey {
-			if _, err := tx.ExecContext(ctx, `UPDATE OR REPLACE platform_objects SET object_key = ?
-				WHERE platform = ? AND resource = ? AND object_key = ?`, op.ObjectKey, op.Platform, op.Resource, op.FromKey); err != nil {
+			if _, err := r.exec("rename", op.ObjectKey, op.Platform, op.Resource, op.FromKey); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE platform_objects SET parent_key = ? WHERE platform = ? AND parent_key = ?`,
-				op.ObjectKey, op.Platform, op.FromKey); err != nil {
+			if _, err := r.exec("reparent", op.ObjectKey, op.Platform, op.FromKey); err != nil {
 				return err
 			}
 		}
-		obj := PlatformObject{Platform: op.Platform, Resource: op.Resource, Key: op.ObjectKey, RemoteID: o.RemoteID,
-			ParentKey: op.DepKey, PasswordDigest: o.PasswordDigest}
-		if err := putObject(ctx, tx, obj, at); err != nil {
+		if err := r.put(PlatformObject{Platform: op.Platform, Resource: op.Resource, Key: op.ObjectKey, RemoteID: o.RemoteID,
+			ParentKey: op.DepKey, PasswordDigest: o.PasswordDigest}, at); err != nil {
 			return err
 		}
 	case OpDelete:
-		if _, err := tx.ExecContext(ctx, `DELETE FROM platform_objects WHERE platform = ? AND resource = ? AND object_key = ?`,
-			op.Platform, op.Resource, op.ObjectKey); err != nil {
+		if _, err := r.exec("forget", op.Platform, op.Resource, op.ObjectKey); err != nil {
 			return err
 		}
 		if op.Resource == "conference" { // its aliases went with it, or were deleted before it
-			if _, err := tx.ExecContext(ctx, `DELETE FROM platform_objects WHERE platform = ? AND parent_key = ?
-				AND resource = 'conference_alias'`, op.Platform, op.ObjectKey); err != nil {
+			if _, err := r.exec("orphans", op.Platform, op.ObjectKey); err != nil {
 				return err
 			}
 		}
 	}
 	for _, a := range o.Also {
-		if err := putObject(ctx, tx, a, at); err != nil {
+		if err := r.put(a, at); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// putObject records an owned object; a zero remote id, an empty parent or digest keep
-// what was known.
-func putObject(ctx context.Context, tx sqlx.ExecerContext, obj PlatformObject, at string) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO platform_objects(platform, resource, object_key, remote_id, parent_key,
-		password_digest, pushed_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(platform, resource, object_key) DO UPDATE SET
-			remote_id = CASE WHEN excluded.remote_id != 0 THEN excluded.remote_id ELSE remote_id END,
-			parent_key = CASE WHEN excluded.parent_key != '' THEN excluded.parent_key ELSE parent_key END,
-			password_digest = CASE WHEN excluded.password_digest != '' THEN excluded.password_digest ELSE password_digest END,
-			pushed_at = excluded.pushed_at`,
-		obj.Platform, obj.Resource, obj.Key, obj.RemoteID, obj.ParentKey, obj.PasswordDigest, at)
-	return err
-}
-
 // PutPlatformObjects records owned objects inside tx: adoption of existing objects, or an
 // id found by a lookup.
 func PutPlatformObjects(ctx context.Context, tx *sqlx.Tx, now time.Time, objs []PlatformObject) error {
+	r := newRecorder(ctx, tx)
+	defer r.close()
 	for _, obj := range objs {
-		if err := putObject(ctx, tx, obj, FormatTime(now)); err != nil {
+		if err := r.put(obj, FormatTime(now)); err != nil {
 			return fmt.Errorf("record platform object %s %q: %w", obj.Resource, obj.Key, err)
 		}
 	}

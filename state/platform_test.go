@@ -19,7 +19,7 @@ func dep(o PlatformOp, res, key string) PlatformOp {
 	return o
 }
 
-func enqueueOps(t *testing.T, db *DB, now time.Time, ops ...PlatformOp) {
+func enqueueOps(t testing.TB, db *DB, now time.Time, ops ...PlatformOp) {
 	t.Helper()
 	if err := db.InTx(context.Background(), func(tx *sqlx.Tx) error { return EnqueuePlatform(context.Background(), tx, now, ops) }); err != nil {
 		t.Fatal(err)

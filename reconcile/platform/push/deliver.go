@@ -45,6 +45,8 @@ type Progress struct {
 	Elapsed   time.Duration
 	Rate      float64       // operations finished per second so far
 	ETA       time.Duration // at that rate, for the rest
+	// QueueTime is the part of Elapsed spent claiming and recording in SQLite.
+	QueueTime time.Duration
 }
 
 func (d *Deliverer) now() time.Time {
@@ -77,7 +79,9 @@ func (d *Deliverer) Drain(ctx context.Context) (Progress, error) {
 		batch = 200
 	}
 	for {
+		t0 := time.Now()
 		ops, err := d.DB.ClaimPlatformOps(ctx, d.Platform, d.now(), batch)
+		p.QueueTime += time.Since(t0)
 		if err != nil {
 			return p, err
 		}
@@ -98,7 +102,10 @@ func (d *Deliverer) Drain(ctx context.Context) (Progress, error) {
 			// are released at the next start.
 			outcomes = answered(outcomes)
 		}
-		if err := d.DB.RecordPlatformOutcomes(context.WithoutCancel(ctx), outcomes); err != nil {
+		t0 = time.Now()
+		err = d.DB.RecordPlatformOutcomes(context.WithoutCancel(ctx), outcomes)
+		p.QueueTime += time.Since(t0)
+		if err != nil {
 			return p, err
 		}
 		for _, o := range outcomes {
