@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -64,19 +65,22 @@ func TestPlatformConfigErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeConfig(t, tc.src)
 			_, err := LoadConfig(p)
-			var list ErrorList
-			if !errors.As(err, &list) {
-				t.Fatalf("error is %T, want ErrorList: %v", err, err)
+			if lines := errorLines(t, err, p); !slices.Contains(lines, tc.want) {
+				t.Errorf("want line\n  %s\ngot\n  %s", tc.want, strings.Join(lines, "\n  "))
 			}
-			out := strings.ReplaceAll(err.Error(), p, "config.cue")
-			for _, line := range strings.Split(out, "\n") {
-				if line == tc.want {
-					return
-				}
-			}
-			t.Errorf("want line\n  %s\ngot\n  %s", tc.want, strings.ReplaceAll(out, "\n", "\n  "))
 		})
 	}
+}
+
+// errorLines is a config error as lines, with the file's path shortened to config.cue;
+// it fails the test unless err is an ErrorList.
+func errorLines(t *testing.T, err error, path string) []string {
+	t.Helper()
+	var list ErrorList
+	if !errors.As(err, &list) {
+		t.Fatalf("error is %T, want ErrorList: %v", err, err)
+	}
+	return strings.Split(strings.ReplaceAll(err.Error(), path, "config.cue"), "\n")
 }
 
 func TestPlatformConfigValid(t *testing.T) {

@@ -166,7 +166,7 @@ func (c *Client) do(ctx context.Context, op, method, path, query string, body []
 				c.limiter.Pause(c.now().Add(ra))
 			}
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := Sleep(ctx, wait); err != nil {
 			return answer{}, fmt.Errorf("pexip: %s: %w", op, err)
 		}
 	}

@@ -60,7 +60,7 @@ func maxTime(a, b time.Time) time.Time {
 
 // Wait blocks until the caller may send one request, or ctx ends.
 func (l *Limiter) Wait(ctx context.Context) error {
-	return sleep(ctx, l.reserve())
+	return Sleep(ctx, l.reserve())
 }
 
 // Pause holds every caller until t (a later Pause may extend it, never shorten it).
@@ -72,8 +72,8 @@ func (l *Limiter) Pause(t time.Time) {
 	l.mu.Unlock()
 }
 
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or until ctx ends (then it returns ctx's error).
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,9 +33,12 @@ type Deliverer struct {
 	// is itself up to the client's MaxAttempts requests.
 	MaxAttempts         int
 	Backoff, MaxBackoff time.Duration // between tries (0: 2 s doubling up to 10 min)
-	Progress            func(Progress)
-	Logger              *slog.Logger
-	Now                 func() time.Time
+	// Progress is called after every batch; a log line says the same every LogEvery
+	// (0: 10 s) while a drain runs.
+	Progress func(Progress)
+	LogEvery time.Duration
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Progress is where a drain stands.
@@ -49,19 +55,16 @@ type Progress struct {
 	QueueTime time.Duration
 }
 
+// now and logger are the clock and the log, or their defaults.
 func (d *Deliverer) now() time.Time {
+	clock := time.Now
 	if d.Now != nil {
-		return d.Now()
+		clock = d.Now
 	}
-	return time.Now()
+	return clock()
 }
 
-func (d *Deliverer) logger() *slog.Logger {
-	if d.Logger != nil {
-		return d.Logger
-	}
-	return slog.Default()
-}
+func (d *Deliverer) logger() *slog.Logger { return cmp.Or(d.Logger, slog.Default()) }
 
 // Drain delivers until no operation is pending: it waits for retries that are due later,
 // and returns when the queue holds only done, failed and conflicting operations and those
@@ -74,10 +77,8 @@ func (d *Deliverer) Drain(ctx context.Context) (Progress, error) {
 	}
 	c := counts[d.Platform]
 	p := Progress{Total: c[state.PlatformPending] + c[state.PlatformSending]}
-	batch := d.Batch
-	if batch <= 0 {
-		batch = 200
-	}
+	batch := cmp.Or(max(d.Batch, 0), 200)
+	logged := start
 	for {
 		t0 := time.Now()
 		ops, err := d.DB.ClaimPlatformOps(ctx, d.Platform, d.now(), batch)
@@ -91,7 +92,7 @@ func (d *Deliverer) Drain(ctx context.Context) (Progress, error) {
 				// Nothing pending, or only operations waiting for a failed or conflicting one.
 				return p, err
 			}
-			if err := sleep(ctx, next.Sub(d.now())); err != nil {
+			if err := pexip.Sleep(ctx, next.Sub(d.now())); err != nil {
 				return p, err
 			}
 			continue
@@ -132,9 +133,50 @@ func (d *Deliverer) Drain(ctx context.Context) (Progress, error) {
 		if d.Progress != nil {
 			d.Progress(p)
 		}
+		if every := cmp.Or(d.LogEvery, 10*time.Second); d.now().Sub(logged) >= every {
+			logged = d.now()
+			d.logger().Info("platform push", "platform", d.Platform, "done", p.Done, "total", p.Total,
+				"failed", p.Failed, "conflicts", p.Conflicts, "rate_per_s", math.Round(p.Rate*10)/10, "eta", p.ETA.Round(time.Second))
+		}
 		if ctx.Err() != nil {
 			return p, ctx.Err()
 		}
+	}
+}
+
+// Run drains the queue whenever wake fires (an apply enqueued operations), when a retry
+// falls due, and every poll (0: 1 min), until ctx ends. It releases the claims a stopped
+// process left first: it must be the platform's only deliverer (serve holds the state
+// database's lock).
+func (d *Deliverer) Run(ctx context.Context, wake <-chan struct{}, poll time.Duration) error {
+	poll = cmp.Or(max(poll, 0), time.Minute)
+	if n, err := d.DB.ReleasePlatformClaims(ctx, d.now()); err != nil {
+		return err
+	} else if n > 0 {
+		d.logger().Info("platform operations resumed after a stop", "platform", d.Platform, "operations", n)
+	}
+	for {
+		if _, err := d.Drain(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			d.logger().Error("platform push", "platform", d.Platform, "error", err)
+		}
+		wait := poll
+		// A due operation Drain left is waiting for a failed or conflicting one: only
+		// operations due later shorten the wait.
+		if next, ok, err := d.DB.NextPlatformDue(ctx, d.Platform); err == nil && ok && next.After(d.now()) {
+			wait = min(wait, next.Sub(d.now()))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }
 
@@ -198,6 +240,9 @@ func (d *Deliverer) deliver(ctx context.Context, op state.PlatformOp) state.Plat
 		out.Status, out.Next, out.Err = state.PlatformPending, out.At.Add(wait), err.Error()
 	default:
 		out.Status, out.Err = state.PlatformFailed, err.Error()
+	}
+	if pw, ok := payloadPassword(op.Payload); ok && pw != "" { // a node may quote what it was sent
+		out.Err = strings.ReplaceAll(out.Err, pw, "***")
 	}
 	if out.Status != state.PlatformDone {
 		d.logger().Warn("platform operation not done", "platform", d.Platform, "op", op.Op, "resource", op.Resource,
@@ -503,15 +548,4 @@ func payloadPassword(payload string) (string, bool) {
 func PasswordDigest(alias, password string) string {
 	h := sha256.Sum256([]byte("roster device password\x00" + alias + "\x00" + password))
 	return "sha256:" + hex.EncodeToString(h[:])
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -360,3 +360,36 @@ func TestDeliverAliasMovesBetweenRooms(t *testing.T) {
 		t.Errorf("shared alias = %v", a)
 	}
 }
+
+func TestRunDeliversOnWake(t *testing.T) {
+	r := newRig(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	wake := make(chan struct{}, 1)
+	done := make(chan error)
+	go func() { done <- r.d.Run(ctx, wake, time.Hour) }()
+	r.enqueue(t, estate(3))
+	wake <- struct{}{}
+	deadline := time.Now().Add(10 * time.Second)
+	for r.fake.Count(pexip.EndUsers) < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkEstate(t, r, 3)
+}
+
+// A node quoting the password it was sent in an error: the queue's error has it hidden.
+func TestDeliverHidesDevicePasswordInErrors(t *testing.T) {
+	r := newRig(t, nil)
+	r.fake.QuoteValues.Store(true)
+	d := device(0)
+	d.Password = strings.Repeat("p", 251) // too long: the 400 names the field and quotes the value
+	r.enqueue(t, DeviceOps("pexip", nil, d))
+	r.drain(t)
+	failed, _ := r.db.PlatformOpsByStatus(context.Background(), state.PlatformFailed, 1)
+	if len(failed) != 1 || strings.Contains(failed[0].LastError, d.Password) || !strings.Contains(failed[0].LastError, "password") {
+		t.Fatalf("failed = %+v", failed)
+	}
+}

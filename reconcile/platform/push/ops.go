@@ -118,66 +118,56 @@ func nullable(n int) any {
 // when the device is made and when it changed, never otherwise (it is write-only on
 // Pexip, so it cannot be compared there).
 func DeviceOps(platform string, old, new *Device) []state.PlatformOp {
-	op := func(kind string, d *Device, payload map[string]any) []state.PlatformOp {
-		return []state.PlatformOp{{Platform: platform, Op: kind, Resource: string(pexip.Devices), ObjectKey: d.Alias,
-			Kind: KindDevice, OwnerKey: d.Alias, Payload: encode(payload)}}
+	fields := func(d *Device) (string, map[string]any) {
+		if d == nil {
+			return "", nil
+		}
+		return d.Alias, map[string]any{"alias": d.Alias, "description": d.Description, "username": d.Username,
+			"password": d.Password, "tag": d.Tag, "primary_owner_email_address": d.OwnerEmail}
 	}
-	switch {
-	case old == nil && new == nil:
-		return nil
-	case old == nil:
-		return op(state.OpCreate, new, deviceFields(new, true))
-	case new == nil:
-		return op(state.OpDelete, old, map[string]any{})
-	}
-	diff := changed(deviceFields(old, true), deviceFields(new, true))
-	if len(diff) == 0 {
-		return nil
-	}
-	ops := op(state.OpPatch, new, diff)
-	if old.Alias != new.Alias {
-		ops[0].FromKey = old.Alias
-	}
-	return ops
-}
-
-func deviceFields(d *Device, password bool) map[string]any {
-	m := map[string]any{"alias": d.Alias, "description": d.Description, "username": d.Username, "tag": d.Tag,
-		"primary_owner_email_address": d.OwnerEmail}
-	if password {
-		m["password"] = d.Password
-	}
-	return m
+	oldKey, oldFields := fields(old)
+	newKey, newFields := fields(new)
+	return objectOps(platform, pexip.Devices, KindDevice, oldKey, newKey, oldFields, newFields)
 }
 
 // UserOps maps one applied change of a user to its end user operations.
 func UserOps(platform string, old, new *User) []state.PlatformOp {
-	op := func(kind string, u *User, payload map[string]any) []state.PlatformOp {
-		return []state.PlatformOp{{Platform: platform, Op: kind, Resource: string(pexip.EndUsers), ObjectKey: u.Email,
-			Kind: KindUser, OwnerKey: u.Email, Payload: encode(payload)}}
+	fields := func(u *User) (string, map[string]any) {
+		if u == nil {
+			return "", nil
+		}
+		return u.Email, map[string]any{"primary_email_address": u.Email, "first_name": u.FirstName,
+			"last_name": u.LastName, "display_name": u.DisplayName}
 	}
-	switch {
-	case old == nil && new == nil:
-		return nil
-	case old == nil:
-		return op(state.OpCreate, new, userFields(new))
-	case new == nil:
-		return op(state.OpDelete, old, map[string]any{})
-	}
-	diff := changed(userFields(old), userFields(new))
-	if len(diff) == 0 {
-		return nil
-	}
-	ops := op(state.OpPatch, new, diff)
-	if old.Email != new.Email {
-		ops[0].FromKey = old.Email
-	}
-	return ops
+	oldKey, oldFields := fields(old)
+	newKey, newFields := fields(new)
+	return objectOps(platform, pexip.EndUsers, KindUser, oldKey, newKey, oldFields, newFields)
 }
 
-func userFields(u *User) map[string]any {
-	return map[string]any{"primary_email_address": u.Email, "first_name": u.FirstName, "last_name": u.LastName,
-		"display_name": u.DisplayName}
+// objectOps is the operation of one object without parts (a device, an end user) whose
+// unique value is key and whose fields are fields, before (oldKey "": it is new) and
+// after (newKey "": it is gone): a create of every field, a patch of the changed ones
+// (naming the old key when it changed), or a delete.
+func objectOps(platform string, res pexip.Resource, kind, oldKey, newKey string, oldFields, newFields map[string]any) []state.PlatformOp {
+	op := state.PlatformOp{Platform: platform, Resource: string(res), ObjectKey: newKey, Kind: kind, OwnerKey: newKey}
+	switch {
+	case oldKey == "" && newKey == "":
+		return nil
+	case oldKey == "":
+		op.Op, op.Payload = state.OpCreate, encode(newFields)
+	case newKey == "":
+		op.Op, op.ObjectKey, op.OwnerKey, op.Payload = state.OpDelete, oldKey, oldKey, encode(map[string]any{})
+	default:
+		diff := changed(oldFields, newFields)
+		if len(diff) == 0 {
+			return nil
+		}
+		op.Op, op.Payload = state.OpPatch, encode(diff)
+		if oldKey != newKey {
+			op.FromKey = oldKey
+		}
+	}
+	return []state.PlatformOp{op}
 }
 
 // changed is the fields of b that differ from a.

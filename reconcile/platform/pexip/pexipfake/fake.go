@@ -51,6 +51,9 @@ type Server struct {
 
 	// PatchStatus is the answer to a successful PATCH: 202 (default) or 204.
 	PatchStatus atomic.Int32
+	// QuoteValues makes a 400 quote the value it refused, as some validators do (a
+	// client must not copy such a message anywhere a secret must not go).
+	QuoteValues atomic.Bool
 
 	handlerNanos atomic.Int64
 	stats        Stats
@@ -358,7 +361,11 @@ func (s *Server) writeError(w http.ResponseWriter, res pexip.Resource, err error
 	case errors.Is(err, errNotFound):
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "No such object."})
 	case errors.As(err, &fe):
-		writeJSON(w, http.StatusBadRequest, map[string]any{string(res): map[string]any{fe.field: []string{fe.msg}}})
+		msg := fe.msg
+		if s.QuoteValues.Load() && fe.value != nil {
+			msg += fmt.Sprintf(" Got %v.", fe.value)
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]any{string(res): map[string]any{fe.field: []string{msg}}})
 	default:
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
 	}
@@ -396,7 +403,7 @@ func (s *Server) put(res pexip.Resource, fields map[string]any) (int, error) {
 	o := spec.defaults(res)
 	for _, name := range spec.required {
 		if v, ok := fields[name]; !ok || v == nil || v == "" {
-			return 0, &fieldError{name, "This field is required."}
+			return 0, &fieldError{name, "This field is required.", nil}
 		}
 	}
 	var aliases []map[string]any
@@ -429,7 +436,7 @@ func (s *Server) put(res pexip.Resource, fields map[string]any) (int, error) {
 func (s *Server) checkNewAliases(v any) ([]map[string]any, error) {
 	list, ok := v.([]any)
 	if !ok {
-		return nil, &fieldError{"aliases", "Expected a list of aliases."}
+		return nil, &fieldError{"aliases", "Expected a list of aliases.", nil}
 	}
 	spec := specs[pexip.ConferenceAliases]
 	seen := map[string]bool{}
@@ -437,25 +444,25 @@ func (s *Server) checkNewAliases(v any) ([]map[string]any, error) {
 	for _, item := range list {
 		m, ok := item.(map[string]any)
 		if !ok {
-			return nil, &fieldError{"aliases", "Expected a list of aliases."}
+			return nil, &fieldError{"aliases", "Expected a list of aliases.", nil}
 		}
 		a := spec.defaults(pexip.ConferenceAliases)
 		for k, x := range m {
 			if k == "conference" {
-				return nil, &fieldError{"aliases", "An alias of a new conference names no conference."}
+				return nil, &fieldError{"aliases", "An alias of a new conference names no conference.", nil}
 			}
 			y, err := spec.check(k, x)
 			if err != nil {
-				return nil, &fieldError{"aliases", err.Error()}
+				return nil, &fieldError{"aliases", err.Error(), nil}
 			}
 			a[k] = y
 		}
 		alias, _ := a["alias"].(string)
 		if alias == "" {
-			return nil, &fieldError{"aliases", "alias: This field is required."}
+			return nil, &fieldError{"aliases", "alias: This field is required.", nil}
 		}
 		if _, taken := s.byKey[pexip.ConferenceAliases][alias]; taken || seen[alias] {
-			return nil, &fieldError{"alias", "Conference alias with this Alias already exists."}
+			return nil, &fieldError{"alias", "Conference alias with this Alias already exists.", nil}
 		}
 		seen[alias] = true
 		out = append(out, a)
@@ -468,12 +475,12 @@ func (s *Server) checkObject(res pexip.Resource, id int, o map[string]any) error
 	spec := specs[res]
 	key, _ := o[spec.unique].(string)
 	if other, taken := s.byKey[res][key]; taken && other != id {
-		return &fieldError{spec.unique, fmt.Sprintf("%s with this %s already exists.", spec.label, label(spec.unique))}
+		return &fieldError{spec.unique, fmt.Sprintf("%s with this %s already exists.", spec.label, label(spec.unique)), nil}
 	}
 	if res == pexip.ConferenceAliases {
 		cid, _ := pexip.IDFromURI(o["conference"].(string))
 		if _, ok := s.objs[pexip.Conferences][cid]; !ok {
-			return &fieldError{"conference", "The conference does not exist."}
+			return &fieldError{"conference", "The conference does not exist.", nil}
 		}
 	}
 	return nil
@@ -510,7 +517,7 @@ func (s *Server) edit(res pexip.Resource, id int, fields map[string]any) error {
 	pw, setPW := "", false
 	for name, v := range fields {
 		if name == "id" || name == "resource_uri" || name == "aliases" {
-			return &fieldError{name, "This field cannot be changed."}
+			return &fieldError{name, "This field cannot be changed.", nil}
 		}
 		x, err := spec.check(name, v)
 		if err != nil {
@@ -523,7 +530,7 @@ func (s *Server) edit(res pexip.Resource, id int, fields map[string]any) error {
 		next[name] = x
 	}
 	if key, _ := next[spec.unique].(string); key == "" {
-		return &fieldError{spec.unique, "This field is required."}
+		return &fieldError{spec.unique, "This field is required.", nil}
 	}
 	if err := s.checkObject(res, id, next); err != nil {
 		return err

@@ -88,7 +88,10 @@ func (s *resourceSpec) defaults(res pexip.Resource) map[string]any {
 }
 
 // fieldError is a 400 naming a field.
-type fieldError struct{ field, msg string }
+type fieldError struct {
+	field, msg string
+	value      any // the value refused, when one was
+}
 
 func (e *fieldError) Error() string { return e.field + ": " + e.msg }
 
@@ -96,21 +99,21 @@ func (e *fieldError) Error() string { return e.field + ": " + e.msg }
 func (s *resourceSpec) check(name string, v any) (any, error) {
 	f, ok := s.fields[name]
 	if !ok {
-		return nil, &fieldError{name, "Unknown field."}
+		return nil, &fieldError{name, "Unknown field.", nil}
 	}
 	switch f.kind {
 	case kString:
 		t, ok := v.(string)
 		if !ok {
-			return nil, &fieldError{name, "This field must be a string."}
+			return nil, &fieldError{name, "This field must be a string.", nil}
 		}
 		if n := len([]rune(t)); n > f.max {
-			return nil, &fieldError{name, fmt.Sprintf("Ensure this value has at most %d characters (it has %d).", f.max, n)}
+			return nil, &fieldError{name, fmt.Sprintf("Ensure this value has at most %d characters (it has %d).", f.max, n), t}
 		}
 		return t, nil
 	case kBool:
 		if _, ok := v.(bool); !ok {
-			return nil, &fieldError{name, "This field must be true or false."}
+			return nil, &fieldError{name, "This field must be true or false.", nil}
 		}
 		return v, nil
 	case kNullInt:
@@ -120,19 +123,19 @@ func (s *resourceSpec) check(name string, v any) (any, error) {
 		n, ok := v.(json.Number)
 		i, err := n.Int64()
 		if !ok || err != nil {
-			return nil, &fieldError{name, "Enter a whole number."}
+			return nil, &fieldError{name, "Enter a whole number.", nil}
 		}
 		if i < int64(f.min) || i > int64(f.max) {
-			return nil, &fieldError{name, fmt.Sprintf("Ensure this value is between %d and %d.", f.min, f.max)}
+			return nil, &fieldError{name, fmt.Sprintf("Ensure this value is between %d and %d.", f.min, f.max), i}
 		}
 		return int(i), nil
 	case kRef:
 		t, ok := v.(string)
 		if !ok || !strings.HasPrefix(t, pexip.BasePath+string(pexip.Conferences)+"/") {
-			return nil, &fieldError{name, "Expected a conference resource URI."}
+			return nil, &fieldError{name, "Expected a conference resource URI.", nil}
 		}
 		if _, err := pexip.IDFromURI(t); err != nil {
-			return nil, &fieldError{name, "Expected a conference resource URI."}
+			return nil, &fieldError{name, "Expected a conference resource URI.", nil}
 		}
 		return t, nil
 	}
