@@ -408,13 +408,13 @@ func (db *DB) PlatformWaiting(ctx context.Context, kind, ownerKey string) (bool,
 	return n > 0, nil
 }
 
-// NextPlatformDue is when the earliest pending operation of platform is due; ok is false
-// when none is pending. (An operation waiting for another may be due and still not
-// claimable; the deliverer then waits for the other's outcome.)
-func (db *DB) NextPlatformDue(ctx context.Context, platform string) (t time.Time, ok bool, err error) {
+// NextPlatformDue is when the earliest pending or claimed operation of platform falls due
+// after after (a retry's next try, a lease's end); ok is false when none does. Operations
+// due already and not claimable wait for a failed or conflicting one: they have no time.
+func (db *DB) NextPlatformDue(ctx context.Context, platform string, after time.Time) (t time.Time, ok bool, err error) {
 	var next *string
 	if err := db.GetContext(ctx, &next, `SELECT MIN(next_try) FROM platform_ops WHERE platform = ?
-		AND status IN ('pending', 'sending')`, platform); err != nil {
+		AND status IN ('pending', 'sending') AND next_try > ?`, platform, FormatTime(after)); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due platform operation: %w", err)
 	}
 	if next == nil {

@@ -136,3 +136,13 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 // maxRetryAfter bounds one wait: a node asking for more is treated as asking for this.
 const maxRetryAfter = 10 * time.Minute
+
+// The policy interface's unverified points (PEXIP.md §2), for the policy server to use.
+
+// PolicyCallrateBPSPerKbps: a policy answer's max_callrate_in/out are in bps, kbps × 1000
+// (unverified), where the management API's are in kbps.
+const PolicyCallrateBPSPerKbps = 1000
+
+// PolicyWait is how long a conferencing node waits for a policy answer before falling
+// back to its own database (unverified: "about 5 s"); roster's budget is far below it.
+const PolicyWait = 5 * time.Second

@@ -80,16 +80,17 @@ func (d *Deliverer) Drain(ctx context.Context) (Progress, error) {
 	batch := cmp.Or(max(d.Batch, 0), 200)
 	logged := start
 	for {
-		t0 := time.Now()
-		ops, err := d.DB.ClaimPlatformOps(ctx, d.Platform, d.now(), batch)
+		t0, now := time.Now(), d.now()
+		ops, err := d.DB.ClaimPlatformOps(ctx, d.Platform, now, batch)
 		p.QueueTime += time.Since(t0)
 		if err != nil {
 			return p, err
 		}
 		if len(ops) == 0 {
-			next, ok, err := d.DB.NextPlatformDue(ctx, d.Platform)
-			if err != nil || !ok || !next.After(d.now()) {
-				// Nothing pending, or only operations waiting for a failed or conflicting one.
+			// Nothing due at the claim's time is claimable: what is due waits for a failed
+			// or conflicting operation; a retry due later is waited for.
+			next, ok, err := d.DB.NextPlatformDue(ctx, d.Platform, now)
+			if err != nil || !ok {
 				return p, err
 			}
 			if err := pexip.Sleep(ctx, next.Sub(d.now())); err != nil {
@@ -163,10 +164,9 @@ func (d *Deliverer) Run(ctx context.Context, wake <-chan struct{}, poll time.Dur
 			d.logger().Error("platform push", "platform", d.Platform, "error", err)
 		}
 		wait := poll
-		// A due operation Drain left is waiting for a failed or conflicting one: only
-		// operations due later shorten the wait.
-		if next, ok, err := d.DB.NextPlatformDue(ctx, d.Platform); err == nil && ok && next.After(d.now()) {
-			wait = min(wait, next.Sub(d.now()))
+		now := d.now()
+		if next, ok, err := d.DB.NextPlatformDue(ctx, d.Platform, now); err == nil && ok {
+			wait = min(wait, next.Sub(now))
 		}
 		t := time.NewTimer(wait)
 		select {

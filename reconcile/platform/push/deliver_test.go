@@ -393,3 +393,25 @@ func TestDeliverHidesDevicePasswordInErrors(t *testing.T) {
 		t.Fatalf("failed = %+v", failed)
 	}
 }
+
+// An operation stuck behind a conflict does not end a drain while a retry is due later.
+func TestDrainWaitsForRetriesBesideBlockedOps(t *testing.T) {
+	r := newRig(t, func(c *pexip.Config) { c.MaxAttempts = 1 })
+	if _, err := r.fake.Put(pexip.Conferences, map[string]any{"name": "Room 0000"}); err != nil {
+		t.Fatal(err)
+	}
+	r.d.Workers, r.d.Backoff, r.d.MaxBackoff = 1, 300*time.Millisecond, time.Second
+	r.enqueue(t, UserOps("pexip", nil, user(7)))
+	r.fake.Fail(1, 503) // the end user's first try, the first request
+	withAlias := vmr(0)
+	withAlias.Aliases = append(withAlias.Aliases, "extra")
+	r.enqueue(t, append(VMROps("pexip", nil, vmr(0)), VMROps("pexip", vmr(0), withAlias)...)) // conflict, then blocked
+	start := time.Now()
+	p := r.drain(t)
+	if p.Done != 1 || p.Conflicts != 1 || p.Retries != 1 {
+		t.Fatalf("progress = %+v", p)
+	}
+	if _, ok := r.fake.Find(pexip.EndUsers, user(7).Email); !ok || time.Since(start) < 300*time.Millisecond {
+		t.Fatalf("the retried end user is missing (%v) or came before its retry time (%s)", ok, time.Since(start))
+	}
+}
