@@ -221,7 +221,16 @@ func (d *Deliverer) deliverAll(ctx context.Context, ops []state.PlatformOp) []st
 // ended before an answer.
 func (d *Deliverer) deliver(ctx context.Context, op state.PlatformOp) state.PlatformOutcome {
 	out := state.PlatformOutcome{Op: op}
-	remote, also, err := d.send(ctx, op)
+	payload := map[string]any{}
+	err := json.Unmarshal([]byte(op.Payload), &payload)
+	password, hasPassword := payload["password"].(string)
+	var remote int
+	var also []state.PlatformObject
+	if err != nil {
+		err = fmt.Errorf("operation %d: payload: %w", op.ID, err)
+	} else {
+		remote, also, err = d.send(ctx, op, payload)
+	}
 	if ctx.Err() != nil && err != nil {
 		return out
 	}
@@ -230,8 +239,8 @@ func (d *Deliverer) deliver(ctx context.Context, op state.PlatformOp) state.Plat
 	switch {
 	case err == nil:
 		out.Status, out.RemoteID, out.Also = state.PlatformDone, int64(remote), also
-		if pw, ok := payloadPassword(op.Payload); ok {
-			out.PasswordDigest = PasswordDigest(op.ObjectKey, pw)
+		if hasPassword {
+			out.PasswordDigest = PasswordDigest(op.ObjectKey, password)
 		}
 	case errors.As(err, &c):
 		out.Status, out.RemoteID, out.Err = state.PlatformConflict, int64(c.id), err.Error()
@@ -241,8 +250,8 @@ func (d *Deliverer) deliver(ctx context.Context, op state.PlatformOp) state.Plat
 	default:
 		out.Status, out.Err = state.PlatformFailed, err.Error()
 	}
-	if pw, ok := payloadPassword(op.Payload); ok && pw != "" { // a node may quote what it was sent
-		out.Err = strings.ReplaceAll(out.Err, pw, "***")
+	if password != "" { // a node may quote what it was sent
+		out.Err = strings.ReplaceAll(out.Err, password, "***")
 	}
 	if out.Status != state.PlatformDone {
 		d.logger().Warn("platform operation not done", "platform", d.Platform, "op", op.Op, "resource", op.Resource,
@@ -293,13 +302,10 @@ var errWaitForOwn = errors.New("held by another of roster's objects; waiting for
 // errMissing: a patch's object is gone from the platform (deleted by hand).
 var errMissing = errors.New("the object is missing on the platform; `roster platform check` lists it and the next apply recreates it")
 
-// send performs op and returns the object's id and objects made along with it.
-func (d *Deliverer) send(ctx context.Context, op state.PlatformOp) (int, []state.PlatformObject, error) {
+// send performs op with its decoded payload (which it changes: marker, conference) and
+// returns the object's id and objects made along with it.
+func (d *Deliverer) send(ctx context.Context, op state.PlatformOp, payload map[string]any) (int, []state.PlatformObject, error) {
 	res := pexip.Resource(op.Resource)
-	payload := map[string]any{}
-	if err := json.Unmarshal([]byte(op.Payload), &payload); err != nil {
-		return 0, nil, fmt.Errorf("operation %d: payload: %w", op.ID, err)
-	}
 	switch op.Op {
 	case state.OpCreate:
 		return d.create(ctx, op, res, payload)
@@ -531,16 +537,6 @@ func (d *Deliverer) owns(res pexip.Resource, f found, op state.PlatformOp, paylo
 		}
 	}
 	return true
-}
-
-func payloadPassword(payload string) (string, bool) {
-	var m struct {
-		Password *string `json:"password"`
-	}
-	if json.Unmarshal([]byte(payload), &m) != nil || m.Password == nil {
-		return "", false
-	}
-	return *m.Password, true
 }
 
 // PasswordDigest is what roster keeps of a device password it pushed (Pexip never returns

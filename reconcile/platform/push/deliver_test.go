@@ -323,7 +323,7 @@ func TestDeliverResumesAfterAStop(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, op := range ops {
-				r.d.send(context.Background(), op)
+				r.d.deliver(context.Background(), op) // its outcome never recorded
 			}
 			if _, err := r.db.ReleasePlatformClaims(context.Background(), time.Now()); err != nil {
 				t.Fatal(err)
