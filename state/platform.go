@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -71,32 +72,55 @@ type PlatformObject struct {
 // due at now, in the order given: that order is the order of delivery for operations on
 // related objects.
 func EnqueuePlatform(ctx context.Context, tx *sqlx.Tx, now time.Time, ops []PlatformOp) error {
-	if len(ops) == 0 {
-		return nil
-	}
-	st, err := tx.PrepareContext(ctx, `INSERT INTO platform_ops(platform, op, resource, object_key, from_key, kind,
-		owner_key, payload, dep_resource, dep_key, status, attempts, next_try, commit_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`)
-	if err != nil {
-		return fmt.Errorf("enqueue platform operations: %w", err)
-	}
-	defer st.Close()
-	at := FormatTime(now)
 	for _, o := range ops {
 		if err := checkOp(o); err != nil {
 			return fmt.Errorf("enqueue platform operations: %w", err)
 		}
-		payload := o.Payload
-		if payload == "" {
-			payload = "{}"
+	}
+	// Multi-row INSERTs of enqueueBatch rows, the statement prepared once: a first apply
+	// enqueues an operation per object, and one statement per row would cost its
+	// transaction a cgo call and a bind per row. The time is written into the SQL.
+	at := FormatTime(now)
+	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, '" + at + "', ?, '" + at + "')"
+	insert := func(rows int) string {
+		return `INSERT INTO platform_ops(platform, op, resource, object_key, from_key, kind, owner_key, payload,
+			dep_resource, dep_key, status, attempts, next_try, commit_id, created_at) VALUES ` +
+			strings.Repeat(row+", ", rows-1) + row
+	}
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			full.Close()
 		}
-		if _, err := st.ExecContext(ctx, o.Platform, o.Op, o.Resource, o.ObjectKey, o.FromKey, o.Kind, o.OwnerKey,
-			payload, o.DepResource, o.DepKey, at, o.Commit, at); err != nil {
-			return fmt.Errorf("enqueue platform operations: %s %s %q: %w", o.Op, o.Resource, o.ObjectKey, err)
+	}()
+	args := make([]any, 0, enqueueBatch*11)
+	for start := 0; start < len(ops); start += enqueueBatch {
+		chunk := ops[start:min(start+enqueueBatch, len(ops))]
+		args = args[:0]
+		for _, o := range chunk {
+			args = append(args, o.Platform, o.Op, o.Resource, o.ObjectKey, o.FromKey, o.Kind, o.OwnerKey,
+				cmp.Or(o.Payload, "{}"), o.DepResource, o.DepKey, o.Commit)
+		}
+		var err error
+		if len(chunk) == enqueueBatch {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, insert(enqueueBatch)); err != nil {
+					return fmt.Errorf("enqueue platform operations: %w", err)
+				}
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insert(len(chunk)), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("enqueue platform operations: %s %s %q and after: %w", chunk[0].Op, chunk[0].Resource, chunk[0].ObjectKey, err)
 		}
 	}
 	return nil
 }
+
+// enqueueBatch is how many operations one INSERT writes (11 parameters each).
+const enqueueBatch = 100
 
 func checkOp(o PlatformOp) error {
 	switch {

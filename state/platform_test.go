@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -268,6 +269,32 @@ func TestPlatformEnqueueRefuses(t *testing.T) {
 		})
 		if err == nil {
 			t.Errorf("enqueued %+v", o)
+		}
+	}
+}
+
+// Enqueued in batches, operations keep their order and fields across batch boundaries.
+func TestPlatformEnqueueManyKeepsOrder(t *testing.T) {
+	db := openTestDB(t)
+	now := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
+	var ops []PlatformOp
+	for i := range 2*enqueueBatch + 7 {
+		o := pop(OpCreate, "device", fmt.Sprintf("d%04d", i))
+		o.Payload, o.Commit = fmt.Sprintf(`{"n": %d}`, i), "c1"
+		ops = append(ops, o)
+	}
+	enqueueOps(t, db, now, ops...)
+	var got []PlatformOp
+	if err := db.Select(&got, `SELECT `+platformOpColumns+` FROM platform_ops ORDER BY id`); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(ops) {
+		t.Fatalf("%d rows, want %d", len(got), len(ops))
+	}
+	for i, o := range got {
+		if o.ObjectKey != ops[i].ObjectKey || o.Payload != ops[i].Payload || o.Commit != "c1" || o.Status != PlatformPending ||
+			!ParseTime(o.NextTry).Equal(now) {
+			t.Fatalf("row %d = %+v", i, o)
 		}
 	}
 }
