@@ -1,6 +1,9 @@
 package pexip
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"unicode/utf8"
 )
@@ -16,6 +19,16 @@ type Marker struct {
 }
 
 const markerPrefix = " [roster:"
+
+// NewMarker derives the instance from roster's secret key (SPEC §5.5): stable for an
+// installation, the same on its replicas (which share the key, so a failover keeps
+// ownership), different for another installation. The key itself cannot be recovered
+// from the eight hex digits an HMAC gives.
+func NewMarker(secretKey []byte) Marker {
+	m := hmac.New(sha256.New, secretKey)
+	m.Write([]byte("roster platform ownership marker"))
+	return Marker{Instance: hex.EncodeToString(m.Sum(nil)[:4])}
+}
 
 // Suffix is what Mark appends.
 func (m Marker) Suffix() string { return markerPrefix + m.Instance + "]" }

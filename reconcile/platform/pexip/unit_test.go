@@ -42,6 +42,16 @@ func TestMarker(t *testing.T) {
 	}
 }
 
+func TestNewMarker(t *testing.T) {
+	a, b := NewMarker([]byte("key one")), NewMarker([]byte("key two"))
+	if a != NewMarker([]byte("key one")) || a == b || len(a.Instance) != 8 {
+		t.Errorf("markers %q %q", a.Instance, b.Instance)
+	}
+	if inst, ok := Owner(a.Mark("room")); !ok || inst != a.Instance || strings.Contains(a.Mark("room"), "key one") {
+		t.Errorf("marked %q", a.Mark("room"))
+	}
+}
+
 func TestIDFromURI(t *testing.T) {
 	cases := map[string]int{
 		"/api/admin/configuration/v1/conference/42/":                    42,

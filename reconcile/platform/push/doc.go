@@ -17,4 +17,25 @@
 // VMROps, DeviceOps and UserOps map one applied change of roster's objects to queue
 // operations (pure functions over plain values), and Order sorts one apply's operations
 // so that freed names and aliases are deleted before they are taken again.
+//
+// # Wiring
+//
+// In the apply's transaction, for every applied change of a VMR, device or user (old
+// nil: created; new nil: deleted):
+//
+//	ops = append(ops, push.VMROps("pexip", old, new)...) // and DeviceOps, UserOps
+//	push.Order(ops)
+//	err = w.EnqueuePlatform(ops) // or state.EnqueuePlatform(ctx, tx, now, ops)
+//
+// In serve, one deliverer per platform, woken after each committed apply:
+//
+//	c, _ := pexip.New(pexip.Config{URL: cfg.URL, Username: cfg.Username,
+//		Password: os.Getenv(cfg.PasswordEnv), CAFile: cfg.CAFile, Rate: cfg.Rate})
+//	d := &push.Deliverer{DB: db, Client: c, Platform: "pexip", Marker: pexip.NewMarker(secretKey)}
+//	go d.Run(ctx, wake, time.Minute)
+//
+// An email of a VMR, device or user waits while db.PlatformWaiting(kind, key) (kinds
+// KindVMR, KindDevice, KindUser; keys the VMR's name, the device's alias, the user's
+// email). Status and metrics read db.PlatformCounts and db.PlatformOpsByStatus
+// (conflicts, failures); a replica (role "replica") runs no deliverer.
 package push
