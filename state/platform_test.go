@@ -298,3 +298,29 @@ func TestPlatformEnqueueManyKeepsOrder(t *testing.T) {
 		}
 	}
 }
+
+// Adoption records objects by hand; a later record without an id, parent or digest keeps them.
+func TestPutPlatformObjects(t *testing.T) {
+	ctx := context.Background()
+	db := openTestDB(t)
+	now := time.Date(2026, 12, 2, 1, 0, 0, 0, time.UTC)
+	put := func(objs ...PlatformObject) {
+		t.Helper()
+		if err := db.InTx(ctx, func(tx *sqlx.Tx) error { return PutPlatformObjects(ctx, tx, now, objs) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(PlatformObject{"pexip", "device", "ep", 7, "", "sha256:1"}, PlatformObject{"pexip", "conference_alias", "a", 9, "Room", ""})
+	put(PlatformObject{"pexip", "device", "ep", 0, "", ""}, PlatformObject{"pexip", "conference_alias", "a", 0, "", ""})
+	objs, err := db.PlatformObjects(ctx, "pexip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []PlatformObject{{"pexip", "conference_alias", "a", 9, "Room", ""}, {"pexip", "device", "ep", 7, "", "sha256:1"}}
+	if !slices.Equal(objs, want) {
+		t.Errorf("objects = %+v", objs)
+	}
+	if _, ok, err := db.PlatformObjectByKey(ctx, "pexip", "device", "other"); ok || err != nil {
+		t.Errorf("a missing object: %v %v", ok, err)
+	}
+}
