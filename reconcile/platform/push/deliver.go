@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/roster-dev/roster/reconcile/platform/pexip"
@@ -51,8 +52,9 @@ type Progress struct {
 	Elapsed   time.Duration
 	Rate      float64       // operations finished per second so far
 	ETA       time.Duration // at that rate, for the rest
-	// QueueTime is the part of Elapsed spent claiming and recording in SQLite.
-	QueueTime time.Duration
+	// QueueTime is the time spent claiming and recording in SQLite; SendTime the time the
+	// workers spent sending, added up over workers (recording overlaps sending).
+	QueueTime, SendTime time.Duration
 }
 
 // now and logger are the clock and the log, or their defaults.
@@ -98,46 +100,22 @@ func (d *Deliverer) Drain(ctx context.Context) (Progress, error) {
 			}
 			continue
 		}
-		outcomes := d.deliverAll(ctx, ops)
-		if ctx.Err() != nil {
-			// Outcomes of requests cut short are not answers: their ops stay claimed and
-			// are released at the next start.
-			outcomes = answered(outcomes)
-		}
-		t0 = time.Now()
-		err = d.DB.RecordPlatformOutcomes(context.WithoutCancel(ctx), outcomes)
-		p.QueueTime += time.Since(t0)
+		// Outcomes are recorded as they come, a group at a time: a stop loses the record
+		// of few answers (whose operations are sent again and meet their own objects), and
+		// progress moves while a batch is sent at the rate.
+		sent, err := d.deliverAll(ctx, ops, func(outcomes []state.PlatformOutcome) error {
+			t0 := time.Now()
+			err := d.DB.RecordPlatformOutcomes(context.WithoutCancel(ctx), outcomes)
+			p.QueueTime += time.Since(t0)
+			if err != nil {
+				return err
+			}
+			d.progress(&p, outcomes, start, &logged)
+			return nil
+		})
+		p.SendTime += sent
 		if err != nil {
 			return p, err
-		}
-		for _, o := range outcomes {
-			switch o.Status {
-			case state.PlatformDone:
-				p.Done++
-			case state.PlatformFailed:
-				p.Failed++
-			case state.PlatformConflict:
-				p.Conflicts++
-			case state.PlatformPending:
-				p.Retries++
-			}
-		}
-		finished := p.Done + p.Failed + p.Conflicts
-		p.Total = max(p.Total, finished)
-		p.Elapsed = d.now().Sub(start)
-		if s := p.Elapsed.Seconds(); s > 0 {
-			p.Rate = float64(finished) / s
-		}
-		if p.Rate > 0 {
-			p.ETA = time.Duration(float64(p.Total-finished) / p.Rate * float64(time.Second))
-		}
-		if d.Progress != nil {
-			d.Progress(p)
-		}
-		if every := cmp.Or(d.LogEvery, 10*time.Second); d.now().Sub(logged) >= every {
-			logged = d.now()
-			d.logger().Info("platform push", "platform", d.Platform, "done", p.Done, "total", p.Total,
-				"failed", p.Failed, "conflicts", p.Conflicts, "rate_per_s", math.Round(p.Rate*10)/10, "eta", p.ETA.Round(time.Second))
 		}
 		if ctx.Err() != nil {
 			return p, ctx.Err()
@@ -180,41 +158,103 @@ func (d *Deliverer) Run(ctx context.Context, wake <-chan struct{}, poll time.Dur
 	}
 }
 
-// answered keeps the outcomes that are not a cancelled request's.
-func answered(outcomes []state.PlatformOutcome) []state.PlatformOutcome {
-	var out []state.PlatformOutcome
+// progress counts recorded outcomes into p and tells of it.
+func (d *Deliverer) progress(p *Progress, outcomes []state.PlatformOutcome, start time.Time, logged *time.Time) {
 	for _, o := range outcomes {
-		if o.Status != "" {
-			out = append(out, o)
+		switch o.Status {
+		case state.PlatformDone:
+			p.Done++
+		case state.PlatformFailed:
+			p.Failed++
+		case state.PlatformConflict:
+			p.Conflicts++
+		case state.PlatformPending:
+			p.Retries++
 		}
 	}
-	return out
+	finished := p.Done + p.Failed + p.Conflicts
+	p.Total = max(p.Total, finished)
+	p.Elapsed = d.now().Sub(start)
+	if s := p.Elapsed.Seconds(); s > 0 {
+		p.Rate = float64(finished) / s
+	}
+	if p.Rate > 0 {
+		p.ETA = time.Duration(float64(p.Total-finished) / p.Rate * float64(time.Second))
+	}
+	if d.Progress != nil {
+		d.Progress(*p)
+	}
+	if every := cmp.Or(d.LogEvery, 10*time.Second); d.now().Sub(*logged) >= every {
+		*logged = d.now()
+		d.logger().Info("platform push", "platform", d.Platform, "done", p.Done, "total", p.Total,
+			"failed", p.Failed, "conflicts", p.Conflicts, "rate_per_s", math.Round(p.Rate*10)/10, "eta", p.ETA.Round(time.Second))
+	}
 }
 
-// deliverAll sends ops (independent of each other, as claimed) on the workers.
-func (d *Deliverer) deliverAll(ctx context.Context, ops []state.PlatformOp) []state.PlatformOutcome {
-	outcomes := make([]state.PlatformOutcome, len(ops))
-	workers := d.Workers
-	if workers <= 0 {
-		workers = 4
-	}
-	next := make(chan int)
+// recordEvery bounds how long an answered outcome waits for its record, and recordGroup
+// how many are recorded in one transaction.
+const (
+	recordEvery = 500 * time.Millisecond
+	recordGroup = 200
+)
+
+// deliverAll sends ops (independent of each other, as claimed) on the workers and hands
+// their outcomes to record in groups, as they come. Outcomes of requests the context cut
+// short are not answers: they are not recorded, their operations stay claimed and are
+// released at the next start.
+func (d *Deliverer) deliverAll(ctx context.Context, ops []state.PlatformOp, record func([]state.PlatformOutcome) error) (time.Duration, error) {
+	workers := cmp.Or(max(d.Workers, 0), 4)
+	var sending atomic.Int64
+	next := make(chan state.PlatformOp)
+	results := make(chan state.PlatformOutcome, workers)
 	var wg sync.WaitGroup
 	for range min(workers, len(ops)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range next {
-				outcomes[i] = d.deliver(ctx, ops[i])
+			for op := range next {
+				t0 := time.Now()
+				o := d.deliver(ctx, op)
+				sending.Add(int64(time.Since(t0)))
+				results <- o
 			}
 		}()
 	}
-	for i := range ops {
-		next <- i
+	go func() {
+		for _, op := range ops {
+			next <- op
+		}
+		close(next)
+		wg.Wait()
+		close(results)
+	}()
+	tick := time.NewTicker(recordEvery)
+	defer tick.Stop()
+	var group []state.PlatformOutcome
+	var failed error
+	flush := func() {
+		if len(group) > 0 && failed == nil {
+			failed = record(group)
+		}
+		group = group[:0]
 	}
-	close(next)
-	wg.Wait()
-	return outcomes
+	for {
+		select {
+		case o, ok := <-results:
+			if !ok {
+				flush()
+				return time.Duration(sending.Load()), failed
+			}
+			if o.Status != "" {
+				group = append(group, o)
+			}
+			if len(group) >= recordGroup {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
 }
 
 // deliver sends one operation and decides its outcome. A zero Status means the context
