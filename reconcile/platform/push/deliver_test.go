@@ -415,3 +415,23 @@ func TestDrainWaitsForRetriesBesideBlockedOps(t *testing.T) {
 		t.Fatalf("the retried end user is missing (%v) or came before its retry time (%s)", ok, time.Since(start))
 	}
 }
+
+// At the rate, a batch takes long: its outcomes are recorded (and progress told) as they
+// come, not once at its end.
+func TestProgressMovesWithinABatch(t *testing.T) {
+	r := newRig(t, func(c *pexip.Config) { c.Rate, c.Burst = 600, 1 }) // 10 a second
+	var seen []int
+	r.d.Progress = func(p Progress) {
+		seen = append(seen, p.Done)
+		if p.Total != 15 || p.Done < 15 && p.ETA <= 0 {
+			t.Errorf("progress %+v", p)
+		}
+	}
+	r.enqueue(t, estate(5)) // 15 operations, one batch
+	if p := r.drain(t); p.Done != 15 {
+		t.Fatalf("progress = %+v", p)
+	}
+	if len(seen) < 2 || seen[0] >= 15 {
+		t.Errorf("progress told at %v done: not before the batch ended", seen)
+	}
+}
