@@ -34,7 +34,8 @@ type Deliverer struct {
 	// is itself up to the client's MaxAttempts requests.
 	MaxAttempts         int
 	Backoff, MaxBackoff time.Duration // between tries (0: 2 s doubling up to 10 min)
-	// Progress is called after every batch; a log line says the same every LogEvery
+	// Progress is called whenever outcomes are recorded (at least every 500 ms while
+	// answers come); a log line says the same every LogEvery
 	// (0: 10 s) while a drain runs.
 	Progress func(Progress)
 	LogEvery time.Duration
