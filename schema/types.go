@@ -18,6 +18,8 @@ type Config struct {
 	HTTP         HTTPConfig            `json:"http"`
 	Safety       Safety                `json:"safety"`
 	SecretKeyEnv string                `json:"secret_key_env"`
+	Role         string                `json:"role"` // primary | replica
+	Platforms    Platforms             `json:"platforms"`
 }
 
 type RepoConfig struct {
