@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // created holds the VMRs, devices and users a plan creates from the desired lists, as
@@ -110,16 +112,16 @@ func (c *created) change(g, k int) *Change {
 	switch g {
 	case groupVMRCreate:
 		dv := atOf(listOf(c.vmrs, &c.ownVMRs, c.vmr[k]))
-		return &Change{Kind: KindVMR, Action: ActionCreate, Key: dv.Name, Template: dv.SyncTag, newObj: &dv.VMR, rank: g << 32}
+		return &Change{Kind: account.KindVMR, Action: account.ActionCreate, Key: dv.Name, Template: dv.SyncTag, newObj: &dv.VMR, rank: g << 32}
 	case groupDeviceCreate:
 		dd := atOf(listOf(c.devices, &c.ownDevices, c.device[k]))
-		return &Change{Kind: KindDevice, Action: ActionCreate, Key: dd.Alias, Template: dd.SyncTag, newObj: &dd.Device, rank: g << 32}
+		return &Change{Kind: account.KindDevice, Action: account.ActionCreate, Key: dd.Alias, Template: dd.SyncTag, newObj: &dd.Device, rank: g << 32}
 	default:
 		cu := c.user[k]
 		du := c.users.At(int(cu.i))
 		u := &du.User
 		u.UserID, u.Notified = strconv.FormatInt(cu.seq, 10), cu.notified
-		return &Change{Kind: KindUser, Action: ActionCreate, Key: u.Email, Template: u.SyncTag, newObj: u, rank: g << 32}
+		return &Change{Kind: account.KindUser, Action: account.ActionCreate, Key: u.Email, Template: u.SyncTag, newObj: u, rank: g << 32}
 	}
 }
 

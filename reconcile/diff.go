@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -173,7 +174,7 @@ func resolveClaims(cs []claimant, held func(claim) (holder, bool)) (skip []bool,
 func claimWarning(c claimant, cl claim, by holder) Warning {
 	w := Warning{Key: c.key, Template: c.owner.tag}
 	owner := by.tag
-	if owner == state.ManualTag {
+	if owner == account.ManualTag {
 		owner = "declared in the repo"
 	} else {
 		owner = "owned by template " + owner
@@ -205,7 +206,7 @@ func spaceName(space string) string {
 	return space
 }
 
-func vmrClaims(v *state.VMR) []claim {
+func vmrClaims(v *account.VMR) []claim {
 	out := make([]claim, 0, 1+len(v.Aliases))
 	out = append(out, claim{"vmr-name", v.Name})
 	for _, a := range v.Aliases {
@@ -219,9 +220,9 @@ type ident struct{ tag, entryKey, name string }
 
 func (i ident) owner() owner { return ownerKey(i.tag, i.entryKey, i.name) }
 
-func vmrIdent(v *state.VMR) ident       { return ident{v.SyncTag, v.EntryKey, v.Name} }
-func deviceIdent(v *state.Device) ident { return ident{v.SyncTag, v.EntryKey, v.Alias} }
-func deviceClaims(v *state.Device) []claim {
+func vmrIdent(v *account.VMR) ident       { return ident{v.SyncTag, v.EntryKey, v.Name} }
+func deviceIdent(v *account.Device) ident { return ident{v.SyncTag, v.EntryKey, v.Alias} }
+func deviceClaims(v *account.Device) []claim {
 	return []claim{{"device", v.Alias}}
 }
 
@@ -302,8 +303,8 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 		ids[i], claims[i] = vmrIdent(&dv.VMR), vmrClaims(&dv.VMR)
 	}
 	idx := d.indexFor(a)
-	olds, skip := matchOwned(p, d, a.VMRs, idx.vmrs, d.SameVMRs, vmrIdent, vmrClaims, ids, claims, settled, func(v *state.VMR) *Change {
-		return &Change{Kind: KindVMR, Action: ActionDelete, Key: v.Name, Template: v.SyncTag, oldObj: v}
+	olds, skip := matchOwned(p, d, a.VMRs, idx.vmrs, d.SameVMRs, vmrIdent, vmrClaims, ids, claims, settled, func(v *account.VMR) *Change {
+		return &Change{Kind: account.KindVMR, Action: account.ActionDelete, Key: v.Name, Template: v.SyncTag, oldObj: v}
 	})
 	planOwned(p, n, d.VMRs.At, olds, skip, func(i int, dv *DesiredVMR) {
 		var own *DesiredVMR // the creation is the VMR as overridden
@@ -312,16 +313,16 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 			own = dv
 		}
 		p.created.addVMR(&d.VMRs, i, own, dv.SyncTag)
-		p.addVMREmail(d.mailFor(dv.SyncTag, dv.Name), &dv.VMR, "created")
-	}, func(dv *DesiredVMR, old *state.VMR) bool {
+		p.addVMREmail(d.mailFor(dv.SyncTag, dv.Name), &dv.VMR, account.EmailCreated)
+	}, func(dv *DesiredVMR, old *account.VMR) bool {
 		want, fields := vmrUpdate(old, dv)
 		if len(fields) == 0 {
 			return false
 		}
-		p.changes = append(p.changes, &Change{Kind: KindVMR, Action: ActionUpdate, Key: want.Name, Template: want.SyncTag,
+		p.changes = append(p.changes, &Change{Kind: account.KindVMR, Action: account.ActionUpdate, Key: want.Name, Template: want.SyncTag,
 			Fields: fields, newObj: &want, oldObj: old})
 		if mail := d.mailFor(dv.SyncTag, dv.Name); mail != nil && mail.notifies(fields) {
-			p.addVMREmail(mail, &want, "updated")
+			p.addVMREmail(mail, &want, account.EmailUpdated)
 		}
 		return true
 	})
@@ -347,7 +348,7 @@ func planOwned[A, D any](p *Plan, n int, at func(int) *D, olds []*A, skip []bool
 
 // vmrUpdate is what dv makes of the existing old: the VMR to write and the fields that
 // differ. Render uses it too, to drop entries that change nothing before the diff.
-func vmrUpdate(old *state.VMR, dv *DesiredVMR) (state.VMR, []FieldChange) {
+func vmrUpdate(old *account.VMR, dv *DesiredVMR) (account.VMR, []FieldChange) {
 	want := dv.VMR
 	applyVMROverrides(&want, old, dv)
 	want.ID = old.ID
@@ -355,7 +356,7 @@ func vmrUpdate(old *state.VMR, dv *DesiredVMR) (state.VMR, []FieldChange) {
 }
 
 // deviceUpdate is what dd makes of the existing old.
-func deviceUpdate(old *state.Device, dd *DesiredDevice) (state.Device, []FieldChange) {
+func deviceUpdate(old *account.Device, dd *DesiredDevice) (account.Device, []FieldChange) {
 	w := dd.Device
 	applyDeviceOverrides(&w, old, dd)
 	w.ID = old.ID
@@ -364,7 +365,7 @@ func deviceUpdate(old *state.Device, dd *DesiredDevice) (state.Device, []FieldCh
 
 // applyVMROverrides applies SPEC §5.4: overridable fields are written on create only,
 // and overrides.yaml wins over the pattern and over the stored value.
-func applyVMROverrides(want, old *state.VMR, dv *DesiredVMR) {
+func applyVMROverrides(want, old *account.VMR, dv *DesiredVMR) {
 	if old != nil {
 		for f := range dv.Overridable {
 			switch f {
@@ -422,7 +423,7 @@ func applyVMROverrides(want, old *state.VMR, dv *DesiredVMR) {
 
 // vmrFieldChanges lists the fields that differ. Values are boxed only for differences:
 // a no-op plan compares hundreds of thousands of VMRs.
-func vmrFieldChanges(old, want *state.VMR) []FieldChange {
+func vmrFieldChanges(old, want *account.VMR) []FieldChange {
 	var f []FieldChange
 	str := func(name, o, n string) {
 		if o != n {
@@ -498,24 +499,24 @@ func (m *TemplateMail) notifies(fields []FieldChange) bool {
 	return false
 }
 
-func (p *Plan) addVMREmail(m *TemplateMail, v *state.VMR, action string) {
-	if m == nil || m.VMR == nil || (!m.Send && action != "reminder") || v.OwnerEmail == "" {
+func (p *Plan) addVMREmail(m *TemplateMail, v *account.VMR, action account.Action) {
+	if m == nil || m.VMR == nil || (!m.Send && action != account.EmailReminder) || v.OwnerEmail == "" {
 		return
 	}
-	p.Emails = append(p.Emails, &Email{To: v.OwnerEmail, Kind: KindVMR, Action: action, Key: v.Name,
+	p.Emails = append(p.Emails, &Email{To: v.OwnerEmail, Kind: account.KindVMR, Action: action, Key: v.Name,
 		Template: v.SyncTag, mail: m.VMR, vars: VMRVars(v, action)})
 }
 
-func (p *Plan) addDeviceEmail(m *TemplateMail, dv *state.Device, action string) {
-	if m == nil || m.Device == nil || (!m.Send && action != "reminder") || dv.OwnerEmail == "" {
+func (p *Plan) addDeviceEmail(m *TemplateMail, dv *account.Device, action account.Action) {
+	if m == nil || m.Device == nil || (!m.Send && action != account.EmailReminder) || dv.OwnerEmail == "" {
 		return
 	}
-	p.Emails = append(p.Emails, &Email{To: dv.OwnerEmail, Kind: KindDevice, Action: action, Key: dv.Alias,
+	p.Emails = append(p.Emails, &Email{To: dv.OwnerEmail, Kind: account.KindDevice, Action: action, Key: dv.Alias,
 		Template: dv.SyncTag, mail: m.Device, vars: DeviceVars(dv, action)})
 }
 
 // VMRVars are the seed's VMR email variables.
-func VMRVars(v *state.VMR, action string) map[string]any {
+func VMRVars(v *account.VMR, action account.Action) map[string]any {
 	uri, numeric := "", ""
 	for _, a := range v.Aliases {
 		if uri == "" && strings.Contains(a, "@") {
@@ -536,7 +537,7 @@ func VMRVars(v *state.VMR, action string) map[string]any {
 }
 
 // DeviceVars are the seed's device email variables.
-func DeviceVars(dv *state.Device, action string) map[string]any {
+func DeviceVars(dv *account.Device, action account.Action) map[string]any {
 	return map[string]any{
 		"primary_owner_email_address": dv.OwnerEmail, "device_alias": dv.Alias,
 		"device_description": dv.Description, "device_username": dv.Username,
@@ -555,8 +556,8 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 		}
 	}
 	idx := d.indexFor(a)
-	olds, skip := matchOwned(p, d, a.Devices, idx.devices, d.SameDevices, deviceIdent, deviceClaims, ids, claims, settled, func(v *state.Device) *Change {
-		return &Change{Kind: KindDevice, Action: ActionDelete, Key: v.Alias, Template: v.SyncTag, oldObj: v}
+	olds, skip := matchOwned(p, d, a.Devices, idx.devices, d.SameDevices, deviceIdent, deviceClaims, ids, claims, settled, func(v *account.Device) *Change {
+		return &Change{Kind: account.KindDevice, Action: account.ActionDelete, Key: v.Alias, Template: v.SyncTag, oldObj: v}
 	})
 	at := func(k int) *DesiredDevice { return d.Devices.At(int(want[k])) }
 	planOwned(p, len(want), at, olds, skip, func(k int, dd *DesiredDevice) {
@@ -566,22 +567,22 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 			own = dd
 		}
 		p.created.addDevice(&d.Devices, int(want[k]), own, dd.SyncTag)
-		p.addDeviceEmail(d.mailFor(dd.SyncTag, dd.Alias), &dd.Device, "created")
-	}, func(dd *DesiredDevice, old *state.Device) bool {
+		p.addDeviceEmail(d.mailFor(dd.SyncTag, dd.Alias), &dd.Device, account.EmailCreated)
+	}, func(dd *DesiredDevice, old *account.Device) bool {
 		w, fields := deviceUpdate(old, dd)
 		if len(fields) == 0 {
 			return false
 		}
-		p.changes = append(p.changes, &Change{Kind: KindDevice, Action: ActionUpdate, Key: w.Alias, Template: w.SyncTag,
+		p.changes = append(p.changes, &Change{Kind: account.KindDevice, Action: account.ActionUpdate, Key: w.Alias, Template: w.SyncTag,
 			Fields: fields, newObj: &w, oldObj: old})
 		if mail := d.mailFor(dd.SyncTag, dd.Alias); mail != nil && mail.notifies(fields) {
-			p.addDeviceEmail(mail, &w, "updated")
+			p.addDeviceEmail(mail, &w, account.EmailUpdated)
 		}
 		return true
 	})
 }
 
-func applyDeviceOverrides(w, old *state.Device, dd *DesiredDevice) {
+func applyDeviceOverrides(w, old *account.Device, dd *DesiredDevice) {
 	if old != nil {
 		for f := range dd.Overridable {
 			switch f {
@@ -614,7 +615,7 @@ func applyDeviceOverrides(w, old *state.Device, dd *DesiredDevice) {
 	}
 }
 
-func deviceFieldChanges(old, w *state.Device) []FieldChange {
+func deviceFieldChanges(old, w *account.Device) []FieldChange {
 	var f []FieldChange
 	add := func(name string, o, n string) {
 		if o != n {
@@ -632,7 +633,7 @@ func deviceFieldChanges(old, w *state.Device) []FieldChange {
 }
 
 func diffTracking(p *Plan, d *Desired, a *state.Actual) {
-	have := map[string]*state.TrackingGroup{}
+	have := map[string]*account.TrackingGroup{}
 	for _, g := range a.Tracking {
 		have[g.Slot] = g
 	}
@@ -642,9 +643,9 @@ func diffTracking(p *Plan, d *Desired, a *state.Actual) {
 		old := have[g.Slot]
 		switch {
 		case old == nil:
-			p.changes = append(p.changes, &Change{Kind: KindTrackingGroup, Action: ActionCreate, Key: g.Slot, newObj: g})
+			p.changes = append(p.changes, &Change{Kind: account.KindTrackingGroup, Action: account.ActionCreate, Key: g.Slot, newObj: g})
 		case fmt.Sprint(trackingFields(old)) != fmt.Sprint(trackingFields(g)):
-			p.changes = append(p.changes, &Change{Kind: KindTrackingGroup, Action: ActionUpdate, Key: g.Slot,
+			p.changes = append(p.changes, &Change{Kind: account.KindTrackingGroup, Action: account.ActionUpdate, Key: g.Slot,
 				oldObj: old, newObj: g,
 				Fields: []FieldChange{{Name: "group", Old: trackingSummary(old), New: trackingSummary(g)}}})
 		default:
@@ -653,13 +654,19 @@ func diffTracking(p *Plan, d *Desired, a *state.Actual) {
 	}
 	for _, g := range a.Tracking {
 		if !seen[g.Slot] {
-			p.changes = append(p.changes, &Change{Kind: KindTrackingGroup, Action: ActionDelete, Key: g.Slot, oldObj: g})
+			p.changes = append(p.changes, &Change{Kind: account.KindTrackingGroup, Action: account.ActionDelete, Key: g.Slot, oldObj: g})
 		}
 	}
 }
 
-func trackingSummary(g *state.TrackingGroup) string {
+func trackingSummary(g *account.TrackingGroup) string {
 	return fmt.Sprintf("%s %s/%s, %d codes", g.Name, g.InputMode, g.Usage, len(g.Codes))
+}
+
+// mailedKey names an object a plan emails: its kind and key.
+type mailedKey struct {
+	kind account.Kind
+	key  string
 }
 
 func planReminders(p *Plan, d *Desired, a *state.Actual) {
@@ -671,13 +678,13 @@ func planReminders(p *Plan, d *Desired, a *state.Actual) {
 		return
 	}
 	// Objects this plan already emails (created, updated) get no reminder on top.
-	mailed := map[string]bool{}
+	done := map[mailedKey]bool{}
 	for _, e := range p.Emails {
-		mailed[e.Kind+"\x00"+e.Key] = true
+		done[mailedKey{e.Kind, e.Key}] = true
 	}
 	// End-state objects: what is desired (after this plan) wins over what is stored.
-	vmrs := map[string]*state.VMR{}
-	devices := map[string]*state.Device{}
+	vmrs := map[string]*account.VMR{}
+	devices := map[string]*account.Device{}
 	for _, v := range a.VMRs {
 		vmrs[v.Name] = v
 	}
@@ -689,11 +696,11 @@ func planReminders(p *Plan, d *Desired, a *state.Actual) {
 		switch {
 		case v != nil:
 			vmrs[v.Name] = v
-		case c.Kind == KindVMR && c.Action == ActionDelete:
+		case c.Kind == account.KindVMR && c.Action == account.ActionDelete:
 			delete(vmrs, c.Key)
 		case dv != nil:
 			devices[dv.Alias] = dv
-		case c.Kind == KindDevice && c.Action == ActionDelete:
+		case c.Kind == account.KindDevice && c.Action == account.ActionDelete:
 			delete(devices, c.Key)
 		}
 	}
@@ -702,8 +709,8 @@ func planReminders(p *Plan, d *Desired, a *state.Actual) {
 			continue
 		}
 		p.reminders = append(p.reminders, r.ID)
-		var vs []*state.VMR
-		var ds []*state.Device
+		var vs []*account.VMR
+		var ds []*account.Device
 		if r.Template != "" {
 			for _, v := range vmrs {
 				if v.SyncTag == r.Template {
@@ -733,13 +740,13 @@ func planReminders(p *Plan, d *Desired, a *state.Actual) {
 		sort.Slice(vs, func(i, j int) bool { return vs[i].Name < vs[j].Name })
 		sort.Slice(ds, func(i, j int) bool { return ds[i].Alias < ds[j].Alias })
 		for _, v := range vs {
-			if !mailed[KindVMR+"\x00"+v.Name] { // its created/updated email already says it all
-				p.addVMREmail(d.mailFor(v.SyncTag, v.Name), v, "reminder")
+			if !done[mailedKey{account.KindVMR, v.Name}] { // its created/updated email already says it all
+				p.addVMREmail(d.mailFor(v.SyncTag, v.Name), v, account.EmailReminder)
 			}
 		}
 		for _, dv := range ds {
-			if !mailed[KindDevice+"\x00"+dv.Alias] {
-				p.addDeviceEmail(d.mailFor(dv.SyncTag, dv.Alias), dv, "reminder")
+			if !done[mailedKey{account.KindDevice, dv.Alias}] {
+				p.addDeviceEmail(d.mailFor(dv.SyncTag, dv.Alias), dv, account.EmailReminder)
 			}
 		}
 	}
@@ -774,13 +781,13 @@ func templateCounts(p *Plan, d *Desired, a *state.Actual) []Template {
 			continue
 		}
 		switch c.Action {
-		case ActionCreate, ActionReactivate:
+		case account.ActionCreate, account.ActionReactivate:
 			t.Created++
-		case ActionUpdate:
+		case account.ActionUpdate:
 			t.Updated++
-		case ActionDelete:
+		case account.ActionDelete:
 			t.Deleted++
-		case ActionDeactivate:
+		case account.ActionDeactivate:
 			t.Deactivated++
 		}
 	}

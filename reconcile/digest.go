@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 
 	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -38,10 +39,10 @@ func setOf(list []string) map[string]bool {
 // loses when the overridable fields are taken from an empty stored one. So the mask can
 // never disagree with applyVMROverrides.
 func vmrMask(overridable map[string]bool) []string {
-	probe := state.VMR{Name: "n", Description: "d", Aliases: []string{"a"}, PIN: "p", GuestPIN: "g", AllowGuests: true,
+	probe := account.VMR{Name: "n", Description: "d", Aliases: []string{"a"}, PIN: "p", GuestPIN: "g", AllowGuests: true,
 		MaxCallrateIn: 1, MaxCallrateOut: 1, ParticipantLimit: 1, Tag: "t", OwnerEmail: "o"}
 	w := probe
-	applyVMROverrides(&w, &state.VMR{}, &DesiredVMR{Overridable: overridable})
+	applyVMROverrides(&w, &account.VMR{}, &DesiredVMR{Overridable: overridable})
 	var mask []string
 	for _, f := range []struct {
 		name    string
@@ -60,8 +61,8 @@ func vmrMask(overridable map[string]bool) []string {
 }
 
 func deviceMask(overridable map[string]bool) []string {
-	w := state.Device{Alias: "a", Description: "d", Username: "u", Password: "p", Tag: "t", OwnerEmail: "o"}
-	applyDeviceOverrides(&w, &state.Device{}, &DesiredDevice{Overridable: overridable})
+	w := account.Device{Alias: "a", Description: "d", Username: "u", Password: "p", Tag: "t", OwnerEmail: "o"}
+	applyDeviceOverrides(&w, &account.Device{}, &DesiredDevice{Overridable: overridable})
 	var mask []string
 	for _, f := range []struct {
 		name    string
@@ -77,10 +78,10 @@ func deviceMask(overridable map[string]bool) []string {
 	return mask
 }
 
-func (g *digester) vmr(v *state.VMR) uint64       { return g.spec.VMR(v) }
-func (g *digester) device(d *state.Device) uint64 { return g.spec.Device(d) }
-func (g *digester) user(u *state.User) uint64     { return g.spec.User(u) }
-func (g *digester) owner(tag, key string) uint64  { return g.spec.Owner(tag, key) }
+func (g *digester) vmr(v *account.VMR) uint64       { return g.spec.VMR(v) }
+func (g *digester) device(d *account.Device) uint64 { return g.spec.Device(d) }
+func (g *digester) user(u *account.User) uint64     { return g.spec.User(u) }
+func (g *digester) owner(tag, key string) uint64    { return g.spec.Owner(tag, key) }
 
 // email hashes a user's (lower-case) email.
 func (g *digester) email(email string) uint64 { return maphash.String(g.spec.Seed, email) }

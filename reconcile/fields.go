@@ -5,7 +5,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // field is one named value of an object as the plan shows it. Objects are shown as
@@ -21,7 +21,7 @@ var secretFields = map[string]bool{"pin": true, "guest_pin": true, "password": t
 
 const mask = "********"
 
-func vmrFields(v *state.VMR) []field {
+func vmrFields(v *account.VMR) []field {
 	aliases := v.Aliases
 	if aliases == nil {
 		aliases = []string{}
@@ -32,12 +32,12 @@ func vmrFields(v *state.VMR) []field {
 		{"primary_owner_email_address", v.OwnerEmail}, {"sync_tag", v.SyncTag}}
 }
 
-func deviceFields(d *state.Device) []field {
+func deviceFields(d *account.Device) []field {
 	return []field{{"alias", d.Alias}, {"description", d.Description}, {"username", d.Username}, {"password", d.Password},
 		{"tag", d.Tag}, {"primary_owner_email_address", d.OwnerEmail}, {"sync_tag", d.SyncTag}}
 }
 
-func userFields(u *state.User) []field {
+func userFields(u *account.User) []field {
 	f := []field{{"userid", u.UserID}, {"email", u.Email}, {"first_name", u.FirstName}, {"last_name", u.LastName},
 		{"language", u.Language}, {"host_privilege", u.HostPrivilege}, {"time_zone", u.TimeZone},
 		{"active", u.Active}, {"origin", u.Origin}, {"license", u.License}}
@@ -49,12 +49,12 @@ func userFields(u *state.User) []field {
 	return f
 }
 
-func inviteFields(in *state.Invite) []field {
+func inviteFields(in *account.Invite) []field {
 	return []field{{"email", in.Email}, {"name", in.Name}, {"username", in.Username}, {"status", in.Status},
 		{"expires_at", in.ExpiresAt.UTC().Format(time.RFC3339)}}
 }
 
-func trackingFields(g *state.TrackingGroup) []field {
+func trackingFields(g *account.TrackingGroup) []field {
 	codes := make([]string, len(g.Codes))
 	for i, c := range g.Codes {
 		codes[i] = c.Code
@@ -69,27 +69,27 @@ func trackingFields(g *state.TrackingGroup) []field {
 		{"sort", g.Sort}, {"codes", codes}}
 }
 
-// fieldsOf shows the object x holds (a *state.VMR, *state.Device, *state.User,
-// *state.Invite or *state.TrackingGroup); nil when it holds none.
+// fieldsOf shows the object x holds (a *account.VMR, *account.Device, *account.User,
+// *account.Invite or *account.TrackingGroup); nil when it holds none.
 func fieldsOf(x any) []field {
 	switch v := x.(type) {
-	case *state.VMR:
+	case *account.VMR:
 		if v != nil {
 			return vmrFields(v)
 		}
-	case *state.Device:
+	case *account.Device:
 		if v != nil {
 			return deviceFields(v)
 		}
-	case *state.User:
+	case *account.User:
 		if v != nil {
 			return userFields(v)
 		}
-	case *state.Invite:
+	case *account.Invite:
 		if v != nil {
 			return inviteFields(v)
 		}
-	case *state.TrackingGroup:
+	case *account.TrackingGroup:
 		if v != nil {
 			return trackingFields(v)
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -25,8 +26,8 @@ type ReminderTargets struct {
 func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Actual, t ReminderTargets, commit string, now time.Time) (*Plan, error) {
 	d := &Desired{Mail: MailFromRepo(repo, defaults)}
 	p := &Plan{FormatVersion: FormatVersion, Commit: commit, StateVersion: a.StateVersion}
-	vmrs := map[string]*state.VMR{}
-	devices := map[string]*state.Device{}
+	vmrs := map[string]*account.VMR{}
+	devices := map[string]*account.Device{}
 	var missing []string
 	for _, v := range a.VMRs {
 		vmrs[v.Name] = v
@@ -34,9 +35,9 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 	for _, dv := range a.Devices {
 		devices[dv.Alias] = dv
 	}
-	seenV, seenD := map[*state.VMR]bool{}, map[*state.Device]bool{}
-	var vs []*state.VMR
-	var ds []*state.Device
+	seenV, seenD := map[*account.VMR]bool{}, map[*account.Device]bool{}
+	var vs []*account.VMR
+	var ds []*account.Device
 	for _, name := range t.Templates {
 		n := 0
 		for _, v := range a.VMRs {
@@ -73,7 +74,7 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 			ds = append(ds, dv)
 		}
 	}
-	invites := map[string]*state.Invite{}
+	invites := map[string]*account.Invite{}
 	for _, in := range a.Invites {
 		invites[in.Email] = in
 	}
@@ -93,11 +94,11 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 		}
 		re := *in
 		re.Status, re.ExpiresAt = "pending", now.Add(ttl)
-		p.changes = append(p.changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: re.Email,
+		p.changes = append(p.changes, &Change{Kind: account.KindInvite, Action: account.ActionUpdate, Key: re.Email,
 			oldObj: in, newObj: &re, Fields: []FieldChange{{Name: "expires_at", Old: in.ExpiresAt, New: re.ExpiresAt}}})
 		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
-			p.Emails = append(p.Emails, &Email{To: re.Email, Kind: "invite", Action: "reminder", Key: re.Email, mail: m.VMR,
-				vars: InviteVars(&re, "reminder")})
+			p.Emails = append(p.Emails, &Email{To: re.Email, Kind: account.KindInvite, Action: account.EmailReminder, Key: re.Email, mail: m.VMR,
+				vars: InviteVars(&re, account.EmailReminder)})
 		}
 	}
 	if len(missing) > 0 {
@@ -114,14 +115,14 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 	sort.Slice(ds, func(i, j int) bool { return ds[i].Alias < ds[j].Alias })
 	for _, v := range vs {
 		before := len(p.Emails)
-		p.addVMREmail(d.mailFor(v.SyncTag, v.Name), v, "reminder")
+		p.addVMREmail(d.mailFor(v.SyncTag, v.Name), v, account.EmailReminder)
 		if len(p.Emails) == before {
 			p.Warnings = append(p.Warnings, Warning{Code: "no_email", Key: v.Name, Template: v.SyncTag, Message: "no owner email or no VMR email template; no reminder"})
 		}
 	}
 	for _, dv := range ds {
 		before := len(p.Emails)
-		p.addDeviceEmail(d.mailFor(dv.SyncTag, dv.Alias), dv, "reminder")
+		p.addDeviceEmail(d.mailFor(dv.SyncTag, dv.Alias), dv, account.EmailReminder)
 		if len(p.Emails) == before {
 			p.Warnings = append(p.Warnings, Warning{Code: "no_email", Key: dv.Alias, Template: dv.SyncTag, Message: "no owner email or no device email template; no reminder"})
 		}
@@ -142,9 +143,9 @@ func PlanNotifyUsers(repo *schema.Repo, defaults map[string]MailSpec, a *state.A
 		}
 		want := *u
 		want.Notified = true
-		p.changes = append(p.changes, &Change{Kind: KindUser, Action: ActionUpdate, Key: u.Email, Template: u.SyncTag,
+		p.changes = append(p.changes, &Change{Kind: account.KindUser, Action: account.ActionUpdate, Key: u.Email, Template: u.SyncTag,
 			oldObj: u, newObj: &want, Fields: []FieldChange{{Name: "notified", Old: false, New: true}}})
-		p.addActivation(d, &want, "created")
+		p.addActivation(d, &want, account.EmailCreated)
 	}
 	p.finish()
 	return p
@@ -166,7 +167,7 @@ func PlanAcceptInvite(a *state.Actual, email string, now time.Time) (*Plan, erro
 		}
 		acc := *in
 		acc.Status, acc.AcceptedAt = "accepted", now
-		p.changes = append(p.changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email,
+		p.changes = append(p.changes, &Change{Kind: account.KindInvite, Action: account.ActionUpdate, Key: email,
 			oldObj: in, newObj: &acc, Fields: []FieldChange{{Name: "status", Old: "pending", New: "accepted"}}})
 		p.finish()
 		return p, nil

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // Desired objects are kept packed: each one a byte record in large pointer-free chunks,
@@ -414,7 +414,7 @@ func (userCodec) decode(r *reader, x *extras[*CSVRow]) *DesiredUser {
 	flags := r.byte()
 	u.Active, u.Notified, u.Disabled = flags&flagA != 0, flags&flagB != 0, flags&flagC != 0
 	u.ID = int64(r.int())
-	u.UserID, u.FirstName, u.LastName, u.Tracking, u.EntryKey = r.str(), r.str(), r.str(), state.Tracking(r.str()), r.str()
+	u.UserID, u.FirstName, u.LastName, u.Tracking, u.EntryKey = r.str(), r.str(), r.str(), account.Tracking(r.str()), r.str()
 	u.Language, u.HostPrivilege, u.TimeZone = r.sym(), r.sym(), r.sym()
 	u.Origin, u.License, u.SyncTag = r.sym(), r.sym(), r.sym()
 	if flags&flagExtra != 0 {

@@ -16,8 +16,8 @@ import (
 
 	"github.com/roster-dev/roster/reconcile/directory"
 	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/schema/pattern"
-	"github.com/roster-dev/roster/state"
 )
 
 // Inputs are what one reconcile renders from.
@@ -69,9 +69,9 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 	}
 	d.Mail = MailFromRepo(repo, in.DefaultEmails)
 	for _, g := range repo.TrackingCodes {
-		sg := &state.TrackingGroup{Slot: g.Slot, Name: g.Name, InputMode: g.InputMode, Usage: g.Usage, Sort: g.Sort}
+		sg := &account.TrackingGroup{Slot: g.Slot, Name: g.Name, InputMode: g.InputMode, Usage: g.Usage, Sort: g.Sort}
 		for _, c := range g.Codes {
-			sg.Codes = append(sg.Codes, state.TrackingCode{Code: c.Code, Active: c.Active, Default: c.Default})
+			sg.Codes = append(sg.Codes, account.TrackingCode{Code: c.Code, Active: c.Active, Default: c.Default})
 		}
 		d.Tracking = append(d.Tracking, sg)
 	}
@@ -137,12 +137,12 @@ func MailFromRepo(repo *schema.Repo, defaults map[string]MailSpec) map[string]*T
 	}
 	for _, v := range repo.VMRs {
 		if v.Emails != nil && v.Emails.Email != nil {
-			m[mailKey(state.ManualTag, v.Name)] = &TemplateMail{Send: v.Emails.Send, VMR: mailSpec(repo, v.Emails.SMTPServer, v.Emails.Email)}
+			m[mailKey(account.ManualTag, v.Name)] = &TemplateMail{Send: v.Emails.Send, VMR: mailSpec(repo, v.Emails.SMTPServer, v.Emails.Email)}
 		}
 	}
 	for _, v := range repo.Devices {
 		if v.Emails != nil && v.Emails.Email != nil {
-			m[mailKey(state.ManualTag, v.Alias)] = &TemplateMail{Send: v.Emails.Send, Device: mailSpec(repo, v.Emails.SMTPServer, v.Emails.Email)}
+			m[mailKey(account.ManualTag, v.Alias)] = &TemplateMail{Send: v.Emails.Send, Device: mailSpec(repo, v.Emails.SMTPServer, v.Emails.Email)}
 		}
 	}
 	se := repo.Settings.Emails
@@ -165,25 +165,25 @@ func MailFromRepo(repo *schema.Repo, defaults map[string]MailSpec) map[string]*T
 func declared(d *Desired, in Inputs) {
 	repo := in.Repo
 	for _, v := range repo.VMRs {
-		dv := &DesiredVMR{VMR: state.VMR{Name: v.Name, Description: v.Description, Aliases: v.Aliases, PIN: v.PIN,
+		dv := &DesiredVMR{VMR: account.VMR{Name: v.Name, Description: v.Description, Aliases: v.Aliases, PIN: v.PIN,
 			GuestPIN: v.GuestPIN, AllowGuests: v.AllowGuests, MaxCallrateIn: v.MaxCallrateIn, MaxCallrateOut: v.MaxCallrateOut,
-			ParticipantLimit: v.ParticipantLimit, Tag: v.Tag, OwnerEmail: v.PrimaryOwnerEmailAddress, SyncTag: state.ManualTag}}
+			ParticipantLimit: v.ParticipantLimit, Tag: v.Tag, OwnerEmail: v.PrimaryOwnerEmailAddress, SyncTag: account.ManualTag}}
 		// Declared values are literal, but the same limits hold as for rendered ones.
 		if msg := invalidRendered(&entryOutput{vmr: dv}); msg != "" {
-			d.Warnings = append(d.Warnings, Warning{Code: "invalid", Key: v.Name, Template: state.ManualTag,
+			d.Warnings = append(d.Warnings, Warning{Code: "invalid", Key: v.Name, Template: account.ManualTag,
 				Message: fmt.Sprintf("%s:%d: %s; left unchanged", v.Pos.Path, v.Pos.Line, msg)})
-			d.Keep[ownerKey(state.ManualTag, "", v.Name)] = true
+			d.Keep[ownerKey(account.ManualTag, "", v.Name)] = true
 			continue
 		}
 		d.VMRs.Add(dv)
 	}
 	for _, v := range repo.Devices {
-		dd := &DesiredDevice{Device: state.Device{Alias: v.Alias, Description: v.Description, Username: v.Username,
-			Password: v.Password, Tag: v.Tag, OwnerEmail: v.PrimaryOwnerEmailAddress, SyncTag: state.ManualTag}}
+		dd := &DesiredDevice{Device: account.Device{Alias: v.Alias, Description: v.Description, Username: v.Username,
+			Password: v.Password, Tag: v.Tag, OwnerEmail: v.PrimaryOwnerEmailAddress, SyncTag: account.ManualTag}}
 		if msg := invalidRendered(&entryOutput{device: dd}); msg != "" {
-			d.Warnings = append(d.Warnings, Warning{Code: "invalid", Key: v.Alias, Template: state.ManualTag,
+			d.Warnings = append(d.Warnings, Warning{Code: "invalid", Key: v.Alias, Template: account.ManualTag,
 				Message: fmt.Sprintf("%s:%d: %s; left unchanged", v.Pos.Path, v.Pos.Line, msg)})
-			d.Keep[ownerKey(state.ManualTag, "", v.Alias)] = true
+			d.Keep[ownerKey(account.ManualTag, "", v.Alias)] = true
 			continue
 		}
 		d.Devices.Add(dd)
@@ -210,7 +210,7 @@ type compiled struct {
 	uTracking                                          [10]*pattern.Template
 	hasTracking                                        bool
 	vmrOverridable, devOverridable                     map[string]bool
-	tracking                                           []*state.TrackingGroup
+	tracking                                           []*account.TrackingGroup
 }
 
 var identRE = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_-]*`)
@@ -283,7 +283,7 @@ func compileTemplate(env *pattern.Env, t *schema.Template) (*compiled, []string,
 		c.uLang, c.uTZ = comp("user.language", u.Language), comp("user.time_zone", u.TimeZone)
 		c.uHost, c.uLicense = comp("user.host_privilege", u.HostPrivilege), comp("user.license", u.License)
 		for slot, src := range u.Tracking {
-			if i := state.SlotIndex(slot); i < 10 {
+			if i := account.SlotIndex(slot); i < 10 {
 				c.uTracking[i] = comp("user.tracking."+slot, src)
 				c.hasTracking = true
 			}
@@ -313,7 +313,7 @@ type entryOutput struct {
 	keep                          []owner // owner keys whose objects must stay untouched (the entry failed to render)
 }
 
-func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index func() (*refIndex, error), tracking []*state.TrackingGroup) (*templateOutput, error) {
+func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index func() (*refIndex, error), tracking []*account.TrackingGroup) (*templateOutput, error) {
 	c, srcs, err := compileTemplate(in.Env, t)
 	if err != nil {
 		return nil, err
@@ -478,7 +478,7 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 	var out entryOutput
 	if c.vName != nil {
 		v := t.VMR
-		dv := &DesiredVMR{VMR: state.VMR{
+		dv := &DesiredVMR{VMR: account.VMR{
 			Name: r.s("vmr.name", c.vName), Description: r.s("vmr.description", c.vDesc),
 			PIN: r.s("vmr.pin", c.vPIN), GuestPIN: r.s("vmr.guest_pin", c.vGuestPIN),
 			AllowGuests: v.AllowGuests, MaxCallrateIn: v.MaxCallrateIn, MaxCallrateOut: v.MaxCallrateOut,
@@ -499,7 +499,7 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 		}
 	}
 	if c.dAlias != nil && (!e.Disabled || t.Device.SyncIfAccountDisabled) {
-		dd := &DesiredDevice{Device: state.Device{
+		dd := &DesiredDevice{Device: account.Device{
 			Alias: r.s("device.alias", c.dAlias), Description: r.s("device.description", c.dDesc),
 			Username: r.s("device.username", c.dUser), Password: r.s("device.password", c.dPass),
 			Tag: r.s("device.tag", c.dTag), OwnerEmail: r.s("device.primary_owner_email_address", c.dOwner),
@@ -511,7 +511,7 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 		}
 	}
 	if c.uEmail != nil {
-		u := &DesiredUser{User: state.User{
+		u := &DesiredUser{User: account.User{
 			FirstName: r.s("user.first_name", c.uFirst), LastName: r.s("user.last_name", c.uLast),
 			Email: strings.ToLower(r.s("user.email", c.uEmail)), Language: r.s("user.language", c.uLang),
 			TimeZone: r.s("user.time_zone", c.uTZ), HostPrivilege: strings.ToUpper(r.s("user.host_privilege", c.uHost)),
@@ -525,7 +525,7 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 					tr[i] = r.s("user.tracking."+trackingSlots[i], p)
 				}
 			}
-			u.Tracking = state.MakeTracking(tr)
+			u.Tracking = account.MakeTracking(tr)
 		}
 		if u.HostPrivilege == "" {
 			u.HostPrivilege = "HOST"
@@ -651,7 +651,7 @@ func mergeUsers(d *Desired, remote *UserList, local []*schema.UserRow) UserList 
 		head, rest, isPhantom := u, more[email], false
 		if j, ok := sameByEmail[email]; ok {
 			s := &d.refs.ix.Users[j]
-			head = &DesiredUser{User: state.User{Email: email, SyncTag: s.SyncTag(), EntryKey: s.EntryKey()}}
+			head = &DesiredUser{User: account.User{Email: email, SyncTag: s.SyncTag(), EntryKey: s.EntryKey()}}
 			rest, isPhantom = append([]*DesiredUser{u}, rest...), true
 		}
 		var distinct []*DesiredUser
@@ -692,8 +692,8 @@ func mergeUsers(d *Desired, remote *UserList, local []*schema.UserRow) UserList 
 		if taken(email) {
 			continue // the directory's values win; the account becomes remote
 		}
-		u := &DesiredUser{User: state.User{Email: email, FirstName: row.FirstName, LastName: row.LastName,
-			Language: row.Language, HostPrivilege: row.HostPrivilege, TimeZone: row.TimeZone, Tracking: state.MakeTracking(row.Tracking),
+		u := &DesiredUser{User: account.User{Email: email, FirstName: row.FirstName, LastName: row.LastName,
+			Language: row.Language, HostPrivilege: row.HostPrivilege, TimeZone: row.TimeZone, Tracking: account.MakeTracking(row.Tracking),
 			Active: row.Active, Origin: "local", License: "paid"}, CSV: &CSVRow{Pos: row.Pos, GivenUserID: row.UserID}}
 		if u.HostPrivilege == "" {
 			u.HostPrivilege = "HOST"
@@ -716,11 +716,11 @@ func mergeUsers(d *Desired, remote *UserList, local []*schema.UserRow) UserList 
 }
 
 // fillTracking gives an absent optional dropdown value the group's default code.
-func fillTracking(groups []*state.TrackingGroup, u *DesiredUser) *DesiredUser {
+func fillTracking(groups []*account.TrackingGroup, u *DesiredUser) *DesiredUser {
 	var tr [10]string
 	unpacked, filled := false, false
 	for _, g := range groups {
-		i := state.SlotIndex(g.Slot)
+		i := account.SlotIndex(g.Slot)
 		if i >= 10 || g.InputMode != "dropdown" || g.Usage == "not_used" {
 			continue
 		}
@@ -737,7 +737,7 @@ func fillTracking(groups []*state.TrackingGroup, u *DesiredUser) *DesiredUser {
 		}
 	}
 	if filled {
-		u.Tracking = state.MakeTracking(tr)
+		u.Tracking = account.MakeTracking(tr)
 	}
 	return u
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // DigestSpec says how an Index digests objects: a 64-bit hash of a text that lists the
@@ -59,7 +61,7 @@ func (s *DigestSpec) masked(m map[string][]string, tag, field string) bool {
 }
 
 // VMR is the digest of v (masked by v's sync tag).
-func (s *DigestSpec) VMR(v *VMR) uint64 {
+func (s *DigestSpec) VMR(v *account.VMR) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.Seed)
 	m := func(f string) bool { return s.masked(s.VMRMask, v.SyncTag, f) }
@@ -118,7 +120,7 @@ func (s *DigestSpec) withAliases(fields, aliases uint64) uint64 {
 }
 
 // Device is the digest of d (masked by d's sync tag).
-func (s *DigestSpec) Device(d *Device) uint64 {
+func (s *DigestSpec) Device(d *account.Device) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.Seed)
 	str := func(f, x string) {
@@ -140,7 +142,7 @@ func (s *DigestSpec) Device(d *Device) uint64 {
 
 // User is the digest of u: what a plan compares of an account (not its email, which is
 // its key, nor its USERID or activation, which a plan never changes).
-func (s *DigestSpec) User(u *User) uint64 {
+func (s *DigestSpec) User(u *account.User) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.Seed)
 	for _, x := range []string{u.FirstName, u.LastName, u.Language, u.HostPrivilege, u.TimeZone, string(u.Tracking)} {
@@ -236,7 +238,7 @@ func (s *DigestSpec) vmrQuery() (string, []driver.Value) {
 	if tags := m("aliases"); len(tags) > 0 {
 		masked = "(" + t.in(tags) + ")"
 	}
-	return `SELECT id, sync_tag, CASE WHEN sync_tag = '` + ManualTag + `' OR entry_key = '' THEN name ELSE entry_key END, ` +
+	return `SELECT id, sync_tag, CASE WHEN sync_tag = '` + account.ManualTag + `' OR entry_key = '' THEN name ELSE entry_key END, ` +
 		t.sql() + `, ` + masked + ` FROM vmrs ORDER BY id`, t.args
 }
 
@@ -250,7 +252,7 @@ func (s *DigestSpec) deviceQuery() (string, []driver.Value) {
 	}
 	t.col("sync_tag", "s", nil)
 	t.col("entry_key", "s", nil)
-	return `SELECT id, sync_tag, CASE WHEN sync_tag = '` + ManualTag + `' OR entry_key = '' THEN alias ELSE entry_key END, ` +
+	return `SELECT id, sync_tag, CASE WHEN sync_tag = '` + account.ManualTag + `' OR entry_key = '' THEN alias ELSE entry_key END, ` +
 		t.sql() + ` FROM devices ORDER BY id`, t.args
 }
 

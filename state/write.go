@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // Writer applies changes inside one transaction with prepared statements, so an apply of
@@ -251,7 +252,7 @@ func (w *Writer) exec(name string, args ...any) (int64, error) {
 }
 
 // InsertVMR creates v with its aliases and sets v.ID.
-func (w *Writer) InsertVMR(v *VMR) error {
+func (w *Writer) InsertVMR(v *account.VMR) error {
 	id, err := w.id("vmrs")
 	if err != nil {
 		return err
@@ -265,7 +266,7 @@ func (w *Writer) InsertVMR(v *VMR) error {
 }
 
 // UpdateVMR rewrites the VMR with id v.ID and its aliases.
-func (w *Writer) UpdateVMR(v *VMR) error {
+func (w *Writer) UpdateVMR(v *account.VMR) error {
 	if _, err := w.exec("vmr.update", v.Name, v.Description, v.PIN, v.GuestPIN, v.AllowGuests, v.MaxCallrateIn,
 		v.MaxCallrateOut, v.ParticipantLimit, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey, w.now, v.ID); err != nil {
 		return fmt.Errorf("update vmr %q: %w", v.Name, err)
@@ -281,7 +282,7 @@ func (w *Writer) UpdateVMR(v *VMR) error {
 
 // putAliases queues v's aliases; Flush writes them sorted by alias, so the alias
 // primary key grows at its end instead of splitting pages all over the B-tree.
-func (w *Writer) putAliases(v *VMR) error {
+func (w *Writer) putAliases(v *account.VMR) error {
 	for i, a := range v.Aliases {
 		w.aliases = append(w.aliases, aliasRow{alias: a, vmrID: v.ID, pos: i})
 	}
@@ -300,7 +301,7 @@ func (w *Writer) DeleteVMR(id int64) error {
 	return err
 }
 
-func (w *Writer) InsertDevice(d *Device) error {
+func (w *Writer) InsertDevice(d *account.Device) error {
 	id, err := w.id("devices")
 	if err != nil {
 		return err
@@ -313,7 +314,7 @@ func (w *Writer) InsertDevice(d *Device) error {
 	return nil
 }
 
-func (w *Writer) UpdateDevice(d *Device) error {
+func (w *Writer) UpdateDevice(d *account.Device) error {
 	_, err := w.exec("device.update", d.Alias, d.Description, d.Username, d.Password, d.Tag, d.OwnerEmail,
 		d.SyncTag, d.EntryKey, w.now, d.ID)
 	if err != nil {
@@ -327,20 +328,20 @@ func (w *Writer) DeleteDevice(id int64) error {
 	return err
 }
 
-func (w *Writer) notifiedAt(u *User) any {
+func (w *Writer) notifiedAt(u *account.User) any {
 	if u.Notified {
 		return w.now
 	}
 	return nil
 }
 
-func (w *Writer) InsertUser(u *User) error {
+func (w *Writer) InsertUser(u *account.User) error {
 	id, err := w.id("users")
 	if err != nil {
 		return err
 	}
 	if err := w.add("users", id, u.UserID, u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege,
-		u.TimeZone, u.Tracking.dbValue(), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey,
+		u.TimeZone, trackingDB(u.Tracking), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey,
 		w.notifiedAt(u)); err != nil {
 		return fmt.Errorf("create user %q: %w", u.Email, err)
 	}
@@ -350,16 +351,16 @@ func (w *Writer) InsertUser(u *User) error {
 
 // UpdateUser rewrites the user with id u.ID. notified_at is only ever set, never cleared:
 // the activation email goes once in a lifetime.
-func (w *Writer) UpdateUser(u *User) error {
+func (w *Writer) UpdateUser(u *account.User) error {
 	_, err := w.exec("user.update", u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege, u.TimeZone,
-		u.Tracking.dbValue(), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey, w.notifiedAt(u), w.now, u.ID)
+		trackingDB(u.Tracking), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey, w.notifiedAt(u), w.now, u.ID)
 	if err != nil {
 		return fmt.Errorf("update user %q: %w", u.Email, err)
 	}
 	return nil
 }
 
-func (w *Writer) PutInvite(in *Invite) error {
+func (w *Writer) PutInvite(in *account.Invite) error {
 	var acc any
 	if !in.AcceptedAt.IsZero() {
 		acc = FormatTime(in.AcceptedAt)
@@ -372,7 +373,7 @@ func (w *Writer) PutInvite(in *Invite) error {
 	return nil
 }
 
-func (w *Writer) PutTrackingGroup(g *TrackingGroup) error {
+func (w *Writer) PutTrackingGroup(g *account.TrackingGroup) error {
 	codes, _ := json.Marshal(g.Codes)
 	_, err := w.exec("tracking.put", g.Slot, g.Name, g.InputMode, g.Usage, g.Sort, string(codes))
 	return err
@@ -384,7 +385,7 @@ func (w *Writer) DeleteTrackingGroup(slot string) error {
 }
 
 // Audit records one applied change, email or reminder.
-func (w *Writer) Audit(commit, actor, kind, action, key, detail string) error {
+func (w *Writer) Audit(commit, actor string, kind account.Kind, action account.Action, key, detail string) error {
 	return w.add("audit", commit, actor, kind, action, key, detail)
 }
 
@@ -423,15 +424,21 @@ func (w *Writer) DeleteSyncStatus(template string) error {
 	return err
 }
 
+// StateVersion is the state version as this transaction sees it (0 before the first
+// apply): a plan made at another version is stale.
+func (w *Writer) StateVersion() int64 {
+	var cur string
+	_ = w.tx.GetContext(w.ctx, &cur, `SELECT value FROM meta WHERE key='state_version'`)
+	n, _ := strconv.ParseInt(cur, 10, 64)
+	return n
+}
+
 // BumpStateVersion moves the state version on by one and returns the new value.
 func (w *Writer) BumpStateVersion(commit string) (int64, error) {
 	if err := w.sync(); err != nil {
 		return 0, err
 	}
-	var cur string
-	_ = w.tx.GetContext(w.ctx, &cur, `SELECT value FROM meta WHERE key='state_version'`)
-	n, _ := strconv.ParseInt(cur, 10, 64)
-	n++
+	n := w.StateVersion() + 1
 	if err := SetMeta(w.ctx, w.tx, "state_version", strconv.FormatInt(n, 10)); err != nil {
 		return 0, err
 	}

@@ -365,7 +365,7 @@ func (d *daemon) reconcile(ctx context.Context, log *slog.Logger) (res cycleResu
 	}
 	res.applied, res.plan = true, p
 	for _, c := range p.All() {
-		d.met.changes.WithLabelValues(c.Kind, c.Action).Inc()
+		d.met.changes.WithLabelValues(string(c.Kind), string(c.Action)).Inc()
 	}
 	var tmplErrs []string
 	for _, t := range p.Templates {
