@@ -309,7 +309,7 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 	planOwned(p, n, d.VMRs.At, olds, skip, func(i int, dv *DesiredVMR) {
 		var own *DesiredVMR // the creation is the VMR as overridden
 		if len(dv.Overrides) > 0 {
-			applyVMROverrides(&dv.VMR, nil, dv)
+			applyOverrides(account.VMRFields, &dv.VMR, nil, dv.Overridable, dv.Overrides)
 			own = dv
 		}
 		p.created.addVMR(&d.VMRs, i, own, dv.SyncTag)
@@ -350,120 +350,49 @@ func planOwned[A, D any](p *Plan, n int, at func(int) *D, olds []*A, skip []bool
 // differ. Render uses it too, to drop entries that change nothing before the diff.
 func vmrUpdate(old *account.VMR, dv *DesiredVMR) (account.VMR, []FieldChange) {
 	want := dv.VMR
-	applyVMROverrides(&want, old, dv)
+	applyOverrides(account.VMRFields, &want, old, dv.Overridable, dv.Overrides)
 	want.ID = old.ID
-	return want, vmrFieldChanges(old, &want)
+	return want, fieldChanges(account.VMRFields, old, &want)
 }
 
 // deviceUpdate is what dd makes of the existing old.
 func deviceUpdate(old *account.Device, dd *DesiredDevice) (account.Device, []FieldChange) {
 	w := dd.Device
-	applyDeviceOverrides(&w, old, dd)
+	applyOverrides(account.DeviceFields, &w, old, dd.Overridable, dd.Overrides)
 	w.ID = old.ID
-	return w, deviceFieldChanges(old, &w)
+	return w, fieldChanges(account.DeviceFields, old, &w)
 }
 
-// applyVMROverrides applies SPEC §5.4: overridable fields are written on create only,
+// applyOverrides applies SPEC §5.4: overridable fields are written on create only,
 // and overrides.yaml wins over the pattern and over the stored value.
-func applyVMROverrides(want, old *account.VMR, dv *DesiredVMR) {
-	if old != nil {
-		for f := range dv.Overridable {
-			switch f {
-			case "name":
-				want.Name = old.Name
-			case "description":
-				want.Description = old.Description
-			case "aliases":
-				want.Aliases = old.Aliases
-			case "pin_settings", "pin":
-				want.PIN, want.GuestPIN, want.AllowGuests = old.PIN, old.GuestPIN, old.AllowGuests
-			case "guest_pin":
-				want.GuestPIN = old.GuestPIN
-			case "allow_guests":
-				want.AllowGuests = old.AllowGuests
-			case "max_callrate_in", "callrate":
-				want.MaxCallrateIn = old.MaxCallrateIn
-				if f == "callrate" {
-					want.MaxCallrateOut = old.MaxCallrateOut
-				}
-			case "max_callrate_out":
-				want.MaxCallrateOut = old.MaxCallrateOut
-			case "participant_limit":
-				want.ParticipantLimit = old.ParticipantLimit
-			case "tag":
-				want.Tag = old.Tag
-			case "primary_owner_email_address":
-				want.OwnerEmail = old.OwnerEmail
-			}
+func applyOverrides[T any](fields []account.Field[T], want, old *T, overridable map[string]bool, overrides map[string]string) {
+	for i := range fields {
+		f := &fields[i]
+		if old != nil && f.OverriddenBy(overridable) {
+			f.Copy(want, old)
 		}
-	}
-	for f, v := range dv.Overrides {
-		switch f {
-		case "description":
-			want.Description = v
-		case "pin":
-			want.PIN = v
-		case "guest_pin":
-			want.GuestPIN = v
-		case "allow_guests":
-			want.AllowGuests = v == "true" || v == "yes"
-		case "tag":
-			want.Tag = v
-		case "primary_owner_email_address":
-			want.OwnerEmail = v
-		case "max_callrate_in":
-			fmt.Sscan(v, &want.MaxCallrateIn)
-		case "max_callrate_out":
-			fmt.Sscan(v, &want.MaxCallrateOut)
-		case "participant_limit":
-			fmt.Sscan(v, &want.ParticipantLimit)
+		if v, ok := overrides[f.Name]; ok && f.Override {
+			f.Parse(want, v)
 		}
 	}
 }
 
-// vmrFieldChanges lists the fields that differ. Values are boxed only for differences:
-// a no-op plan compares hundreds of thousands of VMRs.
-func vmrFieldChanges(old, want *account.VMR) []FieldChange {
-	var f []FieldChange
-	str := func(name, o, n string) {
-		if o != n {
-			f = append(f, FieldChange{Name: name, Old: o, New: n})
+// fieldChanges lists the compared fields that differ. Values are boxed only for
+// differences: a no-op plan compares hundreds of thousands of VMRs.
+func fieldChanges[T any](fields []account.Field[T], old, want *T) []FieldChange {
+	var fc []FieldChange
+	for i := range fields {
+		f := &fields[i]
+		if !f.Compared || f.Equal(old, want) {
+			continue
+		}
+		if f.Type == account.Strings {
+			fc = append(fc, FieldChange{Name: f.Name, Old: strings.Join(*f.List(old), ", "), New: strings.Join(*f.List(want), ", ")})
+		} else {
+			fc = append(fc, FieldChange{Name: f.Name, Old: f.Value(old), New: f.Value(want)})
 		}
 	}
-	num := func(name string, o, n int) {
-		if o != n {
-			f = append(f, FieldChange{Name: name, Old: o, New: n})
-		}
-	}
-	str("name", old.Name, want.Name)
-	str("description", old.Description, want.Description)
-	if !equalStrings(old.Aliases, want.Aliases) {
-		f = append(f, FieldChange{Name: "aliases", Old: strings.Join(old.Aliases, ", "), New: strings.Join(want.Aliases, ", ")})
-	}
-	str("pin", old.PIN, want.PIN)
-	str("guest_pin", old.GuestPIN, want.GuestPIN)
-	if old.AllowGuests != want.AllowGuests {
-		f = append(f, FieldChange{Name: "allow_guests", Old: old.AllowGuests, New: want.AllowGuests})
-	}
-	num("max_callrate_in", old.MaxCallrateIn, want.MaxCallrateIn)
-	num("max_callrate_out", old.MaxCallrateOut, want.MaxCallrateOut)
-	num("participant_limit", old.ParticipantLimit, want.ParticipantLimit)
-	str("tag", old.Tag, want.Tag)
-	str("primary_owner_email_address", old.OwnerEmail, want.OwnerEmail)
-	str("entry_key", old.EntryKey, want.EntryKey)
-	return f
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return fc
 }
 
 // notifyGroups maps a changed field to the names notify_on may use for it.
@@ -515,7 +444,26 @@ func (p *Plan) addDeviceEmail(m *TemplateMail, dv *account.Device, action accoun
 		Template: dv.SyncTag, mail: m.Device, vars: DeviceVars(dv, action)})
 }
 
-// VMRVars are the seed's VMR email variables.
+// emailVars are the email variables of x's emailed fields (lists joined by ", ") and
+// the action.
+func emailVars[T any](fields []account.Field[T], x *T, action account.Action, extra int) map[string]any {
+	vars := make(map[string]any, len(fields)+extra+1)
+	for i := range fields {
+		f := &fields[i]
+		switch {
+		case f.Email == "":
+		case f.Type == account.Strings:
+			vars[f.Email] = strings.Join(*f.List(x), ", ")
+		default:
+			vars[f.Email] = f.Value(x)
+		}
+	}
+	vars["action"] = string(action)
+	return vars
+}
+
+// VMRVars are the seed's VMR email variables: its emailed fields, the aliases also as a
+// list, and its first URI and numeric aliases.
 func VMRVars(v *account.VMR, action account.Action) map[string]any {
 	uri, numeric := "", ""
 	for _, a := range v.Aliases {
@@ -526,23 +474,14 @@ func VMRVars(v *account.VMR, action account.Action) map[string]any {
 			numeric = a
 		}
 	}
-	return map[string]any{
-		"name": v.Name, "primary_owner_email_address": v.OwnerEmail, "description": v.Description,
-		"aliases": strings.Join(v.Aliases, ", "), "aliases_list": append([]string(nil), v.Aliases...),
-		"allow_guests": v.AllowGuests, "pin": v.PIN, "guest_pin": v.GuestPIN,
-		"max_callrate_in": v.MaxCallrateIn, "max_callrate_out": v.MaxCallrateOut,
-		"participant_limit": v.ParticipantLimit, "tag": v.Tag, "action": action,
-		"uri_alias": uri, "numeric_alias": numeric,
-	}
+	vars := emailVars(account.VMRFields, v, action, 3)
+	vars["aliases_list"], vars["uri_alias"], vars["numeric_alias"] = append([]string(nil), v.Aliases...), uri, numeric
+	return vars
 }
 
 // DeviceVars are the seed's device email variables.
 func DeviceVars(dv *account.Device, action account.Action) map[string]any {
-	return map[string]any{
-		"primary_owner_email_address": dv.OwnerEmail, "device_alias": dv.Alias,
-		"device_description": dv.Description, "device_username": dv.Username,
-		"device_password": dv.Password, "device_tag": dv.Tag, "action": action,
-	}
+	return emailVars(account.DeviceFields, dv, action, 0)
 }
 
 func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
@@ -563,7 +502,7 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 	planOwned(p, len(want), at, olds, skip, func(k int, dd *DesiredDevice) {
 		var own *DesiredDevice // the creation is the device as overridden
 		if len(dd.Overrides) > 0 {
-			applyDeviceOverrides(&dd.Device, nil, dd)
+			applyOverrides(account.DeviceFields, &dd.Device, nil, dd.Overridable, dd.Overrides)
 			own = dd
 		}
 		p.created.addDevice(&d.Devices, int(want[k]), own, dd.SyncTag)
@@ -580,56 +519,6 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 		}
 		return true
 	})
-}
-
-func applyDeviceOverrides(w, old *account.Device, dd *DesiredDevice) {
-	if old != nil {
-		for f := range dd.Overridable {
-			switch f {
-			case "description":
-				w.Description = old.Description
-			case "username":
-				w.Username = old.Username
-			case "password":
-				w.Password = old.Password
-			case "tag":
-				w.Tag = old.Tag
-			case "primary_owner_email_address":
-				w.OwnerEmail = old.OwnerEmail
-			}
-		}
-	}
-	for f, v := range dd.Overrides {
-		switch f {
-		case "description":
-			w.Description = v
-		case "username":
-			w.Username = v
-		case "password":
-			w.Password = v
-		case "tag":
-			w.Tag = v
-		case "primary_owner_email_address":
-			w.OwnerEmail = v
-		}
-	}
-}
-
-func deviceFieldChanges(old, w *account.Device) []FieldChange {
-	var f []FieldChange
-	add := func(name string, o, n string) {
-		if o != n {
-			f = append(f, FieldChange{Name: name, Old: o, New: n})
-		}
-	}
-	add("alias", old.Alias, w.Alias)
-	add("description", old.Description, w.Description)
-	add("username", old.Username, w.Username)
-	add("password", old.Password, w.Password)
-	add("tag", old.Tag, w.Tag)
-	add("primary_owner_email_address", old.OwnerEmail, w.OwnerEmail)
-	add("entry_key", old.EntryKey, w.EntryKey)
-	return f
 }
 
 func diffTracking(p *Plan, d *Desired, a *state.Actual) {

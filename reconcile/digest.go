@@ -9,19 +9,19 @@ import (
 )
 
 // digester digests objects as state.Index does (see state.DigestSpec): the fields the diff
-// compares (vmrFieldChanges, deviceFieldChanges, userFieldChanges), so an object whose
-// digest equals its entry's rendering is one the diff would leave unchanged. A template's
-// overridable fields are masked, as vmrUpdate keeps the stored ones.
+// compares (fieldChanges, userFieldChanges), so an object whose digest equals its entry's
+// rendering is one the diff would leave unchanged. A template's overridable fields are
+// masked, as vmrUpdate keeps the stored ones.
 type digester struct{ spec *state.DigestSpec }
 
 func newDigester(repo *schema.Repo) *digester {
 	spec := &state.DigestSpec{Seed: maphash.MakeSeed(), VMRMask: map[string][]string{}, DeviceMask: map[string][]string{}}
 	for _, t := range repo.Templates {
 		if t.VMR != nil && len(t.VMR.Overridable) > 0 {
-			spec.VMRMask[t.Name] = vmrMask(setOf(t.VMR.Overridable))
+			spec.VMRMask[t.Name] = overriddenMask(account.VMRFields, setOf(t.VMR.Overridable))
 		}
 		if t.Device != nil && len(t.Device.Overridable) > 0 {
-			spec.DeviceMask[t.Name] = deviceMask(setOf(t.Device.Overridable))
+			spec.DeviceMask[t.Name] = overriddenMask(account.DeviceFields, setOf(t.Device.Overridable))
 		}
 	}
 	return &digester{spec: spec}
@@ -35,44 +35,14 @@ func setOf(list []string) map[string]bool {
 	return m
 }
 
-// vmrMask lists the digest fields that overridable makes vmrUpdate keep: those a probe VMR
-// loses when the overridable fields are taken from an empty stored one. So the mask can
-// never disagree with applyVMROverrides.
-func vmrMask(overridable map[string]bool) []string {
-	probe := account.VMR{Name: "n", Description: "d", Aliases: []string{"a"}, PIN: "p", GuestPIN: "g", AllowGuests: true,
-		MaxCallrateIn: 1, MaxCallrateOut: 1, ParticipantLimit: 1, Tag: "t", OwnerEmail: "o"}
-	w := probe
-	applyVMROverrides(&w, &account.VMR{}, &DesiredVMR{Overridable: overridable})
+// overriddenMask lists the digest fields (by state.MaskName) that a template's
+// overridable names make an update keep (applyOverrides): the compared fields but
+// ownership ones, as the field lists say.
+func overriddenMask[T any](fields []account.Field[T], overridable map[string]bool) []string {
 	var mask []string
-	for _, f := range []struct {
-		name    string
-		emptied bool
-	}{
-		{"name", w.Name == ""}, {"description", w.Description == ""}, {"aliases", len(w.Aliases) == 0},
-		{"pin", w.PIN == ""}, {"guest_pin", w.GuestPIN == ""}, {"allow_guests", !w.AllowGuests},
-		{"max_callrate_in", w.MaxCallrateIn == 0}, {"max_callrate_out", w.MaxCallrateOut == 0},
-		{"participant_limit", w.ParticipantLimit == 0}, {"tag", w.Tag == ""}, {"owner_email", w.OwnerEmail == ""},
-	} {
-		if f.emptied {
-			mask = append(mask, f.name)
-		}
-	}
-	return mask
-}
-
-func deviceMask(overridable map[string]bool) []string {
-	w := account.Device{Alias: "a", Description: "d", Username: "u", Password: "p", Tag: "t", OwnerEmail: "o"}
-	applyDeviceOverrides(&w, &account.Device{}, &DesiredDevice{Overridable: overridable})
-	var mask []string
-	for _, f := range []struct {
-		name    string
-		emptied bool
-	}{
-		{"description", w.Description == ""}, {"username", w.Username == ""}, {"password", w.Password == ""},
-		{"tag", w.Tag == ""}, {"owner_email", w.OwnerEmail == ""},
-	} {
-		if f.emptied {
-			mask = append(mask, f.name)
+	for i := range fields {
+		if f := &fields[i]; f.Compared && !f.Owned && f.OverriddenBy(overridable) {
+			mask = append(mask, state.MaskName(f))
 		}
 	}
 	return mask

@@ -16,25 +16,36 @@ type field struct {
 	value any // string, int, bool or []string
 }
 
-// secretFields are masked in every plan format unless --show-secrets.
-var secretFields = map[string]bool{"pin": true, "guest_pin": true, "password": true, "device_password": true}
+// secretFields are masked in every plan format unless --show-secrets: the secret fields,
+// by name and by email variable.
+var secretFields = secretNames(account.VMRFields, secretNames(account.DeviceFields, map[string]bool{}))
+
+func secretNames[T any](fields []account.Field[T], names map[string]bool) map[string]bool {
+	for _, f := range fields {
+		if f.Secret {
+			names[f.Name], names[f.Email] = true, true
+		}
+	}
+	return names
+}
 
 const mask = "********"
 
-func vmrFields(v *account.VMR) []field {
-	aliases := v.Aliases
-	if aliases == nil {
-		aliases = []string{}
+// printed shows x's printed fields; a nil list as an empty one.
+func printed[T any](fields []account.Field[T], x *T) []field {
+	fs := make([]field, 0, len(fields))
+	for i := range fields {
+		f := &fields[i]
+		if !f.Printed {
+			continue
+		}
+		v := f.Value(x)
+		if l, ok := v.([]string); ok && l == nil {
+			v = []string{}
+		}
+		fs = append(fs, field{f.Name, v})
 	}
-	return []field{{"name", v.Name}, {"description", v.Description}, {"aliases", aliases}, {"pin", v.PIN},
-		{"guest_pin", v.GuestPIN}, {"allow_guests", v.AllowGuests}, {"max_callrate_in", v.MaxCallrateIn},
-		{"max_callrate_out", v.MaxCallrateOut}, {"participant_limit", v.ParticipantLimit}, {"tag", v.Tag},
-		{"primary_owner_email_address", v.OwnerEmail}, {"sync_tag", v.SyncTag}}
-}
-
-func deviceFields(d *account.Device) []field {
-	return []field{{"alias", d.Alias}, {"description", d.Description}, {"username", d.Username}, {"password", d.Password},
-		{"tag", d.Tag}, {"primary_owner_email_address", d.OwnerEmail}, {"sync_tag", d.SyncTag}}
+	return fs
 }
 
 func userFields(u *account.User) []field {
@@ -75,11 +86,11 @@ func fieldsOf(x any) []field {
 	switch v := x.(type) {
 	case *account.VMR:
 		if v != nil {
-			return vmrFields(v)
+			return printed(account.VMRFields, v)
 		}
 	case *account.Device:
 		if v != nil {
-			return deviceFields(v)
+			return printed(account.DeviceFields, v)
 		}
 	case *account.User:
 		if v != nil {

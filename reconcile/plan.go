@@ -314,20 +314,9 @@ func hashChanges(cs []*Change) [sha256.Size]byte {
 		if c.Action != account.ActionDelete {
 			switch {
 			case c.newVMR() != nil:
-				v := c.newVMR()
-				for _, x := range []string{v.Name, v.Description, v.PIN, v.GuestPIN, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey} {
-					w.s(x)
-				}
-				w.strs(v.Aliases)
-				w.b(v.AllowGuests)
-				w.i(int64(v.MaxCallrateIn))
-				w.i(int64(v.MaxCallrateOut))
-				w.i(int64(v.ParticipantLimit))
+				fpFields(w, account.VMRFields, c.newVMR())
 			case c.newDevice() != nil:
-				d := c.newDevice()
-				for _, x := range []string{d.Alias, d.Description, d.Username, d.Password, d.Tag, d.OwnerEmail, d.SyncTag, d.EntryKey} {
-					w.s(x)
-				}
+				fpFields(w, account.DeviceFields, c.newDevice())
 			case c.newUser() != nil:
 				u := c.newUser()
 				for _, x := range []string{u.UserID, u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege, u.TimeZone,
@@ -359,6 +348,26 @@ func hashChanges(cs []*Change) [sha256.Size]byte {
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
 	return sum
+}
+
+// fpFields writes every field of x: strings, then lists, then booleans, then integers,
+// each in the field list's order (the order fingerprints have always had).
+func fpFields[T any](w *fpWriter, fields []account.Field[T], x *T) {
+	for _, t := range []account.Type{account.String, account.Strings, account.Bool, account.Int} {
+		for i := range fields {
+			switch f := &fields[i]; {
+			case f.Type != t:
+			case t == account.String:
+				w.s(*f.Str(x))
+			case t == account.Strings:
+				w.strs(*f.List(x))
+			case t == account.Bool:
+				w.b(*f.Flag(x))
+			default:
+				w.i(int64(*f.Num(x)))
+			}
+		}
+	}
 }
 
 // fingerprintRest hashes what follows the changes: the emails and the reminders.

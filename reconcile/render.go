@@ -165,9 +165,8 @@ func MailFromRepo(repo *schema.Repo, defaults map[string]MailSpec) map[string]*T
 func declared(d *Desired, in Inputs) {
 	repo := in.Repo
 	for _, v := range repo.VMRs {
-		dv := &DesiredVMR{VMR: account.VMR{Name: v.Name, Description: v.Description, Aliases: v.Aliases, PIN: v.PIN,
-			GuestPIN: v.GuestPIN, AllowGuests: v.AllowGuests, MaxCallrateIn: v.MaxCallrateIn, MaxCallrateOut: v.MaxCallrateOut,
-			ParticipantLimit: v.ParticipantLimit, Tag: v.Tag, OwnerEmail: v.PrimaryOwnerEmailAddress, SyncTag: account.ManualTag}}
+		dv := &DesiredVMR{VMR: v.VMR}
+		dv.SyncTag = account.ManualTag
 		// Declared values are literal, but the same limits hold as for rendered ones.
 		if msg := invalidRendered(&entryOutput{vmr: dv}); msg != "" {
 			d.Warnings = append(d.Warnings, Warning{Code: "invalid", Key: v.Name, Template: account.ManualTag,
@@ -178,8 +177,8 @@ func declared(d *Desired, in Inputs) {
 		d.VMRs.Add(dv)
 	}
 	for _, v := range repo.Devices {
-		dd := &DesiredDevice{Device: account.Device{Alias: v.Alias, Description: v.Description, Username: v.Username,
-			Password: v.Password, Tag: v.Tag, OwnerEmail: v.PrimaryOwnerEmailAddress, SyncTag: account.ManualTag}}
+		dd := &DesiredDevice{Device: v.Device}
+		dd.SyncTag = account.ManualTag
 		if msg := invalidRendered(&entryOutput{device: dd}); msg != "" {
 			d.Warnings = append(d.Warnings, Warning{Code: "invalid", Key: v.Alias, Template: account.ManualTag,
 				Message: fmt.Sprintf("%s:%d: %s; left unchanged", v.Pos.Path, v.Pos.Line, msg)})

@@ -167,7 +167,7 @@ func (p *Plan) addActivation(d *Desired, u *account.User, action account.Action)
 // UserVars are the activation email's variables.
 func UserVars(u *account.User, action account.Action) map[string]any {
 	return map[string]any{"first_name": u.FirstName, "last_name": u.LastName, "email": u.Email,
-		"userid": u.UserID, "action": action, "license": u.License}
+		"userid": u.UserID, "action": string(action), "license": u.License}
 }
 
 func userFieldChanges(old, want *account.User) []FieldChange {
@@ -330,5 +330,5 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 // InviteVars are the invitation email's variables.
 func InviteVars(in *account.Invite, action account.Action) map[string]any {
 	return map[string]any{"name": in.Name, "email": in.Email, "username": in.Username,
-		"expires_at": in.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"), "action": action}
+		"expires_at": in.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"), "action": string(action)}
 }

@@ -629,10 +629,10 @@ func (l *loader) loadDeclared() {
 				f := fmt.Sprintf("%saliases[%d]", p, i)
 				claim(a, l.valAt(it.data, display, f), f)
 			}
-			if d.PrimaryOwnerEmailAddress != "" && !validEmail(d.PrimaryOwnerEmailAddress) {
-				l.errorf(l.valAt(it.data, display, p+"primary_owner_email_address"), "%sprimary_owner_email_address: %q is not a valid email address", p, d.PrimaryOwnerEmailAddress)
+			if d.OwnerEmail != "" && !validEmail(d.OwnerEmail) {
+				l.errorf(l.valAt(it.data, display, p+"primary_owner_email_address"), "%sprimary_owner_email_address: %q is not a valid email address", p, d.OwnerEmail)
 			}
-			l.declaredMail(it.data, display, p, d.Emails, d.PrimaryOwnerEmailAddress, d.FieldPos)
+			l.declaredMail(it.data, display, p, d.Emails, d.OwnerEmail, d.FieldPos)
 			l.repo.VMRs = append(l.repo.VMRs, d)
 		}
 	}
@@ -653,10 +653,10 @@ func (l *loader) loadDeclared() {
 				continue
 			}
 			aliases[k] = pos
-			if d.PrimaryOwnerEmailAddress != "" && !validEmail(d.PrimaryOwnerEmailAddress) {
-				l.errorf(l.valAt(it.data, display, p+"primary_owner_email_address"), "%sprimary_owner_email_address: %q is not a valid email address", p, d.PrimaryOwnerEmailAddress)
+			if d.OwnerEmail != "" && !validEmail(d.OwnerEmail) {
+				l.errorf(l.valAt(it.data, display, p+"primary_owner_email_address"), "%sprimary_owner_email_address: %q is not a valid email address", p, d.OwnerEmail)
 			}
-			l.declaredMail(it.data, display, p, d.Emails, d.PrimaryOwnerEmailAddress, d.FieldPos)
+			l.declaredMail(it.data, display, p, d.Emails, d.OwnerEmail, d.FieldPos)
 			l.repo.Devices = append(l.repo.Devices, d)
 		}
 	}
