@@ -55,3 +55,33 @@ func (g *digester) owner(tag, key string) uint64    { return g.spec.Owner(tag, k
 
 // email hashes a user's (lower-case) email.
 func (g *digester) email(email string) uint64 { return maphash.String(g.spec.Seed, email) }
+
+// dropUnchanged replaces each rendered object whose digest is its actual counterpart's by
+// the counterpart's position: the diff would plan no change for it (see digester). An
+// object with overrides.yaml values is always compared in full by the diff.
+func dropUnchanged(o *entryOutput, idx *refIndex) {
+	if v := o.vmr; v != nil && len(v.Overrides) == 0 {
+		if i, ok := idx.vmr(vmrIdent(&v.VMR).owner()); ok && idx.dg.vmr(&v.VMR) == idx.ix.VMRs[i].Digest {
+			o.vmr, o.sameVMR = nil, i+1
+		}
+	}
+	if d := o.device; d != nil && !d.Disabled && len(d.Overrides) == 0 {
+		if i, ok := idx.device(deviceIdent(&d.Device).owner()); ok && idx.dg.device(&d.Device) == idx.ix.Devices[i].Digest {
+			o.device, o.sameDevice = nil, i+1
+		}
+	}
+	if u := o.user; u != nil {
+		if i, ok := idx.user(u.Email); ok {
+			if ref := &idx.ix.Users[i]; ref.SyncTag() == u.SyncTag && ref.EntryKey() == u.EntryKey && idx.userDigest(u) == ref.Digest {
+				o.user, o.sameUser = nil, i+1
+			}
+		}
+	}
+}
+
+// userDigest is the digest of the account du would leave (what userUpdate compares).
+func (idx *refIndex) userDigest(du *DesiredUser) uint64 {
+	u := du.User
+	u.Active = du.Active && !du.Disabled
+	return idx.dg.user(&u)
+}
