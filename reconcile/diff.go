@@ -47,48 +47,32 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 		ids[i], claims[i] = vmrIdent(&dv.VMR), vmrClaims(&dv.VMR)
 	}
 	idx := d.indexFor(a)
-	olds, skip := matchOwned(p, d, a.VMRs, idx.vmrs, d.SameVMRs, vmrIdent, vmrClaims, ids, claims, settled, func(v *account.VMR) *Change {
-		return &Change{Kind: account.KindVMR, Action: account.ActionDelete, Key: v.Name, Template: v.SyncTag, oldObj: v}
-	})
+	olds, skip := matchOwned(p, d, a.VMRs, idx.vmrs, d.SameVMRs, vmrIdent, vmrClaims, ids, claims, settled, vmrKind.deletion)
 	planOwned(p, n, d.VMRs.At, olds, skip, func(i int, dv *DesiredVMR) {
 		var own *DesiredVMR // the creation is the VMR as overridden
-		if len(dv.Overrides) > 0 {
-			applyOverrides(account.VMRFields, &dv.VMR, nil, dv.Overridable, dv.Overrides)
+		if vmrKind.overrideNew(&dv.VMR, dv.Overridable, dv.Overrides) {
 			own = dv
 		}
 		p.created.addVMR(&d.VMRs, i, own, dv.SyncTag)
-		p.addVMREmail(d.mailFor(dv.SyncTag, dv.Name), &dv.VMR, account.EmailCreated)
+		vmrKind.addEmail(p, d, &dv.VMR, account.EmailCreated)
 	}, func(dv *DesiredVMR, old *account.VMR) bool {
-		want, fields := vmrUpdate(old, dv)
-		if len(fields) == 0 {
-			return false
-		}
-		p.changes = append(p.changes, &Change{Kind: account.KindVMR, Action: account.ActionUpdate, Key: want.Name, Template: want.SyncTag,
-			Fields: fields, newObj: &want, oldObj: old})
-		if mail := d.mailFor(dv.SyncTag, dv.Name); mail != nil && mail.notifies(fields) {
-			p.addVMREmail(mail, &want, account.EmailUpdated)
-		}
-		return true
+		return vmrKind.planUpdate(p, d, old, dv.VMR, dv.Overridable, dv.Overrides)
 	})
 }
 
 // vmrUpdate is what dv makes of the existing old: the VMR to write and the fields that
 // differ. Render uses it too, to drop entries that change nothing before the diff.
 func vmrUpdate(old *account.VMR, dv *DesiredVMR) (account.VMR, []FieldChange) {
-	want := dv.VMR
-	applyOverrides(account.VMRFields, &want, old, dv.Overridable, dv.Overrides)
-	want.ID = old.ID
-	return want, fieldChanges(account.VMRFields, old, &want)
+	return vmrKind.update(old, dv.VMR, dv.Overridable, dv.Overrides)
 }
 
 // deviceUpdate is what dd makes of the existing old.
 func deviceUpdate(old *account.Device, dd *DesiredDevice) (account.Device, []FieldChange) {
-	w := dd.Device
-	applyOverrides(account.DeviceFields, &w, old, dd.Overridable, dd.Overrides)
-	w.ID = old.ID
-	return w, fieldChanges(account.DeviceFields, old, &w)
+	return deviceKind.update(old, dd.Device, dd.Overridable, dd.Overrides)
 }
 
+// diffDevices matches devices by owner as diffVMRs does VMRs; the devices of disabled
+// accounts go, unless their template keeps them.
 func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 	var want []int32 // the devices to have: those of disabled accounts go
 	var ids []ident
@@ -100,28 +84,16 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 		}
 	}
 	idx := d.indexFor(a)
-	olds, skip := matchOwned(p, d, a.Devices, idx.devices, d.SameDevices, deviceIdent, deviceClaims, ids, claims, settled, func(v *account.Device) *Change {
-		return &Change{Kind: account.KindDevice, Action: account.ActionDelete, Key: v.Alias, Template: v.SyncTag, oldObj: v}
-	})
+	olds, skip := matchOwned(p, d, a.Devices, idx.devices, d.SameDevices, deviceIdent, deviceClaims, ids, claims, settled, deviceKind.deletion)
 	at := func(k int) *DesiredDevice { return d.Devices.At(int(want[k])) }
 	planOwned(p, len(want), at, olds, skip, func(k int, dd *DesiredDevice) {
 		var own *DesiredDevice // the creation is the device as overridden
-		if len(dd.Overrides) > 0 {
-			applyOverrides(account.DeviceFields, &dd.Device, nil, dd.Overridable, dd.Overrides)
+		if deviceKind.overrideNew(&dd.Device, dd.Overridable, dd.Overrides) {
 			own = dd
 		}
 		p.created.addDevice(&d.Devices, int(want[k]), own, dd.SyncTag)
-		p.addDeviceEmail(d.mailFor(dd.SyncTag, dd.Alias), &dd.Device, account.EmailCreated)
+		deviceKind.addEmail(p, d, &dd.Device, account.EmailCreated)
 	}, func(dd *DesiredDevice, old *account.Device) bool {
-		w, fields := deviceUpdate(old, dd)
-		if len(fields) == 0 {
-			return false
-		}
-		p.changes = append(p.changes, &Change{Kind: account.KindDevice, Action: account.ActionUpdate, Key: w.Alias, Template: w.SyncTag,
-			Fields: fields, newObj: &w, oldObj: old})
-		if mail := d.mailFor(dd.SyncTag, dd.Alias); mail != nil && mail.notifies(fields) {
-			p.addDeviceEmail(mail, &w, account.EmailUpdated)
-		}
-		return true
+		return deviceKind.planUpdate(p, d, old, dd.Device, dd.Overridable, dd.Overrides)
 	})
 }

@@ -42,22 +42,6 @@ func (m *TemplateMail) notifies(fields []FieldChange) bool {
 	return false
 }
 
-func (p *Plan) addVMREmail(m *TemplateMail, v *account.VMR, action account.Action) {
-	if m == nil || m.VMR == nil || (!m.Send && action != account.EmailReminder) || v.OwnerEmail == "" {
-		return
-	}
-	p.Emails = append(p.Emails, &Email{To: v.OwnerEmail, Kind: account.KindVMR, Action: action, Key: v.Name,
-		Template: v.SyncTag, mail: m.VMR, vars: VMRVars(v, action)})
-}
-
-func (p *Plan) addDeviceEmail(m *TemplateMail, dv *account.Device, action account.Action) {
-	if m == nil || m.Device == nil || (!m.Send && action != account.EmailReminder) || dv.OwnerEmail == "" {
-		return
-	}
-	p.Emails = append(p.Emails, &Email{To: dv.OwnerEmail, Kind: account.KindDevice, Action: action, Key: dv.Alias,
-		Template: dv.SyncTag, mail: m.Device, vars: DeviceVars(dv, action)})
-}
-
 // emailVars are the email variables of x's emailed fields (lists joined by ", ") and
 // the action.
 func emailVars[T any](fields []account.Field[T], x *T, action account.Action, extra int) map[string]any {

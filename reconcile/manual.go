@@ -115,14 +115,14 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 	sort.Slice(ds, func(i, j int) bool { return ds[i].Alias < ds[j].Alias })
 	for _, v := range vs {
 		before := len(p.Emails)
-		p.addVMREmail(d.mailFor(v.SyncTag, v.Name), v, account.EmailReminder)
+		vmrKind.addEmail(p, d, v, account.EmailReminder)
 		if len(p.Emails) == before {
 			p.Warnings = append(p.Warnings, Warning{Code: "no_email", Key: v.Name, Template: v.SyncTag, Message: "no owner email or no VMR email template; no reminder"})
 		}
 	}
 	for _, dv := range ds {
 		before := len(p.Emails)
-		p.addDeviceEmail(d.mailFor(dv.SyncTag, dv.Alias), dv, account.EmailReminder)
+		deviceKind.addEmail(p, d, dv, account.EmailReminder)
 		if len(p.Emails) == before {
 			p.Warnings = append(p.Warnings, Warning{Code: "no_email", Key: dv.Alias, Template: dv.SyncTag, Message: "no owner email or no device email template; no reminder"})
 		}

@@ -147,3 +147,82 @@ func fieldChanges[T any](fields []account.Field[T], old, want *T) []FieldChange 
 	}
 	return fc
 }
+
+// ownedKind is what differs between the two kinds of owned objects, VMRs and devices:
+// the diff plans either with the same code.
+type ownedKind[T any] struct {
+	kind   account.Kind
+	fields []account.Field[T]
+	id     func(*T) *int64
+	// name is the object's key (a VMR's name, a device's alias); owner its primary
+	// owner's email; tag its sync tag.
+	name, owner, tag *account.Field[T]
+	mail             func(*TemplateMail) *MailSpec
+	vars             func(*T, account.Action) map[string]any
+}
+
+func newOwnedKind[T any](kind account.Kind, fields []account.Field[T], key string, id func(*T) *int64,
+	mail func(*TemplateMail) *MailSpec, vars func(*T, account.Action) map[string]any) *ownedKind[T] {
+	return &ownedKind[T]{kind: kind, fields: fields, id: id, name: account.Lookup(fields, key),
+		owner: account.Lookup(fields, "primary_owner_email_address"), tag: account.Lookup(fields, "sync_tag"), mail: mail, vars: vars}
+}
+
+var (
+	vmrKind = newOwnedKind(account.KindVMR, account.VMRFields, "name", func(v *account.VMR) *int64 { return &v.ID },
+		func(m *TemplateMail) *MailSpec { return m.VMR }, VMRVars)
+	deviceKind = newOwnedKind(account.KindDevice, account.DeviceFields, "alias", func(d *account.Device) *int64 { return &d.ID },
+		func(m *TemplateMail) *MailSpec { return m.Device }, DeviceVars)
+)
+
+// update is what the desired want makes of the existing old: the object to write and
+// the fields that differ.
+func (k *ownedKind[T]) update(old *T, want T, overridable map[string]bool, overrides map[string]string) (T, []FieldChange) {
+	applyOverrides(k.fields, &want, old, overridable, overrides)
+	*k.id(&want) = *k.id(old)
+	return want, fieldChanges(k.fields, old, &want)
+}
+
+// overrideNew applies overrides.yaml to a creation; it reports whether there were any.
+func (k *ownedKind[T]) overrideNew(x *T, overridable map[string]bool, overrides map[string]string) bool {
+	if len(overrides) == 0 {
+		return false
+	}
+	applyOverrides(k.fields, x, nil, overridable, overrides)
+	return true
+}
+
+// deletion is the change that deletes x.
+func (k *ownedKind[T]) deletion(x *T) *Change {
+	return &Change{Kind: k.kind, Action: account.ActionDelete, Key: *k.name.Str(x), Template: *k.tag.Str(x), oldObj: x}
+}
+
+// planUpdate adds the update of old to the desired x, and its email if the template's
+// notify_on asks for one; false when nothing differs.
+func (k *ownedKind[T]) planUpdate(p *Plan, d *Desired, old *T, x T, overridable map[string]bool, overrides map[string]string) bool {
+	want, fields := k.update(old, x, overridable, overrides)
+	if len(fields) == 0 {
+		return false
+	}
+	p.changes = append(p.changes, &Change{Kind: k.kind, Action: account.ActionUpdate, Key: *k.name.Str(&want),
+		Template: *k.tag.Str(&want), Fields: fields, newObj: &want, oldObj: old})
+	if mail := d.mailFor(*k.tag.Str(&x), *k.name.Str(&x)); mail != nil && mail.notifies(fields) {
+		k.email(p, mail, &want, account.EmailUpdated)
+	}
+	return true
+}
+
+// addEmail adds the email of x, as its template or declaration says.
+func (k *ownedKind[T]) addEmail(p *Plan, d *Desired, x *T, action account.Action) {
+	k.email(p, d.mailFor(*k.tag.Str(x), *k.name.Str(x)), x, action)
+}
+
+// email adds the email m says x's owner gets; a reminder goes out even when the template
+// sends none on its own.
+func (k *ownedKind[T]) email(p *Plan, m *TemplateMail, x *T, action account.Action) {
+	to := *k.owner.Str(x)
+	if m == nil || k.mail(m) == nil || (!m.Send && action != account.EmailReminder) || to == "" {
+		return
+	}
+	p.Emails = append(p.Emails, &Email{To: to, Kind: k.kind, Action: action, Key: *k.name.Str(x),
+		Template: *k.tag.Str(x), mail: k.mail(m), vars: k.vars(x, action)})
+}

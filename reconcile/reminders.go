@@ -88,12 +88,12 @@ func planReminders(p *Plan, d *Desired, a *state.Actual) {
 		sort.Slice(ds, func(i, j int) bool { return ds[i].Alias < ds[j].Alias })
 		for _, v := range vs {
 			if !done[mailedKey{account.KindVMR, v.Name}] { // its created/updated email already says it all
-				p.addVMREmail(d.mailFor(v.SyncTag, v.Name), v, account.EmailReminder)
+				vmrKind.addEmail(p, d, v, account.EmailReminder)
 			}
 		}
 		for _, dv := range ds {
 			if !done[mailedKey{account.KindDevice, dv.Alias}] {
-				p.addDeviceEmail(d.mailFor(dv.SyncTag, dv.Alias), dv, account.EmailReminder)
+				deviceKind.addEmail(p, d, dv, account.EmailReminder)
 			}
 		}
 	}
