@@ -287,23 +287,44 @@ func addObjExtra(x *extras[objExtra], overridable map[string]bool, overrides map
 	})
 }
 
-type vmrCodec struct{}
-
-func (vmrCodec) encode(b []byte, v *DesiredVMR, x *extras[objExtra]) []byte {
-	b = appendStr(b, v.Name)
+// appendOwned writes the head VMRs and devices share: the key, the flags (flagA: a
+// kind's own flag; flagExtra: an extra part follows at the end), the id, five strings,
+// the tag and the sync tag. It returns the flags.
+func appendOwned(b []byte, key string, a, extra bool, id int64, strs [5]string, tag, syncTag string) ([]byte, byte) {
+	b = appendStr(b, key)
 	var flags byte
-	if v.AllowGuests {
+	if a {
 		flags |= flagA
 	}
-	if v.Overridable != nil || v.Overrides != nil {
+	if extra {
 		flags |= flagExtra
 	}
 	b = append(b, flags)
-	b = appendVarint(b, v.ID)
-	for _, s := range [...]string{v.Description, v.PIN, v.GuestPIN, v.OwnerEmail, v.EntryKey} {
+	b = appendVarint(b, id)
+	for _, s := range strs {
 		b = appendStr(b, s)
 	}
-	b = appendSym(appendSym(b, v.Tag), v.SyncTag)
+	return appendSym(appendSym(b, tag), syncTag), flags
+}
+
+// owned reads what appendOwned wrote and returns the flags.
+func (r *reader) owned(key *string, a *bool, id *int64, strs [5]*string, tag, syncTag *string) byte {
+	*key = r.str()
+	flags := r.byte()
+	*a = flags&flagA != 0
+	*id = int64(r.int())
+	for _, s := range strs {
+		*s = r.str()
+	}
+	*tag, *syncTag = r.sym(), r.sym()
+	return flags
+}
+
+type vmrCodec struct{}
+
+func (vmrCodec) encode(b []byte, v *DesiredVMR, x *extras[objExtra]) []byte {
+	b, flags := appendOwned(b, v.Name, v.AllowGuests, v.Overridable != nil || v.Overrides != nil, v.ID,
+		[...]string{v.Description, v.PIN, v.GuestPIN, v.OwnerEmail, v.EntryKey}, v.Tag, v.SyncTag)
 	b = appendUvarint(b, uint64(len(v.Aliases)))
 	for _, a := range v.Aliases {
 		b = appendStr(b, a)
@@ -319,12 +340,8 @@ func (vmrCodec) encode(b []byte, v *DesiredVMR, x *extras[objExtra]) []byte {
 
 func (vmrCodec) decode(r *reader, x *extras[objExtra]) *DesiredVMR {
 	v := &DesiredVMR{}
-	v.Name = r.str()
-	flags := r.byte()
-	v.AllowGuests = flags&flagA != 0
-	v.ID = int64(r.int())
-	v.Description, v.PIN, v.GuestPIN, v.OwnerEmail, v.EntryKey = r.str(), r.str(), r.str(), r.str(), r.str()
-	v.Tag, v.SyncTag = r.sym(), r.sym()
+	flags := r.owned(&v.Name, &v.AllowGuests, &v.ID, [...]*string{&v.Description, &v.PIN, &v.GuestPIN, &v.OwnerEmail, &v.EntryKey},
+		&v.Tag, &v.SyncTag)
 	if n := int(r.uv()); n > 0 {
 		v.Aliases = make([]string, n)
 		for k := range v.Aliases {
@@ -342,20 +359,8 @@ func (vmrCodec) decode(r *reader, x *extras[objExtra]) *DesiredVMR {
 type deviceCodec struct{}
 
 func (deviceCodec) encode(b []byte, v *DesiredDevice, x *extras[objExtra]) []byte {
-	b = appendStr(b, v.Alias)
-	var flags byte
-	if v.Disabled {
-		flags |= flagA
-	}
-	if v.Overridable != nil || v.Overrides != nil {
-		flags |= flagExtra
-	}
-	b = append(b, flags)
-	b = appendVarint(b, v.ID)
-	for _, s := range [...]string{v.Description, v.Username, v.Password, v.OwnerEmail, v.EntryKey} {
-		b = appendStr(b, s)
-	}
-	b = appendSym(appendSym(b, v.Tag), v.SyncTag)
+	b, flags := appendOwned(b, v.Alias, v.Disabled, v.Overridable != nil || v.Overrides != nil, v.ID,
+		[...]string{v.Description, v.Username, v.Password, v.OwnerEmail, v.EntryKey}, v.Tag, v.SyncTag)
 	if flags&flagExtra != 0 {
 		b = appendUvarint(b, addObjExtra(x, v.Overridable, v.Overrides))
 	}
@@ -364,12 +369,8 @@ func (deviceCodec) encode(b []byte, v *DesiredDevice, x *extras[objExtra]) []byt
 
 func (deviceCodec) decode(r *reader, x *extras[objExtra]) *DesiredDevice {
 	v := &DesiredDevice{}
-	v.Alias = r.str()
-	flags := r.byte()
-	v.Disabled = flags&flagA != 0
-	v.ID = int64(r.int())
-	v.Description, v.Username, v.Password, v.OwnerEmail, v.EntryKey = r.str(), r.str(), r.str(), r.str(), r.str()
-	v.Tag, v.SyncTag = r.sym(), r.sym()
+	flags := r.owned(&v.Alias, &v.Disabled, &v.ID, [...]*string{&v.Description, &v.Username, &v.Password, &v.OwnerEmail, &v.EntryKey},
+		&v.Tag, &v.SyncTag)
 	if flags&flagExtra != 0 {
 		e := x.get(r.uv())
 		v.Overridable, v.Overrides = e.overridable, e.overrides

@@ -105,10 +105,10 @@ var batchSQL = []struct {
 	name, prefix string
 	cols, now    int
 }{
-	{"vmrs", `INSERT INTO vmrs(id, name, description, pin, guest_pin, allow_guests, max_callrate_in, max_callrate_out,
-		participant_limit, tag, owner_email, sync_tag, entry_key, created_at, updated_at) VALUES `, 13, 2},
-	{"devices", `INSERT INTO devices(id, alias, description, username, password, tag, owner_email, sync_tag, entry_key,
-		created_at, updated_at) VALUES `, 9, 2},
+	{"vmrs", `INSERT INTO vmrs(id, ` + columns(account.VMRFields, ", ") + `, created_at, updated_at) VALUES `,
+		1 + len(columnFields(account.VMRFields)), 2},
+	{"devices", `INSERT INTO devices(id, ` + columns(account.DeviceFields, ", ") + `, created_at, updated_at) VALUES `,
+		1 + len(columnFields(account.DeviceFields)), 2},
 	{"users", `INSERT INTO users(id, userid, email, first_name, last_name, language, host_privilege, time_zone, tracking,
 		active, origin, license, sync_tag, entry_key, notified_at, created_at, updated_at) VALUES `, 15, 2},
 	{"alias", `INSERT INTO vmr_aliases(alias, vmr_id, pos) VALUES `, 3, 0},
@@ -142,6 +142,48 @@ func (w *Writer) valuesSQL(prefix string, cols, now, rows int) string {
 func (w *Writer) add(name string, args ...any) error {
 	b := w.batches[name]
 	b.args = append(b.args, args...)
+	return w.queued(name, b)
+}
+
+// columnFields are the fields of an account table's columns (all but lists), in order.
+func columnFields[T any](fields []account.Field[T]) []account.Field[T] {
+	var out []account.Field[T]
+	for _, f := range fields {
+		if f.Column != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// columns joins the column names of fields with sep after each but the last.
+func columns[T any](fields []account.Field[T], sep string) string {
+	var names []string
+	for _, f := range columnFields(fields) {
+		names = append(names, f.Column)
+	}
+	return strings.Join(names, sep)
+}
+
+// appendColumns appends the values of x's columns, in the order of columns.
+func appendColumns[T any](args []any, fields []account.Field[T], x *T) []any {
+	for i := range fields {
+		if f := &fields[i]; f.Column != "" {
+			args = append(args, f.Value(x))
+		}
+	}
+	return args
+}
+
+// addObject queues a row of an account table: its id, then its columns.
+func addObject[T any](w *Writer, table string, id int64, fields []account.Field[T], x *T) error {
+	b := w.batches[table]
+	b.args = appendColumns(append(b.args, id), fields, x)
+	return w.queued(table, b)
+}
+
+// queued sends b's rows to be written once a batch is full.
+func (w *Writer) queued(name string, b *batch) error {
 	if len(b.args) < batchSize*b.cols {
 		return nil
 	}
@@ -180,11 +222,10 @@ func (w *Writer) Flush() error {
 }
 
 var writerSQL = map[string]string{
-	"vmr.update": `UPDATE vmrs SET name=?, description=?, pin=?, guest_pin=?, allow_guests=?, max_callrate_in=?,
-		max_callrate_out=?, participant_limit=?, tag=?, owner_email=?, sync_tag=?, entry_key=?, updated_at=? WHERE id=?`,
+	"vmr.update":    `UPDATE vmrs SET ` + columns(account.VMRFields, "=?, ") + `=?, updated_at=? WHERE id=?`,
 	"vmr.delete":    `DELETE FROM vmrs WHERE id=?`,
 	"alias.clear":   `DELETE FROM vmr_aliases WHERE vmr_id=?`,
-	"device.update": `UPDATE devices SET alias=?, description=?, username=?, password=?, tag=?, owner_email=?, sync_tag=?, entry_key=?, updated_at=? WHERE id=?`,
+	"device.update": `UPDATE devices SET ` + columns(account.DeviceFields, "=?, ") + `=?, updated_at=? WHERE id=?`,
 	"device.delete": `DELETE FROM devices WHERE id=?`,
 	"user.update":   `UPDATE users SET email=?, first_name=?, last_name=?, language=?, host_privilege=?, time_zone=?, tracking=?, active=?, origin=?, license=?, sync_tag=?, entry_key=?, notified_at=COALESCE(notified_at, ?), updated_at=? WHERE id=?`,
 	"invite.upsert": `INSERT INTO invites(email, name, username, status, invited_at, expires_at, accepted_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(email) DO UPDATE SET name=excluded.name, username=excluded.username, status=excluded.status, invited_at=excluded.invited_at, expires_at=excluded.expires_at, accepted_at=excluded.accepted_at`,
@@ -257,8 +298,7 @@ func (w *Writer) InsertVMR(v *account.VMR) error {
 	if err != nil {
 		return err
 	}
-	if err := w.add("vmrs", id, v.Name, v.Description, v.PIN, v.GuestPIN, v.AllowGuests, v.MaxCallrateIn,
-		v.MaxCallrateOut, v.ParticipantLimit, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey); err != nil {
+	if err := addObject(w, "vmrs", id, account.VMRFields, v); err != nil {
 		return fmt.Errorf("create vmr %q: %w", v.Name, err)
 	}
 	v.ID = id
@@ -267,8 +307,7 @@ func (w *Writer) InsertVMR(v *account.VMR) error {
 
 // UpdateVMR rewrites the VMR with id v.ID and its aliases.
 func (w *Writer) UpdateVMR(v *account.VMR) error {
-	if _, err := w.exec("vmr.update", v.Name, v.Description, v.PIN, v.GuestPIN, v.AllowGuests, v.MaxCallrateIn,
-		v.MaxCallrateOut, v.ParticipantLimit, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey, w.now, v.ID); err != nil {
+	if _, err := w.exec("vmr.update", append(appendColumns(nil, account.VMRFields, v), w.now, v.ID)...); err != nil {
 		return fmt.Errorf("update vmr %q: %w", v.Name, err)
 	}
 	if err := w.Flush(); err != nil { // aliases of earlier VMRs may be the ones to clear
@@ -306,8 +345,7 @@ func (w *Writer) InsertDevice(d *account.Device) error {
 	if err != nil {
 		return err
 	}
-	if err := w.add("devices", id, d.Alias, d.Description, d.Username, d.Password, d.Tag, d.OwnerEmail,
-		d.SyncTag, d.EntryKey); err != nil {
+	if err := addObject(w, "devices", id, account.DeviceFields, d); err != nil {
 		return fmt.Errorf("create device %q: %w", d.Alias, err)
 	}
 	d.ID = id
@@ -315,8 +353,7 @@ func (w *Writer) InsertDevice(d *account.Device) error {
 }
 
 func (w *Writer) UpdateDevice(d *account.Device) error {
-	_, err := w.exec("device.update", d.Alias, d.Description, d.Username, d.Password, d.Tag, d.OwnerEmail,
-		d.SyncTag, d.EntryKey, w.now, d.ID)
+	_, err := w.exec("device.update", append(appendColumns(nil, account.DeviceFields, d), w.now, d.ID)...)
 	if err != nil {
 		return fmt.Errorf("update device %q: %w", d.Alias, err)
 	}
