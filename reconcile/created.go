@@ -47,22 +47,23 @@ func (c *created) count(template string) {
 // addVMR records the creation of desired VMR i of l, or of v itself when it is not
 // what l holds (v is nil when it is).
 func (c *created) addVMR(l *VMRList, i int, v *DesiredVMR, template string) {
-	c.vmrs = l
-	if v != nil {
-		i = -1 - c.ownVMRs.Add(v)
-	}
-	c.vmr = append(c.vmr, int32(i))
+	c.vmrs, c.vmr = l, append(c.vmr, creationIndex(&c.ownVMRs, i, v))
 	c.count(template)
 }
 
 // addDevice is addVMR for devices.
 func (c *created) addDevice(l *DeviceList, i int, v *DesiredDevice, template string) {
-	c.devices = l
-	if v != nil {
-		i = -1 - c.ownDevices.Add(v)
-	}
-	c.device = append(c.device, int32(i))
+	c.devices, c.device = l, append(c.device, creationIndex(&c.ownDevices, i, v))
 	c.count(template)
+}
+
+// creationIndex is how a creation is recorded: i, its index in the desired list, or for
+// one unlike what the list holds (v not nil), -1 - its index in own.
+func creationIndex[T, X any, C codec[T, X]](own *packedList[T, X, C], i int, v *T) int32 {
+	if v != nil {
+		i = -1 - own.Add(v)
+	}
+	return int32(i)
 }
 
 // atOf and keyOf take listOf's two results.

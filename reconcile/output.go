@@ -174,18 +174,7 @@ func (p *Plan) WriteText(w io.Writer, o OutputOptions) error {
 	if !p.HasChanges() {
 		b.WriteString("No changes. Actual state matches the repo and the directory.\n")
 	}
-	for _, c := range p.All() {
-		b.WriteString("  " + changeTitle(c) + "\n")
-		if c.Action == account.ActionCreate {
-			if d := createDetail(c, o.ShowSecrets); d != "" {
-				b.WriteString("      " + d + "\n")
-			}
-			continue
-		}
-		for _, f := range c.Fields {
-			b.WriteString("      " + fieldLine(f, o.ShowSecrets) + "\n")
-		}
-	}
+	p.writeChanges(b, func(c *Change) string { return "  " + changeTitle(c) }, "      ", "      ", o.ShowSecrets)
 	for _, e := range p.Emails {
 		b.WriteString("  " + emailLine(e) + "\n")
 	}
@@ -212,6 +201,24 @@ func (p *Plan) WriteText(w io.Writer, o OutputOptions) error {
 	return b.Flush()
 }
 
+// writeChanges writes each change as its title line, then a creation's object or an
+// update's fields, one a line, after created or changed (the text and markdown formats
+// differ only in these).
+func (p *Plan) writeChanges(b io.StringWriter, title func(*Change) string, created, changed string, show bool) {
+	for _, c := range p.All() {
+		b.WriteString(title(c) + "\n")
+		if c.Action == account.ActionCreate {
+			if d := createDetail(c, show); d != "" {
+				b.WriteString(created + d + "\n")
+			}
+			continue
+		}
+		for _, f := range c.Fields {
+			b.WriteString(changed + fieldLine(f, show) + "\n")
+		}
+	}
+}
+
 // WriteMarkdown writes the plan as a pull-request comment.
 func (p *Plan) WriteMarkdown(w io.Writer, o OutputOptions) error {
 	b := &strings.Builder{}
@@ -224,18 +231,9 @@ func (p *Plan) WriteMarkdown(w io.Writer, o OutputOptions) error {
 		b.WriteString("No changes.\n")
 	} else {
 		b.WriteString("<details><summary>Changes</summary>\n\n```diff\n")
-		for _, c := range p.All() {
-			b.WriteString(diffSymbol(c.Action) + " " + strings.TrimPrefix(changeTitle(c), symbols[c.Action]+" ") + "\n")
-			if c.Action == account.ActionCreate {
-				if d := createDetail(c, o.ShowSecrets); d != "" {
-					b.WriteString("+     " + d + "\n")
-				}
-				continue
-			}
-			for _, f := range c.Fields {
-				b.WriteString("!     " + fieldLine(f, o.ShowSecrets) + "\n")
-			}
-		}
+		p.writeChanges(b, func(c *Change) string {
+			return diffSymbol(c.Action) + " " + strings.TrimPrefix(changeTitle(c), symbols[c.Action]+" ")
+		}, "+     ", "!     ", o.ShowSecrets)
 		b.WriteString("```\n\n</details>\n")
 		if len(p.Emails) > 0 {
 			fmt.Fprintf(b, "\n<details><summary>Emails (%d)</summary>\n\n", len(p.Emails))

@@ -106,9 +106,8 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 // compiled holds a template's patterns, compiled once per reconcile.
 type compiled struct {
 	t                                                  *schema.Template
-	vName, vDesc, vPIN, vGuestPIN, vTag, vOwner        *pattern.Template
+	vmr, device                                        []*pattern.Template // by field of account.VMRFields, DeviceFields (patternField)
 	vAliases                                           []*pattern.Template
-	dAlias, dDesc, dUser, dPass, dTag, dOwner          *pattern.Template
 	uFirst, uLast, uEmail, uLang, uTZ, uHost, uLicense *pattern.Template
 	uTracking                                          [10]*pattern.Template
 	hasTracking                                        bool
@@ -146,6 +145,44 @@ func attributesOf(srcs []string, extra ...string) []string {
 	return out
 }
 
+// patternField says whether a field of a template's VMR or device is a pattern: its
+// strings but the ownership fields, which render sets.
+func patternField[T any](f *account.Field[T]) bool { return f.Type == account.String && !f.Owned }
+
+// patternNames are the names render errors give the fields: "vmr.name", …
+func patternNames[T any](prefix string, fields []account.Field[T]) []string {
+	names := make([]string, len(fields))
+	for i := range fields {
+		names[i] = prefix + fields[i].Name
+	}
+	return names
+}
+
+var (
+	vmrPatternNames    = patternNames("vmr.", account.VMRFields)
+	devicePatternNames = patternNames("device.", account.DeviceFields)
+)
+
+// compileFields compiles the pattern fields of src, whose strings are pattern sources.
+func compileFields[T any](comp func(field, src string) *pattern.Template, names []string, fields []account.Field[T], src *T) []*pattern.Template {
+	ps := make([]*pattern.Template, len(fields))
+	for i := range fields {
+		if f := &fields[i]; patternField(f) {
+			ps[i] = comp(names[i], *f.Str(src))
+		}
+	}
+	return ps
+}
+
+// renderFields renders the pattern fields of x.
+func renderFields[T any](r *renderer, names []string, fields []account.Field[T], ps []*pattern.Template, x *T) {
+	for i := range fields {
+		if f := &fields[i]; patternField(f) {
+			*f.Str(x) = r.s(names[i], ps[i])
+		}
+	}
+}
+
 func compileTemplate(env *pattern.Env, t *schema.Template) (*compiled, []string, error) {
 	c := &compiled{t: t, vmrOverridable: map[string]bool{}, devOverridable: map[string]bool{}}
 	var srcs []string
@@ -161,9 +198,7 @@ func compileTemplate(env *pattern.Env, t *schema.Template) (*compiled, []string,
 	}
 	if t.SyncVMRs && t.VMR != nil {
 		v := t.VMR
-		c.vName, c.vDesc = comp("vmr.name", v.Name), comp("vmr.description", v.Description)
-		c.vPIN, c.vGuestPIN = comp("vmr.pin", v.PIN), comp("vmr.guest_pin", v.GuestPIN)
-		c.vTag, c.vOwner = comp("vmr.tag", v.Tag), comp("vmr.primary_owner_email_address", v.PrimaryOwnerEmailAddress)
+		c.vmr = compileFields(comp, vmrPatternNames, account.VMRFields, &v.VMR)
 		for i, a := range v.Aliases {
 			c.vAliases = append(c.vAliases, comp(fmt.Sprintf("vmr.aliases[%d]", i), a))
 		}
@@ -173,9 +208,7 @@ func compileTemplate(env *pattern.Env, t *schema.Template) (*compiled, []string,
 	}
 	if t.SyncDevices && t.Device != nil {
 		v := t.Device
-		c.dAlias, c.dDesc = comp("device.alias", v.Alias), comp("device.description", v.Description)
-		c.dUser, c.dPass = comp("device.username", v.Username), comp("device.password", v.Password)
-		c.dTag, c.dOwner = comp("device.tag", v.Tag), comp("device.primary_owner_email_address", v.PrimaryOwnerEmailAddress)
+		c.device = compileFields(comp, devicePatternNames, account.DeviceFields, &v.Device)
 		for _, f := range v.Overridable {
 			c.devOverridable[f] = true
 		}

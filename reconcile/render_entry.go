@@ -47,15 +47,10 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 	t := c.t
 	r := &renderer{attrs: e.Attrs, extra: pattern.Vars{"dn": e.DN}, seed: pattern.Seed{Template: t.Name, EntryKey: e.Key}}
 	var out entryOutput
-	if c.vName != nil {
-		v := t.VMR
-		dv := &DesiredVMR{VMR: account.VMR{
-			Name: r.s("vmr.name", c.vName), Description: r.s("vmr.description", c.vDesc),
-			PIN: r.s("vmr.pin", c.vPIN), GuestPIN: r.s("vmr.guest_pin", c.vGuestPIN),
-			AllowGuests: v.AllowGuests, MaxCallrateIn: v.MaxCallrateIn, MaxCallrateOut: v.MaxCallrateOut,
-			ParticipantLimit: v.ParticipantLimit, Tag: r.s("vmr.tag", c.vTag),
-			OwnerEmail: r.s("vmr.primary_owner_email_address", c.vOwner), SyncTag: t.Name, EntryKey: e.Key,
-		}, Overridable: c.vmrOverridable}
+	if c.vmr != nil && c.vmr[0] != nil { // the name's pattern (the first field)
+		dv := &DesiredVMR{VMR: t.VMR.VMR, Overridable: c.vmrOverridable} // numbers and flags are literal
+		renderFields(r, vmrPatternNames, account.VMRFields, c.vmr, &dv.VMR)
+		dv.Aliases, dv.SyncTag, dv.EntryKey = nil, t.Name, e.Key
 		seen := map[string]bool{}
 		for i, p := range c.vAliases {
 			a := r.s(fmt.Sprintf("vmr.aliases[%d]", i), p)
@@ -69,13 +64,10 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 			out.vmr = dv
 		}
 	}
-	if c.dAlias != nil && (!e.Disabled || t.Device.SyncIfAccountDisabled) {
-		dd := &DesiredDevice{Device: account.Device{
-			Alias: r.s("device.alias", c.dAlias), Description: r.s("device.description", c.dDesc),
-			Username: r.s("device.username", c.dUser), Password: r.s("device.password", c.dPass),
-			Tag: r.s("device.tag", c.dTag), OwnerEmail: r.s("device.primary_owner_email_address", c.dOwner),
-			SyncTag: t.Name, EntryKey: e.Key,
-		}, Overridable: c.devOverridable}
+	if c.device != nil && c.device[0] != nil && (!e.Disabled || t.Device.SyncIfAccountDisabled) { // the alias's pattern
+		dd := &DesiredDevice{Device: t.Device.Device, Overridable: c.devOverridable}
+		renderFields(r, devicePatternNames, account.DeviceFields, c.device, &dd.Device)
+		dd.SyncTag, dd.EntryKey = t.Name, e.Key
 		if dd.Alias != "" {
 			dd.Overrides = allowedOverrides(in.Repo.Overrides.Devices[dd.Alias], c.devOverridable, t.Emails.AllowEmailOverride)
 			out.device = dd

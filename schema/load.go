@@ -533,10 +533,10 @@ func (l *loader) checkTemplate(t *Template, data cue.Value, display string) {
 		if n := len(t.VMR.Aliases); n > 8 {
 			l.errorf(l.valAt(data, display, "vmr.aliases"), "vmr.aliases: %d aliases; a VMR may have at most 8", n)
 		}
-		l.literalEmail(data, display, "vmr.primary_owner_email_address", t.VMR.PrimaryOwnerEmailAddress)
+		l.literalEmail(data, display, "vmr.primary_owner_email_address", t.VMR.OwnerEmail)
 	}
 	if t.Device != nil {
-		l.literalEmail(data, display, "device.primary_owner_email_address", t.Device.PrimaryOwnerEmailAddress)
+		l.literalEmail(data, display, "device.primary_owner_email_address", t.Device.OwnerEmail)
 	}
 	if u := t.User; u != nil {
 		l.literalEmail(data, display, "user.email", u.Email)
