@@ -136,26 +136,26 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
 	return nil
 }
 
+// writeOwned creates or updates a VMR or device.
+func writeOwned[T any](action account.Action, x *T, insert, update func(*T) error) error {
+	if action == account.ActionCreate {
+		return insert(x)
+	}
+	return update(x)
+}
+
 func applyChange(w *state.Writer, c *Change) error {
 	switch c.Kind {
 	case account.KindVMR:
-		switch c.Action {
-		case account.ActionDelete:
+		if c.Action == account.ActionDelete {
 			return w.DeleteVMR(c.oldVMR().ID)
-		case account.ActionCreate:
-			return w.InsertVMR(c.newVMR())
-		default:
-			return w.UpdateVMR(c.newVMR())
 		}
+		return writeOwned(c.Action, c.newVMR(), w.InsertVMR, w.UpdateVMR)
 	case account.KindDevice:
-		switch c.Action {
-		case account.ActionDelete:
+		if c.Action == account.ActionDelete {
 			return w.DeleteDevice(c.oldDevice().ID)
-		case account.ActionCreate:
-			return w.InsertDevice(c.newDevice())
-		default:
-			return w.UpdateDevice(c.newDevice())
 		}
+		return writeOwned(c.Action, c.newDevice(), w.InsertDevice, w.UpdateDevice)
 	case account.KindUser:
 		if c.Action == account.ActionCreate {
 			return w.InsertUser(c.newUser())

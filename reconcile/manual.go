@@ -58,22 +58,8 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 			missing = append(missing, "template "+name+" owns no VMR or device")
 		}
 	}
-	for _, name := range t.VMRs {
-		if v := vmrs[name]; v == nil {
-			missing = append(missing, fmt.Sprintf("no VMR named %q", name))
-		} else if !seenV[v] {
-			seenV[v] = true
-			vs = append(vs, v)
-		}
-	}
-	for _, alias := range t.Devices {
-		if dv := devices[alias]; dv == nil {
-			missing = append(missing, fmt.Sprintf("no device alias %q", alias))
-		} else if !seenD[dv] {
-			seenD[dv] = true
-			ds = append(ds, dv)
-		}
-	}
+	vs, missing = pickNamed(vmrs, t.VMRs, "no VMR named %q", seenV, vs, missing)
+	ds, missing = pickNamed(devices, t.Devices, "no device alias %q", seenD, ds, missing)
 	invites := map[string]*account.Invite{}
 	for _, in := range a.Invites {
 		invites[in.Email] = in
@@ -192,4 +178,18 @@ func licencesHeld(a *state.Actual, now time.Time) int {
 		}
 	}
 	return n
+}
+
+// pickNamed appends to out the objects byKey holds under keys, each once (seen), and to
+// missing a line, after notFound, for each key it does not hold.
+func pickNamed[T any](byKey map[string]*T, keys []string, notFound string, seen map[*T]bool, out []*T, missing []string) ([]*T, []string) {
+	for _, k := range keys {
+		if x := byKey[k]; x == nil {
+			missing = append(missing, fmt.Sprintf(notFound, k))
+		} else if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out, missing
 }

@@ -21,26 +21,31 @@ func declared(d *Desired, in Inputs) {
 	for _, v := range repo.VMRs {
 		dv := &DesiredVMR{VMR: v.VMR}
 		dv.SyncTag = account.ManualTag
-		// Declared values are literal, but the same limits hold as for rendered ones.
-		if msg := invalidRendered(&entryOutput{vmr: dv}); msg != "" {
-			d.Warnings = append(d.Warnings, Warning{Code: "invalid", Key: v.Name, Template: account.ManualTag,
-				Message: fmt.Sprintf("%s:%d: %s; left unchanged", v.Pos.Path, v.Pos.Line, msg)})
-			d.Keep[ownerKey(account.ManualTag, "", v.Name)] = true
-			continue
+		if validDeclared(d, &entryOutput{vmr: dv}, v.Name, v.Pos) {
+			d.VMRs.Add(dv)
 		}
-		d.VMRs.Add(dv)
 	}
 	for _, v := range repo.Devices {
 		dd := &DesiredDevice{Device: v.Device}
 		dd.SyncTag = account.ManualTag
-		if msg := invalidRendered(&entryOutput{device: dd}); msg != "" {
-			d.Warnings = append(d.Warnings, Warning{Code: "invalid", Key: v.Alias, Template: account.ManualTag,
-				Message: fmt.Sprintf("%s:%d: %s; left unchanged", v.Pos.Path, v.Pos.Line, msg)})
-			d.Keep[ownerKey(account.ManualTag, "", v.Alias)] = true
-			continue
+		if validDeclared(d, &entryOutput{device: dd}, v.Alias, v.Pos) {
+			d.Devices.Add(dd)
 		}
-		d.Devices.Add(dd)
 	}
+}
+
+// validDeclared says whether a declared object keeps the limits rendered ones must
+// (declared values are literal, but the same limits hold); if not, it warns and keeps
+// the stored object unchanged.
+func validDeclared(d *Desired, out *entryOutput, key string, pos schema.Pos) bool {
+	msg := invalidRendered(out)
+	if msg == "" {
+		return true
+	}
+	d.Warnings = append(d.Warnings, Warning{Code: "invalid", Key: key, Template: account.ManualTag,
+		Message: fmt.Sprintf("%s:%d: %s; left unchanged", pos.Path, pos.Line, msg)})
+	d.Keep[ownerKey(account.ManualTag, "", key)] = true
+	return false
 }
 
 func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entryOutput {

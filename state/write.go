@@ -175,11 +175,20 @@ func appendColumns[T any](args []any, fields []account.Field[T], x *T) []any {
 	return args
 }
 
-// addObject queues a row of an account table: its id, then its columns.
-func addObject[T any](w *Writer, table string, id int64, fields []account.Field[T], x *T) error {
+// insert queues x as a new row of an account table (its id, then its columns) and sets
+// its id; what names the kind in errors, which name x by its first field (name, alias).
+func insert[T any](w *Writer, table, what string, fields []account.Field[T], x *T, id *int64) error {
+	n, err := w.id(table)
+	if err != nil {
+		return err
+	}
 	b := w.batches[table]
-	b.args = appendColumns(append(b.args, id), fields, x)
-	return w.queued(table, b)
+	b.args = appendColumns(append(b.args, n), fields, x)
+	if err := w.queued(table, b); err != nil {
+		return fmt.Errorf("create %s %q: %w", what, *fields[0].Str(x), err)
+	}
+	*id = n
+	return nil
 }
 
 // queued sends b's rows to be written once a batch is full.
@@ -294,14 +303,9 @@ func (w *Writer) exec(name string, args ...any) (int64, error) {
 
 // InsertVMR creates v with its aliases and sets v.ID.
 func (w *Writer) InsertVMR(v *account.VMR) error {
-	id, err := w.id("vmrs")
-	if err != nil {
+	if err := insert(w, "vmrs", "vmr", account.VMRFields, v, &v.ID); err != nil {
 		return err
 	}
-	if err := addObject(w, "vmrs", id, account.VMRFields, v); err != nil {
-		return fmt.Errorf("create vmr %q: %w", v.Name, err)
-	}
-	v.ID = id
 	return w.putAliases(v)
 }
 
@@ -340,16 +344,9 @@ func (w *Writer) DeleteVMR(id int64) error {
 	return err
 }
 
+// InsertDevice creates d and sets d.ID.
 func (w *Writer) InsertDevice(d *account.Device) error {
-	id, err := w.id("devices")
-	if err != nil {
-		return err
-	}
-	if err := addObject(w, "devices", id, account.DeviceFields, d); err != nil {
-		return fmt.Errorf("create device %q: %w", d.Alias, err)
-	}
-	d.ID = id
-	return nil
+	return insert(w, "devices", "device", account.DeviceFields, d, &d.ID)
 }
 
 func (w *Writer) UpdateDevice(d *account.Device) error {
