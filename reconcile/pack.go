@@ -288,15 +288,16 @@ func addObjExtra(x *extras[objExtra], overridable map[string]bool, overrides map
 }
 
 // appendOwned writes the head VMRs and devices share: the key, the flags (flagA: a
-// kind's own flag; flagExtra: an extra part follows at the end), the id, five strings,
-// the tag and the sync tag. It returns the flags.
-func appendOwned(b []byte, key string, a, extra bool, id int64, strs [5]string, tag, syncTag string) ([]byte, byte) {
+// kind's own flag; flagExtra: an extra part follows), the id, five strings, the tag, the
+// sync tag and the index of the extra part (overridable fields and overrides).
+func appendOwned(b []byte, key string, a bool, id int64, strs [5]string, tag, syncTag string,
+	x *extras[objExtra], overridable map[string]bool, overrides map[string]string) []byte {
 	b = appendStr(b, key)
 	var flags byte
 	if a {
 		flags |= flagA
 	}
-	if extra {
+	if overridable != nil || overrides != nil {
 		flags |= flagExtra
 	}
 	b = append(b, flags)
@@ -304,11 +305,16 @@ func appendOwned(b []byte, key string, a, extra bool, id int64, strs [5]string, 
 	for _, s := range strs {
 		b = appendStr(b, s)
 	}
-	return appendSym(appendSym(b, tag), syncTag), flags
+	b = appendSym(appendSym(b, tag), syncTag)
+	if flags&flagExtra != 0 {
+		b = appendUvarint(b, addObjExtra(x, overridable, overrides))
+	}
+	return b
 }
 
-// owned reads what appendOwned wrote and returns the flags.
-func (r *reader) owned(key *string, a *bool, id *int64, strs [5]*string, tag, syncTag *string) byte {
+// owned reads what appendOwned wrote.
+func (r *reader) owned(key *string, a *bool, id *int64, strs [5]*string, tag, syncTag *string,
+	x *extras[objExtra], overridable *map[string]bool, overrides *map[string]string) {
 	*key = r.str()
 	flags := r.byte()
 	*a = flags&flagA != 0
@@ -317,31 +323,30 @@ func (r *reader) owned(key *string, a *bool, id *int64, strs [5]*string, tag, sy
 		*s = r.str()
 	}
 	*tag, *syncTag = r.sym(), r.sym()
-	return flags
+	if flags&flagExtra != 0 {
+		e := x.get(r.uv())
+		*overridable, *overrides = e.overridable, e.overrides
+	}
 }
 
 type vmrCodec struct{}
 
 func (vmrCodec) encode(b []byte, v *DesiredVMR, x *extras[objExtra]) []byte {
-	b, flags := appendOwned(b, v.Name, v.AllowGuests, v.Overridable != nil || v.Overrides != nil, v.ID,
-		[...]string{v.Description, v.PIN, v.GuestPIN, v.OwnerEmail, v.EntryKey}, v.Tag, v.SyncTag)
+	b = appendOwned(b, v.Name, v.AllowGuests, v.ID, [...]string{v.Description, v.PIN, v.GuestPIN, v.OwnerEmail, v.EntryKey},
+		v.Tag, v.SyncTag, x, v.Overridable, v.Overrides)
 	b = appendUvarint(b, uint64(len(v.Aliases)))
 	for _, a := range v.Aliases {
 		b = appendStr(b, a)
 	}
 	b = appendVarint(b, int64(v.MaxCallrateIn))
 	b = appendVarint(b, int64(v.MaxCallrateOut))
-	b = appendVarint(b, int64(v.ParticipantLimit))
-	if flags&flagExtra != 0 {
-		b = appendUvarint(b, addObjExtra(x, v.Overridable, v.Overrides))
-	}
-	return b
+	return appendVarint(b, int64(v.ParticipantLimit))
 }
 
 func (vmrCodec) decode(r *reader, x *extras[objExtra]) *DesiredVMR {
 	v := &DesiredVMR{}
-	flags := r.owned(&v.Name, &v.AllowGuests, &v.ID, [...]*string{&v.Description, &v.PIN, &v.GuestPIN, &v.OwnerEmail, &v.EntryKey},
-		&v.Tag, &v.SyncTag)
+	r.owned(&v.Name, &v.AllowGuests, &v.ID, [...]*string{&v.Description, &v.PIN, &v.GuestPIN, &v.OwnerEmail, &v.EntryKey},
+		&v.Tag, &v.SyncTag, x, &v.Overridable, &v.Overrides)
 	if n := int(r.uv()); n > 0 {
 		v.Aliases = make([]string, n)
 		for k := range v.Aliases {
@@ -349,32 +354,20 @@ func (vmrCodec) decode(r *reader, x *extras[objExtra]) *DesiredVMR {
 		}
 	}
 	v.MaxCallrateIn, v.MaxCallrateOut, v.ParticipantLimit = r.int(), r.int(), r.int()
-	if flags&flagExtra != 0 {
-		e := x.get(r.uv())
-		v.Overridable, v.Overrides = e.overridable, e.overrides
-	}
 	return v
 }
 
 type deviceCodec struct{}
 
 func (deviceCodec) encode(b []byte, v *DesiredDevice, x *extras[objExtra]) []byte {
-	b, flags := appendOwned(b, v.Alias, v.Disabled, v.Overridable != nil || v.Overrides != nil, v.ID,
-		[...]string{v.Description, v.Username, v.Password, v.OwnerEmail, v.EntryKey}, v.Tag, v.SyncTag)
-	if flags&flagExtra != 0 {
-		b = appendUvarint(b, addObjExtra(x, v.Overridable, v.Overrides))
-	}
-	return b
+	return appendOwned(b, v.Alias, v.Disabled, v.ID, [...]string{v.Description, v.Username, v.Password, v.OwnerEmail, v.EntryKey},
+		v.Tag, v.SyncTag, x, v.Overridable, v.Overrides)
 }
 
 func (deviceCodec) decode(r *reader, x *extras[objExtra]) *DesiredDevice {
 	v := &DesiredDevice{}
-	flags := r.owned(&v.Alias, &v.Disabled, &v.ID, [...]*string{&v.Description, &v.Username, &v.Password, &v.OwnerEmail, &v.EntryKey},
-		&v.Tag, &v.SyncTag)
-	if flags&flagExtra != 0 {
-		e := x.get(r.uv())
-		v.Overridable, v.Overrides = e.overridable, e.overrides
-	}
+	r.owned(&v.Alias, &v.Disabled, &v.ID, [...]*string{&v.Description, &v.Username, &v.Password, &v.OwnerEmail, &v.EntryKey},
+		&v.Tag, &v.SyncTag, x, &v.Overridable, &v.Overrides)
 	return v
 }
 
