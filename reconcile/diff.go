@@ -56,19 +56,8 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 		p.created.addVMR(&d.VMRs, i, own, dv.SyncTag)
 		vmrKind.addEmail(p, d, &dv.VMR, account.EmailCreated)
 	}, func(dv *DesiredVMR, old *account.VMR) bool {
-		return vmrKind.planUpdate(p, d, old, dv.VMR, dv.Overridable, dv.Overrides)
+		return vmrKind.planUpdate(p, d, old, &dv.VMR, dv.Overridable, dv.Overrides)
 	})
-}
-
-// vmrUpdate is what dv makes of the existing old: the VMR to write and the fields that
-// differ. Render uses it too, to drop entries that change nothing before the diff.
-func vmrUpdate(old *account.VMR, dv *DesiredVMR) (account.VMR, []FieldChange) {
-	return vmrKind.update(old, dv.VMR, dv.Overridable, dv.Overrides)
-}
-
-// deviceUpdate is what dd makes of the existing old.
-func deviceUpdate(old *account.Device, dd *DesiredDevice) (account.Device, []FieldChange) {
-	return deviceKind.update(old, dd.Device, dd.Overridable, dd.Overrides)
 }
 
 // diffDevices matches devices by owner as diffVMRs does VMRs; the devices of disabled
@@ -94,6 +83,6 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 		p.created.addDevice(&d.Devices, int(want[k]), own, dd.SyncTag)
 		deviceKind.addEmail(p, d, &dd.Device, account.EmailCreated)
 	}, func(dd *DesiredDevice, old *account.Device) bool {
-		return deviceKind.planUpdate(p, d, old, dd.Device, dd.Overridable, dd.Overrides)
+		return deviceKind.planUpdate(p, d, old, &dd.Device, dd.Overridable, dd.Overrides)
 	})
 }

@@ -11,7 +11,7 @@ import (
 // digester digests objects as state.Index does (see state.DigestSpec): the fields the diff
 // compares (fieldChanges, userFieldChanges), so an object whose digest equals its entry's
 // rendering is one the diff would leave unchanged. A template's overridable fields are
-// masked, as vmrUpdate keeps the stored ones.
+// masked, as an update keeps the stored ones (ownedKind.update).
 type digester struct{ spec *state.DigestSpec }
 
 func newDigester(repo *schema.Repo) *digester {

@@ -26,15 +26,9 @@ type ReminderTargets struct {
 func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Actual, t ReminderTargets, commit string, now time.Time) (*Plan, error) {
 	d := &Desired{Mail: MailFromRepo(repo, defaults)}
 	p := &Plan{FormatVersion: FormatVersion, Commit: commit, StateVersion: a.StateVersion}
-	vmrs := map[string]*account.VMR{}
-	devices := map[string]*account.Device{}
+	vmrs := byKey(a.VMRs, func(v *account.VMR) string { return v.Name })
+	devices := byKey(a.Devices, func(d *account.Device) string { return d.Alias })
 	var missing []string
-	for _, v := range a.VMRs {
-		vmrs[v.Name] = v
-	}
-	for _, dv := range a.Devices {
-		devices[dv.Alias] = dv
-	}
 	seenV, seenD := map[*account.VMR]bool{}, map[*account.Device]bool{}
 	var vs []*account.VMR
 	var ds []*account.Device

@@ -174,12 +174,15 @@ var (
 		func(m *TemplateMail) *MailSpec { return m.Device }, DeviceVars)
 )
 
-// update is what the desired want makes of the existing old: the object to write and
-// the fields that differ.
-func (k *ownedKind[T]) update(old *T, want T, overridable map[string]bool, overrides map[string]string) (T, []FieldChange) {
-	applyOverrides(k.fields, &want, old, overridable, overrides)
-	*k.id(&want) = *k.id(old)
-	return want, fieldChanges(k.fields, old, &want)
+// update is what the desired x makes of the existing old: the object to write and the
+// fields that differ. (The accessors are func values: an object on the stack passed to
+// them would move to the heap, so the one to write is allocated once, here.)
+func (k *ownedKind[T]) update(old, x *T, overridable map[string]bool, overrides map[string]string) (*T, []FieldChange) {
+	want := new(T)
+	*want = *x
+	applyOverrides(k.fields, want, old, overridable, overrides)
+	*k.id(want) = *k.id(old)
+	return want, fieldChanges(k.fields, old, want)
 }
 
 // overrideNew applies overrides.yaml to a creation; it reports whether there were any.
@@ -198,15 +201,15 @@ func (k *ownedKind[T]) deletion(x *T) *Change {
 
 // planUpdate adds the update of old to the desired x, and its email if the template's
 // notify_on asks for one; false when nothing differs.
-func (k *ownedKind[T]) planUpdate(p *Plan, d *Desired, old *T, x T, overridable map[string]bool, overrides map[string]string) bool {
+func (k *ownedKind[T]) planUpdate(p *Plan, d *Desired, old, x *T, overridable map[string]bool, overrides map[string]string) bool {
 	want, fields := k.update(old, x, overridable, overrides)
 	if len(fields) == 0 {
 		return false
 	}
-	p.changes = append(p.changes, &Change{Kind: k.kind, Action: account.ActionUpdate, Key: *k.name.Str(&want),
-		Template: *k.tag.Str(&want), Fields: fields, newObj: &want, oldObj: old})
-	if mail := d.mailFor(*k.tag.Str(&x), *k.name.Str(&x)); mail != nil && mail.notifies(fields) {
-		k.email(p, mail, &want, account.EmailUpdated)
+	p.changes = append(p.changes, &Change{Kind: k.kind, Action: account.ActionUpdate, Key: *k.name.Str(want),
+		Template: *k.tag.Str(want), Fields: fields, newObj: want, oldObj: old})
+	if mail := d.mailFor(*k.tag.Str(x), *k.name.Str(x)); mail != nil && mail.notifies(fields) {
+		k.email(p, mail, want, account.EmailUpdated)
 	}
 	return true
 }

@@ -9,11 +9,18 @@ import (
 	"github.com/roster-dev/roster/state"
 )
 
-func diffTracking(p *Plan, d *Desired, a *state.Actual) {
-	have := map[string]*account.TrackingGroup{}
-	for _, g := range a.Tracking {
-		have[g.Slot] = g
+// byKey indexes xs by key.
+func byKey[T any](xs []*T, key func(*T) string) map[string]*T {
+	m := make(map[string]*T, len(xs))
+	for _, x := range xs {
+		m[key(x)] = x
 	}
+	return m
+}
+
+// diffTracking plans the tracking-code groups: created, updated or deleted by slot.
+func diffTracking(p *Plan, d *Desired, a *state.Actual) {
+	have := byKey(a.Tracking, func(g *account.TrackingGroup) string { return g.Slot })
 	seen := map[string]bool{}
 	for _, g := range d.Tracking {
 		seen[g.Slot] = true

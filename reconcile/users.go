@@ -244,10 +244,7 @@ var trackingSlots = [10]string{"DIVISION", "DEPARTMENT", "PROJECT", "OTHER", "CU
 // frees its licence. Paid licences (active paid users plus pending invites) may not exceed
 // settings.licenses.paid.
 func diffInvites(p *Plan, d *Desired, a *state.Actual) {
-	have := map[string]*account.Invite{}
-	for _, in := range a.Invites {
-		have[in.Email] = in
-	}
+	have := byKey(a.Invites, func(in *account.Invite) string { return in.Email })
 	users := map[string]bool{}
 	for _, u := range a.Users {
 		users[strings.ToLower(u.Email)] = true
