@@ -420,7 +420,8 @@ func (w *Writer) DeleteTrackingGroup(slot string) error {
 
 // Audit records one applied change, email or reminder.
 func (w *Writer) Audit(commit, actor string, kind account.Kind, action account.Action, key, detail string) error {
-	return w.add("audit", commit, actor, kind, action, key, detail)
+	// Plain strings: the driver converts a named string type by reflection, an allocation each.
+	return w.add("audit", commit, actor, string(kind), string(action), key, detail)
 }
 
 func (w *Writer) ReminderDone(id, commit string) error {
