@@ -533,10 +533,10 @@ func (l *loader) checkTemplate(t *Template, data cue.Value, display string) {
 		if n := len(t.VMR.Aliases); n > 8 {
 			l.errorf(l.valAt(data, display, "vmr.aliases"), "vmr.aliases: %d aliases; a VMR may have at most 8", n)
 		}
-		l.literalEmail(data, display, "vmr.primary_owner_email_address", t.VMR.PrimaryOwnerEmailAddress)
+		l.literalEmail(data, display, "vmr.primary_owner_email_address", t.VMR.OwnerEmail)
 	}
 	if t.Device != nil {
-		l.literalEmail(data, display, "device.primary_owner_email_address", t.Device.PrimaryOwnerEmailAddress)
+		l.literalEmail(data, display, "device.primary_owner_email_address", t.Device.OwnerEmail)
 	}
 	if u := t.User; u != nil {
 		l.literalEmail(data, display, "user.email", u.Email)
@@ -604,62 +604,63 @@ func (l *loader) loadDeclared() {
 		}
 		aliases[k] = pos
 	}
-	for _, rel := range l.listDir("vmrs", isDataFile, "VMRs in .yaml, .yml or .cue files") {
+	eachDeclared(l, "vmrs", "VMRs in .yaml, .yml or .cue files", "#VMR", func(it declItem, display string, d *DeclaredVMR) {
+		p := it.prefix
+		d.Pos = l.at(it.data, display, p+"name")
+		if d.Pos.Line == 1 && d.Pos.Col == 1 && p != "" {
+			d.Pos = l.at(it.data, display, strings.TrimSuffix(p, "."))
+		}
+		d.FieldPos = map[string]Pos{}
+		if prev, dup := vmrNames[d.Name]; dup {
+			l.errorf(l.valAt(it.data, display, p+"name"), "%sname: VMR %q is already declared at %s:%d", p, d.Name, prev.Path, prev.Line)
+			return
+		}
+		vmrNames[d.Name] = d.Pos
+		if len(d.Aliases) > 8 {
+			l.errorf(l.valAt(it.data, display, p+"aliases"), "%saliases: %d aliases; a VMR may have at most 8", p, len(d.Aliases))
+		}
+		for i, a := range d.Aliases {
+			f := fmt.Sprintf("%saliases[%d]", p, i)
+			claim(a, l.valAt(it.data, display, f), f)
+		}
+		l.declaredOwner(it, display, d.OwnerEmail, d.Emails, d.FieldPos)
+		l.repo.VMRs = append(l.repo.VMRs, d)
+	})
+	eachDeclared(l, "devices", "devices in .yaml, .yml or .cue files", "#Device", func(it declItem, display string, d *DeclaredDevice) {
+		p := it.prefix
+		d.Pos = l.at(it.data, display, p+"alias")
+		d.FieldPos = map[string]Pos{}
+		pos := l.valAt(it.data, display, p+"alias")
+		k := strings.ToLower(d.Alias)
+		if prev, dup := aliases[k]; dup {
+			l.errorf(pos, "%salias: alias %q is already used at %s:%d", p, d.Alias, prev.Path, prev.Line)
+			return
+		}
+		aliases[k] = pos
+		l.declaredOwner(it, display, d.OwnerEmail, d.Emails, d.FieldPos)
+		l.repo.Devices = append(l.repo.Devices, d)
+	})
+}
+
+// eachDeclared decodes each item (of CUE definition def) of dir's data files as a T, for fn.
+func eachDeclared[T any](l *loader, dir, what, def string, fn func(it declItem, display string, d *T)) {
+	for _, rel := range l.listDir(dir, isDataFile, what) {
 		display := l.display(rel)
-		for _, it := range l.declaredItems(rel, "#VMR") {
-			d := &DeclaredVMR{}
-			if !l.decode(it.v, display, d) {
-				continue
+		for _, it := range l.declaredItems(rel, def) {
+			if d := new(T); l.decode(it.v, display, d) {
+				fn(it, display, d)
 			}
-			p := it.prefix
-			d.Pos = l.at(it.data, display, p+"name")
-			if d.Pos.Line == 1 && d.Pos.Col == 1 && p != "" {
-				d.Pos = l.at(it.data, display, strings.TrimSuffix(p, "."))
-			}
-			d.FieldPos = map[string]Pos{}
-			if prev, dup := vmrNames[d.Name]; dup {
-				l.errorf(l.valAt(it.data, display, p+"name"), "%sname: VMR %q is already declared at %s:%d", p, d.Name, prev.Path, prev.Line)
-				continue
-			}
-			vmrNames[d.Name] = d.Pos
-			if len(d.Aliases) > 8 {
-				l.errorf(l.valAt(it.data, display, p+"aliases"), "%saliases: %d aliases; a VMR may have at most 8", p, len(d.Aliases))
-			}
-			for i, a := range d.Aliases {
-				f := fmt.Sprintf("%saliases[%d]", p, i)
-				claim(a, l.valAt(it.data, display, f), f)
-			}
-			if d.PrimaryOwnerEmailAddress != "" && !validEmail(d.PrimaryOwnerEmailAddress) {
-				l.errorf(l.valAt(it.data, display, p+"primary_owner_email_address"), "%sprimary_owner_email_address: %q is not a valid email address", p, d.PrimaryOwnerEmailAddress)
-			}
-			l.declaredMail(it.data, display, p, d.Emails, d.PrimaryOwnerEmailAddress, d.FieldPos)
-			l.repo.VMRs = append(l.repo.VMRs, d)
 		}
 	}
-	for _, rel := range l.listDir("devices", isDataFile, "devices in .yaml, .yml or .cue files") {
-		display := l.display(rel)
-		for _, it := range l.declaredItems(rel, "#Device") {
-			d := &DeclaredDevice{}
-			if !l.decode(it.v, display, d) {
-				continue
-			}
-			p := it.prefix
-			d.Pos = l.at(it.data, display, p+"alias")
-			d.FieldPos = map[string]Pos{}
-			pos := l.valAt(it.data, display, p+"alias")
-			k := strings.ToLower(d.Alias)
-			if prev, dup := aliases[k]; dup {
-				l.errorf(pos, "%salias: alias %q is already used at %s:%d", p, d.Alias, prev.Path, prev.Line)
-				continue
-			}
-			aliases[k] = pos
-			if d.PrimaryOwnerEmailAddress != "" && !validEmail(d.PrimaryOwnerEmailAddress) {
-				l.errorf(l.valAt(it.data, display, p+"primary_owner_email_address"), "%sprimary_owner_email_address: %q is not a valid email address", p, d.PrimaryOwnerEmailAddress)
-			}
-			l.declaredMail(it.data, display, p, d.Emails, d.PrimaryOwnerEmailAddress, d.FieldPos)
-			l.repo.Devices = append(l.repo.Devices, d)
-		}
+}
+
+// declaredOwner checks a declared object's owner address and its emails block.
+func (l *loader) declaredOwner(it declItem, display, owner string, emails *DeclaredMail, fieldPos map[string]Pos) {
+	p := it.prefix
+	if owner != "" && !validEmail(owner) {
+		l.errorf(l.valAt(it.data, display, p+"primary_owner_email_address"), "%sprimary_owner_email_address: %q is not a valid email address", p, owner)
 	}
+	l.declaredMail(it.data, display, p, emails, owner, fieldPos)
 }
 
 type declItem struct {

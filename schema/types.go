@@ -3,6 +3,8 @@ package schema
 import (
 	"io"
 	"time"
+
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // Config is the daemon's own configuration, loaded from config.cue (SPEC §2).
@@ -151,34 +153,22 @@ type Template struct {
 	FieldPos       map[string]Pos `json:"-"` // "vmr.name" → position of that pattern, for render errors
 }
 
-// VMRPattern holds the patterns of a template's VMR; strings are template source.
+// VMRPattern holds the patterns of a template's VMR: a VMR whose strings are template
+// source (its numbers and flags are literal).
 type VMRPattern struct {
-	Name                     string   `json:"name"`
-	Description              string   `json:"description"`
-	Aliases                  []string `json:"aliases"`
-	PIN                      string   `json:"pin"`
-	GuestPIN                 string   `json:"guest_pin"`
-	AllowGuests              bool     `json:"allow_guests"`
-	MaxCallrateIn            int      `json:"max_callrate_in"`
-	MaxCallrateOut           int      `json:"max_callrate_out"`
-	ParticipantLimit         int      `json:"participant_limit"`
-	Tag                      string   `json:"tag"`
-	PrimaryOwnerEmailAddress string   `json:"primary_owner_email_address"`
+	account.VMR
 	// Overridable lists fields written on create only: name, description, aliases,
 	// pin_settings (pin, guest_pin, allow_guests), callrate (max_callrate_in/out),
 	// participant_limit, tag, primary_owner_email_address.
 	Overridable []string `json:"overridable"`
 }
 
+// DevicePattern holds the patterns of a template's device: a device whose strings are
+// template source.
 type DevicePattern struct {
-	Alias                    string   `json:"alias"`
-	Description              string   `json:"description"`
-	Username                 string   `json:"username"`
-	Password                 string   `json:"password"`
-	Tag                      string   `json:"tag"`
-	PrimaryOwnerEmailAddress string   `json:"primary_owner_email_address"`
-	SyncIfAccountDisabled    bool     `json:"sync_if_account_disabled"`
-	Overridable              []string `json:"overridable"` // description, username, password, tag, primary_owner_email_address
+	account.Device
+	SyncIfAccountDisabled bool     `json:"sync_if_account_disabled"`
+	Overridable           []string `json:"overridable"` // description, username, password, tag, primary_owner_email_address
 }
 
 type UserPattern struct {
@@ -210,34 +200,21 @@ type EmailPattern struct {
 }
 
 // DeclaredVMR is a VMR declared by hand in vmrs/*.yaml (a team room). Its values are
-// literal, not patterns. Sync tag "manual".
+// literal, not patterns; they are the account's own fields (sync tag "manual", set when
+// it is rendered).
 type DeclaredVMR struct {
-	Name                     string         `json:"name"`
-	Description              string         `json:"description"`
-	Aliases                  []string       `json:"aliases"`
-	PIN                      string         `json:"pin"`
-	GuestPIN                 string         `json:"guest_pin"`
-	AllowGuests              bool           `json:"allow_guests"`
-	MaxCallrateIn            int            `json:"max_callrate_in"`
-	MaxCallrateOut           int            `json:"max_callrate_out"`
-	ParticipantLimit         int            `json:"participant_limit"`
-	Tag                      string         `json:"tag"`
-	PrimaryOwnerEmailAddress string         `json:"primary_owner_email_address"`
-	Emails                   *DeclaredMail  `json:"emails,omitempty"`
-	Pos                      Pos            `json:"-"`
-	FieldPos                 map[string]Pos `json:"-"` // "emails.email.subject" → position
+	account.VMR
+	Emails   *DeclaredMail  `json:"emails,omitempty"`
+	Pos      Pos            `json:"-"`
+	FieldPos map[string]Pos `json:"-"` // "emails.email.subject" → position
 }
 
+// DeclaredDevice is a device declared by hand in devices/*.yaml.
 type DeclaredDevice struct {
-	Alias                    string         `json:"alias"`
-	Description              string         `json:"description"`
-	Username                 string         `json:"username"`
-	Password                 string         `json:"password"`
-	Tag                      string         `json:"tag"`
-	PrimaryOwnerEmailAddress string         `json:"primary_owner_email_address"`
-	Emails                   *DeclaredMail  `json:"emails,omitempty"`
-	Pos                      Pos            `json:"-"`
-	FieldPos                 map[string]Pos `json:"-"` // "emails.email.subject" → position
+	account.Device
+	Emails   *DeclaredMail  `json:"emails,omitempty"`
+	Pos      Pos            `json:"-"`
+	FieldPos map[string]Pos `json:"-"` // "emails.email.subject" → position
 }
 
 // DeclaredMail says whether and how a declared object's owner is emailed.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roster-dev/roster/schema/account"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -232,7 +233,7 @@ func TestPlatformEnqueueInWriterTransaction(t *testing.T) {
 				return err
 			}
 			defer w.Close()
-			v := &VMR{Name: "Room", SyncTag: "manual"}
+			v := &account.VMR{Name: "Room", SyncTag: "manual"}
 			if err := w.InsertVMR(v); err != nil {
 				return err
 			}

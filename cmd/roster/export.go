@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // usersHeader is the WebEx Meetings Server CSV header, every column, in its order.
@@ -48,7 +48,7 @@ func runExport(ctx context.Context, a *app, rest []string) error {
 	return writeUsersCSV(w, actual.Users, comma)
 }
 
-func writeUsersCSV(w io.Writer, users []*state.User, comma rune) error {
+func writeUsersCSV(w io.Writer, users []*account.User, comma rune) error {
 	cw := csv.NewWriter(w)
 	cw.Comma = comma
 	if err := cw.Write(usersHeader); err != nil {
