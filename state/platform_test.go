@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/roster-dev/roster/schema/account"
 	"github.com/jmoiron/sqlx"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 func pop(op, res, key string) PlatformOp {
