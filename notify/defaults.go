@@ -132,7 +132,7 @@ func Defaults() []Default {
 		{"sync_error", SyncErrorSubject, SyncErrorBody, []string{"template", "commit", "error", "at"},
 			map[string]any{"template": "staff", "commit": "6a96fa7", "error": "ldap: size limit exceeded", "at": "2026-11-22T10:00:00Z"}},
 		{"vmr", VMRSubject, VMRBody, []string{"primary_owner_email_address", "description", "aliases", "allow_guests", "pin", "guest_pin",
-			"max_callrate_in", "max_callrate_out", "participant_limit", "tag", "action", "uri_alias", "numeric_alias", "name"},
+			"max_callrate_in", "max_callrate_out", "participant_limit", "tag", "action", "uri_alias", "numeric_alias", "name", "aliases_list"},
 			map[string]any{"name": "Zoë VMR", "action": "created", "aliases": "meet.zoe@example.com, 445566", "pin": "1234", "guest_pin": "5678", "allow_guests": true}},
 		{"device", DeviceSubject, DeviceBody, []string{"primary_owner_email_address", "device_alias", "device_description",
 			"device_username", "device_password", "device_tag", "action"},

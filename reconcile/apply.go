@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -39,19 +40,14 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 		return res, nil
 	}
 	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
-		var cur string
-		_ = tx.GetContext(ctx, &cur, `SELECT value FROM meta WHERE key = 'state_version'`)
-		if cur == "" {
-			cur = "0"
-		}
-		if cur != fmt.Sprint(p.StateVersion) {
-			return fmt.Errorf("%w: it was made at state version %d, the database is now at %s; plan again", ErrStale, p.StateVersion, cur)
-		}
 		w, err := state.NewWriter(ctx, tx, opts.Now)
 		if err != nil {
 			return err
 		}
 		defer w.Close()
+		if cur := w.StateVersion(); cur != p.StateVersion {
+			return fmt.Errorf("%w: it was made at state version %d, the database is now at %d; plan again", ErrStale, p.StateVersion, cur)
+		}
 		if p.HasChanges() {
 			if err := applyChanges(w, p, opts); err != nil {
 				return err
@@ -63,7 +59,7 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 				if err := w.ReminderDone(id, p.Commit); err != nil {
 					return err
 				}
-				if err := w.Audit(p.Commit, opts.Actor, "reminder", "done", id, ""); err != nil {
+				if err := w.Audit(p.Commit, opts.Actor, account.KindReminder, account.ActionDone, id, ""); err != nil {
 					return err
 				}
 			}
@@ -86,13 +82,13 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 }
 
 // applyOrder: deletions and deactivations free names and aliases before anything claims them.
-var applyOrder = []string{ActionDelete, ActionDeactivate, ActionUpdate, ActionReactivate, ActionCreate}
+var applyOrder = []account.Action{account.ActionDelete, account.ActionDeactivate, account.ActionUpdate, account.ActionReactivate, account.ActionCreate}
 
 func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
 	// Names and aliases may move between objects within one plan (renames, swaps): first
 	// park every updated VMR and device on a temporary unique name without aliases.
 	for _, c := range p.changes { // creations are never updates
-		if c.Action != ActionUpdate {
+		if c.Action != account.ActionUpdate {
 			continue
 		}
 		if v, old := c.newVMR(), c.oldVMR(); v != nil && old != nil {
@@ -115,7 +111,7 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
 	}
 	for _, action := range applyOrder {
 		changes := slices.Values(p.changes)
-		if action == ActionCreate {
+		if action == account.ActionCreate {
 			// Only creations are made as they are read: make them once, in this pass.
 			changes = func(yield func(*Change) bool) {
 				for _, c := range p.All() {
@@ -140,35 +136,35 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
 	return nil
 }
 
+// writeOwned creates or updates a VMR or device.
+func writeOwned[T any](action account.Action, x *T, insert, update func(*T) error) error {
+	if action == account.ActionCreate {
+		return insert(x)
+	}
+	return update(x)
+}
+
 func applyChange(w *state.Writer, c *Change) error {
 	switch c.Kind {
-	case KindVMR:
-		switch c.Action {
-		case ActionDelete:
+	case account.KindVMR:
+		if c.Action == account.ActionDelete {
 			return w.DeleteVMR(c.oldVMR().ID)
-		case ActionCreate:
-			return w.InsertVMR(c.newVMR())
-		default:
-			return w.UpdateVMR(c.newVMR())
 		}
-	case KindDevice:
-		switch c.Action {
-		case ActionDelete:
+		return writeOwned(c.Action, c.newVMR(), w.InsertVMR, w.UpdateVMR)
+	case account.KindDevice:
+		if c.Action == account.ActionDelete {
 			return w.DeleteDevice(c.oldDevice().ID)
-		case ActionCreate:
-			return w.InsertDevice(c.newDevice())
-		default:
-			return w.UpdateDevice(c.newDevice())
 		}
-	case KindUser:
-		if c.Action == ActionCreate {
+		return writeOwned(c.Action, c.newDevice(), w.InsertDevice, w.UpdateDevice)
+	case account.KindUser:
+		if c.Action == account.ActionCreate {
 			return w.InsertUser(c.newUser())
 		}
 		return w.UpdateUser(c.newUser())
-	case KindInvite:
+	case account.KindInvite:
 		return w.PutInvite(c.newInvite())
-	case KindTrackingGroup:
-		if c.Action == ActionDelete {
+	case account.KindTrackingGroup:
+		if c.Action == account.ActionDelete {
 			return w.DeleteTrackingGroup(c.Key)
 		}
 		return w.PutTrackingGroup(c.newGroup())
@@ -195,10 +191,10 @@ func enqueue(ctx context.Context, tx *sqlx.Tx, w *state.Writer, p *Plan, opts Ap
 		if e.mail == nil {
 			continue
 		}
-		emails = append(emails, state.Email{Kind: e.Kind, Action: e.Action, ObjectKey: e.Key, Template: e.Template,
+		emails = append(emails, state.Email{Kind: string(e.Kind), Action: string(e.Action), ObjectKey: e.Key, Template: e.Template,
 			To: e.To, SMTPServer: e.mail.SMTPServer, Commit: p.Commit, Subject: e.mail.Subject, Body: e.mail.Body,
 			BodyPath: e.mail.BodyPath, HTML: e.mail.HTML, Vars: e.vars})
-		if err := w.Audit(p.Commit, opts.Actor, "email", e.Action, e.Kind+" "+e.Key, "to "+e.To); err != nil {
+		if err := w.Audit(p.Commit, opts.Actor, account.KindEmail, e.Action, string(e.Kind)+" "+e.Key, "to "+e.To); err != nil {
 			return err
 		}
 	}

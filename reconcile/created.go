@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // created holds the VMRs, devices and users a plan creates from the desired lists, as
@@ -45,22 +47,23 @@ func (c *created) count(template string) {
 // addVMR records the creation of desired VMR i of l, or of v itself when it is not
 // what l holds (v is nil when it is).
 func (c *created) addVMR(l *VMRList, i int, v *DesiredVMR, template string) {
-	c.vmrs = l
-	if v != nil {
-		i = -1 - c.ownVMRs.Add(v)
-	}
-	c.vmr = append(c.vmr, int32(i))
+	c.vmrs, c.vmr = l, append(c.vmr, creationIndex(&c.ownVMRs, i, v))
 	c.count(template)
 }
 
 // addDevice is addVMR for devices.
 func (c *created) addDevice(l *DeviceList, i int, v *DesiredDevice, template string) {
-	c.devices = l
-	if v != nil {
-		i = -1 - c.ownDevices.Add(v)
-	}
-	c.device = append(c.device, int32(i))
+	c.devices, c.device = l, append(c.device, creationIndex(&c.ownDevices, i, v))
 	c.count(template)
+}
+
+// creationIndex is how a creation is recorded: i, its index in the desired list, or for
+// one unlike what the list holds (v not nil), -1 - its index in own.
+func creationIndex[T, X any, C codec[T, X]](own *packedList[T, X, C], i int, v *T) int32 {
+	if v != nil {
+		i = -1 - own.Add(v)
+	}
+	return int32(i)
 }
 
 // atOf and keyOf take listOf's two results.
@@ -110,16 +113,16 @@ func (c *created) change(g, k int) *Change {
 	switch g {
 	case groupVMRCreate:
 		dv := atOf(listOf(c.vmrs, &c.ownVMRs, c.vmr[k]))
-		return &Change{Kind: KindVMR, Action: ActionCreate, Key: dv.Name, Template: dv.SyncTag, newObj: &dv.VMR, rank: g << 32}
+		return &Change{Kind: account.KindVMR, Action: account.ActionCreate, Key: dv.Name, Template: dv.SyncTag, newObj: &dv.VMR, rank: g << 32}
 	case groupDeviceCreate:
 		dd := atOf(listOf(c.devices, &c.ownDevices, c.device[k]))
-		return &Change{Kind: KindDevice, Action: ActionCreate, Key: dd.Alias, Template: dd.SyncTag, newObj: &dd.Device, rank: g << 32}
+		return &Change{Kind: account.KindDevice, Action: account.ActionCreate, Key: dd.Alias, Template: dd.SyncTag, newObj: &dd.Device, rank: g << 32}
 	default:
 		cu := c.user[k]
 		du := c.users.At(int(cu.i))
 		u := &du.User
 		u.UserID, u.Notified = strconv.FormatInt(cu.seq, 10), cu.notified
-		return &Change{Kind: KindUser, Action: ActionCreate, Key: u.Email, Template: u.SyncTag, newObj: u, rank: g << 32}
+		return &Change{Kind: account.KindUser, Action: account.ActionCreate, Key: u.Email, Template: u.SyncTag, newObj: u, rank: g << 32}
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // A plan's creations kept as positions into the desired lists (created) must read, sort,
@@ -106,7 +106,7 @@ func createdPlans(seed int64, sz createdSizes, mut createdMutation) (a, b *Plan,
 			}
 		}
 		a.created.addVMR(&vmrs, i, ov, dv.SyncTag)
-		creations = append(creations, &Change{Kind: KindVMR, Action: ActionCreate, Key: dv.Name, Template: dv.SyncTag, newObj: &dv.VMR})
+		creations = append(creations, &Change{Kind: account.KindVMR, Action: account.ActionCreate, Key: dv.Name, Template: dv.SyncTag, newObj: &dv.VMR})
 	}
 
 	// devices
@@ -132,7 +132,7 @@ func createdPlans(seed int64, sz createdSizes, mut createdMutation) (a, b *Plan,
 			}
 		}
 		a.created.addDevice(&devices, i, od, dd.SyncTag)
-		creations = append(creations, &Change{Kind: KindDevice, Action: ActionCreate, Key: dd.Alias, Template: dd.SyncTag, newObj: &dd.Device})
+		creations = append(creations, &Change{Kind: account.KindDevice, Action: account.ActionCreate, Key: dd.Alias, Template: dd.SyncTag, newObj: &dd.Device})
 	}
 
 	// users (never own: what the diff gives them is their USERID and whether notified)
@@ -165,7 +165,7 @@ func createdPlans(seed int64, sz createdSizes, mut createdMutation) (a, b *Plan,
 		a.created.addUser(&users, cu, du.SyncTag)
 		u := du.User
 		u.UserID, u.Notified = strconv.FormatInt(cu.seq, 10), cu.notified
-		creations = append(creations, &Change{Kind: KindUser, Action: ActionCreate, Key: u.Email, Template: u.SyncTag, newObj: &u})
+		creations = append(creations, &Change{Kind: account.KindUser, Action: account.ActionCreate, Key: u.Email, Template: u.SyncTag, newObj: &u})
 	}
 
 	a.changes = heldChanges(seed+1, sz.held)
@@ -189,33 +189,36 @@ func createdPlans(seed int64, sz createdSizes, mut createdMutation) (a, b *Plan,
 // creations (which a plan keeps in created), keys in random order.
 func heldChanges(seed int64, n int) []*Change {
 	rng := rand.New(rand.NewSource(seed))
-	type ka struct{ kind, action string }
+	type ka struct {
+		kind   account.Kind
+		action account.Action
+	}
 	kas := []ka{
-		{KindVMR, ActionUpdate}, {KindVMR, ActionDelete},
-		{KindDevice, ActionUpdate}, {KindDevice, ActionDelete},
-		{KindUser, ActionUpdate}, {KindUser, ActionDeactivate}, {KindUser, ActionReactivate},
-		{KindTrackingGroup, ActionCreate}, {KindTrackingGroup, ActionUpdate}, {KindTrackingGroup, ActionDelete},
-		{KindInvite, ActionCreate}, {KindInvite, ActionDelete},
+		{account.KindVMR, account.ActionUpdate}, {account.KindVMR, account.ActionDelete},
+		{account.KindDevice, account.ActionUpdate}, {account.KindDevice, account.ActionDelete},
+		{account.KindUser, account.ActionUpdate}, {account.KindUser, account.ActionDeactivate}, {account.KindUser, account.ActionReactivate},
+		{account.KindTrackingGroup, account.ActionCreate}, {account.KindTrackingGroup, account.ActionUpdate}, {account.KindTrackingGroup, account.ActionDelete},
+		{account.KindInvite, account.ActionCreate}, {account.KindInvite, account.ActionDelete},
 	}
 	cs := make([]*Change, n)
 	for i := range cs {
 		x := kas[rng.Intn(len(kas))]
 		c := &Change{Kind: x.kind, Action: x.action, Key: fmt.Sprintf("vmr-%06d", rng.Intn(n/2+1)), Template: "staff"}
 		switch c.Kind {
-		case KindVMR:
-			c.newObj = &state.VMR{Name: c.Key, PIN: fmt.Sprint(rng.Intn(1e6)), Aliases: []string{c.Key + "@x"}}
-			c.oldObj = &state.VMR{Name: c.Key, PIN: "old"}
-		case KindDevice:
-			c.newObj = &state.Device{Alias: c.Key, Password: fmt.Sprint(rng.Intn(1e6))}
-			c.oldObj = &state.Device{Alias: c.Key}
-		case KindUser:
-			c.newObj = &state.User{Email: c.Key, FirstName: fmt.Sprint(rng.Intn(1e6)), Active: c.Action != ActionDeactivate}
-			c.oldObj = &state.User{Email: c.Key}
-		case KindTrackingGroup:
-			c.newObj = &state.TrackingGroup{Slot: fmt.Sprint(rng.Intn(10)), Name: c.Key,
-				Codes: []state.TrackingCode{{Code: fmt.Sprint(rng.Intn(100)), Active: true}}}
-		case KindInvite:
-			c.newObj = &state.Invite{Email: c.Key, Name: fmt.Sprint(rng.Intn(1e6)), Status: "pending"}
+		case account.KindVMR:
+			c.newObj = &account.VMR{Name: c.Key, PIN: fmt.Sprint(rng.Intn(1e6)), Aliases: []string{c.Key + "@x"}}
+			c.oldObj = &account.VMR{Name: c.Key, PIN: "old"}
+		case account.KindDevice:
+			c.newObj = &account.Device{Alias: c.Key, Password: fmt.Sprint(rng.Intn(1e6))}
+			c.oldObj = &account.Device{Alias: c.Key}
+		case account.KindUser:
+			c.newObj = &account.User{Email: c.Key, FirstName: fmt.Sprint(rng.Intn(1e6)), Active: c.Action != account.ActionDeactivate}
+			c.oldObj = &account.User{Email: c.Key}
+		case account.KindTrackingGroup:
+			c.newObj = &account.TrackingGroup{Slot: fmt.Sprint(rng.Intn(10)), Name: c.Key,
+				Codes: []account.TrackingCode{{Code: fmt.Sprint(rng.Intn(100)), Active: true}}}
+		case account.KindInvite:
+			c.newObj = &account.Invite{Email: c.Key, Name: fmt.Sprint(rng.Intn(1e6)), Status: "pending"}
 		}
 		cs[i] = c
 	}
@@ -240,8 +243,8 @@ func changeDiff(got, want *Change) string {
 
 // createdGroup is a change's rank group, as finish ranks it.
 func createdGroup(c *Change) int {
-	kinds := map[string]int{KindTrackingGroup: 0, KindVMR: 1, KindDevice: 2, KindUser: 3, KindInvite: 4}
-	order := map[string]int{ActionDelete: 0, ActionDeactivate: 1, ActionUpdate: 2, ActionReactivate: 3, ActionCreate: 4}
+	kinds := map[account.Kind]int{account.KindTrackingGroup: 0, account.KindVMR: 1, account.KindDevice: 2, account.KindUser: 3, account.KindInvite: 4}
+	order := map[account.Action]int{account.ActionDelete: 0, account.ActionDeactivate: 1, account.ActionUpdate: 2, account.ActionReactivate: 3, account.ActionCreate: 4}
 	return kinds[c.Kind]*8 + order[c.Action]
 }
 
@@ -287,7 +290,7 @@ func TestCreatedEquivalence(t *testing.T) {
 			}
 			creates := len(creations)
 			for _, c := range a.changes {
-				if c.Action == ActionCreate {
+				if c.Action == account.ActionCreate {
 					creates++
 				}
 			}

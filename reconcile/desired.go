@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/roster-dev/roster/schema"
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // Desired is everything that should exist, rendered from the repo and the directory.
@@ -20,14 +20,14 @@ type Desired struct {
 	// what they already are and that the diff needs to see (they hold a name or alias a
 	// changed object wants, say); SameOther counts the other unchanged ones, which were
 	// never loaded. See hydrate.
-	SameVMRs    []*state.VMR
-	SameDevices []*state.Device
-	SameUsers   []*state.User
+	SameVMRs    []*account.VMR
+	SameDevices []*account.Device
+	SameUsers   []*account.User
 	SameOther   int
 	index       *actualIndex
 	refs        *refIndex // the index Render compared with (nil when rendered without one)
 	Invites     []*schema.InviteRow
-	Tracking    []*state.TrackingGroup
+	Tracking    []*account.TrackingGroup
 	Reminders   []*schema.Reminder
 	// Templates holds one result per sync template of the repo, in name order.
 	Templates []*TemplateResult
@@ -74,7 +74,7 @@ type MailSpec struct {
 
 // DesiredVMR is a VMR as the repo and directory say it should be.
 type DesiredVMR struct {
-	state.VMR
+	account.VMR
 	// Overridable fields are written on create only (SPEC §5.4); names as in the template.
 	Overridable map[string]bool
 	// Overrides from overrides.yaml, field → value, applied on create and after.
@@ -83,7 +83,7 @@ type DesiredVMR struct {
 
 // DesiredDevice is a device alias as it should be.
 type DesiredDevice struct {
-	state.Device
+	account.Device
 	Overridable map[string]bool
 	Overrides   map[string]string
 	// Disabled: the owner's account is disabled; the device is removed unless the
@@ -109,7 +109,7 @@ func (du *DesiredUser) givenUserID() string {
 
 // DesiredUser is a user account as it should be.
 type DesiredUser struct {
-	state.User
+	account.User
 	// CSV is the users/*.csv row of a local user; nil for a directory user, which so
 	// does not pay for it (a first apply holds 400,000 desired users).
 	CSV *CSVRow

@@ -5,7 +5,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // field is one named value of an object as the plan shows it. Objects are shown as
@@ -16,28 +16,39 @@ type field struct {
 	value any // string, int, bool or []string
 }
 
-// secretFields are masked in every plan format unless --show-secrets.
-var secretFields = map[string]bool{"pin": true, "guest_pin": true, "password": true, "device_password": true}
+// secretFields are masked in every plan format unless --show-secrets: the secret fields,
+// by name and by email variable.
+var secretFields = secretNames(account.VMRFields, secretNames(account.DeviceFields, map[string]bool{}))
+
+func secretNames[T any](fields []account.Field[T], names map[string]bool) map[string]bool {
+	for _, f := range fields {
+		if f.Secret {
+			names[f.Name], names[f.Email] = true, true
+		}
+	}
+	return names
+}
 
 const mask = "********"
 
-func vmrFields(v *state.VMR) []field {
-	aliases := v.Aliases
-	if aliases == nil {
-		aliases = []string{}
+// printed shows x's printed fields; a nil list as an empty one.
+func printed[T any](fields []account.Field[T], x *T) []field {
+	fs := make([]field, 0, len(fields))
+	for i := range fields {
+		f := &fields[i]
+		if !f.Printed {
+			continue
+		}
+		v := f.Value(x)
+		if l, ok := v.([]string); ok && l == nil {
+			v = []string{}
+		}
+		fs = append(fs, field{f.Name, v})
 	}
-	return []field{{"name", v.Name}, {"description", v.Description}, {"aliases", aliases}, {"pin", v.PIN},
-		{"guest_pin", v.GuestPIN}, {"allow_guests", v.AllowGuests}, {"max_callrate_in", v.MaxCallrateIn},
-		{"max_callrate_out", v.MaxCallrateOut}, {"participant_limit", v.ParticipantLimit}, {"tag", v.Tag},
-		{"primary_owner_email_address", v.OwnerEmail}, {"sync_tag", v.SyncTag}}
+	return fs
 }
 
-func deviceFields(d *state.Device) []field {
-	return []field{{"alias", d.Alias}, {"description", d.Description}, {"username", d.Username}, {"password", d.Password},
-		{"tag", d.Tag}, {"primary_owner_email_address", d.OwnerEmail}, {"sync_tag", d.SyncTag}}
-}
-
-func userFields(u *state.User) []field {
+func userFields(u *account.User) []field {
 	f := []field{{"userid", u.UserID}, {"email", u.Email}, {"first_name", u.FirstName}, {"last_name", u.LastName},
 		{"language", u.Language}, {"host_privilege", u.HostPrivilege}, {"time_zone", u.TimeZone},
 		{"active", u.Active}, {"origin", u.Origin}, {"license", u.License}}
@@ -49,12 +60,12 @@ func userFields(u *state.User) []field {
 	return f
 }
 
-func inviteFields(in *state.Invite) []field {
+func inviteFields(in *account.Invite) []field {
 	return []field{{"email", in.Email}, {"name", in.Name}, {"username", in.Username}, {"status", in.Status},
 		{"expires_at", in.ExpiresAt.UTC().Format(time.RFC3339)}}
 }
 
-func trackingFields(g *state.TrackingGroup) []field {
+func trackingFields(g *account.TrackingGroup) []field {
 	codes := make([]string, len(g.Codes))
 	for i, c := range g.Codes {
 		codes[i] = c.Code
@@ -69,27 +80,27 @@ func trackingFields(g *state.TrackingGroup) []field {
 		{"sort", g.Sort}, {"codes", codes}}
 }
 
-// fieldsOf shows the object x holds (a *state.VMR, *state.Device, *state.User,
-// *state.Invite or *state.TrackingGroup); nil when it holds none.
+// fieldsOf shows the object x holds (a *account.VMR, *account.Device, *account.User,
+// *account.Invite or *account.TrackingGroup); nil when it holds none.
 func fieldsOf(x any) []field {
 	switch v := x.(type) {
-	case *state.VMR:
+	case *account.VMR:
 		if v != nil {
-			return vmrFields(v)
+			return printed(account.VMRFields, v)
 		}
-	case *state.Device:
+	case *account.Device:
 		if v != nil {
-			return deviceFields(v)
+			return printed(account.DeviceFields, v)
 		}
-	case *state.User:
+	case *account.User:
 		if v != nil {
 			return userFields(v)
 		}
-	case *state.Invite:
+	case *account.Invite:
 		if v != nil {
 			return inviteFields(v)
 		}
-	case *state.TrackingGroup:
+	case *account.TrackingGroup:
 		if v != nil {
 			return trackingFields(v)
 		}

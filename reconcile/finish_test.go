@@ -8,24 +8,24 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // manyChanges makes n changes of mixed kinds and actions, keys in random order.
 func manyChanges(n int, seed int64) []*Change {
 	rng := rand.New(rand.NewSource(seed))
-	kinds := []string{KindVMR, KindDevice, KindUser}
-	actions := []string{ActionCreate, ActionUpdate, ActionDelete}
+	kinds := []account.Kind{account.KindVMR, account.KindDevice, account.KindUser}
+	actions := []account.Action{account.ActionCreate, account.ActionUpdate, account.ActionDelete}
 	cs := make([]*Change, n)
 	for i := range cs {
 		c := &Change{Kind: kinds[rng.Intn(3)], Action: actions[rng.Intn(3)], Key: fmt.Sprintf("k%05d", rng.Intn(n/2+1))}
 		switch c.Kind {
-		case KindVMR:
-			c.newObj = &state.VMR{Name: c.Key, PIN: fmt.Sprint(rng.Intn(1e6))}
-		case KindDevice:
-			c.newObj = &state.Device{Alias: c.Key, Password: fmt.Sprint(rng.Intn(1e6))}
+		case account.KindVMR:
+			c.newObj = &account.VMR{Name: c.Key, PIN: fmt.Sprint(rng.Intn(1e6))}
+		case account.KindDevice:
+			c.newObj = &account.Device{Alias: c.Key, Password: fmt.Sprint(rng.Intn(1e6))}
 		default:
-			c.newObj = &state.User{Email: c.Key, FirstName: fmt.Sprint(rng.Intn(1e6))}
+			c.newObj = &account.User{Email: c.Key, FirstName: fmt.Sprint(rng.Intn(1e6))}
 		}
 		cs[i] = c
 	}
@@ -39,8 +39,8 @@ func TestFinishOrderAndFingerprint(t *testing.T) {
 	p.finish()
 	// The order is the reference one: rank group, key, then position among equal keys.
 	ref := manyChanges(n, 1)
-	order := map[string]int{ActionDelete: 0, ActionDeactivate: 1, ActionUpdate: 2, ActionReactivate: 3, ActionCreate: 4}
-	kinds := map[string]int{KindTrackingGroup: 0, KindVMR: 1, KindDevice: 2, KindUser: 3, KindInvite: 4}
+	order := map[account.Action]int{account.ActionDelete: 0, account.ActionDeactivate: 1, account.ActionUpdate: 2, account.ActionReactivate: 3, account.ActionCreate: 4}
+	kinds := map[account.Kind]int{account.KindTrackingGroup: 0, account.KindVMR: 1, account.KindDevice: 2, account.KindUser: 3, account.KindInvite: 4}
 	for i, c := range ref {
 		c.rank = (kinds[c.Kind]*8+order[c.Action])<<32 | i
 	}

@@ -202,7 +202,7 @@ func (h *harness) count(query string, args ...any) int {
 func changes(p *Plan) []string {
 	var out []string
 	for _, c := range p.All() {
-		out = append(out, c.Action+" "+c.Kind+" "+c.Key)
+		out = append(out, string(c.Action)+" "+string(c.Kind)+" "+c.Key)
 	}
 	return out
 }
@@ -210,7 +210,7 @@ func changes(p *Plan) []string {
 func emails(p *Plan) []string {
 	var out []string
 	for _, e := range p.Emails {
-		out = append(out, e.Kind+" "+e.Action+" "+e.To)
+		out = append(out, string(e.Kind)+" "+string(e.Action)+" "+e.To)
 	}
 	return out
 }

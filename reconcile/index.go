@@ -3,6 +3,7 @@ package reconcile
 import (
 	"strings"
 
+	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -11,16 +12,16 @@ import (
 // and Diff.
 type actualIndex struct {
 	of      *state.Actual
-	vmrs    map[owner]*state.VMR
-	devices map[owner]*state.Device
-	users   map[string]*state.User
+	vmrs    map[owner]*account.VMR
+	devices map[owner]*account.Device
+	users   map[string]*account.User
 }
 
 func indexActual(a *state.Actual) *actualIndex {
 	idx := &actualIndex{of: a,
-		vmrs:    make(map[owner]*state.VMR, len(a.VMRs)),
-		devices: make(map[owner]*state.Device, len(a.Devices)),
-		users:   make(map[string]*state.User, len(a.Users)),
+		vmrs:    make(map[owner]*account.VMR, len(a.VMRs)),
+		devices: make(map[owner]*account.Device, len(a.Devices)),
+		users:   make(map[string]*account.User, len(a.Users)),
 	}
 	for _, v := range a.VMRs {
 		idx.vmrs[vmrIdent(v).owner()] = v

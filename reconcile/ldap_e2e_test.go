@@ -24,6 +24,7 @@ import (
 	"github.com/roster-dev/roster/reconcile/directory"
 	"github.com/roster-dev/roster/reconcile/directory/ldaptest"
 	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -292,7 +293,7 @@ func TestLDAPFailuresChangeNothing(t *testing.T) {
 				if tc.wantErr == "" {
 					break // the plan removes staff's objects: the guard must refuse it
 				}
-				if c.Action == reconcile.ActionDelete || c.Action == reconcile.ActionDeactivate {
+				if c.Action == account.ActionDelete || c.Action == account.ActionDeactivate {
 					t.Errorf("the plan %ss %s %s", c.Action, c.Kind, c.Key)
 				}
 				if c.Template == "staff" {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -25,18 +26,12 @@ type ReminderTargets struct {
 func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Actual, t ReminderTargets, commit string, now time.Time) (*Plan, error) {
 	d := &Desired{Mail: MailFromRepo(repo, defaults)}
 	p := &Plan{FormatVersion: FormatVersion, Commit: commit, StateVersion: a.StateVersion}
-	vmrs := map[string]*state.VMR{}
-	devices := map[string]*state.Device{}
+	vmrs := byKey(a.VMRs, func(v *account.VMR) string { return v.Name })
+	devices := byKey(a.Devices, func(d *account.Device) string { return d.Alias })
 	var missing []string
-	for _, v := range a.VMRs {
-		vmrs[v.Name] = v
-	}
-	for _, dv := range a.Devices {
-		devices[dv.Alias] = dv
-	}
-	seenV, seenD := map[*state.VMR]bool{}, map[*state.Device]bool{}
-	var vs []*state.VMR
-	var ds []*state.Device
+	seenV, seenD := map[*account.VMR]bool{}, map[*account.Device]bool{}
+	var vs []*account.VMR
+	var ds []*account.Device
 	for _, name := range t.Templates {
 		n := 0
 		for _, v := range a.VMRs {
@@ -57,23 +52,9 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 			missing = append(missing, "template "+name+" owns no VMR or device")
 		}
 	}
-	for _, name := range t.VMRs {
-		if v := vmrs[name]; v == nil {
-			missing = append(missing, fmt.Sprintf("no VMR named %q", name))
-		} else if !seenV[v] {
-			seenV[v] = true
-			vs = append(vs, v)
-		}
-	}
-	for _, alias := range t.Devices {
-		if dv := devices[alias]; dv == nil {
-			missing = append(missing, fmt.Sprintf("no device alias %q", alias))
-		} else if !seenD[dv] {
-			seenD[dv] = true
-			ds = append(ds, dv)
-		}
-	}
-	invites := map[string]*state.Invite{}
+	vs, missing = pickNamed(vmrs, t.VMRs, "no VMR named %q", seenV, vs, missing)
+	ds, missing = pickNamed(devices, t.Devices, "no device alias %q", seenD, ds, missing)
+	invites := map[string]*account.Invite{}
 	for _, in := range a.Invites {
 		invites[in.Email] = in
 	}
@@ -93,11 +74,11 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 		}
 		re := *in
 		re.Status, re.ExpiresAt = "pending", now.Add(ttl)
-		p.changes = append(p.changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: re.Email,
+		p.changes = append(p.changes, &Change{Kind: account.KindInvite, Action: account.ActionUpdate, Key: re.Email,
 			oldObj: in, newObj: &re, Fields: []FieldChange{{Name: "expires_at", Old: in.ExpiresAt, New: re.ExpiresAt}}})
 		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
-			p.Emails = append(p.Emails, &Email{To: re.Email, Kind: "invite", Action: "reminder", Key: re.Email, mail: m.VMR,
-				vars: InviteVars(&re, "reminder")})
+			p.Emails = append(p.Emails, &Email{To: re.Email, Kind: account.KindInvite, Action: account.EmailReminder, Key: re.Email, mail: m.VMR,
+				vars: InviteVars(&re, account.EmailReminder)})
 		}
 	}
 	if len(missing) > 0 {
@@ -114,14 +95,14 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 	sort.Slice(ds, func(i, j int) bool { return ds[i].Alias < ds[j].Alias })
 	for _, v := range vs {
 		before := len(p.Emails)
-		p.addVMREmail(d.mailFor(v.SyncTag, v.Name), v, "reminder")
+		vmrKind.addEmail(p, d, v, account.EmailReminder)
 		if len(p.Emails) == before {
 			p.Warnings = append(p.Warnings, Warning{Code: "no_email", Key: v.Name, Template: v.SyncTag, Message: "no owner email or no VMR email template; no reminder"})
 		}
 	}
 	for _, dv := range ds {
 		before := len(p.Emails)
-		p.addDeviceEmail(d.mailFor(dv.SyncTag, dv.Alias), dv, "reminder")
+		deviceKind.addEmail(p, d, dv, account.EmailReminder)
 		if len(p.Emails) == before {
 			p.Warnings = append(p.Warnings, Warning{Code: "no_email", Key: dv.Alias, Template: dv.SyncTag, Message: "no owner email or no device email template; no reminder"})
 		}
@@ -142,9 +123,9 @@ func PlanNotifyUsers(repo *schema.Repo, defaults map[string]MailSpec, a *state.A
 		}
 		want := *u
 		want.Notified = true
-		p.changes = append(p.changes, &Change{Kind: KindUser, Action: ActionUpdate, Key: u.Email, Template: u.SyncTag,
+		p.changes = append(p.changes, &Change{Kind: account.KindUser, Action: account.ActionUpdate, Key: u.Email, Template: u.SyncTag,
 			oldObj: u, newObj: &want, Fields: []FieldChange{{Name: "notified", Old: false, New: true}}})
-		p.addActivation(d, &want, "created")
+		p.addActivation(d, &want, account.EmailCreated)
 	}
 	p.finish()
 	return p
@@ -166,7 +147,7 @@ func PlanAcceptInvite(a *state.Actual, email string, now time.Time) (*Plan, erro
 		}
 		acc := *in
 		acc.Status, acc.AcceptedAt = "accepted", now
-		p.changes = append(p.changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email,
+		p.changes = append(p.changes, &Change{Kind: account.KindInvite, Action: account.ActionUpdate, Key: email,
 			oldObj: in, newObj: &acc, Fields: []FieldChange{{Name: "status", Old: "pending", New: "accepted"}}})
 		p.finish()
 		return p, nil
@@ -191,4 +172,18 @@ func licencesHeld(a *state.Actual, now time.Time) int {
 		}
 	}
 	return n
+}
+
+// pickNamed appends to out the objects byKey holds under keys, each once (seen), and to
+// missing a line, after notFound, for each key it does not hold.
+func pickNamed[T any](byKey map[string]*T, keys []string, notFound string, seen map[*T]bool, out []*T, missing []string) ([]*T, []string) {
+	for _, k := range keys {
+		if x := byKey[k]; x == nil {
+			missing = append(missing, fmt.Sprintf(notFound, k))
+		} else if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out, missing
 }

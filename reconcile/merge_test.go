@@ -6,12 +6,12 @@ import (
 	"testing"
 
 	"github.com/roster-dev/roster/schema"
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 func TestMergeUsers(t *testing.T) {
 	du := func(email, key string) *DesiredUser {
-		return &DesiredUser{User: state.User{Email: email, SyncTag: "staff", EntryKey: key, Origin: "remote"}}
+		return &DesiredUser{User: account.User{Email: email, SyncTag: "staff", EntryKey: key, Origin: "remote"}}
 	}
 	a1, b, a1again, c3, c4 := du("a@x", "1"), du("b@x", "2"), du("a@x", "1"), du("c@x", "3"), du("c@x", "4")
 	a1again.FirstName = "again"

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // OutputOptions choose how a plan is shown.
@@ -49,9 +51,9 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 		}
 		// One change per line: {"kind": …, "action": …, "key": …, "template": …, "before": {…}, "after": {…}}
 		line = append(line[:0], "\n    {\"kind\": "...)
-		line = appendJSONString(line, c.Kind)
+		line = appendJSONString(line, string(c.Kind))
 		line = append(line, `, "action": `...)
-		line = appendJSONString(line, c.Action)
+		line = appendJSONString(line, string(c.Action))
 		line = append(line, `, "key": `...)
 		line = appendJSONString(line, c.Key)
 		line = append(line, `, "template": `...)
@@ -86,7 +88,7 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 	return bw.Flush()
 }
 
-var symbols = map[string]string{ActionCreate: "+", ActionUpdate: "~", ActionDelete: "-", ActionDeactivate: "!", ActionReactivate: "^"}
+var symbols = map[account.Action]string{account.ActionCreate: "+", account.ActionUpdate: "~", account.ActionDelete: "-", account.ActionDeactivate: "!", account.ActionReactivate: "^"}
 
 // summaryLine is the plan's last line, Terraform style.
 func (p *Plan) summaryLine() string {
@@ -106,11 +108,11 @@ func changeTitle(c *Change) string {
 	return t
 }
 
-func kindLabel(k string) string {
-	if k == KindTrackingGroup {
+func kindLabel(k account.Kind) string {
+	if k == account.KindTrackingGroup {
 		return "tracking group"
 	}
-	return k
+	return string(k)
 }
 
 func fieldLine(f FieldChange, show bool) string {
@@ -172,18 +174,7 @@ func (p *Plan) WriteText(w io.Writer, o OutputOptions) error {
 	if !p.HasChanges() {
 		b.WriteString("No changes. Actual state matches the repo and the directory.\n")
 	}
-	for _, c := range p.All() {
-		b.WriteString("  " + changeTitle(c) + "\n")
-		if c.Action == ActionCreate {
-			if d := createDetail(c, o.ShowSecrets); d != "" {
-				b.WriteString("      " + d + "\n")
-			}
-			continue
-		}
-		for _, f := range c.Fields {
-			b.WriteString("      " + fieldLine(f, o.ShowSecrets) + "\n")
-		}
-	}
+	p.writeChanges(b, func(c *Change) string { return "  " + changeTitle(c) }, "      ", "      ", o.ShowSecrets)
 	for _, e := range p.Emails {
 		b.WriteString("  " + emailLine(e) + "\n")
 	}
@@ -210,6 +201,24 @@ func (p *Plan) WriteText(w io.Writer, o OutputOptions) error {
 	return b.Flush()
 }
 
+// writeChanges writes each change as its title line, then a creation's object or an
+// update's fields, one a line, after created or changed (the text and markdown formats
+// differ only in these).
+func (p *Plan) writeChanges(b io.StringWriter, title func(*Change) string, created, changed string, show bool) {
+	for _, c := range p.All() {
+		b.WriteString(title(c) + "\n")
+		if c.Action == account.ActionCreate {
+			if d := createDetail(c, show); d != "" {
+				b.WriteString(created + d + "\n")
+			}
+			continue
+		}
+		for _, f := range c.Fields {
+			b.WriteString(changed + fieldLine(f, show) + "\n")
+		}
+	}
+}
+
 // WriteMarkdown writes the plan as a pull-request comment.
 func (p *Plan) WriteMarkdown(w io.Writer, o OutputOptions) error {
 	b := &strings.Builder{}
@@ -222,18 +231,9 @@ func (p *Plan) WriteMarkdown(w io.Writer, o OutputOptions) error {
 		b.WriteString("No changes.\n")
 	} else {
 		b.WriteString("<details><summary>Changes</summary>\n\n```diff\n")
-		for _, c := range p.All() {
-			b.WriteString(diffSymbol(c.Action) + " " + strings.TrimPrefix(changeTitle(c), symbols[c.Action]+" ") + "\n")
-			if c.Action == ActionCreate {
-				if d := createDetail(c, o.ShowSecrets); d != "" {
-					b.WriteString("+     " + d + "\n")
-				}
-				continue
-			}
-			for _, f := range c.Fields {
-				b.WriteString("!     " + fieldLine(f, o.ShowSecrets) + "\n")
-			}
-		}
+		p.writeChanges(b, func(c *Change) string {
+			return diffSymbol(c.Action) + " " + strings.TrimPrefix(changeTitle(c), symbols[c.Action]+" ")
+		}, "+     ", "!     ", o.ShowSecrets)
 		b.WriteString("```\n\n</details>\n")
 		if len(p.Emails) > 0 {
 			fmt.Fprintf(b, "\n<details><summary>Emails (%d)</summary>\n\n", len(p.Emails))
@@ -264,11 +264,11 @@ func (p *Plan) WriteMarkdown(w io.Writer, o OutputOptions) error {
 }
 
 // diffSymbol maps actions to the markers GitHub's diff highlighting colours.
-func diffSymbol(action string) string {
+func diffSymbol(action account.Action) string {
 	switch action {
-	case ActionCreate, ActionReactivate:
+	case account.ActionCreate, account.ActionReactivate:
 		return "+"
-	case ActionDelete, ActionDeactivate:
+	case account.ActionDelete, account.ActionDeactivate:
 		return "-"
 	}
 	return "!"

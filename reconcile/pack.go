@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // Desired objects are kept packed: each one a byte record in large pointer-free chunks,
@@ -287,44 +287,66 @@ func addObjExtra(x *extras[objExtra], overridable map[string]bool, overrides map
 	})
 }
 
-type vmrCodec struct{}
-
-func (vmrCodec) encode(b []byte, v *DesiredVMR, x *extras[objExtra]) []byte {
-	b = appendStr(b, v.Name)
+// appendOwned writes the head VMRs and devices share: the key, the flags (flagA: a
+// kind's own flag; flagExtra: an extra part follows), the id, five strings, the tag, the
+// sync tag and the index of the extra part (overridable fields and overrides).
+func appendOwned(b []byte, key string, a bool, id int64, strs [5]string, tag, syncTag string,
+	x *extras[objExtra], overridable map[string]bool, overrides map[string]string) []byte {
+	b = appendStr(b, key)
 	var flags byte
-	if v.AllowGuests {
+	if a {
 		flags |= flagA
 	}
-	if v.Overridable != nil || v.Overrides != nil {
+	if overridable != nil || overrides != nil {
 		flags |= flagExtra
 	}
 	b = append(b, flags)
-	b = appendVarint(b, v.ID)
-	for _, s := range [...]string{v.Description, v.PIN, v.GuestPIN, v.OwnerEmail, v.EntryKey} {
+	b = appendVarint(b, id)
+	for _, s := range strs {
 		b = appendStr(b, s)
 	}
-	b = appendSym(appendSym(b, v.Tag), v.SyncTag)
+	b = appendSym(appendSym(b, tag), syncTag)
+	if flags&flagExtra != 0 {
+		b = appendUvarint(b, addObjExtra(x, overridable, overrides))
+	}
+	return b
+}
+
+// owned reads what appendOwned wrote.
+func (r *reader) owned(key *string, a *bool, id *int64, strs [5]*string, tag, syncTag *string,
+	x *extras[objExtra], overridable *map[string]bool, overrides *map[string]string) {
+	*key = r.str()
+	flags := r.byte()
+	*a = flags&flagA != 0
+	*id = int64(r.int())
+	for _, s := range strs {
+		*s = r.str()
+	}
+	*tag, *syncTag = r.sym(), r.sym()
+	if flags&flagExtra != 0 {
+		e := x.get(r.uv())
+		*overridable, *overrides = e.overridable, e.overrides
+	}
+}
+
+type vmrCodec struct{}
+
+func (vmrCodec) encode(b []byte, v *DesiredVMR, x *extras[objExtra]) []byte {
+	b = appendOwned(b, v.Name, v.AllowGuests, v.ID, [...]string{v.Description, v.PIN, v.GuestPIN, v.OwnerEmail, v.EntryKey},
+		v.Tag, v.SyncTag, x, v.Overridable, v.Overrides)
 	b = appendUvarint(b, uint64(len(v.Aliases)))
 	for _, a := range v.Aliases {
 		b = appendStr(b, a)
 	}
 	b = appendVarint(b, int64(v.MaxCallrateIn))
 	b = appendVarint(b, int64(v.MaxCallrateOut))
-	b = appendVarint(b, int64(v.ParticipantLimit))
-	if flags&flagExtra != 0 {
-		b = appendUvarint(b, addObjExtra(x, v.Overridable, v.Overrides))
-	}
-	return b
+	return appendVarint(b, int64(v.ParticipantLimit))
 }
 
 func (vmrCodec) decode(r *reader, x *extras[objExtra]) *DesiredVMR {
 	v := &DesiredVMR{}
-	v.Name = r.str()
-	flags := r.byte()
-	v.AllowGuests = flags&flagA != 0
-	v.ID = int64(r.int())
-	v.Description, v.PIN, v.GuestPIN, v.OwnerEmail, v.EntryKey = r.str(), r.str(), r.str(), r.str(), r.str()
-	v.Tag, v.SyncTag = r.sym(), r.sym()
+	r.owned(&v.Name, &v.AllowGuests, &v.ID, [...]*string{&v.Description, &v.PIN, &v.GuestPIN, &v.OwnerEmail, &v.EntryKey},
+		&v.Tag, &v.SyncTag, x, &v.Overridable, &v.Overrides)
 	if n := int(r.uv()); n > 0 {
 		v.Aliases = make([]string, n)
 		for k := range v.Aliases {
@@ -332,48 +354,20 @@ func (vmrCodec) decode(r *reader, x *extras[objExtra]) *DesiredVMR {
 		}
 	}
 	v.MaxCallrateIn, v.MaxCallrateOut, v.ParticipantLimit = r.int(), r.int(), r.int()
-	if flags&flagExtra != 0 {
-		e := x.get(r.uv())
-		v.Overridable, v.Overrides = e.overridable, e.overrides
-	}
 	return v
 }
 
 type deviceCodec struct{}
 
 func (deviceCodec) encode(b []byte, v *DesiredDevice, x *extras[objExtra]) []byte {
-	b = appendStr(b, v.Alias)
-	var flags byte
-	if v.Disabled {
-		flags |= flagA
-	}
-	if v.Overridable != nil || v.Overrides != nil {
-		flags |= flagExtra
-	}
-	b = append(b, flags)
-	b = appendVarint(b, v.ID)
-	for _, s := range [...]string{v.Description, v.Username, v.Password, v.OwnerEmail, v.EntryKey} {
-		b = appendStr(b, s)
-	}
-	b = appendSym(appendSym(b, v.Tag), v.SyncTag)
-	if flags&flagExtra != 0 {
-		b = appendUvarint(b, addObjExtra(x, v.Overridable, v.Overrides))
-	}
-	return b
+	return appendOwned(b, v.Alias, v.Disabled, v.ID, [...]string{v.Description, v.Username, v.Password, v.OwnerEmail, v.EntryKey},
+		v.Tag, v.SyncTag, x, v.Overridable, v.Overrides)
 }
 
 func (deviceCodec) decode(r *reader, x *extras[objExtra]) *DesiredDevice {
 	v := &DesiredDevice{}
-	v.Alias = r.str()
-	flags := r.byte()
-	v.Disabled = flags&flagA != 0
-	v.ID = int64(r.int())
-	v.Description, v.Username, v.Password, v.OwnerEmail, v.EntryKey = r.str(), r.str(), r.str(), r.str(), r.str()
-	v.Tag, v.SyncTag = r.sym(), r.sym()
-	if flags&flagExtra != 0 {
-		e := x.get(r.uv())
-		v.Overridable, v.Overrides = e.overridable, e.overrides
-	}
+	r.owned(&v.Alias, &v.Disabled, &v.ID, [...]*string{&v.Description, &v.Username, &v.Password, &v.OwnerEmail, &v.EntryKey},
+		&v.Tag, &v.SyncTag, x, &v.Overridable, &v.Overrides)
 	return v
 }
 
@@ -414,7 +408,7 @@ func (userCodec) decode(r *reader, x *extras[*CSVRow]) *DesiredUser {
 	flags := r.byte()
 	u.Active, u.Notified, u.Disabled = flags&flagA != 0, flags&flagB != 0, flags&flagC != 0
 	u.ID = int64(r.int())
-	u.UserID, u.FirstName, u.LastName, u.Tracking, u.EntryKey = r.str(), r.str(), r.str(), state.Tracking(r.str()), r.str()
+	u.UserID, u.FirstName, u.LastName, u.Tracking, u.EntryKey = r.str(), r.str(), r.str(), account.Tracking(r.str()), r.str()
 	u.Language, u.HostPrivilege, u.TimeZone = r.sym(), r.sym(), r.sym()
 	u.Origin, u.License, u.SyncTag = r.sym(), r.sym(), r.sym()
 	if flags&flagExtra != 0 {

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/roster-dev/roster/schema"
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // The packed lists must give back exactly what was added: every field, the extras by
@@ -182,7 +182,7 @@ func (g *gen) csvRow() *CSVRow {
 }
 
 func (g *gen) vmr(extras bool) *DesiredVMR {
-	v := &DesiredVMR{VMR: state.VMR{
+	v := &DesiredVMR{VMR: account.VMR{
 		ID: g.int64(), Name: g.str(), Description: g.str(), Aliases: g.aliases(), PIN: g.str(), GuestPIN: g.str(),
 		AllowGuests: g.bool(), MaxCallrateIn: g.int(), MaxCallrateOut: g.int(), ParticipantLimit: g.int(),
 		Tag: g.str(), OwnerEmail: g.str(), SyncTag: g.str(), EntryKey: g.str(),
@@ -194,7 +194,7 @@ func (g *gen) vmr(extras bool) *DesiredVMR {
 }
 
 func (g *gen) device(extras bool) *DesiredDevice {
-	d := &DesiredDevice{Device: state.Device{
+	d := &DesiredDevice{Device: account.Device{
 		ID: g.int64(), Alias: g.str(), Description: g.str(), Username: g.str(), Password: g.str(),
 		Tag: g.str(), OwnerEmail: g.str(), SyncTag: g.str(), EntryKey: g.str(),
 	}, Disabled: g.bool()}
@@ -205,11 +205,11 @@ func (g *gen) device(extras bool) *DesiredDevice {
 }
 
 func (g *gen) user(extras bool) *DesiredUser {
-	tr := state.Tracking(g.str())
+	tr := account.Tracking(g.str())
 	if g.bool() {
-		tr = state.MakeTracking([10]string{g.str(), "", g.str()})
+		tr = account.MakeTracking([10]string{g.str(), "", g.str()})
 	}
-	u := &DesiredUser{User: state.User{
+	u := &DesiredUser{User: account.User{
 		ID: g.int64(), UserID: g.str(), Email: g.str(), FirstName: g.str(), LastName: g.str(), Language: g.str(),
 		HostPrivilege: g.str(), TimeZone: g.str(), Tracking: tr, Active: g.bool(), Origin: g.str(),
 		License: g.str(), SyncTag: g.str(), EntryKey: g.str(), Notified: g.bool(),
@@ -485,15 +485,15 @@ func TestPackChunkBoundaries(t *testing.T) {
 		fits, not := 0, 0
 		for d := -12; d <= 12; d++ {
 			l := &DeviceList{}
-			a := &DesiredDevice{Device: state.Device{Alias: "a", Description: strings.Repeat("x", first)}}
+			a := &DesiredDevice{Device: account.Device{Alias: "a", Description: strings.Repeat("x", first)}}
 			l.Add(a)
 			free := packChunk - len(l.chunks[0])
 			// the record for a description of n bytes is n + overhead bytes long, plus its length prefix
-			b := &DesiredDevice{Device: state.Device{Alias: "b"}}
+			b := &DesiredDevice{Device: account.Device{Alias: "b"}}
 			overhead := len(b.Alias) + 1 + 1 + 1 + 7 // alias and its length, flags, id, seven empty strings
 			n := max(0, free+d-overhead-4)
 			b.Description = strings.Repeat("y", n)
-			c := &DesiredDevice{Device: state.Device{Alias: "c", Password: "p"}}
+			c := &DesiredDevice{Device: account.Device{Alias: "c", Password: "p"}}
 			l.Add(b)
 			if len(l.chunks) == 1 {
 				fits++
@@ -517,43 +517,43 @@ func TestPackTable(t *testing.T) {
 	long := strings.Repeat("ü", packChunk) // 2 MiB
 	vmrs := []*DesiredVMR{
 		{},
-		{VMR: state.VMR{ID: -1, Name: "a", Description: "d", Aliases: []string{"x"}, PIN: "1", GuestPIN: "2",
+		{VMR: account.VMR{ID: -1, Name: "a", Description: "d", Aliases: []string{"x"}, PIN: "1", GuestPIN: "2",
 			AllowGuests: true, MaxCallrateIn: -5, MaxCallrateOut: math.MaxInt, ParticipantLimit: math.MinInt,
 			Tag: "t", OwnerEmail: "o@x", SyncTag: "s", EntryKey: "e"}},
-		{VMR: state.VMR{Name: "empty aliases", Aliases: []string{}}},
-		{VMR: state.VMR{Name: "aliases", Aliases: []string{"", "漢字", "🙂", ""}}},
-		{VMR: state.VMR{Name: long, Aliases: []string{long}, PIN: long}},
-		{VMR: state.VMR{ID: math.MinInt64, Name: "ovr"}, Overridable: ovr},
-		{VMR: state.VMR{ID: math.MaxInt64, Name: "same ovr"}, Overridable: ovr},
-		{VMR: state.VMR{Name: "ovr and ovs"}, Overridable: ovr, Overrides: ovs},
-		{VMR: state.VMR{Name: "ovs only"}, Overrides: ovs},
-		{VMR: state.VMR{Name: "empty maps"}, Overridable: map[string]bool{}, Overrides: map[string]string{}},
-		{VMR: state.VMR{Name: "equal ovr"}, Overridable: ovr2},
-		{VMR: state.VMR{Name: "none after"}},
-		{VMR: state.VMR{Name: "ovr again"}, Overridable: ovr},
+		{VMR: account.VMR{Name: "empty aliases", Aliases: []string{}}},
+		{VMR: account.VMR{Name: "aliases", Aliases: []string{"", "漢字", "🙂", ""}}},
+		{VMR: account.VMR{Name: long, Aliases: []string{long}, PIN: long}},
+		{VMR: account.VMR{ID: math.MinInt64, Name: "ovr"}, Overridable: ovr},
+		{VMR: account.VMR{ID: math.MaxInt64, Name: "same ovr"}, Overridable: ovr},
+		{VMR: account.VMR{Name: "ovr and ovs"}, Overridable: ovr, Overrides: ovs},
+		{VMR: account.VMR{Name: "ovs only"}, Overrides: ovs},
+		{VMR: account.VMR{Name: "empty maps"}, Overridable: map[string]bool{}, Overrides: map[string]string{}},
+		{VMR: account.VMR{Name: "equal ovr"}, Overridable: ovr2},
+		{VMR: account.VMR{Name: "none after"}},
+		{VMR: account.VMR{Name: "ovr again"}, Overridable: ovr},
 	}
 	csv := &CSVRow{Pos: schema.Pos{Path: "users/a.csv", Line: 3, Col: -1}, GivenUserID: "42"}
 	devices := []*DesiredDevice{
 		{},
-		{Device: state.Device{ID: -7, Alias: "a", Description: "d", Username: "u", Password: "p", Tag: "t",
+		{Device: account.Device{ID: -7, Alias: "a", Description: "d", Username: "u", Password: "p", Tag: "t",
 			OwnerEmail: "o", SyncTag: "s", EntryKey: "e"}, Disabled: true},
-		{Device: state.Device{Alias: "\x00\xff", Password: long}, Overridable: ovr},
-		{Device: state.Device{Alias: "same"}, Overridable: ovr},
-		{Device: state.Device{Alias: "equal"}, Overridable: ovr2},
-		{Device: state.Device{Alias: "ovs"}, Overrides: ovs, Disabled: true},
-		{Device: state.Device{Alias: "empty"}, Overridable: map[string]bool{}},
+		{Device: account.Device{Alias: "\x00\xff", Password: long}, Overridable: ovr},
+		{Device: account.Device{Alias: "same"}, Overridable: ovr},
+		{Device: account.Device{Alias: "equal"}, Overridable: ovr2},
+		{Device: account.Device{Alias: "ovs"}, Overrides: ovs, Disabled: true},
+		{Device: account.Device{Alias: "empty"}, Overridable: map[string]bool{}},
 	}
 	users := []*DesiredUser{
 		{},
-		{User: state.User{ID: -9, UserID: "u", Email: "e", FirstName: "f", LastName: "l", Language: "la",
-			HostPrivilege: "h", TimeZone: "tz", Tracking: state.MakeTracking([10]string{"a", "", "c"}), Active: true,
+		{User: account.User{ID: -9, UserID: "u", Email: "e", FirstName: "f", LastName: "l", Language: "la",
+			HostPrivilege: "h", TimeZone: "tz", Tracking: account.MakeTracking([10]string{"a", "", "c"}), Active: true,
 			Origin: "local", License: "paid", SyncTag: "s", EntryKey: "k", Notified: true}, Disabled: true, CSV: csv},
-		{User: state.User{Email: "same csv", Notified: true}, CSV: csv},
-		{User: state.User{Email: "equal csv"}, CSV: &CSVRow{Pos: csv.Pos, GivenUserID: csv.GivenUserID}},
-		{User: state.User{Email: "disabled only"}, Disabled: true},
-		{User: state.User{Email: "active only", Active: true}},
-		{User: state.User{Email: long, LastName: long}, CSV: &CSVRow{}},
-		{User: state.User{Email: "csv again"}, CSV: csv},
+		{User: account.User{Email: "same csv", Notified: true}, CSV: csv},
+		{User: account.User{Email: "equal csv"}, CSV: &CSVRow{Pos: csv.Pos, GivenUserID: csv.GivenUserID}},
+		{User: account.User{Email: "disabled only"}, Disabled: true},
+		{User: account.User{Email: "active only", Active: true}},
+		{User: account.User{Email: long, LastName: long}, CSV: &CSVRow{}},
+		{User: account.User{Email: "csv again"}, CSV: csv},
 	}
 	tableCheck(t, vmrOps(), vmrs)
 	tableCheck(t, deviceOps(), devices)

@@ -1,14 +1,19 @@
 // Package reconcile turns desired state (the repo and the directory) and actual state
 // (SQLite) into a Plan — a value — and applies a plan in one transaction.
 //
-// The steps, each in its own file:
+// The steps, each in its own files:
 //   - engine.go:  the whole cycle for a commit: read the state's index, search, render,
 //     load what the diff must see, diff
-//   - render.go:  directory entries × sync templates → desired objects (Desired); objects
-//     whose digest is their stored one's are only marked unchanged (index.go, digest.go)
+//   - render.go:  directory entries × sync templates → desired objects (Desired), in
+//     batches; render_entry.go: one entry, the declared objects, the limits; mail.go: the
+//     email templates; usermerge.go: directory and CSV users into one account per email;
+//     objects whose digest is their stored one's are only marked unchanged (index.go,
+//     digest.go)
 //   - hydrate.go: which stored objects the diff must see in full, loaded by id
-//   - diff.go:    Diff(desired, actual) → *Plan for VMRs, devices, tracking codes and
-//     reminders, pure set arithmetic, no I/O; users.go: users, invitations, licences
+//   - diff.go:    Diff(desired, actual) → *Plan, pure set arithmetic, no I/O: VMRs and
+//     devices (owned.go: matching and updates, driven by account.VMRFields and
+//     account.DeviceFields; claims.go: names and aliases), users.go (users, invitations,
+//     licences), tracking.go, reminders.go, emails.go (email variables), counts.go
 //   - safety.go:  the removal-delta and email guards a plan must pass before apply
 //   - output.go:  the plan as text, JSON and markdown (fields.go: objects as field lists)
 //   - apply.go:   Apply writes a plan: objects, audit, outbox, sync status, state version
@@ -30,27 +35,11 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // FormatVersion is the version of the plan's JSON shape (SPEC §4).
 const FormatVersion = 1
-
-// Change kinds and actions, as they appear in the plan.
-const (
-	KindVMR           = "vmr"
-	KindAlias         = "alias"
-	KindDevice        = "device"
-	KindUser          = "user"
-	KindTrackingGroup = "tracking_group"
-	KindInvite        = "invite"
-
-	ActionCreate     = "create"
-	ActionUpdate     = "update"
-	ActionDelete     = "delete"
-	ActionDeactivate = "deactivate"
-	ActionReactivate = "reactivate"
-)
 
 // Plan is what a reconcile would do. It is a value: computing it writes nothing.
 type Plan struct {
@@ -97,10 +86,10 @@ type Summary struct {
 
 // Change is one object to create, update, delete, deactivate or reactivate.
 type Change struct {
-	Kind     string `json:"kind"`
-	Action   string `json:"action"`
-	Key      string `json:"key"`
-	Template string `json:"template"`
+	Kind     account.Kind   `json:"kind"`
+	Action   account.Action `json:"action"`
+	Key      string         `json:"key"`
+	Template string         `json:"template"`
 	// Fields lists the fields that differ, for the text and markdown formats.
 	Fields []FieldChange `json:"-"`
 	rank   int           // sort order: kind, then action
@@ -109,27 +98,33 @@ type Change struct {
 	// "before" and "after" (built only when written, so a plan of 400,000 changes stays
 	// small). newObj is nil for a creation's old side and oldObj nil for a creation; a
 	// deletion may carry a newObj (a revoked invitation) that the output does not show.
-	// Each holds one of *state.VMR, *state.Device, *state.User, *state.Invite or
-	// *state.TrackingGroup: read them with the accessors below (newVMR, oldVMR, …). Two
+	// Each holds one of *account.VMR, *account.Device, *account.User, *account.Invite or
+	// *account.TrackingGroup: read them with the accessors below (newVMR, oldVMR, …). Two
 	// interfaces instead of a pointer pair per kind keep a Change in the 128-byte size
 	// class: a first apply holds 1.2 million of them.
 	newObj, oldObj any
 }
 
-func (c *Change) newVMR() *state.VMR { v, _ := c.newObj.(*state.VMR); return v }
-func (c *Change) oldVMR() *state.VMR { v, _ := c.oldObj.(*state.VMR); return v }
+func (c *Change) newVMR() *account.VMR { v, _ := c.newObj.(*account.VMR); return v }
+func (c *Change) oldVMR() *account.VMR { v, _ := c.oldObj.(*account.VMR); return v }
 
-func (c *Change) newDevice() *state.Device { v, _ := c.newObj.(*state.Device); return v }
-func (c *Change) oldDevice() *state.Device { v, _ := c.oldObj.(*state.Device); return v }
+func (c *Change) newDevice() *account.Device { v, _ := c.newObj.(*account.Device); return v }
+func (c *Change) oldDevice() *account.Device { v, _ := c.oldObj.(*account.Device); return v }
 
-func (c *Change) newUser() *state.User { v, _ := c.newObj.(*state.User); return v }
-func (c *Change) oldUser() *state.User { v, _ := c.oldObj.(*state.User); return v }
+func (c *Change) newUser() *account.User { v, _ := c.newObj.(*account.User); return v }
+func (c *Change) oldUser() *account.User { v, _ := c.oldObj.(*account.User); return v }
 
-func (c *Change) newInvite() *state.Invite { v, _ := c.newObj.(*state.Invite); return v }
-func (c *Change) oldInvite() *state.Invite { v, _ := c.oldObj.(*state.Invite); return v }
+func (c *Change) newInvite() *account.Invite { v, _ := c.newObj.(*account.Invite); return v }
+func (c *Change) oldInvite() *account.Invite { v, _ := c.oldObj.(*account.Invite); return v }
 
-func (c *Change) newGroup() *state.TrackingGroup { v, _ := c.newObj.(*state.TrackingGroup); return v }
-func (c *Change) oldGroup() *state.TrackingGroup { v, _ := c.oldObj.(*state.TrackingGroup); return v }
+func (c *Change) newGroup() *account.TrackingGroup {
+	v, _ := c.newObj.(*account.TrackingGroup)
+	return v
+}
+func (c *Change) oldGroup() *account.TrackingGroup {
+	v, _ := c.oldObj.(*account.TrackingGroup)
+	return v
+}
 
 // before and after are the objects as the plan shows them: before is nil for a
 // creation, after nil for a deletion.
@@ -138,7 +133,7 @@ func (c *Change) before() []field {
 }
 
 func (c *Change) after() []field {
-	if c.Action == ActionDelete {
+	if c.Action == account.ActionDelete {
 		return nil
 	}
 	return fieldsOf(c.newObj)
@@ -152,11 +147,11 @@ type FieldChange struct {
 
 // Email is an email the plan would enqueue.
 type Email struct {
-	To       string `json:"to"`
-	Kind     string `json:"kind"`   // vmr | device | activation | invite | admin_summary
-	Action   string `json:"action"` // created | updated | reminder
-	Key      string `json:"key"`
-	Template string `json:"template,omitempty"`
+	To       string         `json:"to"`
+	Kind     account.Kind   `json:"kind"`   // vmr | device | activation | invite | admin_summary
+	Action   account.Action `json:"action"` // created | updated | reminder
+	Key      string         `json:"key"`
+	Template string         `json:"template,omitempty"`
 
 	mail *MailSpec
 	vars map[string]any
@@ -198,8 +193,8 @@ func (p *Plan) HasChanges() bool {
 
 // finish sorts the plan, counts it and computes its fingerprint.
 func (p *Plan) finish() {
-	order := map[string]int{ActionDelete: 0, ActionDeactivate: 1, ActionUpdate: 2, ActionReactivate: 3, ActionCreate: 4}
-	kinds := map[string]int{KindTrackingGroup: 0, KindVMR: 1, KindDevice: 2, KindUser: 3, KindInvite: 4}
+	order := map[account.Action]int{account.ActionDelete: 0, account.ActionDeactivate: 1, account.ActionUpdate: 2, account.ActionReactivate: 3, account.ActionCreate: 4}
+	kinds := map[account.Kind]int{account.KindTrackingGroup: 0, account.KindVMR: 1, account.KindDevice: 2, account.KindUser: 3, account.KindInvite: 4}
 	for i, c := range p.changes {
 		c.rank = (kinds[c.Kind]*8+order[c.Action])<<32 | i // the position breaks ties: a total, stable order
 		if p.created.group(c.rank>>32) > 0 {
@@ -213,15 +208,15 @@ func (p *Plan) finish() {
 	s := Summary{Unchanged: p.Summary.Unchanged, Create: p.created.len()}
 	for _, c := range p.changes {
 		switch c.Action {
-		case ActionCreate:
+		case account.ActionCreate:
 			s.Create++
-		case ActionUpdate:
+		case account.ActionUpdate:
 			s.Update++
-		case ActionDelete:
+		case account.ActionDelete:
 			s.Delete++
-		case ActionDeactivate:
+		case account.ActionDeactivate:
 			s.Deactivate++
-		case ActionReactivate:
+		case account.ActionReactivate:
 			s.Reactivate++
 		}
 	}
@@ -318,26 +313,15 @@ func hashChanges(cs []*Change) [sha256.Size]byte {
 	h := sha256.New()
 	w := &fpWriter{buf: make([]byte, 0, 1024)}
 	for _, c := range cs {
-		w.s(c.Kind)
-		w.s(c.Action)
+		w.s(string(c.Kind))
+		w.s(string(c.Action))
 		w.s(c.Key)
-		if c.Action != ActionDelete {
+		if c.Action != account.ActionDelete {
 			switch {
 			case c.newVMR() != nil:
-				v := c.newVMR()
-				for _, x := range []string{v.Name, v.Description, v.PIN, v.GuestPIN, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey} {
-					w.s(x)
-				}
-				w.strs(v.Aliases)
-				w.b(v.AllowGuests)
-				w.i(int64(v.MaxCallrateIn))
-				w.i(int64(v.MaxCallrateOut))
-				w.i(int64(v.ParticipantLimit))
+				fpFields(w, account.VMRFields, c.newVMR())
 			case c.newDevice() != nil:
-				d := c.newDevice()
-				for _, x := range []string{d.Alias, d.Description, d.Username, d.Password, d.Tag, d.OwnerEmail, d.SyncTag, d.EntryKey} {
-					w.s(x)
-				}
+				fpFields(w, account.DeviceFields, c.newDevice())
 			case c.newUser() != nil:
 				u := c.newUser()
 				for _, x := range []string{u.UserID, u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege, u.TimeZone,
@@ -371,10 +355,30 @@ func hashChanges(cs []*Change) [sha256.Size]byte {
 	return sum
 }
 
+// fpFields writes every field of x: strings, then lists, then booleans, then integers,
+// each in the field list's order (the order fingerprints have always had).
+func fpFields[T any](w *fpWriter, fields []account.Field[T], x *T) {
+	for _, t := range []account.Type{account.String, account.Strings, account.Bool, account.Int} {
+		for i := range fields {
+			switch f := &fields[i]; {
+			case f.Type != t:
+			case t == account.String:
+				w.s(*f.Str(x))
+			case t == account.Strings:
+				w.strs(*f.List(x))
+			case t == account.Bool:
+				w.b(*f.Flag(x))
+			default:
+				w.i(int64(*f.Num(x)))
+			}
+		}
+	}
+}
+
 // fingerprintRest hashes what follows the changes: the emails and the reminders.
 func (p *Plan) fingerprintRest(h hash.Hash, w *fpWriter) {
 	for _, e := range p.Emails {
-		for _, x := range []string{e.To, e.Kind, e.Action, e.Key} {
+		for _, x := range []string{e.To, string(e.Kind), string(e.Action), e.Key} {
 			w.s(x)
 		}
 		keys := make([]string, 0, len(e.vars))

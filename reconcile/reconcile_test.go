@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // check → apply → check says nothing to do (ldap2pg's pattern).
@@ -186,7 +188,7 @@ func TestSendFalseSendsNoObjectEmails(t *testing.T) {
 	h.write("templates/staff.yaml", strings.Replace(staffTemplate, "send: true", "send: false", 1))
 	p := h.plan()
 	for _, e := range p.Emails {
-		if e.Kind == KindVMR || e.Kind == KindDevice {
+		if e.Kind == account.KindVMR || e.Kind == account.KindDevice {
 			t.Errorf("email with send: false: %v", emails(p))
 		}
 	}
@@ -288,7 +290,7 @@ func TestLocalUserFoundInDirectoryBecomesRemote(t *testing.T) {
 	p := h.mustApply()
 	var c *Change
 	for _, x := range p.All() {
-		if x.Kind == KindUser && x.Key == "bob@example.com" {
+		if x.Kind == account.KindUser && x.Key == "bob@example.com" {
 			c = x
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -21,7 +22,7 @@ func computeSafety(p *Plan, d *Desired, a *state.Actual) Safety {
 	totals := a.Totals()
 	s := Safety{Managed: totals.Managed, Emails: len(p.Emails)}
 	for _, c := range p.changes { // creations remove nothing
-		if (c.Action == ActionDelete && c.Kind != KindInvite && c.Kind != KindTrackingGroup) || c.Action == ActionDeactivate {
+		if (c.Action == account.ActionDelete && c.Kind != account.KindInvite && c.Kind != account.KindTrackingGroup) || c.Action == account.ActionDeactivate {
 			s.Removals++
 		}
 	}
@@ -37,7 +38,7 @@ func computeSafety(p *Plan, d *Desired, a *state.Actual) Safety {
 		}
 	}
 	for tag, n := range owned {
-		if !present[tag] && tag != state.ManualTag && n > 0 {
+		if !present[tag] && tag != account.ManualTag && n > 0 {
 			s.EmptyTemplates = append(s.EmptyTemplates, tag+" (removed from the repo)")
 		}
 	}

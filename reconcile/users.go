@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -66,18 +67,18 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 			p.Summary.Unchanged++
 			continue
 		}
-		action := ActionUpdate
+		action := account.ActionUpdate
 		switch {
 		case old.Active && !want.Active:
-			action = ActionDeactivate
+			action = account.ActionDeactivate
 		case !old.Active && want.Active:
-			action = ActionReactivate
+			action = account.ActionReactivate
 		}
 		if activationDue(d, old, &want) {
 			want.Notified = true
-			p.addActivation(d, &want, "updated")
+			p.addActivation(d, &want, account.EmailUpdated)
 		}
-		p.changes = append(p.changes, &Change{Kind: KindUser, Action: action, Key: email, Template: want.SyncTag,
+		p.changes = append(p.changes, &Change{Kind: account.KindUser, Action: action, Key: email, Template: want.SyncTag,
 			Fields: fields, newObj: &want, oldObj: old})
 	}
 	// New accounts get their USERIDs in email order, the order apply writes them in: the
@@ -99,7 +100,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 		want.Notified = false
 		if activationDue(d, nil, want) {
 			want.Notified = true
-			p.addActivation(d, want, "created")
+			p.addActivation(d, want, account.EmailCreated)
 		}
 		p.created.addUser(&d.Users, createdUser{i: i, notified: want.Notified, seq: seq}, want.SyncTag)
 	}
@@ -113,7 +114,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 		}
 		want := *u
 		want.Active = false
-		p.changes = append(p.changes, &Change{Kind: KindUser, Action: ActionDeactivate, Key: email, Template: u.SyncTag,
+		p.changes = append(p.changes, &Change{Kind: account.KindUser, Action: account.ActionDeactivate, Key: email, Template: u.SyncTag,
 			Fields: []FieldChange{{Name: "active", Old: true, New: false}}, newObj: &want, oldObj: u})
 	}
 	if n := a.Totals().Users; d.UserLimit > 0 && n+created > d.UserLimit {
@@ -126,7 +127,7 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 
 // userUpdate is what du makes of the existing account old: the user to write and the
 // fields that differ. Render uses it too, to drop entries that change nothing.
-func userUpdate(old *state.User, du *DesiredUser) (state.User, []FieldChange) {
+func userUpdate(old *account.User, du *DesiredUser) (account.User, []FieldChange) {
 	want := du.User
 	want.Email = strings.ToLower(du.Email)
 	want.ID, want.UserID, want.Notified = old.ID, old.UserID, old.Notified
@@ -144,7 +145,7 @@ func userUpdate(old *state.User, du *DesiredUser) (state.User, []FieldChange) {
 // activationDue: a user gets the activation email once in their lifetime, when active
 // with a paid licence and auto_activation_emails is on; a free→paid conversion always
 // emails (Webex Control Hub).
-func activationDue(d *Desired, old, want *state.User) bool {
+func activationDue(d *Desired, old, want *account.User) bool {
 	if !want.Active || want.License != "paid" {
 		return false
 	}
@@ -154,22 +155,22 @@ func activationDue(d *Desired, old, want *state.User) bool {
 	return d.Settings.AutoActivationEmails && !want.Notified && (old == nil || !old.Notified)
 }
 
-func (p *Plan) addActivation(d *Desired, u *state.User, action string) {
+func (p *Plan) addActivation(d *Desired, u *account.User, action account.Action) {
 	m := d.Mail["activation"]
 	if m == nil || m.VMR == nil {
 		return
 	}
-	p.Emails = append(p.Emails, &Email{To: u.Email, Kind: "activation", Action: action, Key: u.Email,
+	p.Emails = append(p.Emails, &Email{To: u.Email, Kind: account.KindActivation, Action: action, Key: u.Email,
 		Template: u.SyncTag, mail: m.VMR, vars: UserVars(u, action)})
 }
 
 // UserVars are the activation email's variables.
-func UserVars(u *state.User, action string) map[string]any {
+func UserVars(u *account.User, action account.Action) map[string]any {
 	return map[string]any{"first_name": u.FirstName, "last_name": u.LastName, "email": u.Email,
-		"userid": u.UserID, "action": action, "license": u.License}
+		"userid": u.UserID, "action": string(action), "license": u.License}
 }
 
-func userFieldChanges(old, want *state.User) []FieldChange {
+func userFieldChanges(old, want *account.User) []FieldChange {
 	var f []FieldChange
 	str := func(name, o, n string) {
 		if o != n {
@@ -199,13 +200,13 @@ func userFieldChanges(old, want *state.User) []FieldChange {
 
 // trackingProblem says how a user's tracking values break the groups' rules (required ⇒
 // present; dropdown ⇒ an active code; at most 128 characters), or "".
-func trackingProblem(groups []*state.TrackingGroup, u *state.User) string {
+func trackingProblem(groups []*account.TrackingGroup, u *account.User) string {
 	if len(groups) == 0 {
 		return ""
 	}
 	tr := u.Tracking.Values()
 	for _, g := range groups {
-		i := state.SlotIndex(g.Slot)
+		i := account.SlotIndex(g.Slot)
 		if i >= len(tr) || g.Usage == "not_used" {
 			continue
 		}
@@ -243,10 +244,7 @@ var trackingSlots = [10]string{"DIVISION", "DEPARTMENT", "PROJECT", "OTHER", "CU
 // frees its licence. Paid licences (active paid users plus pending invites) may not exceed
 // settings.licenses.paid.
 func diffInvites(p *Plan, d *Desired, a *state.Actual) {
-	have := map[string]*state.Invite{}
-	for _, in := range a.Invites {
-		have[in.Email] = in
-	}
+	have := byKey(a.Invites, func(in *account.Invite) string { return in.Email })
 	users := map[string]bool{}
 	for _, u := range a.Users {
 		users[strings.ToLower(u.Email)] = true
@@ -264,7 +262,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 			if old.Status == "pending" && !d.Now.Before(old.ExpiresAt) {
 				exp := *old
 				exp.Status = "expired"
-				p.changes = append(p.changes, &Change{Kind: KindInvite, Action: ActionUpdate, Key: email,
+				p.changes = append(p.changes, &Change{Kind: account.KindInvite, Action: account.ActionUpdate, Key: email,
 					oldObj: old, newObj: &exp, Fields: []FieldChange{{Name: "status", Old: "pending", New: "expired"}}})
 				continue
 			}
@@ -279,13 +277,13 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 				Message: fmt.Sprintf("%s:%d: %s already has an account; not invited", row.Pos.Path, row.Pos.Line, email)})
 			continue
 		}
-		in := &state.Invite{Email: email, Name: row.Name, Username: row.Username, Status: "pending",
+		in := &account.Invite{Email: email, Name: row.Name, Username: row.Username, Status: "pending",
 			InvitedAt: d.Now, ExpiresAt: d.Now.Add(d.InviteTTL)}
 		pending++
-		p.changes = append(p.changes, &Change{Kind: KindInvite, Action: ActionCreate, Key: email, newObj: in})
+		p.changes = append(p.changes, &Change{Kind: account.KindInvite, Action: account.ActionCreate, Key: email, newObj: in})
 		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
-			p.Emails = append(p.Emails, &Email{To: email, Kind: "invite", Action: "created", Key: email, mail: m.VMR,
-				vars: InviteVars(in, "created")})
+			p.Emails = append(p.Emails, &Email{To: email, Kind: account.KindInvite, Action: account.EmailCreated, Key: email, mail: m.VMR,
+				vars: InviteVars(in, account.EmailCreated)})
 		}
 	}
 	for _, in := range a.Invites {
@@ -294,7 +292,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		}
 		rev := *in
 		rev.Status = "revoked"
-		p.changes = append(p.changes, &Change{Kind: KindInvite, Action: ActionDelete, Key: in.Email, oldObj: in, newObj: &rev})
+		p.changes = append(p.changes, &Change{Kind: account.KindInvite, Action: account.ActionDelete, Key: in.Email, oldObj: in, newObj: &rev})
 	}
 	if d.PaidLicenses > 0 {
 		// Count the users as the plan leaves them: a free→paid conversion takes a licence,
@@ -302,7 +300,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		paid := 0
 		planned := map[string]bool{}
 		for c := range p.unordered() {
-			if u := c.newUser(); c.Kind == KindUser && u != nil {
+			if u := c.newUser(); c.Kind == account.KindUser && u != nil {
 				planned[c.Key] = true
 				if u.Active && u.License == "paid" {
 					paid++
@@ -327,7 +325,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 }
 
 // InviteVars are the invitation email's variables.
-func InviteVars(in *state.Invite, action string) map[string]any {
+func InviteVars(in *account.Invite, action account.Action) map[string]any {
 	return map[string]any{"name": in.Name, "email": in.Email, "username": in.Username,
-		"expires_at": in.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"), "action": action}
+		"expires_at": in.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"), "action": string(action)}
 }

@@ -84,6 +84,7 @@ func parseConfig(path string, data []byte) (*Config, error) {
 			list = append(list, Errorf(at(p+".from"), "%s.from: %q is not an email address", p, sc.From))
 		}
 	}
+	list = append(list, checkPlatforms(cfg, at)...)
 	return cfg, list.Err()
 }
 

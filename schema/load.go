@@ -540,12 +540,12 @@ func (l *loader) checkTemplate(t *Template, data cue.Value, display string) {
 	l.ldapFilter(data, display, "disabled_filter", t.DisabledFilter)
 	// Patterns are checked once rendered (the render stage calls the same rules).
 	if t.VMR != nil {
-		l.violations(data, display, "vmr.", t.VMR.Violations(isPattern))
-		l.literalEmail(data, display, "vmr.primary_owner_email_address", t.VMR.PrimaryOwnerEmailAddress)
+		l.violations(data, display, "vmr.", VMRViolations(&t.VMR.VMR, isPattern))
+		l.literalEmail(data, display, "vmr.primary_owner_email_address", t.VMR.OwnerEmail)
 	}
 	if t.Device != nil {
-		l.violations(data, display, "device.", t.Device.Violations(isPattern))
-		l.literalEmail(data, display, "device.primary_owner_email_address", t.Device.PrimaryOwnerEmailAddress)
+		l.violations(data, display, "device.", DeviceViolations(&t.Device.Device, isPattern))
+		l.literalEmail(data, display, "device.primary_owner_email_address", t.Device.OwnerEmail)
 	}
 	if u := t.User; u != nil {
 		l.literalEmail(data, display, "user.email", u.Email)
@@ -655,7 +655,7 @@ func (l *loader) loadDeclared() {
 			f := fmt.Sprintf("%saliases[%d]", p, i)
 			claim(a, l.valAt(it.data, display, f), f)
 		}
-		d.FieldPos = l.declared(it, display, d.Violations(nil), d.PrimaryOwnerEmailAddress, d.Emails)
+		d.FieldPos = l.declared(it, display, VMRViolations(&d.VMR, nil), d.OwnerEmail, d.Emails)
 		l.repo.VMRs = append(l.repo.VMRs, d)
 	})
 	eachDeclared(l, "devices", "#Device", "devices", func(d *DeclaredDevice, it declItem, display string) {
@@ -664,7 +664,7 @@ func (l *loader) loadDeclared() {
 		if !claim(d.Alias, l.valAt(it.data, display, p+"alias"), p+"alias") {
 			return
 		}
-		d.FieldPos = l.declared(it, display, d.Violations(nil), d.PrimaryOwnerEmailAddress, d.Emails)
+		d.FieldPos = l.declared(it, display, DeviceViolations(&d.Device, nil), d.OwnerEmail, d.Emails)
 		l.repo.Devices = append(l.repo.Devices, d)
 	})
 }

@@ -1,6 +1,8 @@
 package schema
 
 import (
+	"github.com/roster-dev/roster/schema/account"
+
 	"errors"
 	"fmt"
 	"regexp"
@@ -143,10 +145,10 @@ type Violation struct {
 	Err   error
 }
 
-// Violations checks a VMR's values. skip reports whether a string value cannot be checked
+// VMRViolations checks a VMR's values. skip reports whether a string value cannot be checked
 // yet (a pattern, checked once rendered); nil checks every value. The PIN-settings rules
 // hold between fields: allow_guests needs a host PIN, and the guest PIN differs from it.
-func (v *VMRFields) Violations(skip func(string) bool) []Violation {
+func VMRViolations(v *account.VMR, skip func(string) bool) []Violation {
 	var out []Violation
 	add := func(field string, err error) {
 		if err != nil {
@@ -185,8 +187,8 @@ func (v *VMRFields) Violations(skip func(string) bool) []Violation {
 	return out
 }
 
-// Violations checks a device's values, as VMRFields.Violations does a VMR's.
-func (d *DeviceFields) Violations(skip func(string) bool) []Violation {
+// DeviceViolations checks a device's values, as VMRViolations does a VMR's.
+func DeviceViolations(d *account.Device, skip func(string) bool) []Violation {
 	var out []Violation
 	for _, f := range []struct {
 		field, value string

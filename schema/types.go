@@ -3,6 +3,8 @@ package schema
 import (
 	"io"
 	"time"
+
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // Config is the daemon's own configuration, loaded from config.cue (SPEC §2).
@@ -18,6 +20,8 @@ type Config struct {
 	HTTP         HTTPConfig            `json:"http"`
 	Safety       Safety                `json:"safety"`
 	SecretKeyEnv string                `json:"secret_key_env"`
+	Role         string                `json:"role"` // primary | replica
+	Platforms    Platforms             `json:"platforms"`
 }
 
 type RepoConfig struct {
@@ -149,43 +153,20 @@ type Template struct {
 	FieldPos       map[string]Pos `json:"-"` // "vmr.name" → position of that pattern, for render errors
 }
 
-// VMRFields are a VMR's values (SPEC §3, Pexip's conference): the patterns of a template's
-// VMR, the literal values of a declared one, or rendered values; Violations checks them.
-type VMRFields struct {
-	Name                     string   `json:"name"`
-	Description              string   `json:"description"`
-	Aliases                  []string `json:"aliases"`
-	PIN                      string   `json:"pin"`
-	GuestPIN                 string   `json:"guest_pin"`
-	AllowGuests              bool     `json:"allow_guests"`
-	MaxCallrateIn            int      `json:"max_callrate_in"`  // kbps; 0 = no limit
-	MaxCallrateOut           int      `json:"max_callrate_out"` // kbps; 0 = no limit
-	ParticipantLimit         int      `json:"participant_limit"`
-	Tag                      string   `json:"tag"`
-	PrimaryOwnerEmailAddress string   `json:"primary_owner_email_address"`
-}
-
-// VMRPattern holds the patterns of a template's VMR; strings are template source.
+// VMRPattern holds the patterns of a template's VMR: a VMR whose strings are template
+// source (its numbers and flags are literal).
 type VMRPattern struct {
-	VMRFields
+	account.VMR
 	// Overridable lists fields written on create only: name, description, aliases,
 	// pin_settings (pin, guest_pin, allow_guests), callrate (max_callrate_in/out),
 	// participant_limit, tag, primary_owner_email_address.
 	Overridable []string `json:"overridable"`
 }
 
-// DeviceFields are a device alias's values (Pexip's device), as VMRFields are a VMR's.
-type DeviceFields struct {
-	Alias                    string `json:"alias"`
-	Description              string `json:"description"`
-	Username                 string `json:"username"`
-	Password                 string `json:"password"`
-	Tag                      string `json:"tag"`
-	PrimaryOwnerEmailAddress string `json:"primary_owner_email_address"`
-}
-
+// DevicePattern holds the patterns of a template's device: a device whose strings are
+// template source.
 type DevicePattern struct {
-	DeviceFields
+	account.Device
 	SyncIfAccountDisabled bool     `json:"sync_if_account_disabled"`
 	Overridable           []string `json:"overridable"` // description, username, password, tag, primary_owner_email_address
 }
@@ -219,16 +200,18 @@ type EmailPattern struct {
 }
 
 // DeclaredVMR is a VMR declared by hand in vmrs/*.yaml (a team room). Its values are
-// literal, not patterns. Sync tag "manual".
+// literal, not patterns; they are the account's own fields (sync tag "manual", set when
+// it is rendered).
 type DeclaredVMR struct {
-	VMRFields
+	account.VMR
 	Emails   *DeclaredMail  `json:"emails,omitempty"`
 	Pos      Pos            `json:"-"`
 	FieldPos map[string]Pos `json:"-"` // "emails.email.subject" → position
 }
 
+// DeclaredDevice is a device declared by hand in devices/*.yaml.
 type DeclaredDevice struct {
-	DeviceFields
+	account.Device
 	Emails   *DeclaredMail  `json:"emails,omitempty"`
 	Pos      Pos            `json:"-"`
 	FieldPos map[string]Pos `json:"-"` // "emails.email.subject" → position

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // DigestSpec says how an Index digests objects: a 64-bit hash of a text that lists the
@@ -20,16 +22,11 @@ import (
 // never compares after creation. A masked field counts as empty (or 0).
 type DigestSpec struct {
 	Seed maphash.Seed
-	// VMRMask: sync tag → VMR fields left out, of name, description, aliases, pin,
-	// guest_pin, allow_guests, max_callrate_in, max_callrate_out, participant_limit, tag,
-	// owner_email.
-	VMRMask map[string][]string
-	// DeviceMask: sync tag → device fields left out, of DeviceDigestFields.
+	// VMRMask and DeviceMask: sync tag → fields left out, named by MaskName, of the
+	// digested fields of account.VMRFields and account.DeviceFields.
+	VMRMask    map[string][]string
 	DeviceMask map[string][]string
 }
-
-// DeviceDigestFields are the device fields a mask may name, in digest order.
-var DeviceDigestFields = []string{"description", "username", "password", "tag", "owner_email"}
 
 // putStr, putInt and putBool write the digest text both sides build (SQLite in the
 // index query, Go here). They take the hash itself, not an interface: through one, each
@@ -54,46 +51,56 @@ func putBool(w *maphash.Hash, b bool) {
 	}
 }
 
-func (s *DigestSpec) masked(m map[string][]string, tag, field string) bool {
-	return slices.Contains(m[tag], field)
-}
-
 // VMR is the digest of v (masked by v's sync tag).
-func (s *DigestSpec) VMR(v *VMR) uint64 {
+func (s *DigestSpec) VMR(v *account.VMR) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.Seed)
-	m := func(f string) bool { return s.masked(s.VMRMask, v.SyncTag, f) }
-	str := func(f, x string) {
-		if m(f) {
-			x = ""
-		}
-		putStr(&h, x)
-	}
-	num := func(f string, x int) {
-		if m(f) {
-			x = 0
-		}
-		putInt(&h, x)
-	}
-	str("name", v.Name)
-	str("description", v.Description)
-	str("pin", v.PIN)
-	str("guest_pin", v.GuestPIN)
-	putBool(&h, v.AllowGuests && !m("allow_guests"))
-	num("max_callrate_in", v.MaxCallrateIn)
-	num("max_callrate_out", v.MaxCallrateOut)
-	num("participant_limit", v.ParticipantLimit)
-	str("tag", v.Tag)
-	str("owner_email", v.OwnerEmail)
-	putStr(&h, v.SyncTag)
-	putStr(&h, v.EntryKey)
+	mask := s.VMRMask[v.SyncTag]
+	putFields(&h, account.VMRFields, v, mask)
 	var aliases uint64
-	if !m("aliases") {
+	if !slices.Contains(mask, "aliases") {
 		for i, a := range v.Aliases {
 			aliases += s.alias(i, a)
 		}
 	}
 	return s.withAliases(h.Sum64(), aliases)
+}
+
+// MaskName is how a digest mask names a field: by its column, or its name when it has
+// none (a VMR's aliases).
+func MaskName[T any](f *account.Field[T]) string {
+	if f.Column == "" {
+		return f.Name
+	}
+	return f.Column
+}
+
+// putFields writes the digest text of x's digested fields but lists (a VMR's aliases,
+// hashed apart), in their order; fields the mask names count as empty.
+func putFields[T any](h *maphash.Hash, fields []account.Field[T], x *T, mask []string) {
+	for i := range fields {
+		f := &fields[i]
+		if !f.Digested() || f.Type == account.Strings {
+			continue
+		}
+		masked := len(mask) > 0 && slices.Contains(mask, f.Column)
+		switch f.Type {
+		case account.Int:
+			n := *f.Num(x)
+			if masked {
+				n = 0
+			}
+			putInt(h, n)
+		case account.Bool:
+			putBool(h, *f.Flag(x) && !masked)
+		default:
+			v := *f.Str(x)
+			if masked {
+				v = ""
+			}
+			putStr(h, v)
+		}
+	}
 }
 
 // alias hashes the alias at position pos of a VMR's list. A VMR's aliases count in its
@@ -118,29 +125,16 @@ func (s *DigestSpec) withAliases(fields, aliases uint64) uint64 {
 }
 
 // Device is the digest of d (masked by d's sync tag).
-func (s *DigestSpec) Device(d *Device) uint64 {
+func (s *DigestSpec) Device(d *account.Device) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.Seed)
-	str := func(f, x string) {
-		if f != "" && s.masked(s.DeviceMask, d.SyncTag, f) {
-			x = ""
-		}
-		putStr(&h, x)
-	}
-	str("", d.Alias)
-	str("description", d.Description)
-	str("username", d.Username)
-	str("password", d.Password)
-	str("tag", d.Tag)
-	str("owner_email", d.OwnerEmail)
-	putStr(&h, d.SyncTag)
-	putStr(&h, d.EntryKey)
+	putFields(&h, account.DeviceFields, d, s.DeviceMask[d.SyncTag])
 	return h.Sum64()
 }
 
 // User is the digest of u: what a plan compares of an account (not its email, which is
 // its key, nor its USERID or activation, which a plan never changes).
-func (s *DigestSpec) User(u *User) uint64 {
+func (s *DigestSpec) User(u *account.User) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.Seed)
 	for _, x := range []string{u.FirstName, u.LastName, u.Language, u.HostPrivilege, u.TimeZone, string(u.Tracking)} {
@@ -214,43 +208,40 @@ func tagsMasking(m map[string][]string, field string) []string {
 	return tags
 }
 
+// fieldsText is the SQL of putFields: the digest text of a row's digested columns.
+func fieldsText[T any](t *sqlText, fields []account.Field[T], mask map[string][]string) {
+	for i := range fields {
+		f := &fields[i]
+		if !f.Digested() || f.Type == account.Strings {
+			continue
+		}
+		kind := "s"
+		if f.Type == account.Int || f.Type == account.Bool {
+			kind = "i"
+		}
+		t.col(f.Column, kind, tagsMasking(mask, f.Column))
+	}
+}
+
 // vmrQuery selects id, sync_tag, owner key and digest text of every VMR.
 func (s *DigestSpec) vmrQuery() (string, []driver.Value) {
 	var t sqlText
-	m := func(f string) []string { return tagsMasking(s.VMRMask, f) }
-	t.col("name", "s", m("name"))
-	t.col("description", "s", m("description"))
-	t.col("pin", "s", m("pin"))
-	t.col("guest_pin", "s", m("guest_pin"))
-	t.col("allow_guests", "i", m("allow_guests"))
-	t.col("max_callrate_in", "i", m("max_callrate_in"))
-	t.col("max_callrate_out", "i", m("max_callrate_out"))
-	t.col("participant_limit", "i", m("participant_limit"))
-	t.col("tag", "s", m("tag"))
-	t.col("owner_email", "s", m("owner_email"))
-	t.col("sync_tag", "s", nil)
-	t.col("entry_key", "s", nil)
+	fieldsText(&t, account.VMRFields, s.VMRMask)
 	// The aliases come from a second query (see alias); the last column says when they
 	// count as none.
 	masked := "0"
-	if tags := m("aliases"); len(tags) > 0 {
+	if tags := tagsMasking(s.VMRMask, "aliases"); len(tags) > 0 {
 		masked = "(" + t.in(tags) + ")"
 	}
-	return `SELECT id, sync_tag, CASE WHEN sync_tag = '` + ManualTag + `' OR entry_key = '' THEN name ELSE entry_key END, ` +
+	return `SELECT id, sync_tag, CASE WHEN sync_tag = '` + account.ManualTag + `' OR entry_key = '' THEN name ELSE entry_key END, ` +
 		t.sql() + `, ` + masked + ` FROM vmrs ORDER BY id`, t.args
 }
 
 // deviceQuery selects id, sync_tag, owner key and digest text of every device.
 func (s *DigestSpec) deviceQuery() (string, []driver.Value) {
 	var t sqlText
-	m := func(f string) []string { return tagsMasking(s.DeviceMask, f) }
-	t.col("alias", "s", nil)
-	for _, f := range DeviceDigestFields {
-		t.col(f, "s", m(f))
-	}
-	t.col("sync_tag", "s", nil)
-	t.col("entry_key", "s", nil)
-	return `SELECT id, sync_tag, CASE WHEN sync_tag = '` + ManualTag + `' OR entry_key = '' THEN alias ELSE entry_key END, ` +
+	fieldsText(&t, account.DeviceFields, s.DeviceMask)
+	return `SELECT id, sync_tag, CASE WHEN sync_tag = '` + account.ManualTag + `' OR entry_key = '' THEN alias ELSE entry_key END, ` +
 		t.sql() + ` FROM devices ORDER BY id`, t.args
 }
 

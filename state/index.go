@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // An Index is the actual state as a reconcile first needs it: for each VMR, device and
@@ -88,7 +89,7 @@ func (u UserRef) RowID() int64 { return u.ID }
 // OwnerKey is the key that, with its sync tag, identifies an object across reconciles: the
 // entry key, or the name (a device's alias) when declared by hand.
 func OwnerKey(syncTag, entryKey, name string) string {
-	if syncTag == ManualTag || entryKey == "" {
+	if syncTag == account.ManualTag || entryKey == "" {
 		return name
 	}
 	return entryKey

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // fill writes n VMRs, devices and users (every third user inactive, every fourth free).
@@ -32,20 +34,20 @@ func fill(t *testing.T, db *DB, n int) {
 		if i%5 != 0 {
 			aliases = []string{fmt.Sprintf("r%d@vc", i), fmt.Sprint(1000 + i)}
 		}
-		check(t, w.InsertVMR(&VMR{Name: fmt.Sprintf("Room %d", i), Description: "Salle de réunion ☎ " + strings.Repeat("x", i%7),
+		check(t, w.InsertVMR(&account.VMR{Name: fmt.Sprintf("Room %d", i), Description: "Salle de réunion ☎ " + strings.Repeat("x", i%7),
 			Aliases: aliases, PIN: fmt.Sprint(1234 + i), AllowGuests: i%3 == 0, MaxCallrateIn: -i, MaxCallrateOut: 4128,
 			ParticipantLimit: i % 50, Tag: "t:1;", OwnerEmail: "o@x", SyncTag: tag, EntryKey: key}))
-		check(t, w.InsertDevice(&Device{Alias: fmt.Sprintf("d%d@dev", i), Description: "Gerät", Username: "u", Password: fmt.Sprint("pw", i),
+		check(t, w.InsertDevice(&account.Device{Alias: fmt.Sprintf("d%d@dev", i), Description: "Gerät", Username: "u", Password: fmt.Sprint("pw", i),
 			Tag: "t", OwnerEmail: "o@x", SyncTag: tag, EntryKey: key}))
 		lic := "paid"
 		if i%4 == 0 {
 			lic = "free"
 		}
-		check(t, w.InsertUser(&User{UserID: fmt.Sprint(i + 1), Email: fmt.Sprintf("U%d@Example.com", i), FirstName: "F",
-			LastName: "Müller", Tracking: MakeTracking([10]string{"X", "", fmt.Sprint(i % 3)}), Active: i%3 != 0, Origin: "remote",
+		check(t, w.InsertUser(&account.User{UserID: fmt.Sprint(i + 1), Email: fmt.Sprintf("U%d@Example.com", i), FirstName: "F",
+			LastName: "Müller", Tracking: account.MakeTracking([10]string{"X", "", fmt.Sprint(i % 3)}), Active: i%3 != 0, Origin: "remote",
 			License: lic, SyncTag: tag, EntryKey: key, Language: "fr", HostPrivilege: "HOST", TimeZone: "Paris"}))
 	}
-	check(t, w.InsertVMR(&VMR{Name: "Declared", Aliases: []string{"declared@vc"}, SyncTag: ManualTag}))
+	check(t, w.InsertVMR(&account.VMR{Name: "Declared", Aliases: []string{"declared@vc"}, SyncTag: account.ManualTag}))
 	if _, err := w.BumpStateVersion("c1"); err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +88,7 @@ func TestIndexMatchesFullLoad(t *testing.T) {
 			t.Fatalf("vmr %d: ref %+v for %+v (digest %x)", i, r, v, spec.VMR(v))
 		}
 	}
-	if r := ix.VMRs[len(ix.VMRs)-1]; r.Owner != spec.Owner(ManualTag, "Declared") {
+	if r := ix.VMRs[len(ix.VMRs)-1]; r.Owner != spec.Owner(account.ManualTag, "Declared") {
 		t.Errorf("a declared VMR's owner key is its name: %+v", r)
 	}
 	for i, d := range full.Devices {
@@ -122,7 +124,7 @@ func TestIndexMatchesFullLoad(t *testing.T) {
 		if !part.Partial() || !reflect.DeepEqual(part.Totals(), ix.Totals) {
 			t.Errorf("n=%d: partial state must carry the index totals", n)
 		}
-		byID := map[int64]*VMR{}
+		byID := map[int64]*account.VMR{}
 		for _, v := range full.VMRs {
 			byID[v.ID] = v
 		}

@@ -8,104 +8,21 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/jmoiron/sqlx"
 	sqlite3 "github.com/mattn/go-sqlite3"
+	"github.com/roster-dev/roster/schema/account"
 )
-
-// ManualTag is the sync tag of VMRs and devices declared by hand in the repo.
-const ManualTag = "manual"
-
-// VMR is a Virtual Meeting Room as roster applied it.
-type VMR struct {
-	ID               int64    `json:"-"`
-	Name             string   `json:"name"`
-	Description      string   `json:"description"`
-	Aliases          []string `json:"aliases"`
-	PIN              string   `json:"pin"`
-	GuestPIN         string   `json:"guest_pin"`
-	AllowGuests      bool     `json:"allow_guests"`
-	MaxCallrateIn    int      `json:"max_callrate_in"`
-	MaxCallrateOut   int      `json:"max_callrate_out"`
-	ParticipantLimit int      `json:"participant_limit"`
-	Tag              string   `json:"tag"`
-	OwnerEmail       string   `json:"primary_owner_email_address"`
-	SyncTag          string   `json:"sync_tag"`
-	EntryKey         string   `json:"entry_key,omitempty"`
-}
-
-// Device is a device alias (a login for a video device or soft client).
-type Device struct {
-	ID          int64  `json:"-"`
-	Alias       string `json:"alias"`
-	Description string `json:"description"`
-	Username    string `json:"username"`
-	Password    string `json:"password"`
-	Tag         string `json:"tag"`
-	OwnerEmail  string `json:"primary_owner_email_address"`
-	SyncTag     string `json:"sync_tag"`
-	EntryKey    string `json:"entry_key,omitempty"`
-}
-
-// User is a conferencing user account (WebEx Meetings Server semantics: one per email,
-// never deleted).
-type User struct {
-	ID            int64    `json:"-"`
-	UserID        string   `json:"userid"`
-	Email         string   `json:"email"`
-	FirstName     string   `json:"first_name"`
-	LastName      string   `json:"last_name"`
-	Language      string   `json:"language"`
-	HostPrivilege string   `json:"host_privilege"`
-	TimeZone      string   `json:"time_zone"`
-	Tracking      Tracking `json:"tracking"`
-	Active        bool     `json:"active"`
-	Origin        string   `json:"origin"`  // local | remote
-	License       string   `json:"license"` // paid | free
-	SyncTag       string   `json:"sync_tag,omitempty"`
-	EntryKey      string   `json:"entry_key,omitempty"`
-	Notified      bool     `json:"notified"`
-}
-
-// Invite is a Pexip Service invitation.
-type Invite struct {
-	Email      string    `json:"email"`
-	Name       string    `json:"name"`
-	Username   string    `json:"username"`
-	Status     string    `json:"status"` // pending | accepted | revoked | expired
-	InvitedAt  time.Time `json:"invited_at"`
-	ExpiresAt  time.Time `json:"expires_at"`
-	AcceptedAt time.Time `json:"accepted_at,omitzero"`
-}
-
-// TrackingCode is one code of a tracking-code group.
-type TrackingCode struct {
-	Code    string `json:"code"`
-	Active  bool   `json:"active"`
-	Default bool   `json:"default"`
-}
-
-// TrackingGroup is one of the ten tracking-code groups.
-type TrackingGroup struct {
-	Slot      string         `json:"slot"`
-	Name      string         `json:"name"`
-	InputMode string         `json:"input_mode"`
-	Usage     string         `json:"usage"`
-	Sort      string         `json:"sort"`
-	Codes     []TrackingCode `json:"codes"`
-}
 
 // Actual is everything roster has applied, loaded in one read transaction.
 type Actual struct {
 	StateVersion  int64
-	VMRs          []*VMR
-	Devices       []*Device
-	Users         []*User
-	Invites       []*Invite
-	Tracking      []*TrackingGroup
+	VMRs          []*account.VMR
+	Devices       []*account.Device
+	Users         []*account.User
+	Invites       []*account.Invite
+	Tracking      []*account.TrackingGroup
 	RemindersDone map[string]bool
 	MaxUserSeq    int64 // highest numeric USERID handed out, for generating the next ones
 
@@ -217,7 +134,7 @@ func loadInvites(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		in := &Invite{}
+		in := &account.Invite{}
 		var inv, exp, acc string
 		if err := rows.Scan(&in.Email, &in.Name, &in.Username, &in.Status, &inv, &exp, &acc); err != nil {
 			return err
@@ -235,7 +152,7 @@ func loadTracking(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
 	}
 	defer rows.Close()
 	for rows.Next() {
-		g := &TrackingGroup{}
+		g := &account.TrackingGroup{}
 		var codes string
 		if err := rows.Scan(&g.Slot, &g.Name, &g.InputMode, &g.Usage, &g.Sort, &codes); err != nil {
 			return err
@@ -245,18 +162,10 @@ func loadTracking(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
 		}
 		a.Tracking = append(a.Tracking, g)
 	}
-	sort.Slice(a.Tracking, func(i, j int) bool { return SlotIndex(a.Tracking[i].Slot) < SlotIndex(a.Tracking[j].Slot) })
+	sort.Slice(a.Tracking, func(i, j int) bool {
+		return account.SlotIndex(a.Tracking[i].Slot) < account.SlotIndex(a.Tracking[j].Slot)
+	})
 	return rows.Err()
-}
-
-// SlotIndex orders tracking slots DIVISION … CUSTOM10.
-func SlotIndex(slot string) int {
-	for i, s := range []string{"DIVISION", "DEPARTMENT", "PROJECT", "OTHER", "CUSTOM5", "CUSTOM6", "CUSTOM7", "CUSTOM8", "CUSTOM9", "CUSTOM10"} {
-		if strings.EqualFold(s, slot) {
-			return i
-		}
-	}
-	return 99
 }
 
 func loadReminders(ctx context.Context, tx *sqlx.Tx, a *Actual) error {
@@ -354,7 +263,7 @@ func rawInt(v driver.Value) int64 {
 
 func rawVMRs(sc *sqlite3.SQLiteConn, a *Actual, sel selection) error {
 	var ar arena
-	var vs slab[VMR]
+	var vs slab[account.VMR]
 	where, args := sel.where("id")
 	first := len(a.VMRs)
 	err := eachRowArgs(sc, `SELECT id, name, description, pin, guest_pin, allow_guests, max_callrate_in, max_callrate_out,
@@ -363,7 +272,7 @@ func rawVMRs(sc *sqlite3.SQLiteConn, a *Actual, sel selection) error {
 			return nil
 		}
 		v := vs.next()
-		*v = VMR{ID: rawInt(r[0]), Name: ar.str(rawStr(r[1])), Description: ar.str(rawStr(r[2])), PIN: ar.str(rawStr(r[3])),
+		*v = account.VMR{ID: rawInt(r[0]), Name: ar.str(rawStr(r[1])), Description: ar.str(rawStr(r[2])), PIN: ar.str(rawStr(r[3])),
 			GuestPIN: ar.str(rawStr(r[4])), AllowGuests: rawInt(r[5]) != 0, MaxCallrateIn: int(rawInt(r[6])),
 			MaxCallrateOut: int(rawInt(r[7])), ParticipantLimit: int(rawInt(r[8])), Tag: ar.intern(rawStr(r[9])),
 			OwnerEmail: ar.str(rawStr(r[10])), SyncTag: ar.intern(rawStr(r[11])), EntryKey: ar.str(rawStr(r[12]))}
@@ -407,7 +316,7 @@ func rawVMRs(sc *sqlite3.SQLiteConn, a *Actual, sel selection) error {
 
 func rawDevices(sc *sqlite3.SQLiteConn, a *Actual, sel selection) error {
 	var ar arena
-	var ds slab[Device]
+	var ds slab[account.Device]
 	where, args := sel.where("id")
 	return eachRowArgs(sc, `SELECT id, alias, description, username, password, tag, owner_email, sync_tag, entry_key
 		FROM devices`+where+` ORDER BY id`, args, func(r []driver.Value) error {
@@ -415,7 +324,7 @@ func rawDevices(sc *sqlite3.SQLiteConn, a *Actual, sel selection) error {
 			return nil
 		}
 		d := ds.next()
-		*d = Device{ID: rawInt(r[0]), Alias: ar.str(rawStr(r[1])), Description: ar.str(rawStr(r[2])),
+		*d = account.Device{ID: rawInt(r[0]), Alias: ar.str(rawStr(r[1])), Description: ar.str(rawStr(r[2])),
 			Username: ar.str(rawStr(r[3])), Password: ar.str(rawStr(r[4])), Tag: ar.intern(rawStr(r[5])),
 			OwnerEmail: ar.str(rawStr(r[6])), SyncTag: ar.intern(rawStr(r[7])), EntryKey: ar.str(rawStr(r[8]))}
 		a.Devices = append(a.Devices, d)
@@ -425,7 +334,7 @@ func rawDevices(sc *sqlite3.SQLiteConn, a *Actual, sel selection) error {
 
 func rawUsers(sc *sqlite3.SQLiteConn, a *Actual, sel selection) error {
 	var ar arena
-	var us slab[User]
+	var us slab[account.User]
 	where, args := sel.where("id")
 	return eachRowArgs(sc, `SELECT id, userid, email, first_name, last_name, language, host_privilege, time_zone, tracking,
 		active, origin, license, sync_tag, entry_key, notified_at IS NOT NULL FROM users`+where+` ORDER BY id`, args, func(r []driver.Value) error {
@@ -433,7 +342,7 @@ func rawUsers(sc *sqlite3.SQLiteConn, a *Actual, sel selection) error {
 			return nil
 		}
 		u := us.next()
-		*u = User{ID: rawInt(r[0]), UserID: ar.str(rawStr(r[1])), Email: ar.str(rawStr(r[2])),
+		*u = account.User{ID: rawInt(r[0]), UserID: ar.str(rawStr(r[1])), Email: ar.str(rawStr(r[2])),
 			FirstName: ar.intern(rawStr(r[3])), LastName: ar.intern(rawStr(r[4])), Language: ar.intern(rawStr(r[5])),
 			HostPrivilege: ar.intern(rawStr(r[6])), TimeZone: ar.intern(rawStr(r[7])), Active: rawInt(r[9]) != 0,
 			Origin: ar.intern(rawStr(r[10])), License: ar.intern(rawStr(r[11])), SyncTag: ar.intern(rawStr(r[12])),

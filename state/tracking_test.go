@@ -3,13 +3,15 @@ package state
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/roster-dev/roster/schema/account"
 )
 
 func TestTracking(t *testing.T) {
 	tests := []struct {
 		name string
 		in   [10]string
-		want Tracking
+		want account.Tracking
 	}{
 		{"empty", [10]string{}, ""},
 		{"first", [10]string{"SALES"}, `["SALES"]`},
@@ -19,28 +21,28 @@ func TestTracking(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := MakeTracking(tt.in)
+			got := account.MakeTracking(tt.in)
 			if got != tt.want {
 				t.Fatalf("MakeTracking = %q, want %q", got, tt.want)
 			}
 			if got.Values() != tt.in {
 				t.Errorf("Values = %q, want %q", got.Values(), tt.in)
 			}
-			if trackingFromDB(got.dbValue()) != got {
+			if trackingFromDB(trackingDB(got)) != got {
 				t.Errorf("database round trip of %q changed it", got)
 			}
 			b, _ := json.Marshal(got)
-			var back Tracking
+			var back account.Tracking
 			if err := json.Unmarshal(b, &back); err != nil || back != got {
 				t.Errorf("JSON round trip: %s → %q, %v", b, back, err)
 			}
 		})
 	}
-	tr := MakeTracking([10]string{"A"}).With(3, "D").With(0, "")
+	tr := account.MakeTracking([10]string{"A"}).With(3, "D").With(0, "")
 	if tr.Get(3) != "D" || tr.Get(0) != "" || tr != `["","","","D"]` {
 		t.Errorf("With: %q", tr)
 	}
-	if MakeTracking([10]string{"A"}).With(0, "") != "" {
+	if account.MakeTracking([10]string{"A"}).With(0, "") != "" {
 		t.Error("clearing the only value must give the empty Tracking")
 	}
 }

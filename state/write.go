@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // Writer applies changes inside one transaction with prepared statements, so an apply of
@@ -104,10 +105,10 @@ var batchSQL = []struct {
 	name, prefix string
 	cols, now    int
 }{
-	{"vmrs", `INSERT INTO vmrs(id, name, description, pin, guest_pin, allow_guests, max_callrate_in, max_callrate_out,
-		participant_limit, tag, owner_email, sync_tag, entry_key, created_at, updated_at) VALUES `, 13, 2},
-	{"devices", `INSERT INTO devices(id, alias, description, username, password, tag, owner_email, sync_tag, entry_key,
-		created_at, updated_at) VALUES `, 9, 2},
+	{"vmrs", `INSERT INTO vmrs(id, ` + columns(account.VMRFields, ", ") + `, created_at, updated_at) VALUES `,
+		1 + len(columnFields(account.VMRFields)), 2},
+	{"devices", `INSERT INTO devices(id, ` + columns(account.DeviceFields, ", ") + `, created_at, updated_at) VALUES `,
+		1 + len(columnFields(account.DeviceFields)), 2},
 	{"users", `INSERT INTO users(id, userid, email, first_name, last_name, language, host_privilege, time_zone, tracking,
 		active, origin, license, sync_tag, entry_key, notified_at, created_at, updated_at) VALUES `, 15, 2},
 	{"alias", `INSERT INTO vmr_aliases(alias, vmr_id, pos) VALUES `, 3, 0},
@@ -141,6 +142,57 @@ func (w *Writer) valuesSQL(prefix string, cols, now, rows int) string {
 func (w *Writer) add(name string, args ...any) error {
 	b := w.batches[name]
 	b.args = append(b.args, args...)
+	return w.queued(name, b)
+}
+
+// columnFields are the fields of an account table's columns (all but lists), in order.
+func columnFields[T any](fields []account.Field[T]) []account.Field[T] {
+	var out []account.Field[T]
+	for _, f := range fields {
+		if f.Column != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// columns joins the column names of fields with sep after each but the last.
+func columns[T any](fields []account.Field[T], sep string) string {
+	var names []string
+	for _, f := range columnFields(fields) {
+		names = append(names, f.Column)
+	}
+	return strings.Join(names, sep)
+}
+
+// appendColumns appends the values of x's columns, in the order of columns.
+func appendColumns[T any](args []any, fields []account.Field[T], x *T) []any {
+	for i := range fields {
+		if f := &fields[i]; f.Column != "" {
+			args = append(args, f.Value(x))
+		}
+	}
+	return args
+}
+
+// insert queues x as a new row of an account table (its id, then its columns) and sets
+// its id; what names the kind in errors, which name x by its first field (name, alias).
+func insert[T any](w *Writer, table, what string, fields []account.Field[T], x *T, id *int64) error {
+	n, err := w.id(table)
+	if err != nil {
+		return err
+	}
+	b := w.batches[table]
+	b.args = appendColumns(append(b.args, n), fields, x)
+	if err := w.queued(table, b); err != nil {
+		return fmt.Errorf("create %s %q: %w", what, *fields[0].Str(x), err)
+	}
+	*id = n
+	return nil
+}
+
+// queued sends b's rows to be written once a batch is full.
+func (w *Writer) queued(name string, b *batch) error {
 	if len(b.args) < batchSize*b.cols {
 		return nil
 	}
@@ -179,11 +231,10 @@ func (w *Writer) Flush() error {
 }
 
 var writerSQL = map[string]string{
-	"vmr.update": `UPDATE vmrs SET name=?, description=?, pin=?, guest_pin=?, allow_guests=?, max_callrate_in=?,
-		max_callrate_out=?, participant_limit=?, tag=?, owner_email=?, sync_tag=?, entry_key=?, updated_at=? WHERE id=?`,
+	"vmr.update":    `UPDATE vmrs SET ` + columns(account.VMRFields, "=?, ") + `=?, updated_at=? WHERE id=?`,
 	"vmr.delete":    `DELETE FROM vmrs WHERE id=?`,
 	"alias.clear":   `DELETE FROM vmr_aliases WHERE vmr_id=?`,
-	"device.update": `UPDATE devices SET alias=?, description=?, username=?, password=?, tag=?, owner_email=?, sync_tag=?, entry_key=?, updated_at=? WHERE id=?`,
+	"device.update": `UPDATE devices SET ` + columns(account.DeviceFields, "=?, ") + `=?, updated_at=? WHERE id=?`,
 	"device.delete": `DELETE FROM devices WHERE id=?`,
 	"user.update":   `UPDATE users SET email=?, first_name=?, last_name=?, language=?, host_privilege=?, time_zone=?, tracking=?, active=?, origin=?, license=?, sync_tag=?, entry_key=?, notified_at=COALESCE(notified_at, ?), updated_at=? WHERE id=?`,
 	"invite.upsert": `INSERT INTO invites(email, name, username, status, invited_at, expires_at, accepted_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(email) DO UPDATE SET name=excluded.name, username=excluded.username, status=excluded.status, invited_at=excluded.invited_at, expires_at=excluded.expires_at, accepted_at=excluded.accepted_at`,
@@ -251,23 +302,16 @@ func (w *Writer) exec(name string, args ...any) (int64, error) {
 }
 
 // InsertVMR creates v with its aliases and sets v.ID.
-func (w *Writer) InsertVMR(v *VMR) error {
-	id, err := w.id("vmrs")
-	if err != nil {
+func (w *Writer) InsertVMR(v *account.VMR) error {
+	if err := insert(w, "vmrs", "vmr", account.VMRFields, v, &v.ID); err != nil {
 		return err
 	}
-	if err := w.add("vmrs", id, v.Name, v.Description, v.PIN, v.GuestPIN, v.AllowGuests, v.MaxCallrateIn,
-		v.MaxCallrateOut, v.ParticipantLimit, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey); err != nil {
-		return fmt.Errorf("create vmr %q: %w", v.Name, err)
-	}
-	v.ID = id
 	return w.putAliases(v)
 }
 
 // UpdateVMR rewrites the VMR with id v.ID and its aliases.
-func (w *Writer) UpdateVMR(v *VMR) error {
-	if _, err := w.exec("vmr.update", v.Name, v.Description, v.PIN, v.GuestPIN, v.AllowGuests, v.MaxCallrateIn,
-		v.MaxCallrateOut, v.ParticipantLimit, v.Tag, v.OwnerEmail, v.SyncTag, v.EntryKey, w.now, v.ID); err != nil {
+func (w *Writer) UpdateVMR(v *account.VMR) error {
+	if _, err := w.exec("vmr.update", append(appendColumns(nil, account.VMRFields, v), w.now, v.ID)...); err != nil {
 		return fmt.Errorf("update vmr %q: %w", v.Name, err)
 	}
 	if err := w.Flush(); err != nil { // aliases of earlier VMRs may be the ones to clear
@@ -281,7 +325,7 @@ func (w *Writer) UpdateVMR(v *VMR) error {
 
 // putAliases queues v's aliases; Flush writes them sorted by alias, so the alias
 // primary key grows at its end instead of splitting pages all over the B-tree.
-func (w *Writer) putAliases(v *VMR) error {
+func (w *Writer) putAliases(v *account.VMR) error {
 	for i, a := range v.Aliases {
 		w.aliases = append(w.aliases, aliasRow{alias: a, vmrID: v.ID, pos: i})
 	}
@@ -300,22 +344,13 @@ func (w *Writer) DeleteVMR(id int64) error {
 	return err
 }
 
-func (w *Writer) InsertDevice(d *Device) error {
-	id, err := w.id("devices")
-	if err != nil {
-		return err
-	}
-	if err := w.add("devices", id, d.Alias, d.Description, d.Username, d.Password, d.Tag, d.OwnerEmail,
-		d.SyncTag, d.EntryKey); err != nil {
-		return fmt.Errorf("create device %q: %w", d.Alias, err)
-	}
-	d.ID = id
-	return nil
+// InsertDevice creates d and sets d.ID.
+func (w *Writer) InsertDevice(d *account.Device) error {
+	return insert(w, "devices", "device", account.DeviceFields, d, &d.ID)
 }
 
-func (w *Writer) UpdateDevice(d *Device) error {
-	_, err := w.exec("device.update", d.Alias, d.Description, d.Username, d.Password, d.Tag, d.OwnerEmail,
-		d.SyncTag, d.EntryKey, w.now, d.ID)
+func (w *Writer) UpdateDevice(d *account.Device) error {
+	_, err := w.exec("device.update", append(appendColumns(nil, account.DeviceFields, d), w.now, d.ID)...)
 	if err != nil {
 		return fmt.Errorf("update device %q: %w", d.Alias, err)
 	}
@@ -327,20 +362,20 @@ func (w *Writer) DeleteDevice(id int64) error {
 	return err
 }
 
-func (w *Writer) notifiedAt(u *User) any {
+func (w *Writer) notifiedAt(u *account.User) any {
 	if u.Notified {
 		return w.now
 	}
 	return nil
 }
 
-func (w *Writer) InsertUser(u *User) error {
+func (w *Writer) InsertUser(u *account.User) error {
 	id, err := w.id("users")
 	if err != nil {
 		return err
 	}
 	if err := w.add("users", id, u.UserID, u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege,
-		u.TimeZone, u.Tracking.dbValue(), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey,
+		u.TimeZone, trackingDB(u.Tracking), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey,
 		w.notifiedAt(u)); err != nil {
 		return fmt.Errorf("create user %q: %w", u.Email, err)
 	}
@@ -350,16 +385,16 @@ func (w *Writer) InsertUser(u *User) error {
 
 // UpdateUser rewrites the user with id u.ID. notified_at is only ever set, never cleared:
 // the activation email goes once in a lifetime.
-func (w *Writer) UpdateUser(u *User) error {
+func (w *Writer) UpdateUser(u *account.User) error {
 	_, err := w.exec("user.update", u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege, u.TimeZone,
-		u.Tracking.dbValue(), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey, w.notifiedAt(u), w.now, u.ID)
+		trackingDB(u.Tracking), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey, w.notifiedAt(u), w.now, u.ID)
 	if err != nil {
 		return fmt.Errorf("update user %q: %w", u.Email, err)
 	}
 	return nil
 }
 
-func (w *Writer) PutInvite(in *Invite) error {
+func (w *Writer) PutInvite(in *account.Invite) error {
 	var acc any
 	if !in.AcceptedAt.IsZero() {
 		acc = FormatTime(in.AcceptedAt)
@@ -372,7 +407,7 @@ func (w *Writer) PutInvite(in *Invite) error {
 	return nil
 }
 
-func (w *Writer) PutTrackingGroup(g *TrackingGroup) error {
+func (w *Writer) PutTrackingGroup(g *account.TrackingGroup) error {
 	codes, _ := json.Marshal(g.Codes)
 	_, err := w.exec("tracking.put", g.Slot, g.Name, g.InputMode, g.Usage, g.Sort, string(codes))
 	return err
@@ -384,8 +419,9 @@ func (w *Writer) DeleteTrackingGroup(slot string) error {
 }
 
 // Audit records one applied change, email or reminder.
-func (w *Writer) Audit(commit, actor, kind, action, key, detail string) error {
-	return w.add("audit", commit, actor, kind, action, key, detail)
+func (w *Writer) Audit(commit, actor string, kind account.Kind, action account.Action, key, detail string) error {
+	// Plain strings: the driver converts a named string type by reflection, an allocation each.
+	return w.add("audit", commit, actor, string(kind), string(action), key, detail)
 }
 
 func (w *Writer) ReminderDone(id, commit string) error {
@@ -423,15 +459,21 @@ func (w *Writer) DeleteSyncStatus(template string) error {
 	return err
 }
 
+// StateVersion is the state version as this transaction sees it (0 before the first
+// apply): a plan made at another version is stale.
+func (w *Writer) StateVersion() int64 {
+	var cur string
+	_ = w.tx.GetContext(w.ctx, &cur, `SELECT value FROM meta WHERE key='state_version'`)
+	n, _ := strconv.ParseInt(cur, 10, 64)
+	return n
+}
+
 // BumpStateVersion moves the state version on by one and returns the new value.
 func (w *Writer) BumpStateVersion(commit string) (int64, error) {
 	if err := w.sync(); err != nil {
 		return 0, err
 	}
-	var cur string
-	_ = w.tx.GetContext(w.ctx, &cur, `SELECT value FROM meta WHERE key='state_version'`)
-	n, _ := strconv.ParseInt(cur, 10, 64)
-	n++
+	n := w.StateVersion() + 1
 	if err := SetMeta(w.ctx, w.tx, "state_version", strconv.FormatInt(n, 10)); err != nil {
 		return 0, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // TestWriterBatchErrorSurfaces: a full batch runs on the writer's goroutine; its failure
@@ -32,7 +33,7 @@ func TestWriterBatchErrorSurfaces(t *testing.T) {
 					if i == 1 {
 						name = "Room 0" // fails with the first batch
 					}
-					if err := w.InsertVMR(&VMR{Name: name, Aliases: []string{fmt.Sprintf("r%d", i)}, SyncTag: "t", EntryKey: fmt.Sprint(i)}); err != nil {
+					if err := w.InsertVMR(&account.VMR{Name: name, Aliases: []string{fmt.Sprintf("r%d", i)}, SyncTag: "t", EntryKey: fmt.Sprint(i)}); err != nil {
 						return err
 					}
 				}
@@ -63,9 +64,9 @@ func TestWriterKeepsStatementOrder(t *testing.T) {
 			return err
 		}
 		defer w.Close()
-		vs := make([]*VMR, 2*batchSize)
+		vs := make([]*account.VMR, 2*batchSize)
 		for i := range vs {
-			vs[i] = &VMR{Name: fmt.Sprintf("Room %d", i), Aliases: []string{fmt.Sprintf("r%d", i)}, SyncTag: "t", EntryKey: fmt.Sprint(i)}
+			vs[i] = &account.VMR{Name: fmt.Sprintf("Room %d", i), Aliases: []string{fmt.Sprintf("r%d", i)}, SyncTag: "t", EntryKey: fmt.Sprint(i)}
 			if err := w.InsertVMR(vs[i]); err != nil {
 				return err
 			}

@@ -11,12 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/roster-dev/roster/notify"
 	"github.com/roster-dev/roster/reconcile"
+	"github.com/roster-dev/roster/reconcile/pipeline"
 	"github.com/roster-dev/roster/reconcile/source"
 	"github.com/roster-dev/roster/schema"
-	"github.com/roster-dev/roster/schema/pattern"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -26,15 +26,97 @@ type app struct {
 	configPath     string
 	logLevel       string
 	logFormat      string
-	repoDir        string
+	opt            opts
 
 	cfg    *schema.Config
 	db     *state.DB
 	logger *slog.Logger
 }
 
-// flags makes a subcommand's flag set with the common flags.
-func (a *app) flags(name string, withRepo bool) *flag.FlagSet {
+// opts are the values of the commands' own flags (command.flags names those each takes).
+type opts struct {
+	repoDir, format, out, planFile, delimiter string
+	detailed, showSecrets, noSend, once       bool
+	allowDeletions, allowEmails               int
+	targets                                   reconcile.ReminderTargets
+}
+
+// flagHelp is each flag's help; a "command flag" key holds that command's own wording.
+var flagHelp = map[string]string{
+	"repo":               "read the desired state from this working tree instead of the configured Git source",
+	"format":             "text, json or markdown",
+	"apply format":       "how to print the applied plan: text, json or markdown",
+	"status format":      "text or json",
+	"out":                "also save the plan as JSON to FILE, for `roster apply --plan FILE`",
+	"export out":         "write to FILE instead of standard output",
+	"detailed-exitcode":  "exit 0 when there is nothing to do, 2 when there are changes",
+	"show-secrets":       "show PINs and passwords instead of masking them",
+	"apply show-secrets": "show PINs and passwords in the printed plan",
+	"plan":               "apply this saved plan (from `roster plan --out FILE`); refused if stale",
+	"allow-deletions":    "allow up to N deletions and deactivations beyond the safety limits",
+	"allow-emails":       "allow up to N emails beyond safety.max_emails",
+	"no-send":            "leave enqueued emails in the outbox",
+	"remind no-send":     "leave the reminders in the outbox",
+	"notify no-send":     "leave the emails in the outbox",
+	"once":               "run one reconcile cycle and exit (for cron and tests)",
+	"delimiter":          "comma or tab",
+	"template":           "every VMR and device of this sync template (repeatable)",
+	"vmr":                "the VMR with this name (repeatable)",
+	"device":             "the device with this alias (repeatable)",
+	"invite":             "resend this pending or expired invitation, with a fresh expiry (repeatable)",
+}
+
+// define adds command cmd's flag name to fs.
+func (o *opts) define(fs *flag.FlagSet, cmd, name string) {
+	help := flagHelp[cmd+" "+name]
+	if help == "" {
+		help = flagHelp[name]
+	}
+	switch name {
+	case "repo":
+		fs.StringVar(&o.repoDir, name, "", help)
+	case "format":
+		fs.StringVar(&o.format, name, "text", help)
+	case "out":
+		fs.StringVar(&o.out, name, "", help)
+	case "plan":
+		fs.StringVar(&o.planFile, name, "", help)
+	case "delimiter":
+		fs.StringVar(&o.delimiter, name, "comma", help)
+	case "detailed-exitcode":
+		fs.BoolVar(&o.detailed, name, false, help)
+	case "show-secrets":
+		fs.BoolVar(&o.showSecrets, name, false, help)
+	case "no-send":
+		fs.BoolVar(&o.noSend, name, false, help)
+	case "once":
+		fs.BoolVar(&o.once, name, false, help)
+	case "allow-deletions":
+		fs.IntVar(&o.allowDeletions, name, 0, help)
+	case "allow-emails":
+		fs.IntVar(&o.allowEmails, name, 0, help)
+	case "template":
+		fs.Var((*stringList)(&o.targets.Templates), name, help)
+	case "vmr":
+		fs.Var((*stringList)(&o.targets.VMRs), name, help)
+	case "device":
+		fs.Var((*stringList)(&o.targets.Devices), name, help)
+	case "invite":
+		fs.Var((*stringList)(&o.targets.Invites), name, help)
+	default:
+		panic("roster: no flag --" + name)
+	}
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// parse parses command name's args: the common flags, its own, and at most its
+// positional arguments, which it returns.
+func (a *app) parse(name string, cmd command, args []string) ([]string, error) {
 	fs := flag.NewFlagSet("roster "+name, flag.ContinueOnError)
 	fs.SetOutput(a.stderr)
 	def := os.Getenv("ROSTER_CONFIG")
@@ -44,14 +126,9 @@ func (a *app) flags(name string, withRepo bool) *flag.FlagSet {
 	fs.StringVar(&a.configPath, "config", def, "the daemon's configuration (config.cue)")
 	fs.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&a.logFormat, "log-format", "text", "text or json")
-	if withRepo {
-		fs.StringVar(&a.repoDir, "repo", "", "read the desired state from this working tree instead of the configured Git source")
+	for _, f := range strings.Fields(cmd.flags) {
+		a.opt.define(fs, name, f)
 	}
-	return fs
-}
-
-// parse parses args and rejects stray positional arguments beyond allowed.
-func (a *app) parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
 	// Flags may come before or after positional arguments (`export users --delimiter tab`).
 	var rest []string
 	for {
@@ -65,8 +142,8 @@ func (a *app) parse(fs *flag.FlagSet, args []string, positional int) ([]string, 
 		rest = append(rest, args[0])
 		args = args[1:]
 	}
-	if len(rest) > positional {
-		return nil, fmt.Errorf("%s: unexpected argument %q", fs.Name(), rest[positional])
+	if len(rest) > cmd.positional {
+		return nil, fmt.Errorf("%s: unexpected argument %q", fs.Name(), rest[cmd.positional])
 	}
 	a.logger = newLogger(a.stderr, a.logLevel, a.logFormat)
 	return rest, nil
@@ -138,12 +215,12 @@ func (a *app) source() (source.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	if a.repoDir != "" {
+	if a.opt.repoDir != "" {
 		sub := cfg.Repo.Path
 		if sub == "" {
 			sub = "."
 		}
-		return source.NewDir(filepath.Join(a.repoDir, filepath.FromSlash(sub))), nil
+		return source.NewDir(filepath.Join(a.opt.repoDir, filepath.FromSlash(sub))), nil
 	}
 	return source.New(cfg.Repo, cfg.Dir, a.dataDir(), a.logger)
 }
@@ -158,56 +235,30 @@ func (a *app) dataDir() string {
 	return filepath.Join(filepath.Dir(a.resolve(dsn)), ".roster")
 }
 
-// patternChecker compiles every pattern at load time (no secret key needed to compile).
-func patternChecker() func(string) error {
-	env := pattern.NewEnv(pattern.Options{})
-	return func(src string) error {
-		_, err := env.Compile("pattern", src)
-		var pe *pattern.Error
-		if errors.As(err, &pe) {
-			return positioned{pe}
-		}
-		return err
-	}
-}
-
-// positioned gives schema the position of a pattern error inside its pattern.
-type positioned struct{ e *pattern.Error }
-
-func (p positioned) Error() string             { return p.e.Msg }
-func (p positioned) Position() (line, col int) { return p.e.Line, p.e.Col }
-
-// loadRepo fetches the source and loads + validates the desired state at its commit.
-func (a *app) loadRepo(ctx context.Context) (*schema.Repo, string, error) {
-	src, err := a.source()
-	if err != nil {
-		return nil, "", err
-	}
-	commit, err := src.Fetch(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	tree, err := src.Tree(commit)
-	if err != nil {
-		return nil, "", err
-	}
-	start := time.Now()
-	repo, err := a.loadTree(tree)
-	a.logger.Debug("loaded repo", "commit", commit, "took", time.Since(start))
-	return repo, commit, err
-}
-
-func (a *app) loadTree(tree fs.FS) (*schema.Repo, error) {
-	cfg := *a.cfg
-	cfg.Repo.Path = "." // sources are rooted at the configured sub-path already
-	return schema.Load(tree, &cfg, schema.LoadOptions{CheckPattern: patternChecker()})
-}
-
-// engine builds the reconcile engine.
-func (a *app) engine(ctx context.Context) (*reconcile.Engine, error) {
-	db, err := a.database(ctx)
+// pipeline is the reconcile pipeline of config.cue: its source (unless the command
+// needs none), the database opened at first use, and the command's output.
+func (a *app) pipeline(withSource bool) (*pipeline.Pipeline, error) {
+	cfg, err := a.config()
 	if err != nil {
 		return nil, err
 	}
-	return &reconcile.Engine{Config: a.cfg, DB: db, Logger: a.logger, DefaultEmails: defaultEmails()}, nil
+	p := &pipeline.Pipeline{Config: cfg, OpenDB: a.database, MailDir: a.resolve(cfg.MailDir), Out: a.stdout, Logger: a.logger}
+	if withSource {
+		if p.Source, err = a.source(); err != nil {
+			return nil, err
+		}
+	}
+	if f, ok := a.stderr.(*os.File); ok && notify.IsTerminal(f) {
+		p.Progress = f
+	}
+	return p, nil
+}
+
+// run runs the pipeline of config.cue as o says.
+func (a *app) run(ctx context.Context, o pipeline.Options) (pipeline.Result, error) {
+	p, err := a.pipeline(o.Manual == nil || !o.Manual.NoSource)
+	if err != nil {
+		return pipeline.Result{}, err
+	}
+	return p.Run(ctx, o)
 }

@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/schema/account"
 )
 
 // usersHeader is the WebEx Meetings Server CSV header, every column, in its order.
@@ -16,37 +16,29 @@ var usersHeader = []string{"USERID", "ACTIVE", "FIRSTNAME", "LASTNAME", "EMAIL",
 
 // runExport: `roster export users [--delimiter comma|tab] [--out FILE]` — every user in the
 // WebEx CSV format; committed back as users/*.csv it plans no change.
-func runExport(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("export", false)
-	delim := fs.String("delimiter", "comma", "comma or tab")
-	out := fs.String("out", "", "write to FILE instead of standard output")
-	rest, err := a.parse(fs, args, 1)
-	if err != nil {
-		return err
-	}
+func runExport(ctx context.Context, a *app, rest []string) error {
 	if len(rest) != 1 || rest[0] != "users" {
 		return fmt.Errorf("export: say what to export: `roster export users`")
 	}
 	comma := ','
-	switch *delim {
+	switch a.opt.delimiter {
 	case "comma":
 	case "tab":
 		comma = '\t'
 	default:
-		return fmt.Errorf("--delimiter %q: use comma or tab", *delim)
+		return fmt.Errorf("--delimiter %q: use comma or tab", a.opt.delimiter)
 	}
 	db, err := a.database(ctx)
 	if err != nil {
 		return err
 	}
-	defer a.close()
 	actual, err := db.LoadActual(ctx)
 	if err != nil {
 		return err
 	}
 	w := a.stdout
-	if *out != "" {
-		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if a.opt.out != "" {
+		f, err := os.OpenFile(a.opt.out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return fmt.Errorf("export users: %w", err)
 		}
@@ -56,7 +48,7 @@ func runExport(ctx context.Context, a *app, args []string) error {
 	return writeUsersCSV(w, actual.Users, comma)
 }
 
-func writeUsersCSV(w io.Writer, users []*state.User, comma rune) error {
+func writeUsersCSV(w io.Writer, users []*account.User, comma rune) error {
 	cw := csv.NewWriter(w)
 	cw.Comma = comma
 	if err := cw.Write(usersHeader); err != nil {

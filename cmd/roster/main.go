@@ -1,9 +1,10 @@
 // Command roster keeps a conferencing platform's accounts — VMRs, device aliases, users,
 // tracking codes, invitations — in step with a Git repository and an LDAP directory.
 //
-// main only wires the stages together: schema (load + validate) → reconcile (directory,
-// render, diff, apply) → state (SQLite) → notify (outbox → email). Each subcommand lives in
-// its own file as `func runX(ctx, *app, args) error`.
+// main parses flags, builds the configuration and hands over: every command that plans or
+// changes the state runs reconcile/pipeline (source → plan → guard → apply → deliver), and
+// `roster serve` runs reconcile/daemon. A subcommand is an entry of the commands table, its
+// flags named there, its body `func runX(ctx, *app, rest) error`.
 package main
 
 import (
@@ -99,28 +100,42 @@ Every command takes --config FILE (default ./config.cue, or $ROSTER_CONFIG),
 --log-level debug|info|warn|error and --log-format text|json.
 `
 
+// command is a subcommand: what it runs, the flags it takes besides the common ones (their
+// values land in app.opt) and how many positional arguments at most.
+type command struct {
+	run        func(ctx context.Context, a *app, rest []string) error
+	flags      string
+	positional int
+}
+
+var commands = map[string]command{
+	"validate": {runValidate, "repo", 0},
+	"plan":     {runPlan, "repo format out detailed-exitcode show-secrets", 0},
+	"apply":    {runApply, "repo plan allow-deletions allow-emails no-send format show-secrets", 0},
+	"status":   {runStatus, "format", 0},
+	"export":   {runExport, "delimiter out", 1},
+	"remind":   {runRemind, "repo template vmr device invite no-send allow-emails", 0},
+	"notify":   {runNotify, "repo no-send allow-emails", 1},
+	"invites":  {runInvites, "", 2},
+	"serve":    {runServe, "once", 0},
+	"outbox":   {runOutbox, "", 2},
+}
+
 // Run runs roster with args (without the program name).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	a := &app{stdout: stdout, stderr: stderr}
-	cmds := map[string]func(context.Context, *app, []string) error{
-		"validate": runValidate,
-		"plan":     runPlan,
-		"apply":    runApply,
-		"status":   runStatus,
-		"export":   runExport,
-		"remind":   runRemind,
-		"notify":   runNotify,
-		"invites":  runInvites,
-		"serve":    runServe,
-		"outbox":   runOutbox,
-	}
-	cmd, ok := cmds[args[0]]
+	cmd, ok := commands[args[0]]
 	if !ok {
 		return fmt.Errorf("unknown command %q; run `roster help` for the list", args[0])
 	}
-	return cmd(ctx, a, args[1:])
+	a := &app{stdout: stdout, stderr: stderr}
+	rest, err := a.parse(args[0], cmd, args[1:])
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return cmd.run(ctx, a, rest)
 }

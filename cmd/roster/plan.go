@@ -7,45 +7,60 @@ import (
 	"strings"
 
 	"github.com/roster-dev/roster/reconcile"
+	"github.com/roster-dev/roster/reconcile/pipeline"
 )
 
 // runPlan: `roster plan` — what apply would do, as text, JSON or markdown; writes nothing.
-func runPlan(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("plan", true)
-	format := fs.String("format", "text", "text, json or markdown")
-	out := fs.String("out", "", "also save the plan as JSON to FILE, for `roster apply --plan FILE`")
-	detailed := fs.Bool("detailed-exitcode", false, "exit 0 when there is nothing to do, 2 when there are changes")
-	showSecrets := fs.Bool("show-secrets", false, "show PINs and passwords instead of masking them")
-	if _, err := a.parse(fs, args, 0); err != nil {
+func runPlan(ctx context.Context, a *app, _ []string) error {
+	if err := checkFormat(a.opt.format); err != nil {
 		return err
 	}
-	if err := checkFormat(*format); err != nil {
-		return err
-	}
-	defer a.close()
-	p, err := a.makePlan(ctx)
+	res, err := a.run(ctx, pipeline.Options{DryRun: true})
 	if err != nil {
 		return err
 	}
-	if err := p.Write(a.stdout, *format, reconcile.OutputOptions{ShowSecrets: *showSecrets}); err != nil {
+	p := res.Plan
+	if err := p.Write(a.stdout, a.opt.format, reconcile.OutputOptions{ShowSecrets: a.opt.showSecrets}); err != nil {
 		return err
 	}
-	if *out != "" {
+	if a.opt.out != "" {
 		data, err := reconcile.MarshalPlanFile(p)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(*out, data, 0o600); err != nil {
+		if err := os.WriteFile(a.opt.out, data, 0o600); err != nil {
 			return fmt.Errorf("save plan: %w", err)
 		}
 	}
 	if err := planProblems(p); err != nil {
 		return err
 	}
-	if *detailed && p.HasChanges() {
+	if a.opt.detailed && p.HasChanges() {
 		return exitError{2}
 	}
 	return nil
+}
+
+// runApply: `roster apply` — plan (or check a saved plan) and apply it in one
+// transaction, then deliver the emails it enqueued (unless --no-send).
+func runApply(ctx context.Context, a *app, _ []string) error {
+	if err := checkFormat(a.opt.format); err != nil {
+		return err
+	}
+	var saved *reconcile.SavedPlan
+	if a.opt.planFile != "" {
+		data, err := os.ReadFile(a.opt.planFile)
+		if err != nil {
+			return fmt.Errorf("read plan: %w", err)
+		}
+		if saved, err = reconcile.ReadPlanFile(data); err != nil {
+			return err
+		}
+	}
+	o := a.sending("cli:apply")
+	o.Saved, o.Allow.Deletions, o.Show, o.ShowSecrets, o.Summarize = saved, a.opt.allowDeletions, a.opt.format, a.opt.showSecrets, true
+	_, err := a.run(ctx, o)
+	return err
 }
 
 func checkFormat(f string) error {
@@ -54,19 +69,6 @@ func checkFormat(f string) error {
 		return nil
 	}
 	return fmt.Errorf("--format %q: use text, json or markdown", f)
-}
-
-// makePlan loads the repo and plans it against the directory and the database.
-func (a *app) makePlan(ctx context.Context) (*reconcile.Plan, error) {
-	repo, commit, err := a.loadRepo(ctx)
-	if err != nil {
-		return nil, err
-	}
-	eng, err := a.engine(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return eng.Plan(ctx, repo, commit)
 }
 
 // planProblems turns plan-wide errors (a limit crossed, a CSV USERID that matches no

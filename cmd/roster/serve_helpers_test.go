@@ -21,7 +21,15 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/roster-dev/roster/reconcile/daemon"
 )
+
+// Status is what /api/status and `roster status --format json` show.
+type Status = daemon.Status
+
+// PendingInvite is an invitation of the status.
+type PendingInvite = daemon.PendingInvite
 
 // listenAddrs receives serve's HTTP address per config path (serveListening hook).
 var listenAddrs sync.Map // config path → chan string

@@ -4,171 +4,56 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"strings"
-	"text/tabwriter"
+	"strconv"
 	"time"
 
-	"github.com/roster-dev/roster/state"
+	"github.com/roster-dev/roster/reconcile/daemon"
 )
 
-// Status is what `roster status`, /api/status and the status page show.
-type Status struct {
-	StateVersion  int64              `json:"state_version"`
-	AppliedCommit string             `json:"applied_commit"`
-	Templates     []state.SyncStatus `json:"templates"`
-	Outbox        map[string]int     `json:"outbox"`
-	FailedEmails  []FailedEmail      `json:"failed_emails"`
-	Invites       []PendingInvite    `json:"pending_invites"`
-	Objects       map[string]int     `json:"objects"`
-	Recent        []state.AuditEntry `json:"recent_changes"`
-	// Daemon is filled by `serve` only.
-	Daemon *DaemonStatus `json:"daemon,omitempty"`
-}
-
-// FailedEmail is an email that gave up; it stays visible until requeued or dropped.
-type FailedEmail struct {
-	ID    int64  `json:"id"`
-	To    string `json:"to"`
-	Kind  string `json:"kind"`
-	Key   string `json:"key"`
-	Error string `json:"error"`
-}
-
-// PendingInvite is an invitation not yet accepted, with its expiry.
-type PendingInvite struct {
-	Email     string    `json:"email"`
-	ExpiresAt time.Time `json:"expires_at"`
-	TimeLeft  string    `json:"time_left"`
-	Expired   bool      `json:"expired"`
-}
-
-// collectStatus reads the status from the database; it works with or without a daemon.
-func collectStatus(ctx context.Context, db *state.DB, now time.Time) (*Status, error) {
-	s := &Status{Objects: map[string]int{}}
-	var err error
-	if s.StateVersion, err = db.StateVersion(ctx); err != nil {
-		return nil, err
+// runOutbox: `roster outbox drop ID` gives up on a failed or pending email;
+// `roster outbox retry ID` sends a failed one again with three fresh tries. `roster
+// status` lists failed emails with their ids.
+func runOutbox(ctx context.Context, a *app, rest []string) error {
+	if len(rest) != 2 || (rest[0] != "drop" && rest[0] != "retry") {
+		return fmt.Errorf("outbox: usage: roster outbox drop|retry ID (ids are in `roster status`)")
 	}
-	if s.AppliedCommit, err = db.Meta(ctx, "applied_commit"); err != nil {
-		return nil, err
-	}
-	if s.Templates, err = db.SyncStatuses(ctx); err != nil {
-		return nil, err
-	}
-	if s.Outbox, err = db.OutboxCounts(ctx); err != nil {
-		return nil, err
-	}
-	failed, err := db.FailedEmails(ctx, 50)
+	id, err := strconv.ParseInt(rest[1], 10, 64)
 	if err != nil {
-		return nil, err
-	}
-	for _, f := range failed {
-		s.FailedEmails = append(s.FailedEmails, FailedEmail{ID: f.ID, To: f.To, Kind: f.Kind, Key: f.ObjectKey, Error: f.LastError})
-	}
-	for _, q := range []struct{ name, sql string }{
-		{"vmrs", `SELECT COUNT(*) FROM vmrs`}, {"aliases", `SELECT COUNT(*) FROM vmr_aliases`},
-		{"devices", `SELECT COUNT(*) FROM devices`}, {"users_active", `SELECT COUNT(*) FROM users WHERE active = 1`},
-		{"users_deactivated", `SELECT COUNT(*) FROM users WHERE active = 0`}, {"invites_pending", `SELECT COUNT(*) FROM invites WHERE status = 'pending'`},
-	} {
-		var n int
-		if err := db.GetContext(ctx, &n, q.sql); err != nil {
-			return nil, fmt.Errorf("read status: %w", err)
-		}
-		s.Objects[q.name] = n
-	}
-	var invites []struct {
-		Email   string `db:"email"`
-		Expires string `db:"expires_at"`
-	}
-	if err := db.SelectContext(ctx, &invites, `SELECT email, expires_at FROM invites WHERE status = 'pending' ORDER BY expires_at LIMIT 200`); err != nil {
-		return nil, fmt.Errorf("read status: %w", err)
-	}
-	for _, in := range invites {
-		exp := state.ParseTime(in.Expires)
-		left := exp.Sub(now)
-		pi := PendingInvite{Email: in.Email, ExpiresAt: exp, Expired: left <= 0}
-		if left > 0 {
-			pi.TimeLeft = humanDuration(left)
-		} else {
-			pi.TimeLeft = "expired " + humanDuration(-left) + " ago (frees its licence at the next sync)"
-		}
-		s.Invites = append(s.Invites, pi)
-	}
-	if s.Recent, err = db.RecentAudit(ctx, 20); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-func humanDuration(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24)
-	case d >= time.Hour:
-		return fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dm", int(d.Minutes()))
-}
-
-func (s *Status) writeText(w io.Writer) {
-	commit := s.AppliedCommit
-	if commit == "" {
-		commit = "(none)"
-	}
-	fmt.Fprintf(w, "State version %d, applied commit %s.\n", s.StateVersion, commit)
-	if s.Daemon != nil {
-		fmt.Fprintf(w, "Daemon: %s, last good commit %s, last run %s.\n", s.Daemon.State, s.Daemon.GoodCommit, s.Daemon.LastRun.Format(time.RFC3339))
-		if s.Daemon.LastError != "" {
-			fmt.Fprintf(w, "Daemon error: %s\n", s.Daemon.LastError)
-		}
-	}
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nTEMPLATE\tSTATE\tLAST RUN\tCREATED\tUPDATED\tDELETED\tDEACTIVATED\tUNCHANGED\tWARNINGS\tLAST ERROR")
-	for _, t := range s.Templates {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", t.Template, t.State, t.LastRun.Format(time.RFC3339),
-			t.Created, t.Updated, t.Deleted, t.Deactivated, t.Unchanged, len(t.Warnings), t.LastError)
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "\nObjects: %d VMRs (%d aliases), %d devices, %d active users, %d deactivated, %d pending invitations.\n",
-		s.Objects["vmrs"], s.Objects["aliases"], s.Objects["devices"], s.Objects["users_active"], s.Objects["users_deactivated"], s.Objects["invites_pending"])
-	var parts []string
-	for _, st := range []string{"pending", "sending", "sent", "failed", "dropped"} {
-		parts = append(parts, fmt.Sprintf("%d %s", s.Outbox[st], st))
-	}
-	fmt.Fprintf(w, "Outbox: %s.\n", strings.Join(parts, ", "))
-	for _, f := range s.FailedEmails {
-		fmt.Fprintf(w, "  failed email #%d %s %s → %s: %s\n", f.ID, f.Kind, f.Key, f.To, f.Error)
-	}
-	if len(s.Invites) > 0 {
-		fmt.Fprintln(w, "Pending invitations:")
-		for _, in := range s.Invites {
-			fmt.Fprintf(w, "  %s expires %s (%s)\n", in.Email, in.ExpiresAt.Format("2006-01-02 15:04 MST"), in.TimeLeft)
-		}
-	}
-}
-
-// runStatus: `roster status [--format json]`.
-func runStatus(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("status", false)
-	format := fs.String("format", "text", "text or json")
-	if _, err := a.parse(fs, args, 0); err != nil {
-		return err
+		return fmt.Errorf("outbox: %q is not an email id (ids are in `roster status`)", rest[1])
 	}
 	db, err := a.database(ctx)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	s, err := collectStatus(ctx, db, time.Now())
+	if rest[0] == "drop" {
+		if err := db.DropEmail(ctx, id); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "Email #%d dropped.\n", id)
+		return nil
+	}
+	if err := db.RequeueEmail(ctx, id, time.Now()); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "Email #%d queued again; `roster apply` or the daemon delivers it.\n", id)
+	return nil
+}
+
+// runStatus: `roster status [--format json]`.
+func runStatus(ctx context.Context, a *app, _ []string) error {
+	db, err := a.database(ctx)
 	if err != nil {
 		return err
 	}
-	if *format == "json" {
+	s, err := daemon.ReadStatus(ctx, db, time.Now())
+	if err != nil {
+		return err
+	}
+	if a.opt.format == "json" {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(s)
 	}
-	s.writeText(a.stdout)
+	s.WriteText(a.stdout)
 	return nil
 }

@@ -7,12 +7,12 @@ import (
 
 // runValidate: `roster validate [--repo DIR]` — exit 0 and a one-line summary when the
 // desired state is valid; otherwise every error, one per line as path:line:col: message.
-func runValidate(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("validate", true)
-	if _, err := a.parse(fs, args, 0); err != nil {
+func runValidate(ctx context.Context, a *app, _ []string) error {
+	p, err := a.pipeline(true)
+	if err != nil {
 		return err
 	}
-	repo, commit, err := a.loadRepo(ctx)
+	repo, commit, err := p.LoadSource(ctx)
 	if err != nil {
 		return err
 	}

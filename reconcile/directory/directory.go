@@ -1,5 +1,6 @@
 // Package directory reads people from a directory for sync templates: LDAP / Active
-// Directory through go-ldap, or an LDIF file for offline demos and tests. Every
+// Directory (search results decoded by a reader of its own, bulkread.go, everything else
+// through go-ldap), or an LDIF file for offline demos and tests. Every
 // implementation fails closed: any error means the caller must change nothing for the
 // templates that search failed for.
 package directory

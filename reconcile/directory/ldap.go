@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -29,13 +30,18 @@ type Config struct {
 	CAFile       string // PEM bundle to verify the server with; "" = the system roots
 	PageSize     int    // simple paged results page size (RFC 2696); 0 = 1000
 	// Timeout bounds connecting (TCP and TLS), binding, and each page of a search
-	// (client side, and the server-side time limit); 0 = 30s.
+	// (client side: with go-ldap the whole page, with the bulk reader each wait for the
+	// server's next bytes; and the server-side time limit); 0 = 30s.
 	Timeout time.Duration
 	Logger  *slog.Logger // nil = slog.Default()
+	// GoLDAPReader reads searches with go-ldap alone, not the bulk reader (for comparisons;
+	// the bulk reader falls back to go-ldap by itself when it meets what it cannot decode).
+	GoLDAPReader bool
 }
 
-// ldapDirectory is a Directory over one LDAP connection shared by all searches; it
-// connects on first use and reconnects after a failure.
+// ldapDirectory is a Directory over LDAP. Searches read through the bulk reader over a
+// connection each (bulkconn.go); the go-ldap path uses one connection shared by all
+// searches, made on first use and remade after a failure.
 type ldapDirectory struct {
 	cfg     Config
 	log     *slog.Logger
@@ -46,8 +52,11 @@ type ldapDirectory struct {
 	// so interleaved paged searches on one connection invalidate each other's cookies.
 	searchMu sync.Mutex
 
-	mu     sync.Mutex // guards conn and closed
+	bulkOff atomic.Bool // the server sent what the bulk reader does not decode: use go-ldap
+
+	mu     sync.Mutex // guards conn, bulk and closed
 	conn   *ldap.Conn
+	bulk   *bulkConn // of the Search running through the bulk reader, if any
 	closed bool
 }
 
@@ -156,6 +165,10 @@ func (d *ldapDirectory) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.closed = true
+	if d.bulk != nil {
+		d.bulk.close() // the running Search fails closed
+		d.bulk = nil
+	}
 	if d.conn != nil {
 		err := d.conn.Close()
 		d.conn = nil
@@ -168,14 +181,18 @@ func (d *ldapDirectory) Close() error {
 // server's order; if anything fails after some entries were passed, Search still returns
 // an error and the caller must discard what it got.
 //
+// Pages are read by the bulk reader (bulkread.go) over a connection of the Search's own,
+// unless the configuration asks for go-ldap (GoLDAPReader) or the server sent something the
+// bulk reader does not decode, after which this Directory reads with go-ldap.
+//
 // DisabledFilter is evaluated client-side with the same evaluator as LDIF files (the
 // attributes it references are fetched too), which costs no second search. When it uses
 // LDAP_MATCHING_RULE_IN_CHAIN (nested groups), or a matching rule the evaluator does not
 // know, only the server can evaluate it: a second paged search for (&filter disabled),
 // returning DNs only, runs first.
 //
-// Searches on one Directory share its connection and run one at a time (concurrent calls
-// wait); fn must not call Search on the same Directory.
+// Searches on one Directory run one at a time (concurrent calls wait); fn must not call
+// Search on the same Directory.
 func (d *ldapDirectory) Search(ctx context.Context, req Request, fn func(Entry) error) error {
 	d.searchMu.Lock()
 	defer d.searchMu.Unlock()
@@ -186,6 +203,11 @@ func (d *ldapDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 	}
 	if _, err := ldap.CompileFilter(filter); err != nil {
 		return d.fail(fmt.Sprintf("search %q", base), fmt.Errorf("filter %q: %w", filter, err))
+	}
+	var bulk *bulkSearch
+	if !d.cfg.GoLDAPReader && !d.bulkOff.Load() {
+		bulk = &bulkSearch{d: d}
+		defer bulk.drop()
 	}
 	var (
 		disabled    *Filter
@@ -200,8 +222,8 @@ func (d *ldapDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 				return d.fail(fmt.Sprintf("search %q", base), fmt.Errorf("disabled filter %q: %w", df, err))
 			}
 			disabledDNs = map[string]bool{}
-			err := d.paged(ctx, base, "(&"+filter+df+")", []string{"1.1"}, func(e *ldap.Entry) error {
-				disabledDNs[normalizeDN(e.DN)] = true
+			err := d.paged(ctx, bulk, base, "(&"+filter+df+")", []string{"1.1"}, func(r *Record) error {
+				disabledDNs[strings.Clone(normalizeDN(r.DN))] = true // r.DN may be in a read buffer
 				return nil
 			})
 			if err != nil {
@@ -210,10 +232,7 @@ func (d *ldapDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 		}
 	}
 
-	key := baseName(req.KeyAttribute)
-	type proj struct{ name, lower string }
-	var projs []proj
-	all := req.Attributes == nil
+	projs, all, key := projections(req)
 	var attrs []string
 	seen := map[string]bool{}
 	addAttr := func(a string) {
@@ -221,13 +240,6 @@ func (d *ldapDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 			seen[l] = true
 			attrs = append(attrs, a)
 		}
-	}
-	for _, a := range req.Attributes {
-		if a == "*" {
-			all = true
-			continue
-		}
-		projs = append(projs, proj{a, baseName(a)})
 	}
 	if all {
 		addAttr("*")
@@ -247,97 +259,183 @@ func (d *ldapDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 		attrs = []string{"1.1"} // no attributes, DNs only
 	}
 
-	// The conversion below allocates only the entry's map: values are go-ldap's own slices
-	// (fresh per entry), and attribute names are lower-cased once per search.
-	var (
-		rec   Record
-		names attrNames
-	)
-	return d.paged(ctx, base, filter, attrs, func(le *ldap.Entry) error {
-		rec.DN = le.DN
-		rec.Attrs = rec.Attrs[:0]
-		for i, a := range le.Attributes {
-			rec.Attrs = append(rec.Attrs, Attribute{Name: a.Name, Values: a.Values, lower: names.lower(i, a.Name)})
-		}
-		e := Entry{DN: le.DN, Key: le.DN}
+	// The record's strings may point into a read buffer: what the entry returns is copied
+	// into slabs shared by consecutive entries.
+	var sl slab
+	return d.paged(ctx, bulk, base, filter, attrs, func(r *Record) error {
+		e := entryOf(r, projs, all, &sl)
 		if key != "" {
-			v := rec.values(key)
+			v := r.values(key)
 			if len(v) == 0 {
-				return d.fail(fmt.Sprintf("search %q", base), fmt.Errorf("entry %q has no key attribute %q", le.DN, req.KeyAttribute))
+				return d.fail(fmt.Sprintf("search %q", base), fmt.Errorf("entry %q has no key attribute %q", r.DN, req.KeyAttribute))
 			}
-			e.Key = v[0]
+			e.Key = sl.keep(v[0])
 		}
 		switch {
 		case disabled != nil:
-			e.Disabled = disabled.Match(&rec)
+			e.Disabled = disabled.Match(r)
 		case disabledDNs != nil:
-			e.Disabled = disabledDNs[normalizeDN(le.DN)]
-		}
-		if all {
-			e.Attrs = make(map[string][]string, len(rec.Attrs)+len(projs))
-			for _, a := range rec.Attrs {
-				e.Attrs[a.Name] = a.Values
-			}
-		} else {
-			e.Attrs = make(map[string][]string, len(projs))
-		}
-		for _, p := range projs {
-			if v := rec.values(p.lower); v != nil {
-				e.Attrs[p.name] = v
-			}
+			e.Disabled = disabledDNs[normalizeDN(r.DN)]
 		}
 		return fn(e)
 	})
 }
 
-// attrNames lower-cases attribute descriptions (to base names) with a cache: a server
-// returns the same few names in the same order for every entry.
-type attrNames struct {
-	seq []nameLower // by position in the entry
-	m   map[string]string
-}
-
-type nameLower struct{ name, lower string }
-
-func (c *attrNames) lower(i int, name string) string {
-	if i < len(c.seq) && c.seq[i].name == name {
-		return c.seq[i].lower
-	}
-	l, ok := c.m[name]
-	if !ok {
-		if c.m == nil {
-			c.m = map[string]string{}
-		}
-		l = baseName(name)
-		c.m[name] = l
-	}
-	if i < 64 {
-		for len(c.seq) <= i {
-			c.seq = append(c.seq, nameLower{})
-		}
-		c.seq[i] = nameLower{name, l}
-	}
-	return l
-}
-
-// paged runs a subtree search with simple paged results and calls each for every entry.
-// Each page is read with go-ldap's SearchAsync, so entries reach each (and the caller's fn)
-// while the rest of the page is still being received and decoded.
-func (d *ldapDirectory) paged(ctx context.Context, base, filter string, attrs []string, each func(*ldap.Entry) error) error {
-	op := fmt.Sprintf("search %q %s", base, filter)
+// paged runs a subtree search with simple paged results (RFC 2696) and calls each for every
+// entry, with a record valid only during the call whose Attrs hold lower-case base names.
+// It reads with bulk when there is one, else with go-ldap.
+func (d *ldapDirectory) paged(ctx context.Context, bulk *bulkSearch, base, filter string, attrs []string, each func(*Record) error) error {
 	d.log.Debug("ldap search", "directory", d.safeURL, "ldapsearch", d.ldapsearchCommand(base, filter, attrs))
-	conn, err := d.connection()
+	start := time.Now()
+	var entries, pages int
+	var err error
+	if bulk != nil && !d.bulkOff.Load() {
+		entries, pages, err = bulk.paged(ctx, base, filter, attrs, each)
+		if errors.Is(err, errUnsupported) && entries == 0 {
+			// Nothing was passed on yet: read this search again with go-ldap.
+			entries, pages, err = d.goLDAPPaged(ctx, base, filter, attrs, each)
+		}
+	} else {
+		entries, pages, err = d.goLDAPPaged(ctx, base, filter, attrs, each)
+	}
 	if err != nil {
 		return err
 	}
+	d.log.Debug("ldap search done", "directory", d.safeURL, "base", base, "entries", entries, "pages", pages, "elapsed", time.Since(start))
+	return nil
+}
+
+// pageError is the error of a page, saying how far the search got.
+func pageError(entries, pages int, err error) error {
+	if entries > 0 || pages > 0 {
+		return fmt.Errorf("after %d entries in %d pages: %w", entries, pages, err)
+	}
+	return err
+}
+
+// nextPage sets the paging control's cookie from a page's SearchResultDone controls and
+// says whether there is another page to ask for.
+func nextPage(paging *ldap.ControlPaging, done []ldap.Control) bool {
+	ctrl, _ := ldap.FindControl(done, ldap.ControlTypePaging).(*ldap.ControlPaging)
+	if ctrl == nil || len(ctrl.Cookie) == 0 {
+		return false
+	}
+	paging.SetCookie(ctrl.Cookie)
+	return true
+}
+
+// logReference logs a continuation reference: AD's DomainDnsZones and the like point to
+// other naming contexts this client does not chase (a referral *result* is an error).
+func (d *ldapDirectory) logReference(base, ref string) {
+	d.log.Debug("ldap search: continuation reference not followed", "directory", d.safeURL, "base", base, "reference", ref)
+}
+
+// bulkSearch reads one Search's pages with the bulk reader, over a connection dialled for
+// the Search and closed at its end (or after a failure).
+type bulkSearch struct {
+	d    *ldapDirectory
+	conn *bulkConn
+}
+
+func (s *bulkSearch) drop() {
+	if s.conn == nil {
+		return
+	}
+	s.d.mu.Lock()
+	if s.d.bulk == s.conn {
+		s.d.bulk = nil
+	}
+	s.d.mu.Unlock()
+	s.conn.close()
+	s.conn = nil
+}
+
+// paged is goLDAPPaged through the bulk reader. When the server sends what the bulk reader
+// does not decode, later Searches use go-ldap, and the error wraps errUnsupported (not yet
+// ErrFailClosed) if no entry was passed to each, so that paged reads the search again.
+func (s *bulkSearch) paged(ctx context.Context, base, filter string, attrs []string, each func(*Record) error) (entries, pages int, err error) {
+	d := s.d
+	op := fmt.Sprintf("search %q %s", base, filter)
+	if s.conn == nil {
+		if s.conn, err = d.dialBulk(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+	c := s.conn
 	timeLimit := int((d.cfg.Timeout + time.Second - 1) / time.Second)
 	paging := ldap.NewControlPaging(uint32(d.cfg.PageSize))
-	start := time.Now()
-	entries, pages := 0, 0
+	var stopped error // each failed
+	cancelled := ctx.Done()
+	entry := func(r *Record) error {
+		entries++
+		if err := each(r); err != nil {
+			stopped = err
+			return err
+		}
+		select {
+		case <-cancelled:
+			return ctx.Err()
+		default:
+			return nil
+		}
+	}
+	ref := func(uri string) { d.logReference(base, uri) }
+	for {
+		if err := ctx.Err(); err != nil {
+			s.drop() // closing the connection is what makes the server forget the search
+			return entries, pages, d.fail(op, err)
+		}
+		var done []ldap.Control
+		err := c.search(base, filter, attrs, timeLimit, paging)
+		if err == nil {
+			done, err = c.rd.page(c.id, entry, ref)
+		}
+		if stopped != nil {
+			s.drop() // stopped inside a page: the server is still sending it
+			return entries, pages, stopped
+		}
+		if err != nil {
+			s.drop()
+			err = c.readErr(ctx, err)
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				return entries, pages, d.fail(op, err)
+			}
+			if errors.Is(err, errUnsupported) {
+				d.bulkOff.Store(true)
+				d.log.Warn("ldap search: the server sent what the bulk reader does not decode; reading with go-ldap from now on",
+					"directory", d.safeURL, "base", base, "error", err)
+				if entries == 0 {
+					return 0, 0, err
+				}
+			}
+			return entries, pages, d.fail(op, pageError(entries, pages, err))
+		}
+		pages++
+		if !nextPage(paging, done) {
+			return entries, pages, nil
+		}
+	}
+}
+
+// goLDAPPaged runs the search through go-ldap on the shared connection. Each page is read
+// with SearchAsync, so entries reach each (and the caller's fn) while the rest of the page
+// is still being received and decoded.
+func (d *ldapDirectory) goLDAPPaged(ctx context.Context, base, filter string, attrs []string, each func(*Record) error) (entries, pages int, err error) {
+	op := fmt.Sprintf("search %q %s", base, filter)
+	conn, err := d.connection()
+	if err != nil {
+		return 0, 0, err
+	}
+	timeLimit := int((d.cfg.Timeout + time.Second - 1) / time.Second)
+	paging := ldap.NewControlPaging(uint32(d.cfg.PageSize))
+	var (
+		rec   Record
+		names attrNames
+	)
 	for {
 		if err := ctx.Err(); err != nil {
 			d.abandon(conn, base, filter, paging)
-			return d.fail(op, err)
+			return entries, pages, d.fail(op, err)
 		}
 		sr := ldap.NewSearchRequest(base, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, timeLimit, false,
 			filter, attrs, []ldap.Control{paging})
@@ -348,18 +446,21 @@ func (d *ldapDirectory) paged(ctx context.Context, base, filter string, attrs []
 			stopped error          // each failed
 		)
 		for res.Next() {
-			if e := res.Entry(); e != nil {
+			if le := res.Entry(); le != nil {
 				entries++
-				if err := each(e); err != nil {
+				rec.DN = le.DN
+				rec.Attrs = rec.Attrs[:0]
+				for i, a := range le.Attributes {
+					rec.Attrs = append(rec.Attrs, Attribute{Name: a.Name, Values: a.Values, lower: intern(&names, i, a.Name).lower})
+				}
+				if err := each(&rec); err != nil {
 					stopped = err
 					break
 				}
 				continue
 			}
 			if ref := res.Referral(); ref != "" {
-				// Continuation references (AD's DomainDnsZones and the like) point to other
-				// naming contexts this client does not chase; a referral *result* is an error.
-				d.log.Debug("ldap search: continuation reference not followed", "directory", d.safeURL, "base", base, "reference", ref)
+				d.logReference(base, ref)
 				continue
 			}
 			if c := res.Controls(); len(c) > 0 {
@@ -374,9 +475,9 @@ func (d *ldapDirectory) paged(ctx context.Context, base, filter string, attrs []
 			}
 			d.drop(conn)
 			if stopped != nil {
-				return stopped
+				return entries, pages, stopped
 			}
-			return d.fail(op, ctx.Err())
+			return entries, pages, d.fail(op, ctx.Err())
 		}
 		err := res.Err()
 		if err == nil && done == nil && conn.IsClosing() {
@@ -387,20 +488,13 @@ func (d *ldapDirectory) paged(ctx context.Context, base, filter string, attrs []
 		}
 		if err != nil {
 			d.drop(conn)
-			if entries > 0 || pages > 0 {
-				err = fmt.Errorf("after %d entries in %d pages: %w", entries, pages, err)
-			}
-			return d.fail(op, err)
+			return entries, pages, d.fail(op, pageError(entries, pages, err))
 		}
 		pages++
-		ctrl, _ := ldap.FindControl(done, ldap.ControlTypePaging).(*ldap.ControlPaging)
-		if ctrl == nil || len(ctrl.Cookie) == 0 {
-			break
+		if !nextPage(paging, done) {
+			return entries, pages, nil
 		}
-		paging.SetCookie(ctrl.Cookie)
 	}
-	d.log.Debug("ldap search done", "directory", d.safeURL, "base", base, "entries", entries, "pages", pages, "elapsed", time.Since(start))
-	return nil
 }
 
 // abandon tells the server to release a paged search stopped early (RFC 2696: page size 0

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"unsafe"
 )
 
 // ldifDirectory serves searches from an LDIF file validated once at construction and read
@@ -88,18 +87,10 @@ func (d *ldifDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 	if err != nil {
 		return err
 	}
-	key := baseName(req.KeyAttribute)
-	type proj struct{ name, lower string }
-	var projs []proj
-	all := req.Attributes == nil
+	projs, all, key := projections(req)
 	want := map[string]bool{}
-	for _, a := range req.Attributes {
-		if a == "*" {
-			all = true
-			continue
-		}
-		projs = append(projs, proj{a, baseName(a)})
-		want[baseName(a)] = true
+	for _, p := range projs {
+		want[p.lower] = true
 	}
 	if key != "" {
 		want[key] = true
@@ -119,19 +110,7 @@ func (d *ldifDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 	defer rc.Close()
 	sc := newLDIFScanner("", false, want, all)
 	st := ldifStream{sc: sc, br: newBlockReader(rc)}
-	var slab []string // values of the entries passed to fn are carved from here
-	var text []byte   // and their strings are copied here (the read buffer is reused)
-	keep := func(s string) string {
-		if s == "" {
-			return ""
-		}
-		if len(s) > cap(text)-len(text) {
-			text = make([]byte, 0, max(len(s), 8<<10))
-		}
-		start := len(text)
-		text = append(text, s...)
-		return unsafe.String(&text[start], len(s))
-	}
+	var sl slab // the strings of the entries passed to fn are copied here (the read buffer is reused)
 	for i := 0; ; i++ {
 		if i&1023 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -157,55 +136,16 @@ func (d *ldifDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 		if !filter.Match(r) {
 			continue
 		}
-		e := Entry{DN: keep(r.DN)}
-		e.Key = e.DN
+		e := entryOf(r, projs, all, &sl)
 		if key != "" {
 			v := r.values(key)
 			if len(v) == 0 {
 				return fmt.Errorf("%w: ldif line %d: entry %q has no key attribute %q", ErrFailClosed, r.Line, r.DN, req.KeyAttribute)
 			}
-			e.Key = keep(v[0])
+			e.Key = sl.keep(v[0])
 		}
 		if disabled != nil {
 			e.Disabled = disabled.Match(r)
-		}
-		// Copy the projected values out of the scanner's buffers into slabs shared by
-		// many entries (each entry's slices are capped, so appending to one is safe).
-		nv := 0
-		if all {
-			nv = len(sc.pairs)
-		}
-		for _, p := range projs {
-			nv += len(r.values(p.lower))
-		}
-		if len(slab) < nv {
-			slab = make([]string, max(nv, 4096))
-		}
-		take := func(v []string) []string {
-			out := slab[:len(v):len(v)]
-			for i, s := range v {
-				out[i] = keep(s)
-			}
-			slab = slab[len(v):]
-			return out
-		}
-		if all {
-			e.Attrs = make(map[string][]string, len(r.Attrs)+len(projs))
-			for _, a := range r.Attrs {
-				e.Attrs[a.Name] = take(a.Values)
-			}
-			for _, p := range projs {
-				if v := r.values(p.lower); v != nil {
-					e.Attrs[p.name] = take(v)
-				}
-			}
-		} else {
-			e.Attrs = make(map[string][]string, len(projs))
-			for _, p := range projs {
-				if v := r.values(p.lower); v != nil {
-					e.Attrs[p.name] = take(v)
-				}
-			}
 		}
 		if err := fn(e); err != nil {
 			return err

@@ -162,101 +162,85 @@ func pathErr(op, name string, err error) error {
 	return &fs.PathError{Op: op, Path: name, Err: err}
 }
 
+// withNode resolves name under the mutex and returns f of its node. Every error, an
+// invalid name's included, is an *fs.PathError of op, as io/fs asks.
+func withNode[T any](t *treeFS, op, name string, f func(node) (T, error)) (T, error) {
+	var zero T
+	if !fs.ValidPath(name) {
+		return zero, pathErr(op, name, fs.ErrInvalid)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n, err := t.lookup(name)
+	if err != nil {
+		return zero, pathErr(op, name, err)
+	}
+	v, err := f(n)
+	if err != nil {
+		return zero, pathErr(op, name, err)
+	}
+	return v, nil
+}
+
 // Open opens the named file or folder. A file is a stream over its blob: sequential Reads
 // decompress it block by block (for blobs above largeObject the object store never holds
 // it whole; a blob stored as a delta is streamed over its base, see blobReader), each Read
 // under the source's mutex. Seek to another offset or ReadAt reads the blob whole into
 // memory once, and the file is served from there.
 func (t *treeFS) Open(name string) (fs.File, error) {
-	if !fs.ValidPath(name) {
-		return nil, pathErr("open", name, fs.ErrInvalid)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n, err := t.lookup(name)
-	if err != nil {
-		return nil, pathErr("open", name, err)
-	}
-	if n.isDir() {
-		entries, err := t.entries(n.tree)
-		if err != nil {
-			return nil, pathErr("open", name, err)
+	return withNode(t, "open", name, func(n node) (fs.File, error) {
+		if n.isDir() {
+			entries, err := t.entries(n.tree)
+			if err != nil {
+				return nil, err
+			}
+			return &dirFile{info: t.info(n, 0), entries: entries}, nil
 		}
-		return &dirFile{info: t.info(n, 0), entries: entries}, nil
-	}
-	b, err := object.GetBlob(t.store, n.blob)
-	if err != nil {
-		return nil, pathErr("open", name, err)
-	}
-	rc, err := t.blobReader(b)
-	if err != nil {
-		return nil, pathErr("open", name, err)
-	}
-	return &file{info: t.info(n, b.Size), t: t, blob: b, rc: rc}, nil
+		b, err := object.GetBlob(t.store, n.blob)
+		if err != nil {
+			return nil, err
+		}
+		rc, err := t.blobReader(b)
+		if err != nil {
+			return nil, err
+		}
+		return &file{info: t.info(n, b.Size), t: t, blob: b, rc: rc}, nil
+	})
 }
 
 // ReadFile reads the named file into one buffer of its size.
 func (t *treeFS) ReadFile(name string) ([]byte, error) {
-	if !fs.ValidPath(name) {
-		return nil, pathErr("readfile", name, fs.ErrInvalid)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n, err := t.lookup(name)
-	if err != nil {
-		return nil, pathErr("readfile", name, err)
-	}
-	if n.isDir() {
-		return nil, pathErr("readfile", name, errors.New("is a directory"))
-	}
-	b, err := object.GetBlob(t.store, n.blob)
-	if err != nil {
-		return nil, pathErr("readfile", name, err)
-	}
-	data, err := t.readWhole(b)
-	if err != nil {
-		return nil, pathErr("readfile", name, err)
-	}
-	return data, nil
+	return withNode(t, "readfile", name, func(n node) ([]byte, error) {
+		if n.isDir() {
+			return nil, errors.New("is a directory")
+		}
+		b, err := object.GetBlob(t.store, n.blob)
+		if err != nil {
+			return nil, err
+		}
+		return t.readWhole(b)
+	})
 }
 
 // ReadDir lists the named folder, sorted by name.
 func (t *treeFS) ReadDir(name string) ([]fs.DirEntry, error) {
-	if !fs.ValidPath(name) {
-		return nil, pathErr("readdir", name, fs.ErrInvalid)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n, err := t.lookup(name)
-	if err != nil {
-		return nil, pathErr("readdir", name, err)
-	}
-	if !n.isDir() {
-		return nil, pathErr("readdir", name, errors.New("not a directory"))
-	}
-	entries, err := t.entries(n.tree)
-	if err != nil {
-		return nil, pathErr("readdir", name, err)
-	}
-	return entries, nil
+	return withNode(t, "readdir", name, func(n node) ([]fs.DirEntry, error) {
+		if !n.isDir() {
+			return nil, errors.New("not a directory")
+		}
+		return t.entries(n.tree)
+	})
 }
 
 // Stat describes the named file or folder (following symbolic links).
 func (t *treeFS) Stat(name string) (fs.FileInfo, error) {
-	if !fs.ValidPath(name) {
-		return nil, pathErr("stat", name, fs.ErrInvalid)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n, err := t.lookup(name)
-	if err != nil {
-		return nil, pathErr("stat", name, err)
-	}
-	var size int64
-	if !n.isDir() {
-		size = t.blobSize(n.blob)
-	}
-	return t.info(n, size), nil
+	return withNode(t, "stat", name, func(n node) (fs.FileInfo, error) {
+		var size int64
+		if !n.isDir() {
+			size = t.blobSize(n.blob)
+		}
+		return t.info(n, size), nil
+	})
 }
 
 // entries lists a tree; symbolic links are listed as such (Stat/Open follow them),

@@ -197,3 +197,84 @@ func BenchmarkRenderBenchTemplateAttrsDN(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/entry")
 }
+
+// realisticPatterns are the patterns of a Pexip-style estate's template (the
+// realistic profile of issue 17): format(), pex_regex_replace, default(),
+// truncate, pex_clean_phone_number|pex_tail, lower and upper, PINs, three
+// aliases, a device and a directory user with tracking codes.
+var realisticPatterns = []struct{ field, src string }{
+	{"vmr.name", `{{ "%s %s"|format(givenName, sn)|truncate(40) }} VMR`},
+	{"vmr.description", `Personal room of {{ cn|default("a colleague") }}`},
+	{"vmr.aliases[0]", `{{ "%s.%s"|format(givenName, sn)|lower|pex_regex_replace("[^a-z0-9.]", "") }}@vc.example.com`},
+	{"vmr.aliases[1]", `{{ mail|default(uid)|lower }}`},
+	{"vmr.aliases[2]", `{{ telephoneNumber|pex_clean_phone_number|pex_tail(7) }}`},
+	{"vmr.pin", `{{ ''|pex_random_pin(6) }}`},
+	{"vmr.guest_pin", `{{ ''|pex_random_pin(4) }}`},
+	{"vmr.tag", `{{ departmentNumber|default("staff")|upper }}`},
+	{"vmr.primary_owner_email_address", `{{ mail|default("") }}`},
+	{"device.alias", `{{ mail|default(uid)|pex_regex_replace("@.*$", "") }}.soft@dev.example.com`},
+	{"device.description", `Soft client of {{ cn|truncate(30) }}`},
+	{"device.username", `{{ uid|lower }}`},
+	{"device.password", `{{ ''|pex_random_pin(12) }}`},
+	{"device.tag", "staff"},
+	{"device.primary_owner_email_address", `{{ mail }}`},
+	{"user.first_name", `{{ givenName|default("-") }}`},
+	{"user.last_name", `{{ sn|upper }}`},
+	{"user.email", `{{ mail }}`},
+	{"user.language", "en-us"},
+	{"user.time_zone", "London"},
+	{"user.host_privilege", "HOST"},
+	{"user.license", "paid"},
+	{"user.tracking.DIVISION", `{{ departmentNumber|default("0") }}`},
+	{"user.tracking.DEPARTMENT", `{{ '%s-%s'|format(departmentNumber, employeeType)|upper }}`},
+	{"user.tracking.PROJECT", `{{ title|default("none")|truncate(20, True, "") }}`},
+}
+
+// realisticEntries are people of a realistic estate: about 2 % without mail,
+// some without a telephone number or a title, names with accents,
+// apostrophes and spaces, some long common names.
+func realisticEntries(n int) ([]map[string][]string, []string) {
+	given := []string{"Alice", "Bjørn", "Chloé", "Dónal", "Eve", "Fatima", "Günther", "Hiro", "Ingrid", "José María"}
+	sur := []string{"Parkes", "O'Brien", "Ünal-Ñúñez", "Smith", "van der Berg", "Featherstonehaugh-Cholmondeley", "Li", "Nakamura"}
+	attrs, keys := benchEntries(n)
+	for i, a := range attrs {
+		g, s := given[i%len(given)], sur[i%len(sur)]
+		a["givenName"], a["sn"] = []string{g}, []string{s}
+		a["cn"] = []string{fmt.Sprintf("%s %s (%s)", g, s, a["uid"][0])}
+		a["departmentNumber"] = []string{fmt.Sprintf("D%03d", i%120)}
+		if i%50 == 7 {
+			delete(a, "mail")
+		}
+		if i%10 == 3 {
+			delete(a, "telephoneNumber")
+		}
+		if i%4 != 0 {
+			a["title"] = []string{fmt.Sprintf("Senior engineer, platform team %d", i%17)}
+		}
+	}
+	return attrs, keys
+}
+
+// BenchmarkRenderRealistic renders every pattern of the realistic template
+// for one entry per iteration, from its directory attributes and dn, as
+// reconcile does; ns/op and allocs/op are per entry.
+func BenchmarkRenderRealistic(b *testing.B) {
+	e := NewEnv(Options{SecretKey: []byte("bench-key")})
+	tpls := compileBench(b, e, realisticPatterns)
+	const entries = 1000
+	attrs, keys := realisticEntries(entries)
+	dns := make([]Vars, entries)
+	for i := range dns {
+		dns[i] = Vars{"dn": "uid=" + attrs[i]["uid"][0] + ",ou=people,dc=example,dc=com"}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		i := n % entries
+		for k, t := range tpls {
+			if _, err := t.RenderAttrsWith(attrs[i], dns[i], Seed{Template: "staff", EntryKey: keys[i], Field: realisticPatterns[k].field}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

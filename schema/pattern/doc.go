@@ -69,22 +69,26 @@
 // # Fast path
 //
 // Most patterns are literal text and {{ value|filter(…)… }} where value is
-// a variable or a string literal and the filters take constant arguments:
+// a variable or a string literal and the filters take constant arguments
+// (format and default may take variables):
 //
 //	{{cn}} VMR   {{telephoneNumber|pex_clean_phone_number|pex_tail(7)}}   {{ ''|pex_random_pin(6) }}
+//	{{ "%s.%s"|format(givenName, sn)|lower }}   {{ mail|default(uid)|pex_regex_replace('@.*$', '') }}
 //
 // Compile also turns these into a small program that renders without
 // pongo2 (Template.IsFast), calling the same filter implementations:
-// capitalize default (d) lower replace trim truncate upper, and every pex_
-// filter. Arguments are read and checked once
-// at compile time by the filters' own code (regular expressions are compiled
-// then). Everything else (tags, comments, whitespace control, operators,
-// attribute access, variables as arguments, other filters) renders with
-// pongo2, and so does, at render time, a template whose variable holds a
-// value that is not a string (x_list, booleans, numbers) or whose fast
-// rendering fails: pongo2 then renders it again and reports the error, so
-// outputs and errors are the same on both paths (TestFastPathMatchesPongo,
-// FuzzFastPath). Template.RenderAttrs renders straight from directory
+// capitalize default (d) format lower replace trim truncate upper, and every
+// pex_ filter. Arguments are read and checked once at compile time by the
+// filters' own code (regular expressions are compiled then); variables may
+// be arguments of format and the default value of default, and are read at
+// render time. A constant format string of only %s and %% is split at
+// compile time. Everything else (tags, comments, whitespace control,
+// operators, attribute access, variables as arguments of other filters,
+// other filters) renders with pongo2, and so does, at render time, a
+// template whose variable holds a value that is not a string (x_list,
+// booleans, numbers) or whose fast rendering fails: pongo2 then renders it
+// again and reports the error, so outputs and errors are the same on both
+// paths (TestFastPathMatchesPongo, FuzzFastPath). Template.RenderAttrs renders straight from directory
 // attributes, with the values FromAttrs would give, and builds Vars only for
 // templates that need pongo2.
 //

@@ -32,6 +32,22 @@ var fastSources = []string{
 	"{{ sn|truncate(2) }}", "{{ sn|pex_random_pin(0) }}", "{{ sn|upper(1) }}", "{{ sn|default('a', 'b', 'c') }}",
 	"{{ sn|default(1) }}", "{{ sn|pex_strlen|default('x') }}", "{{ sn|pex_head(n=2, n=3) }}", "{{ sn|pex_head(x=2) }}",
 	"a{{ sn }}b{{ cn }}c\nd", "{{ 'x\\ty' }}", "{{ \"\\u00e9\" }}", "{{ sn }}}}", "x}}{{ sn }}%}",
+	// format with variables: split at compile time (only %s and %%) or through pyFormat
+	`{{ "%s.%s"|format(givenName, sn) }}`, `{{ '%s.%s'|format(givenName, sn)|lower|pex_regex_replace('[^a-z.]', '') }}`,
+	`{{ '%s|%s'|format(missing, sn) }}`, `{{ '%s'|format(mail_list) }}`, `{{ '%s'|format(x_list) }}`, `{{ '%s %s'|format(sn) }}`,
+	`{{ '%s'|format(sn, cn) }}`, `{{ '%5s|%-6s|%%'|format(sn, 'x') }}`, `{{ '%d'|format(sn) }}`, `{{ '%05d-%s'|format(42, True) }}`,
+	`{{ '%s-%s-100%%'|format(7, False) }}`, `{{ '%(a)s+%(b)s'|format(a=givenName, b=sn) }}`, `{{ '%(a)s'|format(a=missing) }}`,
+	`{{ '%s'|format(sn, a=cn) }}`, `{{ sn|format }}`, `{{ mail|format(sn) }}`, `{{ x|format(sn, cn) }}`, `{{ 'a%'|format }}`,
+	`{{ '%'|format(sn) }}`, `{{ '%q'|format(sn) }}`, `{{ sn|pex_strlen|format(sn) }}`, `{{ '%s/%s'|format(dn, sn) }}`,
+	`{{ 'no conversion'|format() }}`, `{{ '%s'|format(nonAscii)|truncate(8) }}`, `{{ '%s%s'|format(longName, longName)|pex_tail(3) }}`,
+	// default with a variable default
+	`{{ x|default(sn) }}`, `{{ missing|default(other)|upper }}`, `{{ missing|default(missing2)|default('z') }}`,
+	`{{ mail|default(mail_list) }}`, `{{ missing|default(mail_list) }}`, `{{ missing|d(sn, true) }}`, `{{ missing|default('x', sn) }}`,
+	`{{ missing|default(default_value=sn) }}`, `{{ cn|default(mail)|lower }}`, `{{ empty|default(uid)|pex_regex_replace("@.*$", "") }}`,
+	// truncate with Jinja's semantics, and regular expressions in double quotes
+	`{{ sn|truncate(3) }}`, `{{ longName|truncate(n) }}`, `{{ longName|truncate(12)|upper }}`, `{{ longName|truncate(length=5, killwords=True) }}`,
+	`{{ longName|truncate(5, False, '', 0) }}`, `{{ nonAscii|truncate(9, leeway=0) }}`, `{{ x|pex_regex_replace("a","b") }}`,
+	`{{ givenName|pex_regex_replace(sn, 'x') }}`, `{{ spaced|truncate(4, end='') }}`,
 }
 
 // diffCheck renders tpl on the fast path and with pongo2 and fails unless
@@ -110,6 +126,9 @@ func TestFastPathMatchesPongo(t *testing.T) {
 	for _, c := range patternCases {
 		srcs = append(srcs, c.src)
 	}
+	for _, p := range realisticPatterns {
+		srcs = append(srcs, p.src)
+	}
 	srcs = append(srcs, fuzzCorpus(t, "FuzzCompileRender")...)
 	srcs = append(srcs, fuzzCorpus(t, "FuzzFastPath")...)
 	seed := Seed{Template: "staff", EntryKey: "uid=alice", Field: "pin"}
@@ -153,8 +172,13 @@ func TestFastPathCoverage(t *testing.T) {
 	for _, p := range vmrPatternSet {
 		fast = append(fast, p.src)
 	}
+	for _, p := range realisticPatterns {
+		fast = append(fast, p.src)
+	}
 	fast = append(fast, "{{ mail|pex_regex_replace('@.*$', '') }}", "{{ sn|truncate(5)|upper }}",
-		"{{ x|default('n/a') }}", "{{ ''|pex_uuid4 }}", "{{ mail_list }}")
+		"{{ x|default('n/a') }}", "{{ ''|pex_uuid4 }}", "{{ mail_list }}",
+		`{{ "%s.%s"|format(givenName, sn) }}`, `{{ x|default("y") }}`, `{{ x|pex_regex_replace("a","b") }}`,
+		`{{ x|truncate(5) }}`, `{{ x|default(y)|truncate(5)|upper }}`, `{{ '%(a)s'|format(a=sn) }}`, `{{ x|format(y, 2) }}`)
 	for _, src := range fast {
 		tpl, err := e.Compile("t", src)
 		if err != nil {
@@ -169,6 +193,9 @@ func TestFastPathCoverage(t *testing.T) {
 		"{{ sn|pex_head(n) }}", "{{ sn|default(1) }}", "{{ sn|pex_head(-1) }}", "{{ sn|pex_head(1.5) }}",
 		"{{- sn }}", "{{ sn -}}", "{# c #}{{ sn }}", "{{ mail_list.0 }}", "{{ mail_list[0] }}", "{{ sn|pex_strlen|d('x') }}",
 		"{{ 42 }}", "{{ range }}", "{{ sn|pex_head (1) }}", "{{ sn|pex_random_pin(300) }}", "{{ sn|join(', ') }}",
+		"{{ sn|truncate(n) }}", "{{ sn|pex_regex_replace(a, 'b') }}", "{{ sn|default('x', b) }}", "{{ sn|default(default_value=y) }}",
+		"{{ '%s'|format(sn, a=cn) }}", "{{ '%s'|format(none) }}", "{{ '%s'|format(1.5) }}", "{{ sn|pex_strlen|default(y) }}",
+		"{{ '%s'|format(loop) }}",
 	} {
 		tpl, err := e.Compile("t", src)
 		if err != nil {
@@ -189,6 +216,14 @@ func FuzzFastPath(f *testing.F) {
 	}
 	for _, c := range patternCases {
 		f.Add(c.src, "+44 (20) 7946-0958")
+	}
+	// the value as a format string, split or through pyFormat
+	for _, v := range []string{"%s.%s", "%s%%%s", "%-5s|%3s", "%(a)s", "%d %x", "%", "%s"} {
+		f.Add("{{ x|format(sn, cn) }}", v)
+		f.Add("{{ x|format(a=sn) }}|{{ '%s+%s'|format(x, missing)|truncate(6) }}", v)
+	}
+	for _, p := range realisticPatterns {
+		f.Add(p.src, "Ørjan O'Brien-Ünal")
 	}
 	e := NewEnv(Options{SecretKey: []byte("k"), MaxOutput: 4096})
 	f.Fuzz(func(t *testing.T, src, val string) {
@@ -258,6 +293,7 @@ func TestFastPathErrorsAreExact(t *testing.T) {
 	}{
 		{e, "{{ sn }}{{ sn }}"}, {e, "{{ longName|pex_base64 }}"}, {noKey, "x{{ ''|pex_random_pin(6) }}"},
 		{noKey, "{{ ''|pex_uuid4 }}"}, {e, "{{ guidb64|pex_reverse|pex_to_uuid }}"},
+		{e, "{{ '%s %s'|format(sn) }}"}, {e, "{{ '%s'|format(sn, cn) }}"}, {e, "{{ '%d'|format(sn) }}"}, {e, "{{ '%s%s'|format(sn, sn) }}"},
 	} {
 		tpl, err := c.env.Compile("t", c.src)
 		if err != nil || tpl.fast == nil {

@@ -39,21 +39,18 @@ func formatPyFloat(f float64) string {
 // strList is a list of strings that prints like a Python list.
 type strList []string
 
-func (l strList) String() string {
-	parts := make([]string, len(l))
-	for i, s := range l {
-		parts[i] = pyRepr(s)
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
-}
+func (l strList) String() string { return reprList(l, pyRepr) }
 
 // anyList is a list of values that prints like a Python list.
 type anyList []any
 
-func (l anyList) String() string {
+func (l anyList) String() string { return reprList(l, reprAny) }
+
+// reprList prints l like a Python list, each element by repr.
+func reprList[E any](l []E, repr func(E) string) string {
 	parts := make([]string, len(l))
-	for i, v := range l {
-		parts[i] = reprAny(v)
+	for i, e := range l {
+		parts[i] = repr(e)
 	}
 	return "[" + strings.Join(parts, ", ") + "]"
 }

@@ -177,48 +177,66 @@ func unpackPair(obj *pongo2.Value, it any) (any, any, error) {
 	return nil, nil, fmt.Errorf("cannot unpack %v into two loop variables", it)
 }
 
-func forParser(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (pongo2.INodeTag, *pongo2.Error) {
-	n := &forNode{tok: start}
-	kt := args.MatchType(pongo2.TokenIdentifier)
-	if kt == nil {
-		return nil, args.Error("loop variable expected", nil)
+// tagName reads the identifier a tag expects next (a loop variable, a name
+// to set); msg is the error when there is none.
+func tagName(args *pongo2.Parser, msg string) (string, *pongo2.Error) {
+	t := args.MatchType(pongo2.TokenIdentifier)
+	if t == nil {
+		return "", args.Error(msg, nil)
 	}
-	n.key = kt.Val
-	if args.Match(pongo2.TokenSymbol, ",") != nil {
-		vt := args.MatchType(pongo2.TokenIdentifier)
-		if vt == nil {
-			return nil, args.Error("second loop variable expected", nil)
-		}
-		n.value = vt.Val
-	}
-	if args.Match(pongo2.TokenKeyword, "in") == nil {
-		return nil, args.Error("expected 'in'", nil)
-	}
+	return t.Val, nil
+}
+
+// lastExpr parses the rest of a tag's arguments as one expression; what
+// names it in the error about text after it.
+func lastExpr(args *pongo2.Parser, what string) (pongo2.IEvaluator, *pongo2.Error) {
 	e, err := args.ParseExpression()
 	if err != nil {
 		return nil, err
 	}
-	n.expr = e
 	if args.Remaining() > 0 {
-		return nil, args.Error("unexpected text after the loop expression", nil)
+		return nil, args.Error("unexpected text after the "+what, nil)
 	}
-	body, end, err := doc.WrapUntilTag("else", "empty", "endfor")
+	return e, nil
+}
+
+// wrapUntil reads a block's body up to one of the end tags, which take no
+// arguments.
+func wrapUntil(doc *pongo2.Parser, tags ...string) (*pongo2.NodeWrapper, *pongo2.Error) {
+	body, end, err := doc.WrapUntilTag(tags...)
 	if err != nil {
 		return nil, err
 	}
 	if end.Count() > 0 {
 		return nil, end.Error("arguments not allowed here", nil)
 	}
-	n.body = body
-	if body.Endtag != "endfor" {
-		other, end, err := doc.WrapUntilTag("endfor")
-		if err != nil {
+	return body, nil
+}
+
+func forParser(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (pongo2.INodeTag, *pongo2.Error) {
+	n := &forNode{tok: start}
+	var err *pongo2.Error
+	if n.key, err = tagName(args, "loop variable expected"); err != nil {
+		return nil, err
+	}
+	if args.Match(pongo2.TokenSymbol, ",") != nil {
+		if n.value, err = tagName(args, "second loop variable expected"); err != nil {
 			return nil, err
 		}
-		if end.Count() > 0 {
-			return nil, end.Error("arguments not allowed here", nil)
+	}
+	if args.Match(pongo2.TokenKeyword, "in") == nil {
+		return nil, args.Error("expected 'in'", nil)
+	}
+	if n.expr, err = lastExpr(args, "loop expression"); err != nil {
+		return nil, err
+	}
+	if n.body, err = wrapUntil(doc, "else", "empty", "endfor"); err != nil {
+		return nil, err
+	}
+	if n.body.Endtag != "endfor" {
+		if n.empty, err = wrapUntil(doc, "endfor"); err != nil {
+			return nil, err
 		}
-		n.empty = other
 	}
 	return n, nil
 }
@@ -243,22 +261,16 @@ func (n *setNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWriter)
 
 func setParser(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (pongo2.INodeTag, *pongo2.Error) {
 	n := &setNode{tok: start}
-	t := args.MatchType(pongo2.TokenIdentifier)
-	if t == nil {
-		return nil, args.Error("name expected", nil)
+	var err *pongo2.Error
+	if n.name, err = tagName(args, "name expected"); err != nil {
+		return nil, err
 	}
-	n.name = t.Val
 	if args.Match(pongo2.TokenSymbol, "=") == nil {
 		return nil, args.Error("expected '='", nil)
 	}
-	e, err := args.ParseExpression()
-	if err != nil {
+	if n.expr, err = lastExpr(args, "expression"); err != nil {
 		return nil, err
 	}
-	if args.Remaining() > 0 {
-		return nil, args.Error("unexpected text after the expression", nil)
-	}
-	n.expr = e
 	return n, nil
 }
 
@@ -276,12 +288,9 @@ func (n *printNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 }
 
 func printParser(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (pongo2.INodeTag, *pongo2.Error) {
-	e, err := args.ParseExpression()
+	e, err := lastExpr(args, "expression")
 	if err != nil {
 		return nil, err
-	}
-	if args.Remaining() > 0 {
-		return nil, args.Error("unexpected text after the expression", nil)
 	}
 	return &printNode{expr: e}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -22,7 +23,17 @@ import (
 // ---- Pexip filters ----
 
 func cleanPhone(s string) string {
+	kept := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '+' || c >= '0' && c <= '9' {
+			kept++
+		}
+	}
+	if kept == len(s) {
+		return s // already clean
+	}
 	var b strings.Builder
+	b.Grow(kept)
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c == '+' || c >= '0' && c <= '9' {
 			b.WriteByte(c)
@@ -34,16 +45,7 @@ func cleanPhone(s string) string {
 // headRunes is string([]rune(s)[:n]) (n clamped to 0..len); like that
 // expression it turns invalid UTF-8 into U+FFFD.
 func headRunes(s string, n int) string {
-	if n < 0 {
-		n = 0
-	}
-	if !utf8.ValidString(s) {
-		r := []rune(s)
-		if n < len(r) {
-			r = r[:n]
-		}
-		return string(r)
-	}
+	s = validRunes(s)
 	i := 0
 	for k := 0; k < n && i < len(s); k++ {
 		_, w := utf8.DecodeRuneInString(s[i:])
@@ -54,22 +56,22 @@ func headRunes(s string, n int) string {
 
 // tailRunes is string of the last n runes of []rune(s), as headRunes.
 func tailRunes(s string, n int) string {
-	if n < 0 {
-		n = 0
-	}
-	if !utf8.ValidString(s) {
-		r := []rune(s)
-		if n < len(r) {
-			r = r[len(r)-n:]
-		}
-		return string(r)
-	}
+	s = validRunes(s)
 	i := len(s)
 	for k := 0; k < n && i > 0; k++ {
 		_, w := utf8.DecodeLastRuneInString(s[:i])
 		i -= w
 	}
 	return s[i:]
+}
+
+// validRunes is string([]rune(s)): s itself when it is valid UTF-8, else
+// s with each invalid byte turned into U+FFFD.
+func validRunes(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return string([]rune(s))
 }
 
 // countArg is the textFilter of a filter taking one required integer n.
@@ -121,30 +123,45 @@ func fStrlen(in *pongo2.Value, a *argPack) (any, error) {
 	return strlen(str(in)), nil
 }
 
+// regexArgs reads the arguments of a regular-expression filter: exactly
+// the named strings, all required, the first of them the expression, which
+// it compiles.
+func regexArgs(a *argPack, names ...string) (*regexp.Regexp, []string, error) {
+	if err := a.check(names...); err != nil {
+		return nil, nil, err
+	}
+	args := make([]string, len(names))
+	for i, name := range names {
+		v, err := strArg(a, i, name, "", true)
+		if err != nil {
+			return nil, nil, err
+		}
+		args[i] = v
+	}
+	re, err := compilePyRegex(args[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	return re, args, nil
+}
+
 func tRegexReplace(a *argPack) (func(string) (string, error), error) {
-	if err := a.check("find", "replace"); err != nil {
-		return nil, err
-	}
-	find, err := strArg(a, 0, "find", "", true)
+	re, args, err := regexArgs(a, "find", "replace")
 	if err != nil {
 		return nil, err
 	}
-	repl, err := strArg(a, 1, "replace", "", true)
-	if err != nil {
-		return nil, err
-	}
-	re, err := compilePyRegex(find)
-	if err != nil {
-		return nil, err
-	}
-	tmpl, err := pyReplTemplate(repl)
+	tmpl, err := pyReplTemplate(args[1])
 	if err != nil {
 		return nil, err
 	}
 	return func(s string) (string, error) {
+		matches := re.FindAllStringSubmatchIndex(s, -1)
+		if matches == nil {
+			return s, nil
+		}
 		var out []byte
 		last := 0
-		for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
+		for _, m := range matches {
 			out = append(out, s[last:m[0]]...)
 			out = re.ExpandString(out, tmpl, s, m)
 			last = m[1]
@@ -158,14 +175,7 @@ func tRegexReplace(a *argPack) (func(string) (string, error), error) {
 }
 
 func tRegexSearch(a *argPack) (func(string) (string, error), error) {
-	if err := a.check("pattern"); err != nil {
-		return nil, err
-	}
-	p, err := strArg(a, 0, "pattern", "", true)
-	if err != nil {
-		return nil, err
-	}
-	re, err := compilePyRegex(p)
+	re, _, err := regexArgs(a, "pattern")
 	if err != nil {
 		return nil, err
 	}
@@ -407,10 +417,11 @@ func tTruncate(a *argPack) (func(string) (string, error), error) {
 		return nil, fmt.Errorf("expected leeway >= 0, got %d", leeway)
 	}
 	return func(s string) (string, error) {
-		r := []rune(s)
-		if len(r) <= length+leeway {
-			return string(r), nil
+		s = validRunes(s)
+		if utf8.RuneCountInString(s) <= length+leeway {
+			return s, nil
 		}
+		r := []rune(s)
 		head := string(r[:length-endLen])
 		if kill {
 			return head + end, nil

@@ -379,17 +379,27 @@ func (t *translation) lexString(i int) (string, int, *Error) {
 	}
 }
 
-// expr translates "{{ ... }}" starting at j.
-func (t *translation) expr(j int) (int, *Error) {
+// lexOpened tokenises the "{{ ... }}" or "{% ... %}" at j (closer "}}" or
+// "%}"). It returns the tokens, the pongo2 tag opener they translate under
+// ("{%", or "{%-" when the source opens with whitespace control), the offset
+// of the closer (including a "-") and the offset after it.
+func (t *translation) lexOpened(j int, closer string) ([]tok, string, int, int, *Error) {
 	start := j + 2
 	open := "{%"
-	if start < len(t.src) && t.src[start] == '-' {
+	switch {
+	case start < len(t.src) && t.src[start] == '-':
 		start++
 		open = "{%-"
-	} else if start < len(t.src) && t.src[start] == '+' {
-		return 0, t.errAt(j, "'{{+' is not supported")
+	case start < len(t.src) && t.src[start] == '+':
+		return nil, "", 0, 0, t.errAt(j, "'%s+' is not supported", t.src[j:start])
 	}
-	toks, closePos, end, err := t.lexInner(start, "}}")
+	toks, closePos, end, err := t.lexInner(start, closer)
+	return toks, open, closePos, end, err
+}
+
+// expr translates "{{ ... }}" starting at j.
+func (t *translation) expr(j int) (int, *Error) {
+	toks, open, closePos, end, err := t.lexOpened(j, "}}")
 	if err != nil {
 		return 0, err
 	}
@@ -411,15 +421,7 @@ func (t *translation) expr(j int) (int, *Error) {
 
 // tag translates "{% ... %}" starting at j.
 func (t *translation) tag(j int) (int, string, int, *Error) {
-	start := j + 2
-	open := "{%"
-	if start < len(t.src) && t.src[start] == '-' {
-		start++
-		open = "{%-"
-	} else if start < len(t.src) && t.src[start] == '+' {
-		return 0, "", 0, t.errAt(j, "'{%%+' is not supported")
-	}
-	toks, closePos, end, err := t.lexInner(start, "%}")
+	toks, open, closePos, end, err := t.lexOpened(j, "%}")
 	if err != nil {
 		return 0, "", 0, err
 	}

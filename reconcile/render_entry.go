@@ -1,0 +1,206 @@
+package reconcile
+
+// Rendering one directory entry into a VMR, device and user, the objects declared by
+// hand, and the limits every rendered object must keep.
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/roster-dev/roster/reconcile/directory"
+	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/schema/account"
+	"github.com/roster-dev/roster/schema/pattern"
+)
+
+// declared adds the VMRs and devices declared by hand (sync tag "manual").
+func declared(d *Desired, in Inputs) {
+	repo := in.Repo
+	for _, v := range repo.VMRs {
+		dv := &DesiredVMR{VMR: v.VMR}
+		dv.SyncTag = account.ManualTag
+		if validDeclared(d, &entryOutput{vmr: dv}, v.Name, v.Pos) {
+			d.VMRs.Add(dv)
+		}
+	}
+	for _, v := range repo.Devices {
+		dd := &DesiredDevice{Device: v.Device}
+		dd.SyncTag = account.ManualTag
+		if validDeclared(d, &entryOutput{device: dd}, v.Alias, v.Pos) {
+			d.Devices.Add(dd)
+		}
+	}
+}
+
+// validDeclared says whether a declared object keeps the limits rendered ones must
+// (declared values are literal, but the same limits hold); if not, it warns and keeps
+// the stored object unchanged.
+func validDeclared(d *Desired, out *entryOutput, key string, pos schema.Pos) bool {
+	msg := invalidRendered(out)
+	if msg == "" {
+		return true
+	}
+	d.Warnings = append(d.Warnings, Warning{Code: "invalid", Key: key, Template: account.ManualTag,
+		Message: fmt.Sprintf("%s:%d: %s; left unchanged", pos.Path, pos.Line, msg)})
+	d.Keep[ownerKey(account.ManualTag, "", key)] = true
+	return false
+}
+
+func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entryOutput {
+	t := c.t
+	r := &renderer{attrs: e.Attrs, extra: pattern.Vars{"dn": e.DN}, seed: pattern.Seed{Template: t.Name, EntryKey: e.Key}}
+	var out entryOutput
+	if c.vmr != nil && c.vmr[0] != nil { // the name's pattern (the first field)
+		dv := &DesiredVMR{VMR: t.VMR.VMR, Overridable: c.vmrOverridable} // numbers and flags are literal
+		renderFields(r, vmrPatternNames, account.VMRFields, c.vmr, &dv.VMR)
+		dv.Aliases, dv.SyncTag, dv.EntryKey = nil, t.Name, e.Key
+		seen := map[string]bool{}
+		for i, p := range c.vAliases {
+			a := r.s(fmt.Sprintf("vmr.aliases[%d]", i), p)
+			if a != "" && !seen[a] {
+				seen[a] = true
+				dv.Aliases = append(dv.Aliases, a)
+			}
+		}
+		if dv.Name != "" {
+			dv.Overrides = allowedOverrides(in.Repo.Overrides.VMRs[dv.Name], c.vmrOverridable, t.Emails.AllowEmailOverride)
+			out.vmr = dv
+		}
+	}
+	if c.device != nil && c.device[0] != nil && (!e.Disabled || t.Device.SyncIfAccountDisabled) { // the alias's pattern
+		dd := &DesiredDevice{Device: t.Device.Device, Overridable: c.devOverridable}
+		renderFields(r, devicePatternNames, account.DeviceFields, c.device, &dd.Device)
+		dd.SyncTag, dd.EntryKey = t.Name, e.Key
+		if dd.Alias != "" {
+			dd.Overrides = allowedOverrides(in.Repo.Overrides.Devices[dd.Alias], c.devOverridable, t.Emails.AllowEmailOverride)
+			out.device = dd
+		}
+	}
+	if c.uEmail != nil {
+		u := &DesiredUser{User: account.User{
+			FirstName: r.s("user.first_name", c.uFirst), LastName: r.s("user.last_name", c.uLast),
+			Email: strings.ToLower(r.s("user.email", c.uEmail)), Language: r.s("user.language", c.uLang),
+			TimeZone: r.s("user.time_zone", c.uTZ), HostPrivilege: strings.ToUpper(r.s("user.host_privilege", c.uHost)),
+			License: strings.ToLower(r.s("user.license", c.uLicense)), Active: !e.Disabled, Origin: "remote",
+			SyncTag: t.Name, EntryKey: e.Key,
+		}, Disabled: e.Disabled}
+		if c.hasTracking {
+			var tr [10]string
+			for i, p := range c.uTracking {
+				if p != nil {
+					tr[i] = r.s("user.tracking."+trackingSlots[i], p)
+				}
+			}
+			u.Tracking = account.MakeTracking(tr)
+		}
+		if u.HostPrivilege == "" {
+			u.HostPrivilege = "HOST"
+		}
+		if u.License == "" {
+			u.License = "paid"
+		}
+		if u.Email == "" {
+			out.warn = &Warning{Code: "no_email", Key: e.DN, Template: t.Name, Message: "entry has no email address; user not imported"}
+		} else {
+			out.user = fillTracking(c.tracking, u)
+		}
+	}
+	if r.err == nil {
+		if msg := invalidRendered(&out); msg != "" {
+			return entryOutput{
+				warn: &Warning{Code: "invalid", Key: e.DN, Template: t.Name, Message: msg + "; this entry's objects are left unchanged"},
+				keep: []owner{ownerKey(t.Name, e.Key, "")},
+			}
+		}
+		if idx != nil {
+			dropUnchanged(&out, idx)
+		}
+	}
+	if r.err != nil {
+		// Keep whatever this entry already has: a render error must never delete.
+		pos := t.FieldPos[r.at]
+		return entryOutput{
+			warn: &Warning{Code: "render_error", Key: e.DN, Template: t.Name,
+				Message: fmt.Sprintf("%s:%d:%d: pattern %s: %v; this entry's objects are left unchanged", pos.Path, pos.Line, pos.Col, r.at, r.err)},
+			keep: []owner{ownerKey(t.Name, e.Key, "")},
+		}
+	}
+	return out
+}
+
+// allowedOverrides keeps the overrides.yaml fields the template allows (SPEC §5.4).
+func allowedOverrides(ov map[string]string, overridable map[string]bool, emailOverride bool) map[string]string {
+	if len(ov) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for f, v := range ov {
+		ok := overridable[f] || (f == "primary_owner_email_address" && emailOverride)
+		if !ok && (f == "pin" || f == "guest_pin" || f == "allow_guests") {
+			ok = overridable["pin_settings"]
+		}
+		if ok {
+			out[f] = v
+		}
+	}
+	return out
+}
+
+// hasControl reports a control character (CR, LF, …): directory values carrying them
+// would otherwise reach one-line fields, plan lines and email subjects.
+func hasControl(fields ...string) bool {
+	for _, f := range fields {
+		if strings.ContainsFunc(f, unicode.IsControl) {
+			return true
+		}
+	}
+	return false
+}
+
+// invalidRendered checks one entry's rendered objects against the platform's limits.
+func invalidRendered(o *entryOutput) string {
+	if v := o.vmr; v != nil {
+		switch {
+		case hasControl(v.Name, v.Description, v.Tag, v.OwnerEmail):
+			return fmt.Sprintf("VMR %q: name, description, tag or owner email contains a control character (line break?)", v.Name)
+		case utf8.RuneCountInString(v.Name) > maxNameLen:
+			return fmt.Sprintf("VMR name %.40q… is longer than %d characters", v.Name, maxNameLen)
+		case utf8.RuneCountInString(v.Description) > maxNameLen:
+			return fmt.Sprintf("VMR description of %q is longer than %d characters", v.Name, maxNameLen)
+		case len(v.Aliases) > maxAliases:
+			return fmt.Sprintf("VMR %q has %d aliases; Pexip allows %d", v.Name, len(v.Aliases), maxAliases)
+		}
+		for _, a := range v.Aliases {
+			if utf8.RuneCountInString(a) > maxNameLen || strings.ContainsAny(a, " \t\r\n") || hasControl(a) {
+				return fmt.Sprintf("VMR %q alias %q is longer than %d characters or contains white space or a control character", v.Name, a, maxNameLen)
+			}
+		}
+	}
+	if d := o.device; d != nil && (utf8.RuneCountInString(d.Alias) > maxNameLen || strings.ContainsAny(d.Alias, " \t\r\n") || hasControl(d.Alias)) {
+		return fmt.Sprintf("device alias %q is longer than %d characters or contains white space", d.Alias, maxNameLen)
+	}
+	if d := o.device; d != nil && hasControl(d.Description, d.Username, d.Tag, d.OwnerEmail) {
+		return fmt.Sprintf("device %q: description, username, tag or owner email contains a control character (line break?)", d.Alias)
+	}
+	if u := o.user; u != nil {
+		switch {
+		case hasControl(u.FirstName, u.LastName):
+			return fmt.Sprintf("user %q: first or last name contains a control character (line break?)", u.Email)
+		case len(u.Email) > maxEmailLen || !schema.ValidEmail(u.Email):
+			return fmt.Sprintf("user email %q is not a valid address of at most %d characters", u.Email, maxEmailLen)
+		case utf8.RuneCountInString(u.FirstName) > maxUserName || utf8.RuneCountInString(u.LastName) > maxUserName:
+			return fmt.Sprintf("user %s: first and last names must be at most %d characters", u.Email, maxUserName)
+		case !schema.IsLanguage(u.Language) && u.Language != "":
+			return fmt.Sprintf("user %s: language %q is not a WebEx LANGUAGE value", u.Email, u.Language)
+		case !schema.IsTimeZone(u.TimeZone) && u.TimeZone != "":
+			return fmt.Sprintf("user %s: time zone %q is not a WebEx TIMEZONE value", u.Email, u.TimeZone)
+		case u.HostPrivilege != "HOST" && u.HostPrivilege != "ADMN":
+			return fmt.Sprintf("user %s: host privilege %q must be HOST or ADMN", u.Email, u.HostPrivilege)
+		case u.License != "paid" && u.License != "free":
+			return fmt.Sprintf("user %s: license %q must be paid or free", u.Email, u.License)
+		}
+	}
+	return ""
+}
