@@ -208,12 +208,7 @@ func benchOne(t *testing.T, bin string, n int) benchRow {
 	srv := ldaptest.Start(t, ldaptest.Options{LDIFFile: ldif})
 	row := benchRow{N: n}
 	attrs := []string{"cn", "uid", "telephoneNumber", "mail", "givenName", "sn", "entryUUID", "employeeType"}
-	search := exec.Command("ldapsearch", append([]string{"-LLL", "-x", "-H", srv.URL, "-D", srv.AdminDN, "-w", srv.AdminPassword,
-		"-b", "ou=people," + srv.BaseDN, "-E", "pr=1000/noprompt", "(objectClass=inetOrgPerson)"}, attrs...)...)
-	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	defer devnull.Close()
-	search.Stdout = devnull
-	row.LDAPSearch = measure(t, search)
+	row.LDAPSearch = ldapsearchPaged(t, srv, attrs)
 
 	ldapRepo := writeRepo(t, filepath.Join(dir, "ldap"), tmpl)
 	ldap := applyAndPlan(t, bin, writeConfig(t, filepath.Join(dir, "ldap"), ldapRepo,

@@ -73,14 +73,7 @@ func benchRealistic(t *testing.T, bin string, n int, profDir string) realisticRo
 	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
 		row.LoadAvg = strings.TrimSpace(string(load))
 	}
-	ldapsearch := func() measured {
-		search := exec.Command("ldapsearch", append([]string{"-LLL", "-x", "-H", srv.URL, "-D", srv.AdminDN, "-w", srv.AdminPassword,
-			"-b", "ou=people," + srv.BaseDN, "-E", "pr=1000/noprompt", "(objectClass=inetOrgPerson)"}, realisticAttrs...)...)
-		devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-		defer devnull.Close()
-		search.Stdout = devnull
-		return measure(t, search)
-	}
+	ldapsearch := func() measured { return ldapsearchPaged(t, srv, realisticAttrs) }
 	row.LDAPSearchRuns[0] = ldapsearch()
 
 	cfg := writeConfig(t, dir, repo, fmt.Sprintf("{url: %q, base_dn: %q, bind_dn: %q, bind_password_env: \"BENCH_LDAP_PW\"}",
@@ -173,12 +166,26 @@ func printRealistic(rows []realisticRow) map[string]float64 {
 	return g
 }
 
-// writeRealisticRepo copies testdata/bench-realistic to dir/repo and adds csvUsers rows in
+// ldapsearchPaged measures ldapsearch's paged fetch (-E pr=1000) of attrs of every person
+// in srv, output discarded.
+func ldapsearchPaged(t *testing.T, srv *ldaptest.Server, attrs []string) measured {
+	t.Helper()
+	search := exec.Command("ldapsearch", append([]string{"-LLL", "-x", "-H", srv.URL, "-D", srv.AdminDN, "-w", srv.AdminPassword,
+		"-b", "ou=people," + srv.BaseDN, "-E", "pr=1000/noprompt", "(objectClass=inetOrgPerson)"}, attrs...)...)
+	return measure(t, search) // a nil Stdout is /dev/null
+}
+
+// writeRealisticRepo copies testdata/bench-realistic to dir/repo (and examples/emails to its
+// emails/) and adds csvUsers rows in
 // users/local.csv and invites invitations in invites/partners.csv; it returns the repo path.
 func writeRealisticRepo(t *testing.T, dir string, csvUsers, invites int) string {
 	t.Helper()
 	repo := filepath.Join(dir, "repo")
 	if err := os.CopyFS(repo, os.DirFS("../../testdata/bench-realistic")); err != nil {
+		t.Fatal(err)
+	}
+	// the email bodies are examples/' (HTML for VMRs, text for devices, activations, invitations)
+	if err := os.CopyFS(filepath.Join(repo, "emails"), os.DirFS("../../examples/emails")); err != nil {
 		t.Fatal(err)
 	}
 	writeLines(t, filepath.Join(repo, "users", "local.csv"), csvUsers,

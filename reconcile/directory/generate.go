@@ -26,34 +26,48 @@ var (
 // cn, mail, telephoneNumber, departmentNumber, employeeType ("disabled" for every 50th entry,
 // i%50 == 49, else "staff") and an entryUUID derived from i. The same n gives the same bytes.
 func GeneratePeople(w io.Writer, n int, baseDN string) error {
+	return generateLDIF(w, n, "generate people", func(b *bytes.Buffer, i int) {
+		given := genGiven[i%len(genGiven)]
+		sur := genSur[(i/len(genGiven))%len(genSur)]
+		uid := fmt.Sprintf("u%d", i)
+		writeLDIFValue(b, "dn", "uid="+uid+",ou=people,"+baseDN)
+		b.WriteString("objectClass: inetOrgPerson\n")
+		writeLDIFValue(b, "uid", uid)
+		writeLDIFValue(b, "cn", given+" "+sur+" "+uid)
+		writeLDIFValue(b, "givenName", given)
+		writeLDIFValue(b, "sn", sur)
+		fmt.Fprintf(b, "mail: %s@example.com\n", uid)
+		fmt.Fprintf(b, "telephoneNumber: +1 555 %07d\n", i)
+		fmt.Fprintf(b, "departmentNumber: %s\n", genDept[i%len(genDept)])
+		writeTypeAndUUID(b, i)
+	})
+}
+
+// writeTypeAndUUID ends entry i: employeeType ("disabled" for i%50 == 49, else "staff"),
+// its entryUUID and the blank line.
+func writeTypeAndUUID(b *bytes.Buffer, i int) {
+	typ := "staff"
+	if i%50 == 49 {
+		typ = "disabled"
+	}
+	fmt.Fprintf(b, "employeeType: %s\n", typ)
+	fmt.Fprintf(b, "entryUUID: %s\n\n", genUUID(i))
+}
+
+// generateLDIF writes entries 0..n-1, each made by entry into a reused buffer, to w;
+// op names the operation in errors.
+func generateLDIF(w io.Writer, n int, op string, entry func(b *bytes.Buffer, i int)) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	var b bytes.Buffer
 	for i := 0; i < n; i++ {
 		b.Reset()
-		given := genGiven[i%len(genGiven)]
-		sur := genSur[(i/len(genGiven))%len(genSur)]
-		uid := fmt.Sprintf("u%d", i)
-		typ := "staff"
-		if i%50 == 49 {
-			typ = "disabled"
-		}
-		writeLDIFValue(&b, "dn", "uid="+uid+",ou=people,"+baseDN)
-		b.WriteString("objectClass: inetOrgPerson\n")
-		writeLDIFValue(&b, "uid", uid)
-		writeLDIFValue(&b, "cn", given+" "+sur+" "+uid)
-		writeLDIFValue(&b, "givenName", given)
-		writeLDIFValue(&b, "sn", sur)
-		fmt.Fprintf(&b, "mail: %s@example.com\n", uid)
-		fmt.Fprintf(&b, "telephoneNumber: +1 555 %07d\n", i)
-		fmt.Fprintf(&b, "departmentNumber: %s\n", genDept[i%len(genDept)])
-		fmt.Fprintf(&b, "employeeType: %s\n", typ)
-		fmt.Fprintf(&b, "entryUUID: %s\n\n", genUUID(i))
+		entry(&b, i)
 		if _, err := bw.Write(b.Bytes()); err != nil {
-			return fmt.Errorf("generate people: %w", err)
+			return fmt.Errorf("%s: %w", op, err)
 		}
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("generate people: %w", err)
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
 }
@@ -134,41 +148,26 @@ func realPhone(i, s int) string {
 // i%40 == 5); employeeType "disabled" for i%50 == 49, else "staff"; and an entryUUID
 // derived from i. The same n gives the same bytes.
 func GenerateRealisticPeople(w io.Writer, n int, baseDN string) error {
-	bw := bufio.NewWriterSize(w, 1<<16)
-	var b bytes.Buffer
-	for i := 0; i < n; i++ {
-		b.Reset()
+	return generateLDIF(w, n, "generate realistic people", func(b *bytes.Buffer, i int) {
 		given := realGiven[i%len(realGiven)]
 		sur := realSur[(i/len(realGiven))%len(realSur)]
 		uid := fmt.Sprintf("u%d", i)
-		typ := "staff"
-		if i%50 == 49 {
-			typ = "disabled"
-		}
-		writeLDIFValue(&b, "dn", "uid="+uid+",ou=people,"+baseDN)
+		writeLDIFValue(b, "dn", "uid="+uid+",ou=people,"+baseDN)
 		b.WriteString("objectClass: inetOrgPerson\n")
-		writeLDIFValue(&b, "uid", uid)
-		writeLDIFValue(&b, "cn", given[0]+" "+sur[0])
-		writeLDIFValue(&b, "givenName", given[0])
-		writeLDIFValue(&b, "sn", sur[0])
+		writeLDIFValue(b, "uid", uid)
+		writeLDIFValue(b, "cn", given[0]+" "+sur[0])
+		writeLDIFValue(b, "givenName", given[0])
+		writeLDIFValue(b, "sn", sur[0])
 		if i%50 != 17 {
-			fmt.Fprintf(&b, "mail: %s.%s.%d@example.com\n", given[1], sur[1], i)
+			fmt.Fprintf(b, "mail: %s.%s.%d@example.com\n", given[1], sur[1], i)
 		}
-		writeLDIFValue(&b, "telephoneNumber", realPhone(i, i))
+		writeLDIFValue(b, "telephoneNumber", realPhone(i, i))
 		if i%10 != 3 {
-			writeLDIFValue(&b, "title", realTitle[(i/7)%len(realTitle)])
+			writeLDIFValue(b, "title", realTitle[(i/7)%len(realTitle)])
 		}
 		if i%40 != 5 {
-			fmt.Fprintf(&b, "departmentNumber: %s\n", realDept[(i/3)%len(realDept)])
+			fmt.Fprintf(b, "departmentNumber: %s\n", realDept[(i/3)%len(realDept)])
 		}
-		fmt.Fprintf(&b, "employeeType: %s\n", typ)
-		fmt.Fprintf(&b, "entryUUID: %s\n\n", genUUID(i))
-		if _, err := bw.Write(b.Bytes()); err != nil {
-			return fmt.Errorf("generate realistic people: %w", err)
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("generate realistic people: %w", err)
-	}
-	return nil
+		writeTypeAndUUID(b, i)
+	})
 }
