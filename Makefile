@@ -18,11 +18,14 @@ run:
 	$(GO) run ./cmd/roster apply
 
 # bench: Go benchmarks of every package (400k-entry sizes included), then the end-to-end
-# run for N = 50,000 and 400,000 (beside ldapsearch on a test slapd, and the same people
-# from an LDIF file) and a mixed run of 200,000 LDIF people + 200,000 CSV users. Sizes:
-# ROSTER_BENCH_SIZES, ROSTER_BENCH_MIXED (0 skips). Results land in bench-results/
-# (bench.txt, e2e.txt, e2e.json). Takes several minutes.
+# run for N = 50,000 and 400,000 with both profiles: the simple one (beside ldapsearch on a
+# test slapd, the same people from an LDIF file, and a mixed run of 200,000 LDIF people +
+# 200,000 CSV users) and the realistic one (a Pexip-style template with emails on, CSV
+# users and invitations, beside ldapsearch). Sizes: ROSTER_BENCH_SIZES, ROSTER_BENCH_MIXED
+# (0 skips); ROSTER_BENCH_PROFILES=simple or realistic runs one; ROSTER_BENCH_PROFILE_DIR
+# receives CPU profiles of the realistic apply and plan. Results land in bench-results/
+# (bench.txt, e2e.txt, e2e.json with the realistic rows under "realistic"). Takes 15-20 min.
 bench: deps
 	@mkdir -p bench-results
 	ROSTER_BENCH_N=400000 ROSTER_BENCH_LDAP=1 $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./... | tee bench-results/bench.txt
-	ROSTER_BENCH=1 ROSTER_BENCH_OUT=$(CURDIR)/bench-results/e2e.json $(GO) test -run TestEndToEndBench -v -timeout 60m ./cmd/roster | tee bench-results/e2e.txt
+	ROSTER_BENCH=1 ROSTER_BENCH_PROFILES=$${ROSTER_BENCH_PROFILES:-simple,realistic} ROSTER_BENCH_OUT=$(CURDIR)/bench-results/e2e.json $(GO) test -run TestEndToEndBench -v -timeout 60m ./cmd/roster | tee bench-results/e2e.txt

@@ -71,8 +71,13 @@ func measure(t *testing.T, cmd *exec.Cmd) measured {
 // attributes, roster's initial apply and its no-op plan (wall time and peak RSS of each
 // process), then the same apply and plan with the N people read from an LDIF file in the
 // repo. Then one mixed run of $ROSTER_BENCH_MIXED users (default 400000, 0 skips): half
-// directory people from an LDIF file, half CSV users; apply, validate, no-op plan. It prints
-// the figures and writes them to $ROSTER_BENCH_OUT (default bench-results/e2e.json).
+// directory people from an LDIF file, half CSV users; apply, validate, no-op plan. That is
+// the simple profile. The realistic profile (benchRealistic: a Pexip-style template with
+// emails on, CSV users and invitations) runs for the same sizes after it and lands under
+// the "realistic" key. $ROSTER_BENCH_PROFILES picks them (default "simple,realistic");
+// $ROSTER_BENCH_PROFILE_DIR, when set, receives CPU profiles of the realistic apply and
+// plan. It prints the figures and writes them to $ROSTER_BENCH_OUT (default
+// bench-results/e2e.json).
 func TestEndToEndBench(t *testing.T) {
 	if os.Getenv("ROSTER_BENCH") != "1" {
 		t.Skip("set ROSTER_BENCH=1 (make bench) to run the end-to-end benchmark")
@@ -95,10 +100,48 @@ func TestEndToEndBench(t *testing.T) {
 			t.Fatalf("ROSTER_BENCH_MIXED: %v", err)
 		}
 	}
+	profiles := map[string]bool{"simple": true, "realistic": true}
+	if s := os.Getenv("ROSTER_BENCH_PROFILES"); s != "" {
+		profiles = map[string]bool{}
+		for _, p := range strings.Split(s, ",") {
+			p = strings.TrimSpace(p)
+			if p != "simple" && p != "realistic" {
+				t.Fatalf("ROSTER_BENCH_PROFILES: unknown profile %q (simple, realistic)", p)
+			}
+			profiles[p] = true
+		}
+	}
 	bin := filepath.Join(t.TempDir(), "roster")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build roster: %v\n%s", err, out)
 	}
+	results := map[string]any{"date": time.Now().UTC().Format(time.RFC3339)}
+	if profiles["simple"] {
+		benchSimple(t, bin, sizes, mixedN, results)
+	}
+	if profiles["realistic"] {
+		var rows []realisticRow
+		for _, n := range sizes {
+			rows = append(rows, benchRealistic(t, bin, n, os.Getenv("ROSTER_BENCH_PROFILE_DIR")))
+		}
+		growth := printRealistic(rows)
+		results["realistic"] = map[string]any{"rows": rows, "growth": growth}
+	}
+	out := os.Getenv("ROSTER_BENCH_OUT")
+	if out == "" {
+		out = "../../bench-results/e2e.json"
+	}
+	os.MkdirAll(filepath.Dir(out), 0o755)
+	data, _ := json.MarshalIndent(results, "", "  ")
+	if err := os.WriteFile(out, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// benchSimple is the simple profile (testdata/bench-template.yaml, no emails): the rows for
+// sizes from the slapd and from an LDIF file, the mixed run of mixedN users (0 skips) and
+// the email delivery benchmark; it adds them to results.
+func benchSimple(t *testing.T, bin string, sizes []int, mixedN int, results map[string]any) {
 	var rows []benchRow
 	for _, n := range sizes {
 		rows = append(rows, benchOne(t, bin, n))
@@ -149,16 +192,7 @@ func TestEndToEndBench(t *testing.T) {
 	email := emailBench(t)
 	fmt.Printf("email delivery to an in-process go-smtp sink: roster %.0f msgs/s, bare go-smtp loop %.0f msgs/s, ratio %.2f\n",
 		email["roster_msgs_per_s"], email["bare_msgs_per_s"], email["ratio"])
-	out := os.Getenv("ROSTER_BENCH_OUT")
-	if out == "" {
-		out = "../../bench-results/e2e.json"
-	}
-	os.MkdirAll(filepath.Dir(out), 0o755)
-	data, _ := json.MarshalIndent(map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "rows": rows,
-		"ldif_growth": ldifGrowth, "mixed": mixed, "email_delivery": email}, "", "  ")
-	if err := os.WriteFile(out, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	results["rows"], results["ldif_growth"], results["mixed"], results["email_delivery"] = rows, ldifGrowth, mixed, email
 }
 
 func benchOne(t *testing.T, bin string, n int) benchRow {
@@ -174,12 +208,7 @@ func benchOne(t *testing.T, bin string, n int) benchRow {
 	srv := ldaptest.Start(t, ldaptest.Options{LDIFFile: ldif})
 	row := benchRow{N: n}
 	attrs := []string{"cn", "uid", "telephoneNumber", "mail", "givenName", "sn", "entryUUID", "employeeType"}
-	search := exec.Command("ldapsearch", append([]string{"-LLL", "-x", "-H", srv.URL, "-D", srv.AdminDN, "-w", srv.AdminPassword,
-		"-b", "ou=people," + srv.BaseDN, "-E", "pr=1000/noprompt", "(objectClass=inetOrgPerson)"}, attrs...)...)
-	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	defer devnull.Close()
-	search.Stdout = devnull
-	row.LDAPSearch = measure(t, search)
+	row.LDAPSearch = ldapsearchPaged(t, srv, attrs)
 
 	ldapRepo := writeRepo(t, filepath.Join(dir, "ldap"), tmpl)
 	ldap := applyAndPlan(t, bin, writeConfig(t, filepath.Join(dir, "ldap"), ldapRepo,
@@ -311,15 +340,7 @@ func applyAndPlan(t *testing.T, bin, cfg string, env ...string) applyPlan {
 // rosterRun measures `roster CMD --config cfg ARGS...` with stdout discarded.
 func rosterRun(t *testing.T, bin, cfg string, env []string, cmd string, args ...string) measured {
 	t.Helper()
-	c := exec.Command(bin, append([]string{cmd, "--config", cfg}, args...)...)
-	c.Env = append(append(os.Environ(), "ROSTER_SECRET_KEY=bench"), env...)
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer devnull.Close()
-	c.Stdout = devnull
-	return measure(t, c)
+	return rosterRunOut(t, bin, cfg, env, nil, cmd, args...)
 }
 
 // emailBench runs notify's BenchmarkDeliver10k (10,000 outbox messages to an in-process
