@@ -1,26 +1,3 @@
-// Package reconcile turns desired state (the repo and the directory) and actual state
-// (SQLite) into a Plan — a value — and applies a plan in one transaction.
-//
-// The steps, each in its own files:
-//   - engine.go:  the whole cycle for a commit: read the state's index, search, render,
-//     load what the diff must see, diff
-//   - render.go:  directory entries × sync templates → desired objects (Desired), in
-//     batches; render_entry.go: one entry, the declared objects, the limits; mail.go: the
-//     email templates; usermerge.go: directory and CSV users into one account per email;
-//     objects whose digest is their stored one's are only marked unchanged (index.go,
-//     digest.go)
-//   - hydrate.go: which stored objects the diff must see in full, loaded by id
-//   - diff.go:    Diff(desired, actual) → *Plan, pure set arithmetic, no I/O: VMRs and
-//     devices (owned.go: matching and updates, driven by account.VMRFields and
-//     account.DeviceFields; claims.go: names and aliases), users.go (users, invitations,
-//     licences), tracking.go, reminders.go, emails.go (email variables), counts.go
-//   - safety.go:  the removal-delta and email guards a plan must pass before apply
-//   - output.go:  the plan as text, JSON and markdown (fields.go: objects as field lists)
-//   - apply.go:   Apply writes a plan: objects, audit, outbox, sync status, state version
-//   - manual.go:  the operator's one-off plans: reminders, Notify Now, accepting invitations
-//
-// Subpackages: directory (LDAP and LDIF), source (Git and folders), loop (the daemon's
-// loop, webhook and lock).
 package reconcile
 
 import (
