@@ -28,9 +28,10 @@ import (
 // Normalization (normalizeAlias): surrounding whitespace trimmed, an enclosing <…>
 // removed, a leading sip:, sips:, h323: or tel: scheme removed (any case), and after a
 // scheme any URI parameters or headers (;transport=tls, ?subject=…) cut off. URL decoding
-// happens once, where the alias is read from the request (queryParam, the registration
-// path); a '+' stays a '+' there, because E.164 numbers (+4712345678) are far more likely
-// than spaces in an alias.
+// happens once, where the alias is read from the request: local_alias as any query value
+// (application/x-www-form-urlencoded, so a literal '+' is a space and an E.164 '+' comes
+// as %2B, as every URL encoder writes it), the registration alias as a path segment
+// (RFC 3986, where '+' is itself).
 
 // schemes are the URI schemes stripped from an alias, lower case, with their colon.
 var schemes = [...]string{"sip:", "sips:", "h323:", "tel:"}
@@ -90,9 +91,9 @@ func hasNonASCII(s string) bool {
 	return false
 }
 
-// queryParam returns the first value of name in a raw query string, percent-decoded with
-// '+' kept literal (see above). ok is false when the parameter is absent or its encoding
-// is invalid.
+// queryParam returns the first value of name in a raw query string, decoded as
+// url.ParseQuery would, without building a map of every parameter. ok is false when the
+// parameter is absent or its encoding is invalid.
 func queryParam(rawQuery, name string) (value string, ok bool) {
 	for rawQuery != "" {
 		var kv string
@@ -103,7 +104,7 @@ func queryParam(rawQuery, name string) (value string, ok bool) {
 				continue
 			}
 		}
-		val, err := url.PathUnescape(v)
+		val, err := url.QueryUnescape(v)
 		if err != nil {
 			return "", false
 		}

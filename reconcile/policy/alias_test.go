@@ -1,6 +1,9 @@
 package policy
 
-import "testing"
+import (
+	"net/url"
+	"testing"
+)
 
 func TestNormalizeAlias(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
@@ -56,7 +59,8 @@ func TestQueryParam(t *testing.T) {
 		{"local_alias=sip%3Aalice%40example.com&protocol=sip", "sip:alice@example.com", true},
 		{"protocol=sip&local_alias=meet.alice@example.com", "meet.alice@example.com", true},
 		{"local_alias=%2B4712345678", "+4712345678", true},
-		{"local_alias=+4712345678", "+4712345678", true}, // '+' kept: E.164, not a space
+		{"local_alias=+4712345678", " 4712345678", true}, // form encoding: '+' is a space
+		{"local_alias=meet+alice%40example.com", "meet alice@example.com", true},
 		{"local_alias=a&local_alias=b", "a", true},
 		{"local%5Falias=x", "x", true},
 		{"remote_alias=x", "", false},
@@ -66,6 +70,36 @@ func TestQueryParam(t *testing.T) {
 		got, ok := queryParam(tc.raw, "local_alias")
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("queryParam(%q) = %q, %v; want %q, %v", tc.raw, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestRoute(t *testing.T) {
+	for _, tc := range []struct {
+		target string
+		ep     endpoint
+		alias  string
+		ok     bool
+	}{
+		{"/policy/v1/service/configuration?local_alias=sip%3Aa%40example.com&protocol=sip", endpointService, "sip:a@example.com", true},
+		{"/policy/v1/service/configuration?protocol=sip", endpointService, "", false},
+		{"/policy/v1/registrations/sip%3Aa%40example.com?protocol=sip", endpointRegistration, "sip:a@example.com", true},
+		{"/policy/v1/registrations/+4712345678", endpointRegistration, "+4712345678", true}, // a path keeps '+'
+		{"/policy/v1/registrations/a@example.com/", endpointRegistration, "a@example.com", true},
+		{"/policy/v1/registrations/a%2Fb", endpointRegistration, "a/b", true},
+		{"/policy/v1/registrations/%zz", endpointRegistration, "", false},
+		{"/policy/v1/registrations/", endpointRegistration, "", false},
+		{"/policy/v1/service/configuration/", endpointOther, "", false},
+		{"/", endpointOther, "", false},
+	} {
+		u, err := url.ParseRequestURI(tc.target)
+		if err != nil {
+			// %zz does not parse as a request URI; build it by hand as a server would see it.
+			u = &url.URL{Path: "/policy/v1/registrations/", RawPath: "/policy/v1/registrations/%zz"}
+		}
+		ep, alias, ok := route(u)
+		if ep != tc.ep || ok != tc.ok || (ok && alias != tc.alias) {
+			t.Errorf("route(%s) = %v %q %v; want %v %q %v", tc.target, ep, alias, ok, tc.ep, tc.alias, tc.ok)
 		}
 	}
 }

@@ -1,36 +1,17 @@
-package policy
+package policy_test
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
 	"reflect"
 	"runtime"
 	"testing"
+
+	"github.com/roster-dev/roster/reconcile/policy"
+	"github.com/roster-dev/roster/reconcile/policy/policytest"
 )
 
-// estate is testdata/estate.json: the fixture the end-to-end tests use too.
-type estate struct {
-	Rooms   []Room   `json:"rooms"`
-	Devices []Device `json:"devices"`
-}
-
-func loadEstate(t testing.TB) estate {
-	t.Helper()
-	data, err := os.ReadFile("testdata/estate.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var e estate
-	if err := json.Unmarshal(data, &e); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
 func TestSnapshotLookup(t *testing.T) {
-	e := loadEstate(t)
-	s, err := Build("v1", e.Rooms, e.Devices)
+	e := policytest.LoadEstate(t, "testdata/estate.json")
+	s, err := policy.Build("v1", e.Rooms, e.Devices)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,56 +69,13 @@ func TestSnapshotLookup(t *testing.T) {
 }
 
 func TestBuilderFinishOnce(t *testing.T) {
-	b := NewBuilder("x")
+	b := policy.NewBuilder("x")
 	if _, err := b.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	b.AddRoom(&Room{Name: "late", Aliases: []string{"late"}, Enabled: true})
+	b.AddRoom(&policy.Room{Name: "late", Aliases: []string{"late"}, Enabled: true})
 	if _, err := b.Finish(); err == nil {
 		t.Error("second Finish: no error")
-	}
-}
-
-func TestRoomAnswer(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		room Room
-		want map[string]any
-	}{
-		{"full", Room{Name: "R", ServiceTag: "t", Description: "d <&>", PIN: "1234", GuestPIN: "5678#",
-			AllowGuests: true, MaxCallrateIn: 4128, MaxCallrateOut: 128, ParticipantLimit: 50, OwnerEmail: "o@example.com"},
-			map[string]any{"service_type": "conference", "name": "R", "service_tag": "t", "description": "d <&>",
-				"pin": "1234", "guest_pin": "5678#", "allow_guests": true, "max_callrate_in": 4128000.0,
-				"max_callrate_out": 128000.0, "participant_limit": 50.0, "primary_owner_email_address": "o@example.com"}},
-		{"unset fields left out", Room{Name: "R"},
-			map[string]any{"service_type": "conference", "name": "R", "service_tag": "", "allow_guests": false}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var got struct {
-				Status, Action string
-				Result         map[string]any
-			}
-			b := appendRoomAnswer(nil, &tc.room)
-			if err := json.Unmarshal(b, &got); err != nil {
-				t.Fatalf("%s: %v", b, err)
-			}
-			if got.Status != "success" || got.Action != "continue" || !reflect.DeepEqual(got.Result, tc.want) {
-				t.Errorf("answer %s\nwant result %v", b, tc.want)
-			}
-		})
-	}
-}
-
-// realisticRoom is a personal VMR as a sync template renders it.
-func realisticRoom(i, version int) Room {
-	return Room{
-		Name: fmt.Sprintf("Meet Firstname%d Lastname%d", i, i), ServiceTag: "personal-vmrs",
-		Description: fmt.Sprintf("Personal room of Firstname%d Lastname%d", i, i),
-		PIN:         fmt.Sprintf("%06d", (i*7919+version)%1000000), GuestPIN: fmt.Sprintf("%06d", version%1000000),
-		AllowGuests: true, MaxCallrateIn: 4128, MaxCallrateOut: 4128, ParticipantLimit: 50,
-		OwnerEmail: fmt.Sprintf("firstname%d.lastname%d@example.com", i, i),
-		Aliases:    []string{fmt.Sprintf("meet.firstname%d.lastname%d@example.com", i, i), fmt.Sprintf("%07d", 1000000+i)},
-		Enabled:    true,
 	}
 }
 
@@ -148,10 +86,10 @@ func TestBytesPerRoom(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	b := NewBuilder("mem")
+	b := policy.NewBuilder("mem")
 	content := 0
 	for i := range n {
-		r := realisticRoom(i, 1)
+		r := policytest.PersonalRoom(i, 1)
 		content += len(r.Name) + len(r.ServiceTag) + len(r.Description) + len(r.PIN) + len(r.GuestPIN) + len(r.OwnerEmail)
 		for _, a := range r.Aliases {
 			content += len(a)
