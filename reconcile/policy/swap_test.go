@@ -15,12 +15,15 @@ import (
 
 // versionedEstate is the state after apply v: room i exists (enabled) unless
 // (i+v)%7 == 0, its guest PIN is v and its PIN derives from i and v; device i's password
-// names v. Rooms thus come and go and change PINs from one apply to the next.
-func versionedEstate(b *policy.Builder, rooms, v int) {
+// names v (devices exist for the first rooms only). Rooms thus come and go and change PINs from one apply to the next.
+func versionedEstate(b *policy.Builder, rooms, devices, v int) {
 	for i := range rooms {
 		r := policytest.PersonalRoom(i, v)
 		r.Enabled = (i+v)%7 != 0
 		b.AddRoom(&r)
+		if i >= devices {
+			continue
+		}
 		b.AddDevice(&policy.Device{Alias: deviceAlias(i), Username: "dev" + strconv.Itoa(i),
 			Password: fmt.Sprintf("pw-%d-v%d", i, v), Enabled: r.Enabled})
 	}
@@ -28,9 +31,10 @@ func versionedEstate(b *policy.Builder, rooms, v int) {
 
 func deviceAlias(i int) string { return fmt.Sprintf("sip:dev%d@video.example.com", i) }
 
-func buildVersion(t testing.TB, rooms, v int) *policy.Snapshot {
+// buildVersion builds apply v of versionedEstate with devices for the first rooms.
+func buildVersion(t testing.TB, rooms, devices, v int) *policy.Snapshot {
 	b := policy.NewBuilder(strconv.Itoa(v))
-	versionedEstate(b, rooms, v)
+	versionedEstate(b, rooms, devices, v)
 	s, err := b.Finish()
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +49,7 @@ func TestSwapMidTraffic(t *testing.T) {
 	const rooms, versions, workers = 500, 60, 6
 	p := startServer(t, "continue", true)
 	var published atomic.Int64 // last version whose Swap returned
-	p.idx.Swap(buildVersion(t, rooms, 1))
+	p.idx.Swap(buildVersion(t, rooms, rooms, 1))
 	published.Store(1)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -53,10 +57,10 @@ func TestSwapMidTraffic(t *testing.T) {
 	var wg sync.WaitGroup
 	var answers, fallbacks atomic.Int64
 	errs := make(chan string, 100)
-	report := func(format string, args ...any) {
+	report := func(problem string) {
 		select {
-		case errs <- fmt.Sprintf(format, args...):
-		default:
+		case errs <- problem:
+		default: // enough to show
 		}
 	}
 	for w := range workers {
@@ -64,61 +68,22 @@ func TestSwapMidTraffic(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for n := w; ctx.Err() == nil; n += workers {
-				i := n * 31 % rooms
-				lo := published.Load()
-				var v int64
-				var present bool
-				if n%4 == 3 {
-					d := p.node.Registration(ctx, deviceAlias(i), "sip")
-					if ctx.Err() != nil {
-						return
-					}
-					if present = d.Kind == policytest.Register; present {
-						if _, err := fmt.Sscanf(d.Credentials.Password, fmt.Sprintf("pw-%d-v%%d", i), &v); err != nil {
-							report("device %d: password %q", i, d.Credentials.Password)
-						}
-					} else if d.HTTPStatus != 200 {
-						report("device %d: %v HTTP %d %s", i, d.Kind, d.HTTPStatus, d.Reason)
-					}
-				} else {
-					d := p.node.ServiceConfiguration(ctx, "sip:"+policytest.PersonalAlias(i), nil)
-					if ctx.Err() != nil {
-						return
-					}
-					if present = d.Kind == policytest.Conference; present {
-						v, _ = strconv.ParseInt(d.Service.GuestPIN, 10, 64)
-						if d.Service.PIN != policytest.PersonalPIN(i, int(v)) {
-							report("room %d: PIN %s and guest PIN %s from different versions", i, d.Service.PIN, d.Service.GuestPIN)
-						}
-					} else if d.HTTPStatus != 200 {
-						report("room %d: %v HTTP %d %s", i, d.Kind, d.HTTPStatus, d.Reason)
-					}
-				}
-				hi := published.Load()
-				if present {
+				pr := probe(ctx, p.node, n*31%rooms, n%4 == 3, &published)
+				switch {
+				case ctx.Err() != nil:
+					return
+				case pr.problem != "":
+					report(pr.problem)
+				case pr.present:
 					answers.Add(1)
-					if v < lo || v > hi {
-						report("object %d answered from version %d outside [%d, %d]", i, v, lo, hi)
-					}
-					if (i+int(v))%7 == 0 {
-						report("object %d answered from version %d, where it is disabled", i, v)
-					}
-					continue
-				}
-				fallbacks.Add(1)
-				// Absent: it must be disabled in some version the request may have read.
-				absentSomewhere := false
-				for u := lo; u <= hi; u++ {
-					absentSomewhere = absentSomewhere || (i+int(u))%7 == 0
-				}
-				if !absentSomewhere {
-					report("object %d unknown, but enabled in every version %d..%d", i, lo, hi)
+				default:
+					fallbacks.Add(1)
 				}
 			}
 		}()
 	}
 	for v := 2; v <= versions; v++ {
-		s := buildVersion(t, rooms, v)
+		s := buildVersion(t, rooms, rooms, v)
 		p.idx.Swap(s)
 		published.Store(int64(v))
 		time.Sleep(2 * time.Millisecond)
@@ -135,11 +100,66 @@ func TestSwapMidTraffic(t *testing.T) {
 	}
 }
 
+// probed is the outcome of one probe: whether the object was answered, how long the
+// node waited, and what was wrong with the answer, if anything.
+type probed struct {
+	present bool
+	elapsed time.Duration
+	problem string
+}
+
+// probe asks for room i (or device i) of versionedEstate and checks the answer: from a
+// single version, no older than the last one published before it was sent, no newer
+// than the last one published after it came; an unknown object must be disabled in one
+// of those versions.
+func probe(ctx context.Context, node *policytest.Node, i int, device bool, published *atomic.Int64) probed {
+	lo := published.Load()
+	var d policytest.Decision
+	var v int64
+	var pr probed
+	if device {
+		d = node.Registration(ctx, deviceAlias(i), "sip")
+		if pr.present = d.Kind == policytest.Register; pr.present {
+			if _, err := fmt.Sscanf(d.Credentials.Password, fmt.Sprintf("pw-%d-v%%d", i), &v); err != nil {
+				pr.problem = fmt.Sprintf("device %d: password %q", i, d.Credentials.Password)
+			}
+		}
+	} else {
+		d = node.ServiceConfiguration(ctx, "sip:"+policytest.PersonalAlias(i), nil)
+		if pr.present = d.Kind == policytest.Conference; pr.present {
+			v, _ = strconv.ParseInt(d.Service.GuestPIN, 10, 64)
+			if d.Service.PIN != policytest.PersonalPIN(i, int(v)) {
+				pr.problem = fmt.Sprintf("room %d: PIN %s and guest PIN %s from different versions", i, d.Service.PIN, d.Service.GuestPIN)
+			}
+		}
+	}
+	hi := published.Load()
+	pr.elapsed = d.Elapsed
+	switch {
+	case pr.problem != "":
+	case !pr.present && d.HTTPStatus != 200:
+		pr.problem = fmt.Sprintf("object %d: %v HTTP %d %s", i, d.Kind, d.HTTPStatus, d.Reason)
+	case pr.present && (v < lo || v > hi):
+		pr.problem = fmt.Sprintf("object %d answered from version %d outside [%d, %d]", i, v, lo, hi)
+	case pr.present && (i+int(v))%7 == 0:
+		pr.problem = fmt.Sprintf("object %d answered from version %d, where it is disabled", i, v)
+	case !pr.present:
+		absentSomewhere := false
+		for u := lo; u <= hi; u++ {
+			absentSomewhere = absentSomewhere || (i+int(u))%7 == 0
+		}
+		if !absentSomewhere {
+			pr.problem = fmt.Sprintf("object %d unknown, but enabled in every version %d..%d", i, lo, hi)
+		}
+	}
+	return pr
+}
+
 // TestBuildInProgress: a snapshot half built changes nothing; requests keep the
 // published one until the new one is swapped in, then see all of it.
 func TestBuildInProgress(t *testing.T) {
 	p := startServer(t, "continue", true)
-	p.idx.Swap(buildVersion(t, 10, 1))
+	p.idx.Swap(buildVersion(t, 10, 10, 1))
 	ctx := context.Background()
 	pin := func(i int) string {
 		return p.node.ServiceConfiguration(ctx, policytest.PersonalAlias(i), nil).Service.PIN
