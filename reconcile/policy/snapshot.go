@@ -10,8 +10,10 @@
 //
 // Memory: 400,000 rooms must fit comfortably, so a snapshot holds no Go object per room.
 // Every record lives in one string (the arena) as length-prefixed fields and varints,
-// and the alias index is an open-addressing table of uint32 arena offsets. Neither holds
-// a pointer, so the garbage collector never scans them.
+// and the alias index is an open-addressing table of uint64 entries (32 bits of the
+// alias's hash beside the record's arena offset, so that a probe touches the arena only
+// when the hash matches). Neither holds a pointer: the garbage collector never scans
+// them.
 package policy
 
 import (
@@ -53,7 +55,7 @@ type Device struct {
 
 var errFinished = errors.New("build policy snapshot: builder already finished")
 
-// maxArena bounds the arena so that every offset+1 fits the uint32 table entries.
+// maxArena bounds the arena so that every offset+1 fits the low half of a table entry.
 const maxArena = math.MaxUint32 - 1
 
 // Builder collects rooms and devices into a new Snapshot. It is not safe for concurrent
@@ -223,38 +225,45 @@ type Snapshot struct {
 	seed          maphash.Seed
 	arena         string
 	tags          []string
-	// roomTable and deviceTable hold arena offset+1 of a record per alias, 0 = empty
-	// slot; linear probing, load at most 2/3 so that a miss ends after a few probes.
-	roomTable, deviceTable []uint32
+	// roomTable and deviceTable hold an entry per alias: the high 32 bits of the folded
+	// alias's hash, then the record's arena offset+1; 0 is an empty slot. Linear probing
+	// at load at most 2/3: a miss ends after about five probes, none touching the arena
+	// but for a 1-in-4-billion hash coincidence.
+	roomTable, deviceTable []uint64
 	rooms, devices         int
 	roomAliases            int
 	collisions             int
 }
 
 // makeTable indexes every alias of the records at offs.
-func (s *Snapshot) makeTable(offs []uint32, aliases int) (table []uint32, collisions int) {
-	table = make([]uint32, aliases+aliases/2+1) // always one empty slot: probes end
+func (s *Snapshot) makeTable(offs []uint32, aliases int) (table []uint64, collisions int) {
+	table = make([]uint64, aliases+aliases/2+1) // always one empty slot: probes end
 	for _, off := range offs {
 		r := reader{s: s.arena, i: int(off)}
 		for n := r.uvarint(); n > 0; n-- {
 			folded := foldAlias(r.str())
-			i := s.slot(folded, len(table))
+			i, tag := s.slot(folded, len(table))
 			counted := false
 			for ; table[i] != 0; i = next(i, len(table)) {
-				if other := table[i] - 1; !counted && other != off && s.holds(other, folded) {
+				e := table[i]
+				if other := uint32(e) - 1; !counted && e&tagMask == tag && other != off && s.holds(other, folded) {
 					collisions++
 					counted = true
 				}
 			}
-			table[i] = off + 1
+			table[i] = tag | uint64(off+1)
 		}
 	}
 	return table, collisions
 }
 
-func (s *Snapshot) slot(folded string, n int) int {
+const tagMask = math.MaxUint32 << 32
+
+// slot hashes a folded alias to its first slot (from the low 32 bits) and its tag (the
+// high 32 bits, in place).
+func (s *Snapshot) slot(folded string, n int) (int, uint64) {
 	h := maphash.String(s.seed, folded)
-	return int((h & math.MaxUint32) * uint64(n) >> 32)
+	return int((h & math.MaxUint32) * uint64(n) >> 32), h & tagMask
 }
 
 func next(i, n int) int {
@@ -278,7 +287,7 @@ func (s *Snapshot) holds(off uint32, folded string) bool {
 // match returns the offset of the record answering alias in table: the one whose alias
 // equals the normalized alias exactly, else the only one equal to it ignoring case (see
 // alias.go). Several candidates and no single exact one: no answer.
-func (s *Snapshot) match(table []uint32, alias string) (uint32, bool) {
+func (s *Snapshot) match(table []uint64, alias string) (uint32, bool) {
 	norm := normalizeAlias(alias)
 	if norm == "" || len(table) == 0 {
 		return 0, false
@@ -287,8 +296,12 @@ func (s *Snapshot) match(table []uint32, alias string) (uint32, bool) {
 	const none = math.MaxUint32
 	exact, fold := uint32(none), uint32(none)
 	exactMany, foldMany := false, false
-	for i := s.slot(folded, len(table)); table[i] != 0; i = next(i, len(table)) {
-		off := table[i] - 1
+	i, tag := s.slot(folded, len(table))
+	for ; table[i] != 0; i = next(i, len(table)) {
+		if table[i]&tagMask != tag {
+			continue
+		}
+		off := uint32(table[i]) - 1
 		r := reader{s: s.arena, i: int(off)}
 		for n := r.uvarint(); n > 0; n-- {
 			a := r.str()
@@ -402,7 +415,7 @@ type SnapshotStats struct {
 
 // Stats describes the snapshot.
 func (s *Snapshot) Stats() SnapshotStats {
-	bytes := len(s.arena) + 4*(len(s.roomTable)+len(s.deviceTable))
+	bytes := len(s.arena) + 8*(len(s.roomTable)+len(s.deviceTable))
 	for _, t := range s.tags {
 		bytes += len(t) + 16
 	}
