@@ -30,14 +30,19 @@ func envInt(name string, def int) int {
 // concurrent node over HTTPS on loopback for 30 s, while full snapshots are rebuilt from
 // scratch and swapped in the background (a stand-in for a full apply). Every answer is
 // checked (one version, published in time). Opt-in: ROSTER_BENCH_POLICY=1; the sizes can
-// be changed with ROSTER_BENCH_POLICY_ROOMS, _RATE and _SECONDS.
+// be changed with ROSTER_BENCH_POLICY_ROOMS, _RATE and _SECONDS, and _REBUILD=0 leaves
+// out the background rebuilds. It reports the latency the node sees (which includes its
+// own wait for a CPU) and the server's own time per request.
 func TestPolicyLoad(t *testing.T) {
 	if os.Getenv("ROSTER_BENCH_POLICY") != "1" {
 		t.Skip("load benchmark: set ROSTER_BENCH_POLICY=1 (takes about a minute and a GB)")
 	}
-	rooms := envInt("ROSTER_BENCH_POLICY_ROOMS", 400_000)
+	// versionedEstate disables one room in seven: generate enough for the wanted number
+	// of rooms in the index.
+	rooms := envInt("ROSTER_BENCH_POLICY_ROOMS", 400_000) * 7 / 6
 	rate := envInt("ROSTER_BENCH_POLICY_RATE", 2000)
 	duration := time.Duration(envInt("ROSTER_BENCH_POLICY_SECONDS", 30)) * time.Second
+	rebuild := os.Getenv("ROSTER_BENCH_POLICY_REBUILD") != "0" // 0: measure without them
 	devices := rooms / 10
 
 	var ms0, ms1 runtime.MemStats
@@ -50,9 +55,22 @@ func TestPolicyLoad(t *testing.T) {
 	runtime.ReadMemStats(&ms1)
 	st := first.Stats()
 	t.Logf("%d rooms, %d devices: built in %v; snapshot %d bytes (%.0f per room), heap +%d bytes",
-		st.Rooms, st.Devices, build.Round(time.Millisecond), st.Bytes, float64(st.Bytes)/float64(rooms), ms1.HeapAlloc-ms0.HeapAlloc)
+		st.Rooms, st.Devices, build.Round(time.Millisecond), st.Bytes, float64(st.Bytes)/float64(st.Rooms), ms1.HeapAlloc-ms0.HeapAlloc)
 
-	p := startServer(t, "continue", false)
+	// The server's own time per request, beside what the node sees.
+	var serverMu sync.Mutex
+	var serverLat []time.Duration
+	timed := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			t0 := time.Now()
+			h.ServeHTTP(w, r)
+			d := time.Since(t0)
+			serverMu.Lock()
+			serverLat = append(serverLat, d)
+			serverMu.Unlock()
+		})
+	}
+	p := startServer(t, "continue", false, timed)
 	p.node.Client.Transport.(*http.Transport).MaxIdleConnsPerHost = 128
 	var published atomic.Int64
 	p.idx.Swap(first)
@@ -67,7 +85,7 @@ func TestPolicyLoad(t *testing.T) {
 	bgDone := make(chan struct{})
 	go func() {
 		defer close(bgDone)
-		for v := 2; ctx.Err() == nil; v++ {
+		for v := 2; ctx.Err() == nil && rebuild; v++ {
 			t0 := time.Now()
 			s := buildVersion(t, rooms, devices, v)
 			builds = append(builds, time.Since(t0))
@@ -143,6 +161,7 @@ func TestPolicyLoad(t *testing.T) {
 	<-bgDone
 
 	slices.Sort(lat)
+	slices.Sort(serverLat)
 	slices.Sort(lags)
 	slices.Sort(builds)
 	q := func(d []time.Duration, f float64) time.Duration {
@@ -155,6 +174,8 @@ func TestPolicyLoad(t *testing.T) {
 		len(lat), elapsed.Round(time.Millisecond), float64(len(lat))/elapsed.Seconds(), swaps.Load(), q(builds, 0.5), q(builds, 1))
 	t.Logf("latency p50 %v, p90 %v, p99 %v, p99.9 %v, max %v; scheduling lag p99 %v; %d errors",
 		q(lat, 0.5), q(lat, 0.9), q(lat, 0.99), q(lat, 0.999), q(lat, 1), q(lags, 0.99), len(problems))
+	t.Logf("server time per request p50 %v, p99 %v, p99.9 %v, max %v",
+		q(serverLat, 0.5), q(serverLat, 0.99), q(serverLat, 0.999), q(serverLat, 1))
 	st2 := p.srv.Status()
 	t.Logf("answers: %v", st2.Answers)
 	for i, pr := range problems {

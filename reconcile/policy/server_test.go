@@ -30,9 +30,9 @@ type policyServer struct {
 	node *policytest.Node
 }
 
-// startServer serves cfg (credentials filled in) on 127.0.0.1 over HTTPS, or plain HTTP
-// when plain, until the test ends.
-func startServer(t testing.TB, unknown string, plain bool) *policyServer {
+// startServer serves a policy server with policy_unknown unknown on 127.0.0.1 over
+// HTTPS, or plain HTTP when plain, until the test ends; wrap, if any, wraps its handler.
+func startServer(t testing.TB, unknown string, plain bool, wrap ...func(http.Handler) http.Handler) *policyServer {
 	t.Helper()
 	p := &policyServer{idx: &policy.Index{}, reg: prometheus.NewRegistry()}
 	m, err := policy.NewMetrics(p.reg, p.idx)
@@ -60,7 +60,11 @@ func startServer(t testing.TB, unknown string, plain bool) *policyServer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- policy.Serve(ctx, ln, p.srv, nil) }()
+	var h http.Handler = p.srv
+	for _, w := range wrap {
+		h = w(h)
+	}
+	go func() { done <- policy.Serve(ctx, ln, h, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
