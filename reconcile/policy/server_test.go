@@ -1,12 +1,16 @@
 package policy_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -342,4 +346,61 @@ func TestNewServerConfig(t *testing.T) {
 	if _, err := policy.NewMetrics(reg, idx); err == nil || !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 		t.Errorf("registering twice: %v", err)
 	}
+}
+
+// TestNoSecretsLogged: at debug level every answer is logged, and a wrong password
+// warned about, without a PIN, a device password or the credentials sent.
+func TestNoSecretsLogged(t *testing.T) {
+	e := policytest.LoadEstate(t, "testdata/estate.json")
+	var buf syncBuffer
+	idx := &policy.Index{}
+	s, err := policy.Build("v1", e.Rooms, e.Devices)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx.Swap(s)
+	srv, err := policy.NewServer(idx, policy.Config{Username: testUser, Password: testPass,
+		Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	ctx := context.Background()
+	node := policytest.Node{BaseURL: hs.URL, Username: testUser, Password: testPass, Client: hs.Client()}
+	if d := node.ServiceConfiguration(ctx, "meet.alice.smith@example.com", nil); d.Kind != policytest.Conference {
+		t.Fatalf("room: %v %s", d.Kind, d.Reason)
+	}
+	if d := node.Registration(ctx, "alice.smith@example.com", "sip"); d.Kind != policytest.Register {
+		t.Fatalf("device: %v %s", d.Kind, d.Reason)
+	}
+	node.Password = "wrong-Secret-42"
+	node.ServiceConfiguration(ctx, "meet.alice.smith@example.com", nil)
+	log := buf.String()
+	if !strings.Contains(log, "outcome=room") || !strings.Contains(log, "outcome=device") || !strings.Contains(log, "wrong credentials") {
+		t.Fatalf("expected log lines missing:\n%s", log)
+	}
+	for _, secret := range []string{e.Rooms[0].PIN, e.Rooms[0].GuestPIN, e.Devices[0].Password, testPass, "wrong-Secret-42"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("log contains %q:\n%s", secret, log)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
