@@ -49,7 +49,7 @@ func TestPolicyLoad(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&ms0)
 	start := time.Now()
-	first := buildVersion(t, rooms, devices, 1)
+	first := buildVersion(t, rooms, devices, 1, nil)
 	build := time.Since(start)
 	runtime.GC()
 	runtime.ReadMemStats(&ms1)
@@ -87,7 +87,7 @@ func TestPolicyLoad(t *testing.T) {
 		defer close(bgDone)
 		for v := 2; ctx.Err() == nil && rebuild; v++ {
 			t0 := time.Now()
-			s := buildVersion(t, rooms, devices, v)
+			s := buildVersion(t, rooms, devices, v, p.idx.Load())
 			builds = append(builds, time.Since(t0))
 			p.idx.Swap(s)
 			published.Store(int64(v))
@@ -213,7 +213,7 @@ func (w *discardWriter) Write(b []byte) (int, error) { w.n += len(b); return len
 func BenchmarkServeHTTP(b *testing.B) {
 	rooms := envInt("ROSTER_BENCH_POLICY_ROOMS", 400_000)
 	idx := &policy.Index{}
-	idx.Swap(buildVersion(b, rooms, rooms/10, 1))
+	idx.Swap(buildVersion(b, rooms, rooms/10, 1, nil))
 	srv, err := policy.NewServer(idx, policy.Config{Username: testUser, Password: testPass})
 	if err != nil {
 		b.Fatal(err)
@@ -258,4 +258,20 @@ func BenchmarkServeHTTP(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkBuild: building a snapshot from rooms already in memory (as the state reader
+// hands them over), per room.
+func BenchmarkBuild(b *testing.B) {
+	rooms := make([]policy.Room, envInt("ROSTER_BENCH_POLICY_ROOMS", 100_000))
+	for i := range rooms {
+		rooms[i] = policytest.PersonalRoom(i, 1)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := policy.Build("b", rooms, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rooms)), "ns/room")
 }

@@ -31,9 +31,13 @@ func versionedEstate(b *policy.Builder, rooms, devices, v int) {
 
 func deviceAlias(i int) string { return fmt.Sprintf("sip:dev%d@video.example.com", i) }
 
-// buildVersion builds apply v of versionedEstate with devices for the first rooms.
-func buildVersion(t testing.TB, rooms, devices, v int) *policy.Snapshot {
+// buildVersion builds apply v of versionedEstate with devices for the first rooms,
+// sizing the arena after prev (nil for none).
+func buildVersion(t testing.TB, rooms, devices, v int, prev *policy.Snapshot) *policy.Snapshot {
 	b := policy.NewBuilder(strconv.Itoa(v))
+	if prev != nil {
+		b.Grow(prev.Stats().Bytes)
+	}
 	versionedEstate(b, rooms, devices, v)
 	s, err := b.Finish()
 	if err != nil {
@@ -49,7 +53,7 @@ func TestSwapMidTraffic(t *testing.T) {
 	const rooms, versions, workers = 500, 60, 6
 	p := startServer(t, "continue", true)
 	var published atomic.Int64 // last version whose Swap returned
-	p.idx.Swap(buildVersion(t, rooms, rooms, 1))
+	p.idx.Swap(buildVersion(t, rooms, rooms, 1, nil))
 	published.Store(1)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -83,7 +87,7 @@ func TestSwapMidTraffic(t *testing.T) {
 		}()
 	}
 	for v := 2; v <= versions; v++ {
-		s := buildVersion(t, rooms, rooms, v)
+		s := buildVersion(t, rooms, rooms, v, nil)
 		p.idx.Swap(s)
 		published.Store(int64(v))
 		time.Sleep(2 * time.Millisecond)
@@ -159,7 +163,7 @@ func probe(ctx context.Context, node *policytest.Node, i int, device bool, publi
 // published one until the new one is swapped in, then see all of it.
 func TestBuildInProgress(t *testing.T) {
 	p := startServer(t, "continue", true)
-	p.idx.Swap(buildVersion(t, 10, 10, 1))
+	p.idx.Swap(buildVersion(t, 10, 10, 1, nil))
 	ctx := context.Background()
 	pin := func(i int) string {
 		return p.node.ServiceConfiguration(ctx, policytest.PersonalAlias(i), nil).Service.PIN
