@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,7 +142,7 @@ func TestPolicyLoad(t *testing.T) {
 			}
 		}
 	}()
-	t0 := time.Now()
+	t0, cpu0 := time.Now(), cpuTime()
 	interval := time.Second / time.Duration(rate)
 	for k := 0; ; k++ {
 		due := t0.Add(time.Duration(k) * interval)
@@ -155,7 +156,7 @@ func TestPolicyLoad(t *testing.T) {
 	}
 	close(jobs)
 	wg.Wait()
-	elapsed := time.Since(t0)
+	elapsed, cpu := time.Since(t0), cpuTime()-cpu0
 	close(results)
 	<-collected
 	<-bgDone
@@ -176,6 +177,9 @@ func TestPolicyLoad(t *testing.T) {
 		q(lat, 0.5), q(lat, 0.9), q(lat, 0.99), q(lat, 0.999), q(lat, 1), q(lags, 0.99), len(problems))
 	t.Logf("server time per request p50 %v, p99 %v, p99.9 %v, max %v",
 		q(serverLat, 0.5), q(serverLat, 0.99), q(serverLat, 0.999), q(serverLat, 1))
+	t.Logf("process CPU %v in %v (%.2f cores): %v per request, node and server and rebuilds together; machine load average %s",
+		cpu.Round(time.Millisecond), elapsed.Round(time.Millisecond), cpu.Seconds()/elapsed.Seconds(),
+		(cpu / time.Duration(max(len(lat), 1))).Round(time.Microsecond), loadAverage())
 	st2 := p.srv.Status()
 	t.Logf("answers: %v", st2.Answers)
 	for i, pr := range problems {
@@ -194,6 +198,17 @@ func TestPolicyLoad(t *testing.T) {
 	if swaps.Load() < 2 {
 		t.Errorf("only %d swaps during the run", swaps.Load())
 	}
+}
+
+// loadAverage is /proc/loadavg's first three figures, where there is one: the load
+// benchmark shares its machine, and its latencies mean little without it.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // discardWriter is a ResponseWriter that keeps only the status, so that the benchmark
