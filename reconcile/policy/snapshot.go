@@ -211,6 +211,9 @@ func (b *Builder) write(rec []byte) (uint32, bool) {
 		b.err = fmt.Errorf("build policy snapshot: more than %d bytes of rooms and devices", maxArena)
 		return 0, false
 	}
+	// strings.Builder.Grow doubles (append grows large slices by only 1.25×, copying
+	// a 100 MB arena many times over).
+	b.arena.Grow(len(rec))
 	b.arena.Write(rec)
 	return uint32(off), true
 }
@@ -220,10 +223,14 @@ func (b *Builder) Finish() (*Snapshot, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
+	arena := b.arena.String()
+	if b.arena.Cap()-len(arena) > len(arena)/8 {
+		arena = strings.Clone(arena) // drop the slack of a doubled buffer: one copy
+	}
 	s := &Snapshot{
 		version: b.version,
 		seed:    maphash.MakeSeed(),
-		arena:   b.arena.String(),
+		arena:   arena,
 		tags:    b.tags,
 		rooms:   len(b.rooms), devices: len(b.devices), roomAliases: b.roomAliases,
 	}
