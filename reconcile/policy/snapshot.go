@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -166,7 +167,7 @@ func appendAliases(rec []byte, aliases []string) ([]byte, int) {
 	var seen [8]string // a room has at most 8 aliases (SPEC §3); more only cost a rescan
 	norms := seen[:0]
 	for _, a := range aliases {
-		if n := normalizeAlias(a); n != "" && !contains(norms, n) {
+		if n := normalizeAlias(a); n != "" && !slices.Contains(norms, n) {
 			norms = append(norms, n)
 		}
 	}
@@ -175,15 +176,6 @@ func appendAliases(rec []byte, aliases []string) ([]byte, int) {
 		rec = appendString(rec, n)
 	}
 	return rec, len(norms)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func appendString(b []byte, s string) []byte {
