@@ -19,29 +19,13 @@ import (
 	"github.com/roster-dev/roster/reconcile/directory/ldaptest"
 )
 
-const (
-	exitBindEnv   = "ROSTER_EXIT_BIND_PW"
-	exitLDAPStaff = `name: staff
-source: corp
-user_search_dn: ou=people
-user_filter: (objectClass=inetOrgPerson)
-sync_vmrs: true
-vmr:
-  name: "{{cn}} VMR"
-  aliases: ["{{uid}}@vc.example.com"]
-  tag: staff
-`
-	exitLDIFLocal = `name: local
-source: offline
-user_search_dn: ou=people
-user_filter: (objectClass=inetOrgPerson)
-sync_vmrs: true
-vmr:
-  name: "{{cn}} local room"
-  aliases: ["{{uid}}@local.example.com"]
-  tag: local
-`
-)
+const exitBindEnv = "ROSTER_EXIT_BIND_PW"
+
+// vmrOnlyTemplate is a template that gives each person of source a VMR tagged name.
+func vmrOnlyTemplate(name, source, room string) string {
+	return fmt.Sprintf("name: %[1]s\nsource: %[2]s\nuser_search_dn: ou=people\nuser_filter: (objectClass=inetOrgPerson)\n"+
+		"sync_vmrs: true\nvmr:\n  name: \"{{cn}} %[3]s\"\n  aliases: [\"{{uid}}@%[1]s.example.com\"]\n  tag: %[1]s\n", name, source, room)
+}
 
 // exitWorkspace is a repo with an LDAP template (staff, on slapd as its size-limited reader)
 // and an LDIF one (local).
@@ -51,8 +35,8 @@ func exitWorkspace(t *testing.T, srv *ldaptest.Server) *faultWorkspace {
 	w := &faultWorkspace{dir: dir, repo: filepath.Join(dir, "repo"), cfg: filepath.Join(dir, "config.cue"),
 		db: filepath.Join(dir, "roster.db"), mailDir: filepath.Join(dir, "outbox")}
 	for name, body := range map[string]string{
-		"settings.yaml": "auto_activation_emails: false\n", "templates/staff.yaml": exitLDAPStaff,
-		"templates/local.yaml": exitLDIFLocal, "directory.ldif": ldifOf(person{uid: "l1", given: "Lee", sn: "One"}),
+		"settings.yaml": "auto_activation_emails: false\n", "templates/staff.yaml": vmrOnlyTemplate("staff", "corp", "VMR"),
+		"templates/local.yaml": vmrOnlyTemplate("local", "offline", "local room"), "directory.ldif": ldifOf(person{uid: "l1", given: "Lee", sn: "One"}),
 	} {
 		writeRepoFile(t, w.repo, name, body)
 	}
