@@ -38,11 +38,11 @@ func runPlan(ctx context.Context, a *app, _ []string) error {
 			return fmt.Errorf("save plan: %w", err)
 		}
 	}
-	if err := planProblems(p); err != nil {
-		return errors.Join(err, failed)
-	}
 	if failed != nil {
-		return failed
+		return errors.Join(planProblems(p), failed)
+	}
+	if err := planProblems(p); err != nil {
+		return err
 	}
 	if a.opt.detailed && p.HasChanges() {
 		return exitError{2}
