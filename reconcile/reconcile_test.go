@@ -435,7 +435,7 @@ func TestInvalidRenderedValueSkipsEntryAndKeepsItsObjects(t *testing.T) {
 	}
 	found := false
 	for _, w := range p.Warnings {
-		found = found || (w.Code == "invalid" && strings.Contains(w.Message, "longer than 250"))
+		found = found || (w.Code == "invalid" && strings.Contains(w.Message, "at most 250 are allowed"))
 	}
 	if !found {
 		t.Errorf("warnings = %+v", p.Warnings)

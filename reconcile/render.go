@@ -410,8 +410,6 @@ func (r *renderer) s(field string, p *pattern.Template) string {
 
 // Pexip and WebEx limits that only rendered values can be checked against.
 const (
-	maxNameLen  = 250
-	maxAliases  = 8
 	maxUserName = 32
 	maxEmailLen = 192
 )

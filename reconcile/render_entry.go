@@ -38,7 +38,12 @@ func declared(d *Desired, in Inputs) {
 // (declared values are literal, but the same limits hold); if not, it warns and keeps
 // the stored object unchanged.
 func validDeclared(d *Desired, out *entryOutput, key string, pos schema.Pos) bool {
-	msg := invalidRendered(out)
+	var msg string
+	if out.vmr != nil {
+		msg = invalidVMR(&out.vmr.VMR)
+	} else if out.device != nil {
+		msg = invalidDevice(&out.device.Device)
+	}
 	if msg == "" {
 		return true
 	}
@@ -108,12 +113,7 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 		}
 	}
 	if r.err == nil {
-		if msg := invalidRendered(&out); msg != "" {
-			return entryOutput{
-				warn: &Warning{Code: "invalid", Key: e.DN, Template: t.Name, Message: msg + "; this entry's objects are left unchanged"},
-				keep: []owner{ownerKey(t.Name, e.Key, "")},
-			}
-		}
+		dropInvalid(&out, t.Name, e)
 		if idx != nil {
 			dropUnchanged(&out, idx)
 		}
@@ -159,48 +159,83 @@ func hasControl(fields ...string) bool {
 	return false
 }
 
-// invalidRendered checks one entry's rendered objects against the platform's limits.
-func invalidRendered(o *entryOutput) string {
-	if v := o.vmr; v != nil {
-		switch {
-		case hasControl(v.Name, v.Description, v.Tag, v.OwnerEmail):
-			return fmt.Sprintf("VMR %q: name, description, tag or owner email contains a control character (line break?)", v.Name)
-		case utf8.RuneCountInString(v.Name) > maxNameLen:
-			return fmt.Sprintf("VMR name %.40q… is longer than %d characters", v.Name, maxNameLen)
-		case utf8.RuneCountInString(v.Description) > maxNameLen:
-			return fmt.Sprintf("VMR description of %q is longer than %d characters", v.Name, maxNameLen)
-		case len(v.Aliases) > maxAliases:
-			return fmt.Sprintf("VMR %q has %d aliases; Pexip allows %d", v.Name, len(v.Aliases), maxAliases)
-		}
-		for _, a := range v.Aliases {
-			if utf8.RuneCountInString(a) > maxNameLen || strings.ContainsAny(a, " \t\r\n") || hasControl(a) {
-				return fmt.Sprintf("VMR %q alias %q is longer than %d characters or contains white space or a control character", v.Name, a, maxNameLen)
-			}
+// dropInvalid checks an entry's rendered objects against the value rules (SPEC §3): an
+// object that breaks one is dropped with an `invalid` warning and its stored self is kept
+// as it is (not created, updated or deleted), while the entry's other objects go on.
+// Keeping is by the entry's owner key, which the entry's objects share: only objects the
+// entry no longer renders at all could be held back with it, never a valid one.
+func dropInvalid(o *entryOutput, tmpl string, e *directory.Entry) {
+	var msgs []string
+	if o.vmr != nil {
+		if msg := invalidVMR(&o.vmr.VMR); msg != "" {
+			msgs, o.vmr = append(msgs, msg+"; this VMR is left unchanged"), nil
 		}
 	}
-	if d := o.device; d != nil && (utf8.RuneCountInString(d.Alias) > maxNameLen || strings.ContainsAny(d.Alias, " \t\r\n") || hasControl(d.Alias)) {
-		return fmt.Sprintf("device alias %q is longer than %d characters or contains white space", d.Alias, maxNameLen)
-	}
-	if d := o.device; d != nil && hasControl(d.Description, d.Username, d.Tag, d.OwnerEmail) {
-		return fmt.Sprintf("device %q: description, username, tag or owner email contains a control character (line break?)", d.Alias)
-	}
-	if u := o.user; u != nil {
-		switch {
-		case hasControl(u.FirstName, u.LastName):
-			return fmt.Sprintf("user %q: first or last name contains a control character (line break?)", u.Email)
-		case len(u.Email) > maxEmailLen || !schema.ValidEmail(u.Email):
-			return fmt.Sprintf("user email %q is not a valid address of at most %d characters", u.Email, maxEmailLen)
-		case utf8.RuneCountInString(u.FirstName) > maxUserName || utf8.RuneCountInString(u.LastName) > maxUserName:
-			return fmt.Sprintf("user %s: first and last names must be at most %d characters", u.Email, maxUserName)
-		case !schema.IsLanguage(u.Language) && u.Language != "":
-			return fmt.Sprintf("user %s: language %q is not a WebEx LANGUAGE value", u.Email, u.Language)
-		case !schema.IsTimeZone(u.TimeZone) && u.TimeZone != "":
-			return fmt.Sprintf("user %s: time zone %q is not a WebEx TIMEZONE value", u.Email, u.TimeZone)
-		case u.HostPrivilege != "HOST" && u.HostPrivilege != "ADMN":
-			return fmt.Sprintf("user %s: host privilege %q must be HOST or ADMN", u.Email, u.HostPrivilege)
-		case u.License != "paid" && u.License != "free":
-			return fmt.Sprintf("user %s: license %q must be paid or free", u.Email, u.License)
+	if o.device != nil {
+		if msg := invalidDevice(&o.device.Device); msg != "" {
+			msgs, o.device = append(msgs, msg+"; this device is left unchanged"), nil
 		}
+	}
+	if o.user != nil {
+		if msg := invalidUser(&o.user.User); msg != "" {
+			msgs, o.user = append(msgs, msg+"; this user is left unchanged"), nil
+		}
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	o.keep = append(o.keep, ownerKey(tmpl, e.Key, ""))
+	if o.warn != nil { // the entry's own warning (no email) yields to the value rule
+		msgs = append(msgs, o.warn.Message)
+	}
+	o.warn = &Warning{Code: "invalid", Key: e.DN, Template: tmpl, Message: strings.Join(msgs, "; ")}
+}
+
+// invalidVMR is why a VMR breaks the value rules (schema.VMRViolations), or "". The
+// message names the fields and their allowed ranges, never a PIN.
+func invalidVMR(v *account.VMR) string {
+	if hasControl(v.Name, v.Description, v.Tag, v.OwnerEmail) {
+		return fmt.Sprintf("VMR %.60q: name, description, tag or owner email contains a control character (line break?)", v.Name)
+	}
+	return violations(fmt.Sprintf("VMR %.60q", v.Name), schema.VMRViolations(v, nil))
+}
+
+// invalidDevice is why a device breaks the value rules (schema.DeviceViolations), or "".
+func invalidDevice(d *account.Device) string {
+	if hasControl(d.Description, d.Username, d.Tag, d.OwnerEmail) {
+		return fmt.Sprintf("device %.60q: description, username, tag or owner email contains a control character (line break?)", d.Alias)
+	}
+	return violations(fmt.Sprintf("device %.60q", d.Alias), schema.DeviceViolations(d, nil))
+}
+
+func violations(what string, vs []schema.Violation) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	parts := make([]string, len(vs))
+	for i, v := range vs {
+		parts[i] = v.Field + ": " + v.Err.Error()
+	}
+	return what + ": " + strings.Join(parts, "; ")
+}
+
+// invalidUser is why a rendered user breaks WebEx's rules, or "".
+func invalidUser(u *account.User) string {
+	switch {
+	case hasControl(u.FirstName, u.LastName):
+		return fmt.Sprintf("user %q: first or last name contains a control character (line break?)", u.Email)
+	case len(u.Email) > maxEmailLen || !schema.ValidEmail(u.Email):
+		return fmt.Sprintf("user email %q is not a valid address of at most %d characters", u.Email, maxEmailLen)
+	case utf8.RuneCountInString(u.FirstName) > maxUserName || utf8.RuneCountInString(u.LastName) > maxUserName:
+		return fmt.Sprintf("user %s: first and last names must be at most %d characters", u.Email, maxUserName)
+	case !schema.IsLanguage(u.Language) && u.Language != "":
+		return fmt.Sprintf("user %s: language %q is not a WebEx LANGUAGE value", u.Email, u.Language)
+	case !schema.IsTimeZone(u.TimeZone) && u.TimeZone != "":
+		return fmt.Sprintf("user %s: time zone %q is not a WebEx TIMEZONE value", u.Email, u.TimeZone)
+	case u.HostPrivilege != "HOST" && u.HostPrivilege != "ADMN":
+		return fmt.Sprintf("user %s: host privilege %q must be HOST or ADMN", u.Email, u.HostPrivilege)
+	case u.License != "paid" && u.License != "free":
+		return fmt.Sprintf("user %s: license %q must be paid or free", u.Email, u.License)
 	}
 	return ""
 }

@@ -49,7 +49,7 @@ var flagHelp = map[string]string{
 	"status format":      "text or json",
 	"out":                "also save the plan as JSON to FILE, for `roster apply --plan FILE`",
 	"export out":         "write to FILE instead of standard output",
-	"detailed-exitcode":  "exit 0 when there is nothing to do, 2 when there are changes",
+	"detailed-exitcode":  "exit 0 when there is nothing to do, 2 when there are changes, 1 when a template failed",
 	"show-secrets":       "show PINs and passwords instead of masking them",
 	"apply show-secrets": "show PINs and passwords in the printed plan",
 	"plan":               "apply this saved plan (from `roster plan --out FILE`); refused if stale",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -11,12 +12,17 @@ import (
 )
 
 // runPlan: `roster plan` — what apply would do, as text, JSON or markdown; writes nothing.
+// It exits 1 when a template failed or the plan cannot be applied; with
+// --detailed-exitcode, 2 when there are changes and 0 when there is nothing to do.
 func runPlan(ctx context.Context, a *app, _ []string) error {
 	if err := checkFormat(a.opt.format); err != nil {
 		return err
 	}
+	// A failed template still gives a plan (the other templates' changes): shown, then the
+	// command exits 1 naming the template (SPEC §10), with or without --detailed-exitcode.
 	res, err := a.run(ctx, pipeline.Options{DryRun: true})
-	if err != nil {
+	var failed *pipeline.TemplateFailedError
+	if err != nil && !errors.As(err, &failed) {
 		return err
 	}
 	p := res.Plan
@@ -31,6 +37,9 @@ func runPlan(ctx context.Context, a *app, _ []string) error {
 		if err := os.WriteFile(a.opt.out, data, 0o600); err != nil {
 			return fmt.Errorf("save plan: %w", err)
 		}
+	}
+	if failed != nil {
+		return errors.Join(planProblems(p), failed)
 	}
 	if err := planProblems(p); err != nil {
 		return err

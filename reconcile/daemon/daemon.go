@@ -356,24 +356,19 @@ func (d *daemon) reconcile(ctx context.Context, log *slog.Logger) (res cycleResu
 				d.met.changes.WithLabelValues(string(c.Kind), string(c.Action)).Inc()
 			}
 		}})
+	var failed *pipeline.TemplateFailedError
 	switch {
 	case run.Failed == pipeline.StepPlan || run.Failed == pipeline.StepApply:
 		res.err = cycleErr(string(run.Failed), err)
 		return res
-	case err != nil: // refused by the guard (the admin email tells its numbers), or stopped
+	case err != nil && !errors.As(err, &failed): // refused by the guard (the admin email tells its numbers), or stopped
 		res.err, res.plan = err, run.Plan
 		return res
 	}
-	p := run.Plan
-	res.applied, res.plan = true, p
-	var tmplErrs []string
-	for _, t := range p.Templates {
-		if t.Error != "" {
-			tmplErrs = append(tmplErrs, "template "+t.Name+": "+t.Error)
-		}
-	}
-	if len(tmplErrs) > 0 && res.err == nil {
-		res.err = errors.New(strings.Join(tmplErrs, "; "))
+	res.applied, res.plan = true, run.Plan
+	if failed != nil && res.err == nil {
+		// The other templates applied; the cycle still counts as failed, naming the template.
+		res.err = failed
 	}
 	return res
 }

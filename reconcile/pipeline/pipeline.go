@@ -20,6 +20,10 @@
 //     for at most DeliveryWait; what is left stays pending for the next run. The daemon
 //     delivers from a mailer goroutine of its own instead, built by Deliverer.
 //
+// A template whose directory or render fails is failed closed: its objects stay as they
+// are while the other templates apply and deliver; Run then returns a
+// *TemplateFailedError naming it (SPEC §10), so a command exits 1 after doing the rest.
+//
 // A command sees the plan on Pipeline.Out: a refused plan is shown before the refusal, an
 // accepted one is shown while the transaction runs (printing a million changes takes as
 // long as a good part of writing them).
@@ -32,6 +36,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/roster-dev/roster/notify"
@@ -114,16 +119,65 @@ type Result struct {
 	Plan    *reconcile.Plan
 	Applied bool
 	Apply   reconcile.ApplyResult
-	// Failed is the step whose error Run returned ("" when none failed).
+	// Failed is the step whose error Run returned: "" when none failed, and also when the
+	// only error is a *TemplateFailedError (the run went through for the other templates).
 	Failed Step
 }
 
+// TemplateFailedError is a run in which some templates failed — their directory was down,
+// refused the bind, cut the search short or timed out, or their patterns failed — while
+// the others went through: the failed templates' objects were left as they are (fail
+// closed), and the command exits 1 naming them (SPEC §10).
+type TemplateFailedError struct {
+	// Failures are the failed templates, in the plan's order, each with its cause.
+	Failures []reconcile.Problem
+}
+
+func (e *TemplateFailedError) Error() string {
+	if len(e.Failures) == 1 {
+		f := e.Failures[0]
+		return fmt.Sprintf("template %s failed and was not synced (its objects are left unchanged): %s", f.Template, f.Message)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d templates failed and were not synced (their objects are left unchanged):", len(e.Failures))
+	for _, f := range e.Failures {
+		fmt.Fprintf(&b, "\n  template %s: %s", f.Template, f.Message)
+	}
+	return b.String()
+}
+
+// Templates names the failed templates.
+func (e *TemplateFailedError) Templates() []string {
+	names := make([]string, len(e.Failures))
+	for i, f := range e.Failures {
+		names[i] = f.Template
+	}
+	return names
+}
+
+// templatesFailed is the plan's failed templates as a *TemplateFailedError, or nil.
+func templatesFailed(p *reconcile.Plan) error {
+	var fs []reconcile.Problem
+	for _, e := range p.Errors {
+		if e.Template != "" {
+			fs = append(fs, e)
+		}
+	}
+	if len(fs) == 0 {
+		return nil
+	}
+	return &TemplateFailedError{Failures: fs}
+}
+
 // Run takes the steps for one command or daemon cycle and stops at the first that fails.
+// When the steps went through but some templates failed, it returns a
+// *TemplateFailedError after the apply and the delivery (after the plan in a dry run).
 func (p *Pipeline) Run(ctx context.Context, o Options) (res Result, err error) {
 	res = Result{Repo: o.Repo, Commit: o.Commit}
 	step := StepSource
+	var failed error // the plan's *TemplateFailedError, returned once the steps are done
 	defer func() {
-		if err != nil {
+		if err != nil && err != failed {
 			res.Failed = step
 		}
 	}()
@@ -139,8 +193,12 @@ func (p *Pipeline) Run(ctx context.Context, o Options) (res Result, err error) {
 	} else {
 		res.Plan, err = p.Plan(ctx, res.Repo, res.Commit)
 	}
-	if err != nil || o.DryRun {
+	if err != nil {
 		return res, err
+	}
+	failed = templatesFailed(res.Plan)
+	if o.DryRun {
+		return res, failed
 	}
 	plan := res.Plan
 	step = StepGuard
@@ -189,12 +247,13 @@ func (p *Pipeline) Run(ctx context.Context, o Options) (res Result, err error) {
 			fmt.Fprintln(p.Out, "Nothing to apply.")
 		}
 	}
-	if !o.Deliver {
-		return res, nil
+	if o.Deliver {
+		step = StepDeliver
+		if _, err = p.Deliver(ctx, DeliveryWait); err != nil {
+			return res, errors.Join(err, failed)
+		}
 	}
-	step = StepDeliver
-	_, err = p.Deliver(ctx, DeliveryWait)
-	return res, err
+	return res, failed
 }
 
 // show prints the plan on Out as o.Show asks.
