@@ -112,9 +112,13 @@ func editedAfterSending(an *schema.Announcement, sent *state.Announced) string {
 	if pos.Line == 0 {
 		pos = an.Pos
 	}
-	return fmt.Sprintf("%s:%d:%d: %s: announcement %q was sent on %s (commit %s, %d emails) and cannot be edited, but its %s changed since. "+
+	from := "commit " + short(sent.Commit)
+	if sent.Commit == "" {
+		from = "from a working tree"
+	}
+	return fmt.Sprintf("%s:%d:%d: %s: announcement %q was sent on %s (%s, %d emails) and cannot be edited, but its %s changed since. "+
 		"Restore it as it was sent (or delete the file: a sent announcement is never sent again) and put the new message in a new file with a new id",
-		pos.Path, pos.Line, pos.Col, changed[0], an.ID, sent.AppliedAt.Format("2006-01-02 15:04 MST"), short(sent.Commit), sent.Recipients,
+		pos.Path, pos.Line, pos.Col, changed[0], an.ID, sent.AppliedAt.Format("2006-01-02 15:04 MST"), from, sent.Recipients,
 		strings.Join(changed, " and "))
 }
 
