@@ -239,16 +239,13 @@ func enqueueAnnouncements(ctx context.Context, w *state.Writer, p *Plan, opts Ap
 				To: rc.addr, SMTPServer: an.mail.SMTPServer, Commit: p.Commit, Subject: an.mail.Subject, Body: an.mail.Body,
 				BodyPath: an.mail.BodyPath, HTML: an.mail.HTML,
 				Vars: map[string]any{"email": rc.addr, "first_name": rc.first, "last_name": rc.last, "id": an.ID}}
-			if err := w.Audit(p.Commit, opts.Actor, account.KindEmail, account.ActionAnnounce, "announcement "+an.ID, "to "+rc.addr); err != nil {
-				return err
-			}
 		}
 		var tx *sqlx.Tx
 		tx, err := w.Tx()
 		if err != nil {
 			return err
 		}
-		if err := state.Enqueue(ctx, tx, opts.Now, emails); err != nil {
+		if err := state.EnqueueBatched(ctx, tx, opts.Now, emails); err != nil {
 			return fmt.Errorf("announcement %s: %w", an.ID, err)
 		}
 		if err := w.AnnouncementSent(state.Announced{ID: an.ID, Subject: an.Subject, Digests: an.digests, Recipients: len(an.to),

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -128,4 +129,59 @@ func sortAnnouncements(xs []AnnouncementStatus) {
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+}
+
+// outboxBatch is how many outbox rows one INSERT of EnqueueBatched writes (12 parameters
+// each, well under SQLite's 32,766).
+const outboxBatch = 200
+
+// EnqueueBatched is Enqueue for many emails at once (an announcement's 50,000): the rows
+// are written outboxBatch per statement, which divides the per-statement cost (a cgo call,
+// binding through database/sql) that dominates one row at a time.
+func EnqueueBatched(ctx context.Context, tx *sqlx.Tx, now time.Time, emails []Email) error {
+	const cols = `INSERT INTO outbox(created_at, commit_id, kind, action, object_key, template, to_addr, smtp_server,
+		email_template, vars, status, attempts, next_attempt_at) VALUES `
+	const row = `(?,?,?,?,?,?,?,?,?,?,'pending',0,?)`
+	full := cols + strings.TrimSuffix(strings.Repeat(row+",", outboxBatch), ",")
+	stmt, err := tx.PrepareContext(ctx, full)
+	if err != nil {
+		return fmt.Errorf("enqueue emails: %w", err)
+	}
+	defer stmt.Close()
+	at := FormatTime(now)
+	seen := map[string]string{} // template content → hash: an announcement has one
+	args := make([]any, 0, 11*outboxBatch)
+	for start := 0; start < len(emails); start += outboxBatch {
+		batch := emails[start:min(start+outboxBatch, len(emails))]
+		args = args[:0]
+		for _, e := range batch {
+			key := e.Subject + "\x00" + e.Body + "\x00" + e.BodyPath + "\x00" + strconv.FormatBool(e.HTML)
+			hash, ok := seen[key]
+			if !ok {
+				hash = TemplateHash(e.Subject, e.Body, e.BodyPath, e.HTML)
+				seen[key] = hash
+				if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO email_templates(hash, subject, body, body_path, html) VALUES (?, ?, ?, ?, ?)`,
+					hash, e.Subject, e.Body, e.BodyPath, e.HTML); err != nil {
+					return fmt.Errorf("enqueue emails: template of %s %s: %w", e.Kind, e.ObjectKey, err)
+				}
+			}
+			if e.Vars == nil {
+				e.Vars = map[string]any{}
+			}
+			vars, err := json.Marshal(e.Vars)
+			if err != nil {
+				return fmt.Errorf("enqueue emails: variables of %s %s: %w", e.Kind, e.ObjectKey, err)
+			}
+			args = append(args, at, e.Commit, e.Kind, e.Action, e.ObjectKey, e.Template, e.To, e.SMTPServer, hash, string(vars), at)
+		}
+		if len(batch) == outboxBatch {
+			_, err = stmt.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, cols+strings.TrimSuffix(strings.Repeat(row+",", len(batch)), ","), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("enqueue emails: %w", err)
+		}
+	}
+	return nil
 }
