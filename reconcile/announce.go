@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/jmoiron/sqlx"
 	"github.com/roster-dev/roster/schema"
 	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
@@ -229,8 +228,10 @@ func (p *Plan) fingerprintAnnouncements(w *fpWriter) {
 	}
 }
 
-// enqueueAnnouncements writes one outbox row per recipient of each announcement, the
-// audit rows and the record that the id was sent, in the apply's transaction.
+// enqueueAnnouncements writes one outbox row per recipient of each announcement, its audit
+// row and the record that the id was sent, in the apply's transaction. The outbox rows are
+// the per-recipient record (address, status, sent_at); the audit log gets one row per
+// announcement, not 50,000.
 func enqueueAnnouncements(ctx context.Context, w *state.Writer, p *Plan, opts ApplyOptions) error {
 	for _, an := range p.Announcements {
 		emails := make([]state.Email, len(an.to))
@@ -240,7 +241,6 @@ func enqueueAnnouncements(ctx context.Context, w *state.Writer, p *Plan, opts Ap
 				BodyPath: an.mail.BodyPath, HTML: an.mail.HTML,
 				Vars: map[string]any{"email": rc.addr, "first_name": rc.first, "last_name": rc.last, "id": an.ID}}
 		}
-		var tx *sqlx.Tx
 		tx, err := w.Tx()
 		if err != nil {
 			return err
