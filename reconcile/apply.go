@@ -55,6 +55,9 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 			if err := enqueue(ctx, tx, w, p, opts); err != nil {
 				return err
 			}
+			if err := enqueueAnnouncements(ctx, w, p, opts); err != nil {
+				return err
+			}
 			for _, id := range p.reminders {
 				if err := w.ReminderDone(id, p.Commit); err != nil {
 					return err
@@ -77,7 +80,7 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply plan: %w", err)
 	}
-	res.Changes, res.Emails = p.Len(), len(p.Emails)
+	res.Changes, res.Emails = p.Len(), len(p.Emails)+p.announcementEmails()
 	return res, nil
 }
 

@@ -29,6 +29,9 @@ type Desired struct {
 	Invites     []*schema.InviteRow
 	Tracking    []*account.TrackingGroup
 	Reminders   []*schema.Reminder
+	// Announcements are the repo's; UserRows its users/*.csv rows, which csv: recipients name.
+	Announcements []*schema.Announcement
+	UserRows      []*schema.UserRow
 	// Templates holds one result per sync template of the repo, in name order.
 	Templates []*TemplateResult
 	// Mail holds each template's email set-up ("manual" for declared objects), for reminders.

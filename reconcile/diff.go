@@ -30,6 +30,7 @@ func Diff(d *Desired, a *state.Actual) *Plan {
 	diffUsers(p, d, a, settled)
 	diffInvites(p, d, a)
 	planReminders(p, d, a)
+	planAnnouncements(p, d, a)
 	p.Summary.Unchanged += d.SameOther
 	p.Templates = templateCounts(p, d, a)
 	p.Safety = computeSafety(p, d, a)

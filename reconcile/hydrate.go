@@ -18,7 +18,8 @@ import (
 //   - the holders of every VMR name, alias and device alias a changed object claims, so
 //     conflicts with unchanged objects are found;
 //   - the accounts of invitation rows (an existing member is not invited);
-//   - everything, when a reminder is due: it emails about objects as they are.
+//   - everything, when a reminder or an announcement is due: it emails about objects,
+//     or users, as they are.
 //
 // When changed objects are many (an eighth of the state or more) it loads everything:
 // one scan is cheaper than that many lookups. The marked objects among those loaded
@@ -34,6 +35,7 @@ func hydrate(ctx context.Context, db *state.DB, d *Desired) (*state.Actual, erro
 			all = true
 		}
 	}
+	all = all || announcementsDue(d.Announcements, ix.Small.Announced)
 	if all {
 		ids = state.IDs{VMRs: refIDs(ix.VMRs, nil), Devices: refIDs(ix.Devices, nil), Users: refIDs(ix.Users, nil)}
 	} else {

@@ -74,6 +74,9 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 	}
 	bw.WriteString("],\n")
 	field("emails", p.Emails, false)
+	if len(p.Announcements) > 0 {
+		field("announcements", p.Announcements, false)
+	}
 	field("warnings", p.Warnings, false)
 	if len(p.Errors) > 0 {
 		field("errors", p.Errors, false)
@@ -178,6 +181,9 @@ func (p *Plan) WriteText(w io.Writer, o OutputOptions) error {
 	for _, e := range p.Emails {
 		b.WriteString("  " + emailLine(e) + "\n")
 	}
+	for _, an := range p.Announcements {
+		b.WriteString("  " + announcementLine(an, func(a string) string { return a }, strconv.Quote) + "\n")
+	}
 	if len(p.Warnings) > 0 {
 		fmt.Fprintf(b, "\nWarnings (%d):\n", len(p.Warnings))
 		for _, w := range p.Warnings {
@@ -239,6 +245,13 @@ func (p *Plan) WriteMarkdown(w io.Writer, o OutputOptions) error {
 			fmt.Fprintf(b, "\n<details><summary>Emails (%d)</summary>\n\n", len(p.Emails))
 			for _, e := range p.Emails {
 				fmt.Fprintf(b, "- ✉ %s %s → `%s` (%s)\n", e.Kind, e.Action, e.To, mdEscape(e.Key))
+			}
+			b.WriteString("\n</details>\n")
+		}
+		if len(p.Announcements) > 0 {
+			fmt.Fprintf(b, "\n<details><summary>Announcements (%d)</summary>\n\n", len(p.Announcements))
+			for _, an := range p.Announcements {
+				b.WriteString("- " + announcementLine(an, func(a string) string { return "`" + mdEscape(a) + "`" }, func(s string) string { return "**" + mdEscape(s) + "**" }) + "\n")
 			}
 			b.WriteString("\n</details>\n")
 		}

@@ -41,6 +41,9 @@ type Plan struct {
 	loaded int // objects the plan loaded in full (Engine.Plan): what the tests check hydrate by
 
 	reminders []string // reminder ids carried out by this plan
+
+	// Announcements are the announcements this plan sends (announce.go); JSON only when any.
+	Announcements []*Announcement `json:"-"`
 }
 
 // Licenses is the paid-licence budget after the plan.
@@ -165,7 +168,7 @@ type Template struct {
 
 // HasChanges reports whether applying the plan would write anything.
 func (p *Plan) HasChanges() bool {
-	return p.Len() > 0 || len(p.Emails) > 0 || len(p.reminders) > 0
+	return p.Len() > 0 || len(p.Emails) > 0 || len(p.reminders) > 0 || len(p.Announcements) > 0
 }
 
 // finish sorts the plan, counts it and computes its fingerprint.
@@ -197,7 +200,7 @@ func (p *Plan) finish() {
 			s.Reactivate++
 		}
 	}
-	s.Emails = len(p.Emails)
+	s.Emails = len(p.Emails) + p.announcementEmails()
 	p.Summary = s
 	if p.Emails == nil {
 		p.Emails = []*Email{}
@@ -352,7 +355,8 @@ func fpFields[T any](w *fpWriter, fields []account.Field[T], x *T) {
 	}
 }
 
-// fingerprintRest hashes what follows the changes: the emails and the reminders.
+// fingerprintRest hashes what follows the changes: the emails, the reminders and the
+// announcements.
 func (p *Plan) fingerprintRest(h hash.Hash, w *fpWriter) {
 	for _, e := range p.Emails {
 		for _, x := range []string{e.To, string(e.Kind), string(e.Action), e.Key} {
@@ -375,6 +379,7 @@ func (p *Plan) fingerprintRest(h hash.Hash, w *fpWriter) {
 		}
 	}
 	w.strs(p.reminders)
+	p.fingerprintAnnouncements(w)
 	h.Write(w.buf)
 }
 

@@ -29,28 +29,7 @@ func planReminders(p *Plan, d *Desired, a *state.Actual) {
 	for _, e := range p.Emails {
 		done[mailedKey{e.Kind, e.Key}] = true
 	}
-	// End-state objects: what is desired (after this plan) wins over what is stored.
-	vmrs := map[string]*account.VMR{}
-	devices := map[string]*account.Device{}
-	for _, v := range a.VMRs {
-		vmrs[v.Name] = v
-	}
-	for _, dv := range a.Devices {
-		devices[dv.Alias] = dv
-	}
-	for c := range p.unordered() {
-		v, dv := c.newVMR(), c.newDevice()
-		switch {
-		case v != nil:
-			vmrs[v.Name] = v
-		case c.Kind == account.KindVMR && c.Action == account.ActionDelete:
-			delete(vmrs, c.Key)
-		case dv != nil:
-			devices[dv.Alias] = dv
-		case c.Kind == account.KindDevice && c.Action == account.ActionDelete:
-			delete(devices, c.Key)
-		}
-	}
+	vmrs, devices := endOwned(p, a)
 	for _, r := range d.Reminders {
 		if a.RemindersDone[r.ID] {
 			continue
@@ -97,4 +76,31 @@ func planReminders(p *Plan, d *Desired, a *state.Actual) {
 			}
 		}
 	}
+}
+
+// endOwned are the VMRs (by name) and devices (by alias) as they are after the plan: what
+// is desired wins over what is stored.
+func endOwned(p *Plan, a *state.Actual) (map[string]*account.VMR, map[string]*account.Device) {
+	vmrs := map[string]*account.VMR{}
+	devices := map[string]*account.Device{}
+	for _, v := range a.VMRs {
+		vmrs[v.Name] = v
+	}
+	for _, dv := range a.Devices {
+		devices[dv.Alias] = dv
+	}
+	for c := range p.unordered() {
+		v, dv := c.newVMR(), c.newDevice()
+		switch {
+		case v != nil:
+			vmrs[v.Name] = v
+		case c.Kind == account.KindVMR && c.Action == account.ActionDelete:
+			delete(vmrs, c.Key)
+		case dv != nil:
+			devices[dv.Alias] = dv
+		case c.Kind == account.KindDevice && c.Action == account.ActionDelete:
+			delete(devices, c.Key)
+		}
+	}
+	return vmrs, devices
 }

@@ -47,6 +47,7 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 	repo := in.Repo
 	d := &Desired{
 		Commit: in.Commit, Now: in.Now, Settings: repo.Settings, Reminders: repo.Reminders,
+		Announcements: repo.Announcements, UserRows: repo.Users,
 		Invites: repo.Invites, Mail: map[string]*TemplateMail{},
 		UserLimit: repo.Settings.LifetimeUserLimit, PaidLicenses: repo.Settings.Licenses.Paid,
 		InviteTTL: repo.Settings.InviteTTL.Duration, Keep: map[owner]bool{},

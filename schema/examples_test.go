@@ -41,8 +41,8 @@ func TestExamplesValidate(t *testing.T) {
 			t.Errorf("directory.ldif from Repo.LDIF: %d bytes, err = %v; want the %d bytes of the file", len(b), err, len(want))
 		}
 	}
-	if len(repo.EmailBodies) != 4 {
-		t.Errorf("EmailBodies has %d entries, want 4", len(repo.EmailBodies))
+	if len(repo.EmailBodies) != 5 || len(repo.Announcements) != 1 || !repo.Announcements[0].HTML {
+		t.Errorf("EmailBodies has %d entries, announcements %d; want 5 and 1 (HTML)", len(repo.EmailBodies), len(repo.Announcements))
 	}
 	if patterns < 20 {
 		t.Errorf("CheckPattern called %d times, want every pattern checked", patterns)

@@ -108,6 +108,7 @@ func (l *loader) load() {
 	l.loadInvites()
 	l.loadOverrides()
 	l.loadReminders()
+	l.loadAnnouncements()
 	l.loadLDIF()
 }
 
@@ -301,31 +302,32 @@ func (l *loader) emailPattern(data cue.Value, display, p string, e *EmailPattern
 	l.bodyFile(fieldPos[p+".body_file"], p+".body_file", e)
 }
 
-func (l *loader) bodyFile(pos Pos, field string, e *EmailPattern) {
+// bodyFile checks and reads e's body file into EmailBodies; it reports whether it is there.
+func (l *loader) bodyFile(pos Pos, field string, e *EmailPattern) bool {
 	bf := e.BodyFile
 	if strings.HasPrefix(bf, "/") || strings.HasPrefix(bf, "\\") || hasDotDot(bf) || strings.Contains(bf, ":") && len(bf) > 1 && bf[1] == ':' {
 		l.errorf(pos, "%s: %q must be a path inside the repository, relative to it, without .. (e.g. emails/vmr.html)", field, bf)
-		return
+		return false
 	}
 	clean := path.Clean(strings.ReplaceAll(bf, "\\", "/"))
 	e.BodyFile = clean
 	if _, done := l.repo.EmailBodies[clean]; done {
-		return
+		return true
 	}
 	b, err := fs.ReadFile(l.fsys, clean)
 	if err != nil {
 		l.errorf(pos, "%s: %s does not exist in the repository", field, l.display(clean))
-		return
+		return false
 	}
 	display := l.display(clean)
 	if len(b) > MaxEmailBody {
 		l.errorf(pos, "%s: %s is %d bytes; an email body may be at most %d bytes", field, display, len(b), MaxEmailBody)
-		return
+		return false
 	}
 	if !utf8.Valid(b) {
 		line, col := invalidUTF8At(b)
 		l.errorf(Pos{Path: display, Line: line, Col: col}, "email body is not valid UTF-8")
-		return
+		return false
 	}
 	body := string(b)
 	l.repo.EmailBodies[clean] = body
@@ -338,6 +340,7 @@ func (l *loader) bodyFile(pos Pos, field string, e *EmailPattern) {
 			l.errorf(Pos{Path: display, Line: line, Col: col}, "%s", patternMsg(err))
 		}
 	}
+	return true
 }
 
 func safeCheck(fn func(string) error, src string) (err error) {

@@ -92,6 +92,7 @@ type Repo struct {
 	TrackingCodes []*TrackingGroup  // tracking-codes.yaml, by slot order
 	Overrides     Overrides
 	Reminders     []*Reminder
+	Announcements []*Announcement // announcements/*, sorted by id
 	// EmailBodies maps a body_file path (slash-separated, relative to the repo) to its content.
 	EmailBodies map[string]string
 	// LDIF maps an `ldif:` path of config.cue to a function opening that file of the repo

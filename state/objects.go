@@ -24,7 +24,8 @@ type Actual struct {
 	Invites       []*account.Invite
 	Tracking      []*account.TrackingGroup
 	RemindersDone map[string]bool
-	MaxUserSeq    int64 // highest numeric USERID handed out, for generating the next ones
+	Announced     map[string]*Announced // announcements applied, by id
+	MaxUserSeq    int64                 // highest numeric USERID handed out, for generating the next ones
 
 	totals *Totals // set when the object lists are partial (LoadObjects)
 }
@@ -74,7 +75,7 @@ func (db *DB) loadTables(ctx context.Context, a *Actual, raw map[string]func(*sq
 		fn   func(context.Context, *sqlx.Tx, *Actual) error
 	}{
 		{"vmrs", nil}, {"devices", nil}, {"users", nil}, // read raw
-		{"invites", loadInvites}, {"tracking groups", loadTracking}, {"reminders", loadReminders},
+		{"invites", loadInvites}, {"tracking groups", loadTracking}, {"reminders", loadReminders}, {"announcements", loadAnnounced},
 	}
 	run := func(name string, fn func(context.Context, *sqlx.Tx, *Actual) error) error {
 		if fn == nil {

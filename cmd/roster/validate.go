@@ -20,7 +20,7 @@ func runValidate(ctx context.Context, a *app, _ []string) error {
 	if commit != "" {
 		at = " at " + commit[:min(12, len(commit))]
 	}
-	fmt.Fprintf(a.stdout, "valid%s: %d sync templates, %d declared VMRs, %d declared devices, %d CSV users, %d invitations, %d tracking-code groups, %d reminders.\n",
-		at, len(repo.Templates), len(repo.VMRs), len(repo.Devices), len(repo.Users), len(repo.Invites), len(repo.TrackingCodes), len(repo.Reminders))
+	fmt.Fprintf(a.stdout, "valid%s: %d sync templates, %d declared VMRs, %d declared devices, %d CSV users, %d invitations, %d tracking-code groups, %d reminders, %d announcements.\n",
+		at, len(repo.Templates), len(repo.VMRs), len(repo.Devices), len(repo.Users), len(repo.Invites), len(repo.TrackingCodes), len(repo.Reminders), len(repo.Announcements))
 	return nil
 }

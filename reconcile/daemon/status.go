@@ -21,6 +21,8 @@ type Status struct {
 	Invites       []PendingInvite    `json:"pending_invites"`
 	Objects       map[string]int     `json:"objects"`
 	Recent        []state.AuditEntry `json:"recent_changes"`
+	// Announcements are the announcements sent, newest first, with their delivery.
+	Announcements []state.AnnouncementStatus `json:"announcements"`
 	// Daemon is filled by `serve` only.
 	Daemon *LoopStatus `json:"daemon,omitempty"`
 }
@@ -85,6 +87,9 @@ func ReadStatus(ctx context.Context, db *state.DB, now time.Time) (*Status, erro
 	if s.Recent, err = db.RecentAudit(ctx, 20); err != nil {
 		return nil, err
 	}
+	if s.Announcements, err = db.Announcements(ctx, 20); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -127,6 +132,18 @@ func (s *Status) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "Outbox: %s.\n", strings.Join(parts, ", "))
 	for _, f := range s.FailedEmails {
 		fmt.Fprintf(w, "  failed email #%d %s %s → %s: %s\n", f.ID, f.Kind, f.Key, f.To, f.Error)
+	}
+	if len(s.Announcements) > 0 {
+		fmt.Fprintln(w, "Announcements:")
+		for _, an := range s.Announcements {
+			commit := shortCommit(an.Commit)
+			if commit == "" {
+				commit = "a working tree"
+			}
+			fmt.Fprintf(w, "  %s %q applied %s (%s): %d emails, %d sent, %d pending, %d failed\n", an.ID, an.Subject,
+				an.AppliedAt.Format("2006-01-02 15:04 MST"), commit, an.Recipients, an.Outbox[state.OutboxSent],
+				an.Outbox[state.OutboxPending]+an.Outbox[state.OutboxSending], an.Outbox[state.OutboxFailed])
+		}
 	}
 	if len(s.Invites) > 0 {
 		fmt.Fprintln(w, "Pending invitations:")

@@ -48,3 +48,10 @@ const (
 	KindEmail    Kind   = "email"
 	ActionDone   Action = "done"
 )
+
+// An announcement (SPEC §9): the audit log's record of one, and the kind and action of its
+// emails.
+const (
+	KindAnnouncement Kind   = "announcement"
+	ActionAnnounce   Action = "announce"
+)
