@@ -21,6 +21,10 @@ var ErrStale = errors.New("the plan is stale")
 type ApplyOptions struct {
 	Actor string    // "cli:apply", "daemon", …
 	Now   time.Time // stamps rows and the outbox
+	// Push names the platforms in push mode (SPEC §8) whose queue gets the operations of
+	// every applied VMR, device and user change, in the same transaction; none on a
+	// replica or without platforms.
+	Push []string
 }
 
 // ApplyResult reports what an apply wrote.
@@ -49,7 +53,11 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 			return fmt.Errorf("%w: it was made at state version %d, the database is now at %d; plan again", ErrStale, p.StateVersion, cur)
 		}
 		if p.HasChanges() {
-			if err := applyChanges(w, p, opts); err != nil {
+			var pq *platformQueue
+			if len(opts.Push) > 0 {
+				pq = &platformQueue{w: w, platforms: opts.Push, commit: p.Commit}
+			}
+			if err := applyChanges(w, p, opts, pq); err != nil {
 				return err
 			}
 			if err := enqueue(ctx, tx, w, p, opts); err != nil {
@@ -84,7 +92,7 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 // applyOrder: deletions and deactivations free names and aliases before anything claims them.
 var applyOrder = []account.Action{account.ActionDelete, account.ActionDeactivate, account.ActionUpdate, account.ActionReactivate, account.ActionCreate}
 
-func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
+func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions, pq *platformQueue) error {
 	// Names and aliases may move between objects within one plan (renames, swaps): first
 	// park every updated VMR and device on a temporary unique name without aliases.
 	for _, c := range p.changes { // creations are never updates
@@ -112,6 +120,10 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
 	for _, action := range applyOrder {
 		changes := slices.Values(p.changes)
 		if action == account.ActionCreate {
+			// Deletes, deactivations and updates are queued first, as one ordered group.
+			if err := pq.flush(); err != nil {
+				return err
+			}
 			// Only creations are made as they are read: make them once, in this pass.
 			changes = func(yield func(*Change) bool) {
 				for _, c := range p.All() {
@@ -131,9 +143,15 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
 			if err := w.Audit(p.Commit, opts.Actor, c.Kind, c.Action, c.Key, auditDetail(c)); err != nil {
 				return err
 			}
+			pq.add(c)
+			if action == account.ActionCreate && pq != nil && len(pq.ops) >= flushEvery {
+				if err := pq.flush(); err != nil {
+					return err
+				}
+			}
 		}
 	}
-	return nil
+	return pq.flush()
 }
 
 // writeOwned creates or updates a VMR or device.
