@@ -1,0 +1,197 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/roster-dev/roster/reconcile/pipeline"
+	"github.com/roster-dev/roster/reconcile/platform/pexip"
+	"github.com/roster-dev/roster/reconcile/platform/pexip/pexipfake"
+	"github.com/roster-dev/roster/schema/account"
+	"github.com/roster-dev/roster/state"
+)
+
+// newPushFixture is the examples' pipeline in push mode against a fake management node
+// over real HTTP on loopback.
+func newPushFixture(t *testing.T, safety string) (*fixture, *pexipfake.Server) {
+	t.Helper()
+	fake := pexipfake.New("roster", "s3cret-pexip")
+	t.Cleanup(fake.Close)
+	t.Setenv("PEXIP_PASSWORD", "s3cret-pexip")
+	f := newFixture(t, safety, fmt.Sprintf(`platforms: pexip: {url: %q, username: "roster", password_env: "PEXIP_PASSWORD", mode: "push", rate: 60000}`, fake.URL))
+	return f, fake
+}
+
+// requests counts the fake's requests by method since the last call.
+type requests struct {
+	fake *pexipfake.Server
+	last map[string]int
+}
+
+func (r *requests) since() map[string]int {
+	st := r.fake.Stats()
+	out := map[string]int{}
+	for m, n := range st.ByMethod {
+		out[m] = n - r.last[m]
+	}
+	r.last = st.ByMethod
+	return out
+}
+
+// TestPushExamples: the examples applied and pushed; every VMR, alias, device and user in
+// SQLite is on the fake with its fields and roster's marker; a second apply pushes
+// nothing; an edited pattern patches only the changed field; a removed person's room and
+// aliases are deleted; a hand-made conference with the same name is left alone, reported
+// as a conflict, and its email stays pending.
+func TestPushExamples(t *testing.T) {
+	ctx := context.Background()
+	f, fake := newPushFixture(t, "max_delete_fraction: 1, max_emails: 10000")
+	reqs := &requests{fake: fake}
+	f.apply(pipeline.Options{Deliver: true})
+	actual, err := f.db.LoadActual(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(actual.VMRs) == 0 || len(actual.Devices) == 0 {
+		t.Fatalf("the examples gave %d VMRs and %d devices", len(actual.VMRs), len(actual.Devices))
+	}
+	checkOnFake(t, fake, actual)
+	if n := f.count(`SELECT COUNT(*) FROM platform_ops WHERE status != 'done'`); n != 0 {
+		t.Fatalf("%d operations not done after the push", n)
+	}
+	if n := f.count(`SELECT COUNT(*) FROM outbox WHERE status = 'pending'`); n != 0 {
+		t.Fatalf("%d emails still pending after the push", n)
+	}
+	reqs.since()
+
+	f.apply(pipeline.Options{Deliver: true})
+	if got := reqs.since(); got["POST"]+got["PATCH"]+got["DELETE"] != 0 {
+		t.Fatalf("a second apply sent %v", got)
+	}
+
+	// An edited pattern: the VMR description of staff.
+	staff := filepath.Join(f.repo, "templates", "staff.yaml")
+	data, err := os.ReadFile(staff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "  name: \"{{givenName}} {{sn}} VMR\"") {
+		t.Fatal("staff.yaml changed: the test edits its vmr name pattern")
+	}
+	if err := os.WriteFile(staff, []byte(strings.Replace(string(data), "{{givenName}} {{sn}} VMR", "{{givenName}} {{sn}} room", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.apply(pipeline.Options{Deliver: true})
+	got := reqs.since()
+	patches := f.count(`SELECT COUNT(*) FROM platform_ops WHERE op = 'patch' AND resource = 'conference'`)
+	if patches == 0 || got["PATCH"] != patches || got["POST"]+got["DELETE"] != 0 {
+		t.Fatalf("a renamed pattern sent %v for %d patches", got, patches)
+	}
+	if n := f.count(`SELECT COUNT(*) FROM platform_ops WHERE op = 'patch' AND resource = 'conference'
+		AND payload != json_object('name', json_extract(payload, '$.name'))`); n != 0 {
+		t.Fatalf("%d patches send more than the changed name", n)
+	}
+	actual, _ = f.db.LoadActual(ctx)
+	checkOnFake(t, fake, actual)
+
+	// A removed person: their room and its aliases are deleted.
+	before := map[string]bool{}
+	for _, v := range actual.VMRs {
+		before[v.Name] = true
+	}
+	ldif, err := os.ReadFile(filepath.Join(f.repo, "directory.ldif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dropStaff(1)
+	f.apply(pipeline.Options{Deliver: true})
+	actual, _ = f.db.LoadActual(ctx)
+	var gone *account.VMR
+	for name := range before {
+		if vmrNamed(actual.VMRs, name) == nil {
+			gone = &account.VMR{Name: name}
+		}
+	}
+	if gone == nil {
+		t.Fatal("dropping a staff member removed no VMR")
+	}
+	if _, ok := fake.Find(pexip.Conferences, gone.Name); ok {
+		t.Fatalf("the removed person's conference %q is still on the platform", gone.Name)
+	}
+	checkOnFake(t, fake, actual)
+
+	// The person comes back, but a hand-made conference has taken their room's name.
+	if err := os.WriteFile(filepath.Join(f.repo, "directory.ldif"), ldif, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hand := gone.Name
+	id, err := fake.Put(pexip.Conferences, map[string]any{"name": hand, "service_type": "conference", "description": "made by hand"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.p.Run(ctx, pipeline.Options{Actor: "test", Deliver: true})
+	if err == nil || !strings.Contains(err.Error(), "conflict") {
+		t.Fatalf("a conflict was not reported: %v", err)
+	}
+	c, _ := fake.Find(pexip.Conferences, hand)
+	if c["description"] != "made by hand" || c["id"].(int) != id {
+		t.Fatalf("the hand-made conference was touched: %v", c)
+	}
+	if n := f.count(`SELECT COUNT(*) FROM platform_ops WHERE status = 'conflict'`); n != 1 {
+		t.Fatalf("%d conflicts recorded, want 1", n)
+	}
+	waiting, err := f.db.EmailsWaitingForPlatform(ctx)
+	if err != nil || waiting == 0 {
+		t.Fatalf("the conflicting room's email does not wait: %d, %v", waiting, err)
+	}
+}
+
+// checkOnFake: every VMR, alias, device and user of actual is on the fake with its fields
+// and roster's marker, and the fake holds no conference roster does not have.
+func checkOnFake(t *testing.T, fake *pexipfake.Server, actual *state.Actual) {
+	t.Helper()
+	for _, v := range actual.VMRs {
+		c, ok := fake.Find(pexip.Conferences, v.Name)
+		if !ok {
+			t.Fatalf("conference %q is not on the platform", v.Name)
+		}
+		if pexip.Strip(c["description"].(string)) != v.Description || c["description"] == v.Description ||
+			c["pin"] != v.PIN || c["tag"] != v.Tag || c["primary_owner_email_address"] != v.OwnerEmail || c["allow_guests"] != v.AllowGuests {
+			t.Fatalf("conference %q is %v, want %+v", v.Name, c, v)
+		}
+		for _, a := range v.Aliases {
+			ca, ok := fake.Find(pexip.ConferenceAliases, a)
+			if !ok || ca["conference"] != pexip.Conferences.URI(c["id"].(int)) {
+				t.Fatalf("alias %q of %q is %v", a, v.Name, ca)
+			}
+		}
+	}
+	for _, d := range actual.Devices {
+		got, ok := fake.Find(pexip.Devices, d.Alias)
+		pw, _ := fake.DevicePassword(d.Alias)
+		if !ok || got["username"] != d.Username || pw != d.Password || pexip.Strip(got["description"].(string)) != d.Description {
+			t.Fatalf("device %q is %v", d.Alias, got)
+		}
+	}
+	for _, u := range actual.Users {
+		if _, ok := fake.Find(pexip.EndUsers, u.Email); !ok {
+			t.Fatalf("end user %q is not on the platform", u.Email)
+		}
+	}
+	if n := fake.Count(pexip.Conferences); n != len(actual.VMRs) {
+		t.Fatalf("the platform holds %d conferences, roster %d", n, len(actual.VMRs))
+	}
+}
+
+func vmrNamed(vs []*account.VMR, name string) *account.VMR {
+	for _, v := range vs {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
