@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/roster-dev/roster/reconcile/daemon"
 	"github.com/roster-dev/roster/reconcile/pipeline"
 	"github.com/roster-dev/roster/reconcile/platform/pexip"
 	"github.com/roster-dev/roster/reconcile/platform/pexip/pexipfake"
@@ -144,9 +146,18 @@ func TestPushExamples(t *testing.T) {
 	if n := f.count(`SELECT COUNT(*) FROM platform_ops WHERE status = 'conflict'`); n != 1 {
 		t.Fatalf("%d conflicts recorded, want 1", n)
 	}
-	waiting, err := f.db.EmailsWaitingForPlatform(ctx)
-	if err != nil || waiting == 0 {
-		t.Fatalf("the conflicting room's email does not wait: %d, %v", waiting, err)
+	st, err := daemon.ReadStatus(ctx, f.db, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := st.Platforms["pexip"]
+	if q == nil || q.Counts["conflict"] != 1 || q.EmailsWaiting == 0 || len(q.Stuck) != 1 || q.Stuck[0].Key != hand {
+		t.Fatalf("status does not show the conflict and the email waiting for it: %+v", q)
+	}
+	var text strings.Builder
+	st.WriteText(&text)
+	if !strings.Contains(text.String(), "Platform pexip:") || !strings.Contains(text.String(), "1 conflict") {
+		t.Fatalf("roster status does not show the queue:\n%s", text.String())
 	}
 }
 
