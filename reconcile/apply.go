@@ -25,6 +25,11 @@ type ApplyOptions struct {
 	// every applied VMR, device and user change, in the same transaction; none on a
 	// replica or without platforms.
 	Push []string
+	// Repair are the operations that repair recorded platform drift (`roster platform
+	// check`), queued before the plan's own; RepairDone names the meta key of the record,
+	// cleared in the same transaction.
+	Repair     []state.PlatformOp
+	RepairDone string
 }
 
 // ApplyResult reports what an apply wrote.
@@ -40,7 +45,7 @@ type ApplyResult struct {
 // nothing to do writes nothing, except sync status when recordStatus is set.
 func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, recordStatus bool) (ApplyResult, error) {
 	res := ApplyResult{StateVersion: p.StateVersion}
-	if !p.HasChanges() && !recordStatus {
+	if !p.HasChanges() && !recordStatus && opts.RepairDone == "" {
 		return res, nil
 	}
 	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
@@ -51,6 +56,14 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 		defer w.Close()
 		if cur := w.StateVersion(); cur != p.StateVersion {
 			return fmt.Errorf("%w: it was made at state version %d, the database is now at %d; plan again", ErrStale, p.StateVersion, cur)
+		}
+		if opts.RepairDone != "" {
+			if err := w.EnqueuePlatform(opts.Repair); err != nil {
+				return err
+			}
+			if err := state.SetMeta(ctx, tx, opts.RepairDone, ""); err != nil {
+				return err
+			}
 		}
 		if p.HasChanges() {
 			var pq *platformQueue

@@ -172,7 +172,17 @@ func (p *Pipeline) Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	printed := make(chan error, 1)
 	go func() { printed <- p.show(plan, o) }()
-	res.Apply, err = p.Apply(ctx, plan, reconcile.ApplyOptions{Actor: o.Actor, Now: now, Push: PushPlatforms(p.Config)}, o.Manual == nil)
+	aopts := reconcile.ApplyOptions{Actor: o.Actor, Now: now, Push: PushPlatforms(p.Config)}
+	if o.Manual == nil {
+		if aopts.Repair, err = p.repairOps(ctx); err != nil {
+			<-printed
+			return res, err
+		}
+		if len(aopts.Repair) > 0 {
+			aopts.RepairDone = driftMeta(PexipPlatform)
+		}
+	}
+	res.Apply, err = p.Apply(ctx, plan, aopts, o.Manual == nil)
 	if werr := <-printed; werr != nil && err == nil {
 		err = werr
 	}

@@ -206,3 +206,54 @@ func vmrNamed(vs []*account.VMR, name string) *account.VMR {
 	}
 	return nil
 }
+
+// TestPushDrift: objects changed, deleted and added (with roster's marker) on the
+// platform by hand are listed by the check, and the next apply repairs them: the
+// changed field patched, the missing object made again, the extra one deleted.
+func TestPushDrift(t *testing.T) {
+	ctx := context.Background()
+	f, fake := newPushFixture(t, "max_delete_fraction: 1, max_emails: 10000")
+	f.apply(pipeline.Options{Deliver: true})
+	actual, err := f.db.LoadActual(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if drift, err := f.p.CheckPlatform(ctx); err != nil || len(drift) != 0 {
+		t.Fatalf("drift right after the push: %+v, %v", drift, err)
+	}
+	v, dev := actual.VMRs[0], actual.Devices[0]
+	conf, _ := fake.Find(pexip.Conferences, v.Name)
+	if err := fake.Edit(pexip.Conferences, conf["id"].(int), map[string]any{"pin": "999999"}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := fake.Find(pexip.Devices, dev.Alias)
+	if !fake.Remove(pexip.Devices, d["id"].(int)) {
+		t.Fatal("cannot remove the device")
+	}
+	marker := conf["description"].(string)[len(v.Description):]
+	if _, err := fake.Put(pexip.Conferences, map[string]any{"name": "Left over", "service_type": "conference", "description": "old" + marker}); err != nil {
+		t.Fatal(err)
+	}
+	drift, err := f.p.CheckPlatform(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range drift {
+		got[d.Status+" "+d.Key] = strings.Join(d.Fields, ",")
+	}
+	want := map[string]string{"changed " + v.Name: "pin", "missing " + dev.Alias: "", "extra Left over": ""}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("drift %v, want %v", got, want)
+	}
+	reqs := &requests{fake: fake}
+	reqs.since()
+	f.apply(pipeline.Options{Deliver: true})
+	if r := reqs.since(); r["PATCH"] != 1 || r["POST"] != 1 || r["DELETE"] != 1 {
+		t.Fatalf("the repair sent %v, want one patch, one create and one delete", r)
+	}
+	checkOnFake(t, fake, actual)
+	if drift, err := f.p.CheckPlatform(ctx); err != nil || len(drift) != 0 {
+		t.Fatalf("drift after the repair: %+v, %v", drift, err)
+	}
+}
