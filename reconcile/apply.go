@@ -30,6 +30,11 @@ type ApplyOptions struct {
 	// cleared in the same transaction.
 	Repair     []state.PlatformOp
 	RepairDone string
+	// Adopted are objects taken over on the platform (`roster platform adopt --apply`):
+	// by AdoptKey, the operations that replace a creation's; AdoptedObjects their ids,
+	// recorded in the same transaction.
+	Adopted        map[string][]state.PlatformOp
+	AdoptedObjects []state.PlatformObject
 }
 
 // ApplyResult reports what an apply wrote.
@@ -45,7 +50,7 @@ type ApplyResult struct {
 // nothing to do writes nothing, except sync status when recordStatus is set.
 func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, recordStatus bool) (ApplyResult, error) {
 	res := ApplyResult{StateVersion: p.StateVersion}
-	if !p.HasChanges() && !recordStatus && opts.RepairDone == "" {
+	if !p.HasChanges() && !recordStatus && opts.RepairDone == "" && len(opts.AdoptedObjects) == 0 && len(opts.Repair) == 0 {
 		return res, nil
 	}
 	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
@@ -57,10 +62,15 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 		if cur := w.StateVersion(); cur != p.StateVersion {
 			return fmt.Errorf("%w: it was made at state version %d, the database is now at %d; plan again", ErrStale, p.StateVersion, cur)
 		}
-		if opts.RepairDone != "" {
+		if err := state.PutPlatformObjects(ctx, tx, opts.Now, opts.AdoptedObjects); err != nil {
+			return err
+		}
+		if len(opts.Repair) > 0 {
 			if err := w.EnqueuePlatform(opts.Repair); err != nil {
 				return err
 			}
+		}
+		if opts.RepairDone != "" {
 			if err := state.SetMeta(ctx, tx, opts.RepairDone, ""); err != nil {
 				return err
 			}
@@ -68,7 +78,7 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 		if p.HasChanges() {
 			var pq *platformQueue
 			if len(opts.Push) > 0 {
-				pq = &platformQueue{w: w, platforms: opts.Push, commit: p.Commit}
+				pq = &platformQueue{w: w, platforms: opts.Push, commit: p.Commit, adopted: opts.Adopted}
 			}
 			if err := applyChanges(w, p, opts, pq); err != nil {
 				return err

@@ -18,13 +18,25 @@ type platformQueue struct {
 	platforms []string
 	commit    string
 	ops       []state.PlatformOp
+	adopted   map[string][]state.PlatformOp // AdoptKey → the adoption's operations instead
 }
+
+// AdoptKey names roster's object kind/key among ApplyOptions.Adopted.
+func AdoptKey(kind account.Kind, key string) string { return string(kind) + "\x00" + key }
+
+// Objects are the change's object before and after (nil for a creation's before, a
+// deletion's after): *account.VMR, *account.Device, *account.User, ….
+func (c *Change) Objects() (old, new any) { return c.oldObj, c.newObj }
 
 // add maps one applied change to its operations on every platform pushed to. A user
 // deactivated stays an end user on Pexip (roster never deletes users, SPEC §5); a VMR or
 // device deleted is deleted there too.
 func (q *platformQueue) add(c *Change) {
 	if q == nil {
+		return
+	}
+	if ops, ok := q.adopted[AdoptKey(c.Kind, c.Key)]; ok && c.Action == account.ActionCreate {
+		q.ops = append(q.ops, ops...) // on the platform already: only its differences
 		return
 	}
 	for _, name := range q.platforms {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +24,14 @@ func newPushFixture(t *testing.T, safety string) (*fixture, *pexipfake.Server) {
 	t.Helper()
 	fake := pexipfake.New("roster", "s3cret-pexip")
 	t.Cleanup(fake.Close)
+	return pushFixtureOn(t, safety, fake), fake
+}
+
+// pushFixtureOn is a fixture with a state of its own pushing to fake.
+func pushFixtureOn(t *testing.T, safety string, fake *pexipfake.Server) *fixture {
+	t.Helper()
 	t.Setenv("PEXIP_PASSWORD", "s3cret-pexip")
-	f := newFixture(t, safety, fmt.Sprintf(`platforms: pexip: {url: %q, username: "roster", password_env: "PEXIP_PASSWORD", mode: "push", rate: 60000}`, fake.URL))
-	return f, fake
+	return newFixture(t, safety, fmt.Sprintf(`platforms: pexip: {url: %q, username: "roster", password_env: "PEXIP_PASSWORD", mode: "push", rate: 60000}`, fake.URL))
 }
 
 // requests counts the fake's requests by method since the last call.
@@ -255,5 +261,80 @@ func TestPushDrift(t *testing.T) {
 	checkOnFake(t, fake, actual)
 	if drift, err := f.p.CheckPlatform(ctx); err != nil || len(drift) != 0 {
 		t.Fatalf("drift after the repair: %+v, %v", drift, err)
+	}
+}
+
+// TestAdopt: a platform filled by another tool (the examples' objects without roster's
+// marker, some PINs different) is adopted: the dry run lists every object with the fields
+// that would change and changes nothing; --apply records them; the next push patches
+// only the differing fields (and the description, which takes the marker), creates
+// nothing, and no "created" email is sent for an adopted object.
+func TestAdopt(t *testing.T) {
+	ctx := context.Background()
+	const safety = "max_delete_fraction: 1, max_emails: 10000"
+	// One secret key for both states: the same generated PINs and passwords, as after a
+	// move of one installation's state (the marker is stripped below all the same).
+	t.Setenv("ROSTER_SECRET_KEY", "adoption-test-key")
+	before, fake := newPushFixture(t, safety)
+	before.apply(pipeline.Options{Deliver: true})
+	edited := map[string]bool{}
+	for i, c := range fake.Objects(pexip.Conferences) {
+		fields := map[string]any{"description": pexip.Strip(c["description"].(string))}
+		if i%3 == 0 {
+			fields["pin"] = "123123"
+			edited[c["name"].(string)] = true
+		}
+		if err := fake.Edit(pexip.Conferences, c["id"].(int), fields); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range fake.Objects(pexip.Devices) {
+		if err := fake.Edit(pexip.Devices, d["id"].(int), map[string]any{"description": pexip.Strip(d["description"].(string))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	confs, devices, users := fake.Count(pexip.Conferences), fake.Count(pexip.Devices), fake.Count(pexip.EndUsers)
+
+	f := pushFixtureOn(t, safety, fake)
+	repo, commit, err := f.p.LoadSource(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := &requests{fake: fake}
+	reqs.since()
+	dry, err := f.p.Adopt(ctx, repo, commit, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dry.Adopted) != confs+devices+users {
+		t.Fatalf("the dry run adopts %d objects, the platform holds %d+%d+%d", len(dry.Adopted), confs, devices, users)
+	}
+	for _, a := range dry.Adopted {
+		wantPin := a.Kind == "vmr" && edited[a.Key]
+		if slices.Contains(a.Fields, "pin") != wantPin {
+			t.Fatalf("adoption of %s %q would change %v", a.Kind, a.Key, a.Fields)
+		}
+	}
+	if r := reqs.since(); r["POST"]+r["PATCH"]+r["DELETE"] != 0 || f.version() != 0 {
+		t.Fatalf("the dry run changed something: %v, state version %d", r, f.version())
+	}
+	if _, err := f.p.Adopt(ctx, repo, commit, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(`SELECT COUNT(*) FROM outbox WHERE action = 'created' AND kind IN ('vmr', 'device')`); n != 0 {
+		t.Fatalf("%d created emails for adopted objects", n)
+	}
+	f.apply(pipeline.Options{Deliver: true})
+	r := reqs.since()
+	if r["POST"]+r["DELETE"] != 0 || r["PATCH"] != confs+devices {
+		t.Fatalf("after adoption the push sent %v; want only %d patches", r, confs+devices)
+	}
+	if n := f.count(`SELECT COUNT(*) FROM platform_ops WHERE op = 'patch' AND resource = 'conference' AND json_extract(payload, '$.pin') IS NOT NULL`); n != len(edited) {
+		t.Fatalf("%d patches send a PIN, %d PINs differed", n, len(edited))
+	}
+	actual, _ := f.db.LoadActual(ctx)
+	checkOnFake(t, fake, actual)
+	if n := fake.Count(pexip.Conferences); n != confs {
+		t.Fatalf("%d conferences after adoption, %d before", n, confs)
 	}
 }
