@@ -338,3 +338,25 @@ func TestAdopt(t *testing.T) {
 		t.Fatalf("%d conferences after adoption, %d before", n, confs)
 	}
 }
+
+// TestPushFaults: a burst of 429s (with Retry-After) and of 5xx answers delays the push
+// but every object arrives, once.
+func TestPushFaults(t *testing.T) {
+	ctx := context.Background()
+	f, fake := newPushFixture(t, "max_delete_fraction: 1, max_emails: 10000")
+	fake.Throttle(8, "1")
+	fake.Fail(8, 503)
+	f.apply(pipeline.Options{Deliver: true})
+	st := fake.Stats()
+	if st.Throttled != 8 || st.Failed != 8 {
+		t.Fatalf("the fake sent %d 429s and %d 5xx, want 8 each", st.Throttled, st.Failed)
+	}
+	actual, err := f.db.LoadActual(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOnFake(t, fake, actual)
+	if n := f.count(`SELECT COUNT(*) FROM platform_ops WHERE status != 'done'`); n != 0 {
+		t.Fatalf("%d operations not done", n)
+	}
+}
