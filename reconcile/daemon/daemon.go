@@ -146,6 +146,7 @@ func Serve(ctx context.Context, c Config) error {
 	go func() { defer close(mailDone); d.mailer(loopCtx) }()
 	pushDone := make(chan struct{})
 	go func() { defer close(pushDone); d.pusher(loopCtx) }()
+	go d.checker(loopCtx)
 
 	var runErr error
 	select {

@@ -23,6 +23,7 @@ type metrics struct {
 	directoryErrors    *prometheus.CounterVec
 	validationFailures prometheus.Counter
 	platformOps        *prometheus.GaugeVec
+	platformDrift      prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -55,9 +56,12 @@ func newMetrics() *metrics {
 		platformOps: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "roster_platform_operations", Help: "Operations in a platform's queue, by status (pending, sending, done, failed, conflict).",
 		}, []string{"platform", "status"}),
+		platformDrift: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "roster_platform_drift_objects", Help: "Owned objects that differed on Pexip at the last scheduled platform check.",
+		}),
 	}
 	m.reg.MustRegister(m.duration, m.cycles, m.lastSuccess, m.objects, m.changes, m.emailsSent, m.emailsFailed,
-		m.fetchFailures, m.directoryErrors, m.validationFailures, m.platformOps,
+		m.fetchFailures, m.directoryErrors, m.validationFailures, m.platformOps, m.platformDrift,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Make the vectors visible before their first event.
 	m.changes.WithLabelValues("vmr", "create").Add(0)

@@ -71,3 +71,37 @@ func (d *daemon) setPush(pr push.Progress) {
 	d.lastPush = pr
 	d.mu.Unlock()
 }
+
+// checker runs `roster platform check` every platforms.pexip.check_interval (default
+// 24h) until ctx is done; drift it finds is recorded, and the next cycle repairs it.
+func (d *daemon) checker(ctx context.Context) {
+	if d.push == nil {
+		return
+	}
+	every := d.cfg.Platforms.Pexip.CheckInterval.Duration
+	if every <= 0 {
+		every = 24 * time.Hour
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		drift, err := d.pipe.CheckPlatform(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Warn("serve: platform check", "err", err)
+			}
+			continue
+		}
+		d.met.platformDrift.Set(float64(len(drift)))
+		if len(drift) > 0 {
+			d.log.Warn("serve: platform drift; the next cycle repairs it", "objects", len(drift), "first", drift[0].Status+" "+drift[0].Kind+" "+drift[0].Key)
+		} else {
+			d.log.Info("serve: platform check: no drift")
+		}
+	}
+}
