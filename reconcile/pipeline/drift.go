@@ -22,6 +22,7 @@ import (
 	"github.com/roster-dev/roster/reconcile"
 	"github.com/roster-dev/roster/reconcile/platform/pexip"
 	"github.com/roster-dev/roster/reconcile/platform/push"
+	"github.com/roster-dev/roster/schema"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -285,4 +286,22 @@ func (p *Pipeline) repairOps(ctx context.Context) ([]state.PlatformOp, error) {
 	}
 	push.Order(ops)
 	return ops, nil
+}
+
+// guardRepair holds a drift repair to the deletion limit of config.cue (safety
+// max_delete_count), like the plan's own deletions: deleting many objects that carry
+// roster's marker but are unknown to the state needs --allow-deletions.
+func guardRepair(ops []state.PlatformOp, sf schema.Safety, allow reconcile.Allowances) error {
+	deletes := 0
+	for _, op := range ops {
+		if op.Op == state.OpDelete && op.Resource != string(pexip.ConferenceAliases) {
+			deletes++
+		}
+	}
+	if deletes <= sf.MaxDeleteCount || deletes <= allow.Deletions {
+		return nil
+	}
+	return &reconcile.RefusalError{Reasons: []string{fmt.Sprintf(
+		"repairing platform drift would delete %d objects on pexip (safety.max_delete_count %d); pass --allow-deletions %d",
+		deletes, sf.MaxDeleteCount, deletes)}}
 }

@@ -178,6 +178,11 @@ func (p *Pipeline) Run(ctx context.Context, o Options) (res Result, err error) {
 			<-printed
 			return res, err
 		}
+		if err = guardRepair(aopts.Repair, p.Config.Safety, o.Allow); err != nil {
+			<-printed
+			step = StepGuard
+			return res, err
+		}
 		if len(aopts.Repair) > 0 {
 			aopts.RepairDone = driftMeta(PexipPlatform)
 		}

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roster-dev/roster/reconcile"
 	"github.com/roster-dev/roster/reconcile/daemon"
 	"github.com/roster-dev/roster/reconcile/pipeline"
 	"github.com/roster-dev/roster/reconcile/platform/pexip"
@@ -358,5 +360,38 @@ func TestPushFaults(t *testing.T) {
 	checkOnFake(t, fake, actual)
 	if n := f.count(`SELECT COUNT(*) FROM platform_ops WHERE status != 'done'`); n != 0 {
 		t.Fatalf("%d operations not done", n)
+	}
+}
+
+// TestPushRepairGuard: a repair that would delete more objects on the platform than
+// safety.max_delete_count is refused like a plan's deletions, until allowed.
+func TestPushRepairGuard(t *testing.T) {
+	ctx := context.Background()
+	f, fake := newPushFixture(t, "max_delete_fraction: 1, max_delete_count: 1, max_emails: 10000")
+	f.apply(pipeline.Options{Deliver: true})
+	marker := ""
+	for _, c := range fake.Objects(pexip.Conferences) {
+		desc := c["description"].(string)
+		marker = desc[len(pexip.Strip(desc)):]
+	}
+	for _, name := range []string{"Old one", "Old two"} {
+		if _, err := fake.Put(pexip.Conferences, map[string]any{"name": name, "service_type": "conference", "description": marker}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if drift, err := f.p.CheckPlatform(ctx); err != nil || len(drift) != 2 {
+		t.Fatalf("drift %+v, %v", drift, err)
+	}
+	res, err := f.p.Run(ctx, pipeline.Options{Actor: "test", Deliver: true})
+	var refused *reconcile.RefusalError
+	if !errors.As(err, &refused) || res.Failed != pipeline.StepGuard || fake.Count(pexip.Conferences) == 0 {
+		t.Fatalf("a repair deleting 2 > 1 objects was not refused: %v (step %s)", err, res.Failed)
+	}
+	if _, ok := fake.Find(pexip.Conferences, "Old one"); !ok {
+		t.Fatal("the refused repair deleted anyway")
+	}
+	f.apply(pipeline.Options{Deliver: true, Allow: reconcile.Allowances{Deletions: 2}})
+	if _, ok := fake.Find(pexip.Conferences, "Old two"); ok {
+		t.Fatal("the allowed repair did not delete the extra conference")
 	}
 }
