@@ -21,6 +21,20 @@ var ErrStale = errors.New("the plan is stale")
 type ApplyOptions struct {
 	Actor string    // "cli:apply", "daemon", …
 	Now   time.Time // stamps rows and the outbox
+	// Push names the platforms in push mode (SPEC §8) whose queue gets the operations of
+	// every applied VMR, device and user change, in the same transaction; none on a
+	// replica or without platforms.
+	Push []string
+	// Repair are the operations that repair recorded platform drift (`roster platform
+	// check`), queued before the plan's own; RepairDone names the meta key of the record,
+	// cleared in the same transaction.
+	Repair     []state.PlatformOp
+	RepairDone string
+	// Adopted are objects taken over on the platform (`roster platform adopt --apply`):
+	// by AdoptKey, the operations that replace a creation's; AdoptedObjects their ids,
+	// recorded in the same transaction.
+	Adopted        map[string][]state.PlatformOp
+	AdoptedObjects []state.PlatformObject
 }
 
 // ApplyResult reports what an apply wrote.
@@ -36,7 +50,7 @@ type ApplyResult struct {
 // nothing to do writes nothing, except sync status when recordStatus is set.
 func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, recordStatus bool) (ApplyResult, error) {
 	res := ApplyResult{StateVersion: p.StateVersion}
-	if !p.HasChanges() && !recordStatus {
+	if !p.HasChanges() && !recordStatus && opts.RepairDone == "" && len(opts.AdoptedObjects) == 0 && len(opts.Repair) == 0 {
 		return res, nil
 	}
 	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
@@ -48,8 +62,25 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 		if cur := w.StateVersion(); cur != p.StateVersion {
 			return fmt.Errorf("%w: it was made at state version %d, the database is now at %d; plan again", ErrStale, p.StateVersion, cur)
 		}
+		if err := state.PutPlatformObjects(ctx, tx, opts.Now, opts.AdoptedObjects); err != nil {
+			return err
+		}
+		if len(opts.Repair) > 0 {
+			if err := w.EnqueuePlatform(opts.Repair); err != nil {
+				return err
+			}
+		}
+		if opts.RepairDone != "" {
+			if err := state.SetMeta(ctx, tx, opts.RepairDone, ""); err != nil {
+				return err
+			}
+		}
 		if p.HasChanges() {
-			if err := applyChanges(w, p, opts); err != nil {
+			var pq *platformQueue
+			if len(opts.Push) > 0 {
+				pq = &platformQueue{w: w, platforms: opts.Push, commit: p.Commit, adopted: opts.Adopted}
+			}
+			if err := applyChanges(w, p, opts, pq); err != nil {
 				return err
 			}
 			if err := enqueue(ctx, tx, w, p, opts); err != nil {
@@ -87,7 +118,7 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 // applyOrder: deletions and deactivations free names and aliases before anything claims them.
 var applyOrder = []account.Action{account.ActionDelete, account.ActionDeactivate, account.ActionUpdate, account.ActionReactivate, account.ActionCreate}
 
-func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
+func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions, pq *platformQueue) error {
 	// Names and aliases may move between objects within one plan (renames, swaps): first
 	// park every updated VMR and device on a temporary unique name without aliases.
 	for _, c := range p.changes { // creations are never updates
@@ -115,6 +146,10 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
 	for _, action := range applyOrder {
 		changes := slices.Values(p.changes)
 		if action == account.ActionCreate {
+			// Deletes, deactivations and updates are queued first, as one ordered group.
+			if err := pq.flush(); err != nil {
+				return err
+			}
 			// Only creations are made as they are read: make them once, in this pass.
 			changes = func(yield func(*Change) bool) {
 				for _, c := range p.All() {
@@ -134,9 +169,15 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions) error {
 			if err := w.Audit(p.Commit, opts.Actor, c.Kind, c.Action, c.Key, auditDetail(c)); err != nil {
 				return err
 			}
+			pq.add(c)
+			if action == account.ActionCreate && pq != nil && len(pq.ops) >= flushEvery {
+				if err := pq.flush(); err != nil {
+					return err
+				}
+			}
 		}
 	}
-	return nil
+	return pq.flush()
 }
 
 // writeOwned creates or updates a VMR or device.

@@ -35,6 +35,8 @@ type PexipConfig struct {
 	Rate          int    `json:"rate"`           // push: requests per minute
 	PolicyListen  string `json:"policy_listen"`  // policy: host:port the nodes call
 	PolicyUnknown string `json:"policy_unknown"` // continue | reject
+	// CheckInterval is how often serve checks the platform for drift (push; default 24h).
+	CheckInterval Duration `json:"check_interval"`
 }
 
 // checkPlatforms checks what the CUE schema cannot say: where plain HTTP is allowed and

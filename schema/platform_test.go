@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeConfig(t *testing.T, src string) string {
@@ -91,14 +92,14 @@ func TestPlatformConfigValid(t *testing.T) {
 	}{
 		{"none", platformBase, nil, RolePrimary},
 		{"push with defaults", platformBase + `platforms: pexip: {url: "https://pexip.example.com", username: "roster", password_env: "PEXIP_PASSWORD", mode: "push"}` + "\n",
-			&PexipConfig{URL: "https://pexip.example.com", Username: "roster", PasswordEnv: "PEXIP_PASSWORD", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue"}, RolePrimary},
+			&PexipConfig{URL: "https://pexip.example.com", Username: "roster", PasswordEnv: "PEXIP_PASSWORD", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue", CheckInterval: day}, RolePrimary},
 		{"http on loopback", platformBase + `platforms: pexip: {url: "http://127.0.0.1:8081/", username: "r", password_env: "P", mode: "push", rate: 60, ca_file: "/etc/ca.pem"}` + "\n",
-			&PexipConfig{URL: "http://127.0.0.1:8081/", Username: "r", PasswordEnv: "P", CAFile: "/etc/ca.pem", Mode: PexipPush, Rate: 60, PolicyUnknown: "continue"}, RolePrimary},
+			&PexipConfig{URL: "http://127.0.0.1:8081/", Username: "r", PasswordEnv: "P", CAFile: "/etc/ca.pem", Mode: PexipPush, Rate: 60, PolicyUnknown: "continue", CheckInterval: day}, RolePrimary},
 		{"http on localhost and ipv6 loopback", platformBase + `platforms: pexip: {url: "http://[::1]:8081", username: "r", password_env: "P", mode: "push"}` + "\n",
-			&PexipConfig{URL: "http://[::1]:8081", Username: "r", PasswordEnv: "P", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue"}, RolePrimary},
+			&PexipConfig{URL: "http://[::1]:8081", Username: "r", PasswordEnv: "P", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue", CheckInterval: day}, RolePrimary},
 		{"policy replica", platformBase + `role: "replica"
 platforms: pexip: {username: "pexip", password_env: "P", mode: "policy", policy_listen: "0.0.0.0:8443", policy_unknown: "reject"}` + "\n",
-			&PexipConfig{Username: "pexip", PasswordEnv: "P", Mode: PexipPolicy, Rate: 900, PolicyListen: "0.0.0.0:8443", PolicyUnknown: "reject"}, RoleReplica},
+			&PexipConfig{Username: "pexip", PasswordEnv: "P", Mode: PexipPolicy, Rate: 900, PolicyListen: "0.0.0.0:8443", PolicyUnknown: "reject", CheckInterval: day}, RoleReplica},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,7 +135,7 @@ func TestShippedConfigsPlatforms(t *testing.T) {
 		want *PexipConfig
 	}{
 		{"../examples/deploy/config.cue", &PexipConfig{URL: "https://pexip-mgr.example.com", Username: "roster",
-			PasswordEnv: "PEXIP_PASSWORD", CAFile: "/etc/roster/pexip-ca.pem", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue"}},
+			PasswordEnv: "PEXIP_PASSWORD", CAFile: "/etc/roster/pexip-ca.pem", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue", CheckInterval: day}},
 		{"../config.cue", nil},
 	}
 	for _, tc := range cases {
@@ -151,3 +152,6 @@ func TestShippedConfigsPlatforms(t *testing.T) {
 		}
 	}
 }
+
+// day is check_interval's default.
+var day = Duration{24 * time.Hour}

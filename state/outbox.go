@@ -171,7 +171,7 @@ func (db *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxR
 		// shares a few templates, and their bodies are not copied out of SQLite per row.
 		q, err := tx.QueryContext(ctx, `SELECT id, created_at, commit_id, kind, action, object_key, template,
 			to_addr, smtp_server, email_template, vars, status, attempts, next_attempt_at, last_error, message_id, sent_at
-			FROM outbox WHERE status IN ('pending', 'sending') AND next_attempt_at <= ?
+			FROM outbox o WHERE status IN ('pending', 'sending') AND next_attempt_at <= ? AND `+notWaitingForPlatform+`
 			ORDER BY next_attempt_at, id LIMIT ?`, FormatTime(now), limit)
 		if err != nil {
 			return err
@@ -397,10 +397,30 @@ func (db *DB) setStatusFrom(ctx context.Context, op string, id int64, query stri
 	return nil
 }
 
-// NextDue is when the earliest pending row is due; ok is false when none is pending.
+// notWaitingForPlatform holds for an outbox row o whose object has no platform operation
+// left to do (SPEC §8: a room's email never precedes the room). A user's email is its
+// activation email. One lookup in platform_ops_owner per row; an operation that failed or
+// is in conflict keeps the email pending, visible in status, until it is done.
+const notWaitingForPlatform = `NOT EXISTS (SELECT 1 FROM platform_ops p
+	WHERE p.kind = CASE o.kind WHEN 'activation' THEN 'user' ELSE o.kind END
+	AND p.owner_key = o.object_key AND p.status != 'done')`
+
+// EmailsWaitingForPlatform counts pending emails whose object's platform operations are
+// not all done.
+func (db *DB) EmailsWaitingForPlatform(ctx context.Context) (int, error) {
+	var n int
+	if err := db.GetContext(ctx, &n, `SELECT COUNT(*) FROM outbox o WHERE status IN ('pending', 'sending')
+		AND NOT `+notWaitingForPlatform); err != nil {
+		return 0, fmt.Errorf("count emails waiting for platforms: %w", err)
+	}
+	return n, nil
+}
+
+// NextDue is when the earliest pending row is due that waits for no platform operation;
+// ok is false when none is pending.
 func (db *DB) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 	var next *string
-	if err := db.GetContext(ctx, &next, `SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'`); err != nil {
+	if err := db.GetContext(ctx, &next, `SELECT MIN(next_attempt_at) FROM outbox o WHERE status = 'pending' AND `+notWaitingForPlatform); err != nil {
 		return time.Time{}, false, fmt.Errorf("next due email: %w", err)
 	}
 	if next == nil {

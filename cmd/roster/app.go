@@ -37,6 +37,7 @@ type app struct {
 type opts struct {
 	repoDir, format, out, planFile, delimiter string
 	detailed, showSecrets, noSend, once       bool
+	adoptApply                                bool
 	allowDeletions, allowEmails               int
 	targets                                   reconcile.ReminderTargets
 }
@@ -56,6 +57,7 @@ var flagHelp = map[string]string{
 	"allow-deletions":    "allow up to N deletions and deactivations beyond the safety limits",
 	"allow-emails":       "allow up to N emails beyond safety.max_emails",
 	"no-send":            "leave enqueued emails in the outbox",
+	"apply":              "platform adopt: take ownership (without it, a dry run)",
 	"remind no-send":     "leave the reminders in the outbox",
 	"notify no-send":     "leave the emails in the outbox",
 	"once":               "run one reconcile cycle and exit (for cron and tests)",
@@ -89,6 +91,8 @@ func (o *opts) define(fs *flag.FlagSet, cmd, name string) {
 		fs.BoolVar(&o.showSecrets, name, false, help)
 	case "no-send":
 		fs.BoolVar(&o.noSend, name, false, help)
+	case "apply":
+		fs.BoolVar(&o.adoptApply, name, false, help)
 	case "once":
 		fs.BoolVar(&o.once, name, false, help)
 	case "allow-deletions":

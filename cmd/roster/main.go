@@ -95,6 +95,8 @@ Usage:
   roster export users [--delimiter comma|tab] [--out FILE]
   roster status   [--format text|json]
   roster outbox   drop|retry ID
+  roster platform check          (drift on Pexip: exit 0 none, 2 drift, repaired by the next apply)
+  roster platform adopt [--repo DIR] [--apply]   (take over matching objects on Pexip; dry run without --apply)
 
 Every command takes --config FILE (default ./config.cue, or $ROSTER_CONFIG),
 --log-level debug|info|warn|error and --log-format text|json.
@@ -119,6 +121,7 @@ var commands = map[string]command{
 	"invites":  {runInvites, "", 2},
 	"serve":    {runServe, "once", 0},
 	"outbox":   {runOutbox, "", 2},
+	"platform": {runPlatform, "repo apply", 1},
 }
 
 // Run runs roster with args (without the program name).

@@ -22,6 +22,7 @@ import (
 	"github.com/roster-dev/roster/reconcile"
 	"github.com/roster-dev/roster/reconcile/loop"
 	"github.com/roster-dev/roster/reconcile/pipeline"
+	"github.com/roster-dev/roster/reconcile/platform/push"
 	"github.com/roster-dev/roster/reconcile/source"
 	"github.com/roster-dev/roster/schema"
 	"github.com/roster-dev/roster/state"
@@ -105,9 +106,13 @@ func Serve(ctx context.Context, c Config) error {
 	if err := d.initMailer(ctx); err != nil {
 		return err
 	}
+	if err := d.initPusher(ctx); err != nil {
+		return err
+	}
 
 	if c.Once {
 		err := d.cycle(ctx, "once")
+		d.pushOnce(ctx) // before the emails, which wait for their objects' push
 		d.flushMail(ctx)
 		return err
 	}
@@ -139,6 +144,9 @@ func Serve(ctx context.Context, c Config) error {
 	go func() { loopDone <- d.loop.Start(loopCtx) }()
 	mailDone := make(chan struct{})
 	go func() { defer close(mailDone); d.mailer(loopCtx) }()
+	pushDone := make(chan struct{})
+	go func() { defer close(pushDone); d.pusher(loopCtx) }()
+	go d.checker(loopCtx)
 
 	var runErr error
 	select {
@@ -152,6 +160,7 @@ func Serve(ctx context.Context, c Config) error {
 	d.setState("stopping")
 	stopLoop()
 	<-mailDone
+	<-pushDone
 	d.log.Info("serve: stopping; delivering what is due", "grace", deliverGrace.String())
 	d.flushMail(ctx)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpGrace)
@@ -182,6 +191,9 @@ type daemon struct {
 
 	mail     *notify.Deliverer // nil: no smtp server and no mail_dir
 	mailKick chan struct{}
+	push     *push.Deliverer // nil: no platform in push mode
+	pushKick chan struct{}
+	lastPush push.Progress // guarded by mu
 
 	mu sync.Mutex
 	st LoopStatus
@@ -190,7 +202,7 @@ type daemon struct {
 func newDaemon(c Config, db *state.DB) *daemon {
 	cfg := c.Pipeline.Config
 	d := &daemon{log: c.Logger, cfg: cfg, db: db, pipe: c.Pipeline, met: newMetrics(),
-		interval: cfg.Repo.Interval.Duration, st: LoopStatus{State: "starting"}, mailKick: make(chan struct{}, 1)}
+		interval: cfg.Repo.Interval.Duration, st: LoopStatus{State: "starting"}, mailKick: make(chan struct{}, 1), pushKick: make(chan struct{}, 1)}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -266,6 +278,7 @@ func (d *daemon) cycle(ctx context.Context, reason string) error {
 	if ctx.Err() == nil || res.applied {
 		d.notifyAdmins(context.WithoutCancel(ctx), res)
 	}
+	d.kickPusher()
 	d.kickMailer()
 	d.met.refreshObjects(context.WithoutCancel(ctx), d.db)
 

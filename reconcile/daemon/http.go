@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/roster-dev/roster/reconcile/pipeline"
 	"io"
 	"net/http"
 	"time"
@@ -38,7 +39,11 @@ func (d *daemon) handler() http.Handler {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(d.met.reg, promhttp.HandlerOpts{Registry: d.met.reg}))
+	prom := promhttp.HandlerFor(d.met.reg, promhttp.HandlerOpts{Registry: d.met.reg})
+	mux.Handle("GET /metrics", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.met.refreshQueues(r.Context(), d.db) // the queue moves between cycles
+		prom.ServeHTTP(w, r)
+	}))
 	return securityHeaders(mux)
 }
 
@@ -61,6 +66,12 @@ func (d *daemon) status(ctx context.Context) (*Status, error) {
 	}
 	ls := d.snapshot()
 	s.Daemon = &ls
+	d.mu.Lock()
+	pr := d.lastPush
+	d.mu.Unlock()
+	if q := s.Platforms[pipeline.PexipPlatform]; q != nil && pr.Total > 0 {
+		q.Push = &PushProgress{Done: pr.Done, Total: pr.Total, RatePerS: pr.Rate, ETASecond: int64(pr.ETA.Seconds())}
+	}
 	if ls.State == "syncing" {
 		for i := range s.Templates {
 			s.Templates[i].State = "syncing"

@@ -22,6 +22,8 @@ type metrics struct {
 	fetchFailures      prometheus.Counter
 	directoryErrors    *prometheus.CounterVec
 	validationFailures prometheus.Counter
+	platformOps        *prometheus.GaugeVec
+	platformDrift      prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -51,9 +53,15 @@ func newMetrics() *metrics {
 		directoryErrors: counterVec("roster_directory_errors_total",
 			"Cycles in which a sync template's directory search or render failed (its changes were not applied).", "template"),
 		validationFailures: counter("roster_validation_failures_total", "Commits that did not validate."),
+		platformOps: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "roster_platform_operations", Help: "Operations in a platform's queue, by status (pending, sending, done, failed, conflict).",
+		}, []string{"platform", "status"}),
+		platformDrift: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "roster_platform_drift_objects", Help: "Owned objects that differed on Pexip at the last scheduled platform check.",
+		}),
 	}
 	m.reg.MustRegister(m.duration, m.cycles, m.lastSuccess, m.objects, m.changes, m.emailsSent, m.emailsFailed,
-		m.fetchFailures, m.directoryErrors, m.validationFailures,
+		m.fetchFailures, m.directoryErrors, m.validationFailures, m.platformOps, m.platformDrift,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Make the vectors visible before their first event.
 	m.changes.WithLabelValues("vmr", "create").Add(0)
@@ -71,5 +79,18 @@ func (m *metrics) refreshObjects(ctx context.Context, db *state.DB) {
 	}
 	for k, n := range counts {
 		m.objects.WithLabelValues(k).Set(float64(n))
+	}
+}
+
+// refreshQueues sets roster_platform_operations from the database.
+func (m *metrics) refreshQueues(ctx context.Context, db *state.DB) {
+	counts, err := db.PlatformCounts(ctx)
+	if err != nil {
+		return
+	}
+	for name, c := range counts {
+		for st, n := range c {
+			m.platformOps.WithLabelValues(name, st).Set(float64(n))
+		}
 	}
 }

@@ -15,8 +15,9 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"short": shortCommit,
-	"or0":   func(m map[string]int, k string) int { return m[k] },
+	"short":          shortCommit,
+	"or0":            func(m map[string]int, k string) int { return m[k] },
+	"platformStates": func() []string { return []string{"pending", "sending", "done", "failed", "conflict"} },
 	"outboxStates": func() []string {
 		return []string{"pending", "sending", "sent", "failed", "dropped"}
 	},
@@ -98,6 +99,17 @@ code { font-size: .95em; } .err { color: #b42318; white-space: pre-wrap; }
 <tbody>{{range .FailedEmails}}<tr><td>{{.ID}}</td><td>{{.Kind}}</td><td>{{.Key}}</td><td>{{.To}}</td><td class="err">{{.Error}}</td></tr>
 {{end}}</tbody>
 </table>
+{{end}}
+{{range $name, $q := .Platforms}}
+<h2>Platform {{$name}}</h2>
+<table class="platform" data-platform="{{$name}}">
+<tr><th>pending</th><th>sending</th><th>done</th><th>failed</th><th>conflict</th><th>emails waiting</th></tr>
+<tr>{{range $s := platformStates}}<td class="n" data-platform="{{$name}}" data-queue="{{$s}}">{{or0 $q.Counts $s}}</td>{{end}}<td class="n" data-platform="{{$name}}" data-queue="emails_waiting">{{$q.EmailsWaiting}}</td></tr>
+</table>
+{{with $q.Push}}<p>Pushing: {{.Done}}/{{.Total}}, {{printf "%.1f" .RatePerS}}/s, {{.ETASecond}} s left.</p>{{end}}
+{{if $q.Stuck}}<table><thead><tr><th>#</th><th>Status</th><th>Op</th><th>Resource</th><th>Key</th><th>Reason</th></tr></thead>
+<tbody>{{range $q.Stuck}}<tr><td>{{.ID}}</td><td class="failed">{{.Status}}</td><td>{{.Op}}</td><td>{{.Resource}}</td><td>{{.Key}}</td><td class="err">{{.Error}}</td></tr>
+{{end}}</tbody></table>{{end}}
 {{end}}
 
 <h2>Pending invitations</h2>

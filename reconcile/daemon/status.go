@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,8 +25,70 @@ type Status struct {
 	Recent        []state.AuditEntry `json:"recent_changes"`
 	// Announcements are the announcements sent, newest first, with their delivery.
 	Announcements []state.AnnouncementStatus `json:"announcements"`
+	// Platforms is each platform's queue (SPEC §8): operations by status, the
+	// failed and conflicting ones, and the emails waiting for their objects' push.
+	Platforms map[string]*PlatformQueue `json:"platforms,omitempty"`
 	// Daemon is filled by `serve` only.
 	Daemon *LoopStatus `json:"daemon,omitempty"`
+}
+
+// PlatformQueue is one platform's queue as status shows it.
+type PlatformQueue struct {
+	Counts map[string]int `json:"counts"` // pending, sending, done, failed, conflict
+	// Stuck lists failed and conflicting operations: they stay until an operator fixes
+	// the cause, and their objects' emails wait.
+	Stuck []PlatformProblem `json:"stuck,omitempty"`
+	// EmailsWaiting counts pending emails whose object's push is not done (all platforms).
+	EmailsWaiting int `json:"emails_waiting"`
+	// Push is the daemon's running push, when one runs.
+	Push *PushProgress `json:"push,omitempty"`
+}
+
+// PlatformProblem is an operation that failed or met an object roster does not own.
+type PlatformProblem struct {
+	ID       int64  `json:"id"`
+	Status   string `json:"status"`
+	Op       string `json:"op"`
+	Resource string `json:"resource"`
+	Key      string `json:"key"`
+	Error    string `json:"error"`
+}
+
+// PushProgress is where the daemon's push stands.
+type PushProgress struct {
+	Done      int     `json:"done"`
+	Total     int     `json:"total"`
+	RatePerS  float64 `json:"rate_per_s"`
+	ETASecond int64   `json:"eta_seconds"`
+}
+
+// readPlatforms fills s.Platforms from the queue; nothing when no operation was queued.
+func readPlatforms(ctx context.Context, db *state.DB, s *Status) error {
+	counts, err := db.PlatformCounts(ctx)
+	if err != nil || len(counts) == 0 {
+		return err
+	}
+	waiting, err := db.EmailsWaitingForPlatform(ctx)
+	if err != nil {
+		return err
+	}
+	s.Platforms = map[string]*PlatformQueue{}
+	for name, c := range counts {
+		s.Platforms[name] = &PlatformQueue{Counts: c, EmailsWaiting: waiting}
+	}
+	for _, st := range []string{state.PlatformFailed, state.PlatformConflict} {
+		ops, err := db.PlatformOpsByStatus(ctx, st, 50)
+		if err != nil {
+			return err
+		}
+		for _, o := range ops {
+			if q := s.Platforms[o.Platform]; q != nil {
+				q.Stuck = append(q.Stuck, PlatformProblem{ID: o.ID, Status: o.Status, Op: o.Op, Resource: o.Resource,
+					Key: o.ObjectKey, Error: o.LastError})
+			}
+		}
+	}
+	return nil
 }
 
 // FailedEmail is an email that gave up; it stays visible until requeued or dropped.
@@ -90,6 +154,9 @@ func ReadStatus(ctx context.Context, db *state.DB, now time.Time) (*Status, erro
 	if s.Announcements, err = db.Announcements(ctx, 20); err != nil {
 		return nil, err
 	}
+	if err := readPlatforms(ctx, db, s); err != nil {
+		return nil, fmt.Errorf("read status: %w", err)
+	}
 	return s, nil
 }
 
@@ -143,6 +210,21 @@ func (s *Status) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "  %s %q applied %s (%s): %d emails, %d sent, %d pending, %d failed\n", an.ID, an.Subject,
 				an.AppliedAt.Format("2006-01-02 15:04 MST"), commit, an.Recipients, an.Outbox[state.OutboxSent],
 				an.Outbox[state.OutboxPending]+an.Outbox[state.OutboxSending], an.Outbox[state.OutboxFailed])
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Platforms)) {
+		q := s.Platforms[name]
+		parts = parts[:0]
+		for _, st := range []string{"pending", "sending", "done", "failed", "conflict"} {
+			parts = append(parts, fmt.Sprintf("%d %s", q.Counts[st], st))
+		}
+		fmt.Fprintf(w, "Platform %s: %s; %d emails wait for their push.\n", name, strings.Join(parts, ", "), q.EmailsWaiting)
+		if q.Push != nil && q.Push.Done < q.Push.Total {
+			fmt.Fprintf(w, "  pushing: %d/%d, %.1f/s, %s left\n", q.Push.Done, q.Push.Total, q.Push.RatePerS,
+				time.Duration(q.Push.ETASecond)*time.Second)
+		}
+		for _, p := range q.Stuck {
+			fmt.Fprintf(w, "  %s operation #%d %s %s %q: %s\n", p.Status, p.ID, p.Op, p.Resource, p.Key, p.Error)
 		}
 	}
 	if len(s.Invites) > 0 {

@@ -16,7 +16,8 @@
 //     allowances (`--allow-deletions`, `--allow-emails`). The daemon allows nothing.
 //  4. Apply: one SQLite transaction writes the objects, the audit log, the email outbox,
 //     the sync status and the state version (reconcile.Apply).
-//  5. Deliver: send what the outbox holds, by SMTP or into mail_dir (notify.Deliverer),
+//  5. Deliver: push the platform queue (platforms in push mode, SPEC §8), then send what
+//     the outbox holds (an object's emails wait until its push is done), by SMTP or into mail_dir (notify.Deliverer),
 //     for at most DeliveryWait; what is left stays pending for the next run. The daemon
 //     delivers from a mailer goroutine of its own instead, built by Deliverer.
 //
@@ -229,7 +230,22 @@ func (p *Pipeline) Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	printed := make(chan error, 1)
 	go func() { printed <- p.show(plan, o) }()
-	res.Apply, err = p.Apply(ctx, plan, reconcile.ApplyOptions{Actor: o.Actor, Now: now}, o.Manual == nil)
+	aopts := reconcile.ApplyOptions{Actor: o.Actor, Now: now, Push: PushPlatforms(p.Config)}
+	if o.Manual == nil {
+		if aopts.Repair, err = p.repairOps(ctx); err != nil {
+			<-printed
+			return res, err
+		}
+		if err = guardRepair(aopts.Repair, p.Config.Safety, o.Allow); err != nil {
+			<-printed
+			step = StepGuard
+			return res, err
+		}
+		if len(aopts.Repair) > 0 {
+			aopts.RepairDone = driftMeta(PexipPlatform)
+		}
+	}
+	res.Apply, err = p.Apply(ctx, plan, aopts, o.Manual == nil)
 	if werr := <-printed; werr != nil && err == nil {
 		err = werr
 	}
@@ -249,7 +265,9 @@ func (p *Pipeline) Run(ctx context.Context, o Options) (res Result, err error) {
 	}
 	if o.Deliver {
 		step = StepDeliver
-		if _, err = p.Deliver(ctx, DeliveryWait); err != nil {
+		_, perr := p.Push(ctx) // before the emails: an object's email waits for its push
+		_, err = p.Deliver(ctx, DeliveryWait)
+		if err = errors.Join(perr, err); err != nil {
 			return res, errors.Join(err, failed)
 		}
 	}

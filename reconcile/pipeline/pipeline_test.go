@@ -27,7 +27,7 @@ type fixture struct {
 	out             *bytes.Buffer
 }
 
-func newFixture(t *testing.T, safety string) *fixture {
+func newFixture(t *testing.T, safety string, extra ...string) *fixture {
 	t.Helper()
 	f := &fixture{t: t, dir: t.TempDir(), out: &bytes.Buffer{}}
 	f.repo, f.mail = filepath.Join(f.dir, "repo"), filepath.Join(f.dir, "outbox")
@@ -40,7 +40,8 @@ state: {driver: "sqlite", dsn: "roster.db"}
 directories: corp: {ldif: "directory.ldif", base_dn: "dc=example,dc=com"}
 mail_dir: "outbox"
 safety: {%s}
-`, f.repo, safety)
+%s
+`, f.repo, safety, strings.Join(extra, "\n"))
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}

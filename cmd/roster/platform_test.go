@@ -1,0 +1,52 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/roster-dev/roster/reconcile/platform/pexip"
+	"github.com/roster-dev/roster/reconcile/platform/pexip/pexipfake"
+)
+
+// TestPlatformCommands: `roster apply` pushes the examples to a fake Pexip; `platform
+// check` exits 0, then 2 with the drifted object after a hand edit; `platform adopt`
+// finds nothing to adopt when roster owns everything already.
+func TestPlatformCommands(t *testing.T) {
+	w := newWorkspace(t)
+	fake := pexipfake.New("roster", "pw-cli")
+	t.Cleanup(fake.Close)
+	t.Setenv("PEXIP_PASSWORD", "pw-cli")
+	cfg, err := os.ReadFile(w.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = fmt.Appendf(cfg, "platforms: pexip: {url: %q, username: \"roster\", password_env: \"PEXIP_PASSWORD\", mode: \"push\", rate: 60000}\n", fake.URL)
+	if err := os.WriteFile(w.cfg, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := w.run("apply"); code != 0 || !strings.Contains(out, "Pexip:") {
+		t.Fatalf("apply: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if out, errOut, code := w.run("platform", "check"); code != 0 {
+		t.Fatalf("check right after the push: exit %d\n%s\n%s", code, out, errOut)
+	}
+	c := fake.Objects(pexip.Conferences)[0]
+	if err := fake.Edit(pexip.Conferences, c["id"].(int), map[string]any{"allow_guests": !c["allow_guests"].(bool)}); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := w.run("platform", "check")
+	if code != 2 || !strings.Contains(out, "changed") || !strings.Contains(out, c["name"].(string)) || !strings.Contains(out, "allow_guests") {
+		t.Fatalf("check after a hand edit: exit %d\n%s", code, out)
+	}
+	if out, _, code := w.run("platform", "adopt"); code != 0 || !strings.Contains(out, "Nothing to adopt") {
+		t.Fatalf("adopt: exit %d\n%s", code, out)
+	}
+	if out, errOut, code := w.run("apply"); code != 0 {
+		t.Fatalf("repairing apply: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if out, _, code := w.run("platform", "check"); code != 0 {
+		t.Fatalf("check after the repair: exit %d\n%s", code, out)
+	}
+}
