@@ -70,11 +70,13 @@ func startServer(t testing.TB, unknown string, plain bool, wrap ...func(http.Han
 	}
 	go func() { done <- policy.Serve(ctx, ln, h, nil) }()
 	t.Cleanup(func() {
+		// The client's kept-alive connections go first, so shutdown waits only for
+		// requests still in flight.
+		p.node.Client.CloseIdleConnections()
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
-		p.node.Client.CloseIdleConnections()
 	})
 	return p
 }
