@@ -102,7 +102,11 @@ func Serve(ctx context.Context, c Config) error {
 		return err
 	}
 	d := newDaemon(c, db)
+	d.log.Info("serve: starting", "role", cfg.Role)
 	if err := d.initMailer(ctx); err != nil {
+		return err
+	}
+	if err := d.initPolicy(ctx, !c.Once); err != nil {
 		return err
 	}
 
@@ -139,6 +143,7 @@ func Serve(ctx context.Context, c Config) error {
 	go func() { loopDone <- d.loop.Start(loopCtx) }()
 	mailDone := make(chan struct{})
 	go func() { defer close(mailDone); d.mailer(loopCtx) }()
+	policyFailed, stopPolicy := d.startPolicy()
 
 	var runErr error
 	select {
@@ -148,12 +153,17 @@ func Serve(ctx context.Context, c Config) error {
 		runErr = fmt.Errorf("serve: http: %w", err)
 		stopLoop()
 		<-loopDone
+	case err := <-policyFailed:
+		runErr = fmt.Errorf("serve: %w", err)
+		stopLoop()
+		<-loopDone
 	}
 	d.setState("stopping")
 	stopLoop()
 	<-mailDone
 	d.log.Info("serve: stopping; delivering what is due", "grace", deliverGrace.String())
 	d.flushMail(ctx)
+	stopPolicy()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpGrace)
 	if err := srv.Shutdown(sctx); err != nil {
 		d.log.Warn("serve: http shutdown", "err", err)
@@ -180,7 +190,8 @@ type daemon struct {
 	badErrs     []string
 	lastMailErr string // the last error an admin was emailed about
 
-	mail     *notify.Deliverer // nil: no smtp server and no mail_dir
+	mail     *notify.Deliverer // nil: no smtp server and no mail_dir, or a replica
+	policy   *policyEndpoint   // nil: not in policy mode
 	mailKick chan struct{}
 
 	mu sync.Mutex
@@ -234,6 +245,7 @@ func (d *daemon) cycle(ctx context.Context, reason string) error {
 	log.Debug("serve: cycle start")
 
 	res := d.reconcile(ctx, log)
+	d.policyAfterCycle(ctx, res)
 	took := time.Since(start)
 	d.met.duration.Observe(took.Seconds())
 

@@ -61,6 +61,7 @@ func (d *daemon) status(ctx context.Context) (*Status, error) {
 	}
 	ls := d.snapshot()
 	s.Daemon = &ls
+	s.Policy = d.policyStatus()
 	if ls.State == "syncing" {
 		for i := range s.Templates {
 			s.Templates[i].State = "syncing"

@@ -23,6 +23,8 @@ type Status struct {
 	Recent        []state.AuditEntry `json:"recent_changes"`
 	// Daemon is filled by `serve` only.
 	Daemon *LoopStatus `json:"daemon,omitempty"`
+	// Policy is the policy endpoint's state, in policy mode only.
+	Policy *PolicyStatus `json:"policy,omitempty"`
 }
 
 // FailedEmail is an email that gave up; it stays visible until requeued or dropped.

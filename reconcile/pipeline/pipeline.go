@@ -189,7 +189,7 @@ func (p *Pipeline) Run(ctx context.Context, o Options) (res Result, err error) {
 			fmt.Fprintln(p.Out, "Nothing to apply.")
 		}
 	}
-	if !o.Deliver {
+	if !o.Deliver || p.Config.Role == schema.RoleReplica { // SPEC §8: a replica never sends
 		return res, nil
 	}
 	step = StepDeliver
