@@ -119,40 +119,42 @@ func TestServePolicyReplicas(t *testing.T) {
 		}
 	}
 
-	// Commit 2: every staff PIN is rendered with 8 digits instead of 6, and a declared
+	// Commit 2: every contractor's PIN is rendered as the same 8 digits instead of a
+	// random PIN (staff PINs are overridable: never overwritten), and a declared
 	// room is deleted. A node polling the primary sees the new PIN only when the state
 	// already holds it, and a deleted alias is unknown afterwards.
-	staffAlias, staffRoom := "", ""
+	const newPIN = "13572468"
+	pinAlias, pinRoom, oldPIN := "", "", ""
 	for _, room := range rooms {
-		if strings.HasPrefix(room.Alias, "meet.") && len(room.PIN) == 6 {
-			staffAlias, staffRoom = room.Alias, room.Name
+		if strings.HasPrefix(room.Alias, "c.") && room.PIN != newPIN {
+			pinAlias, pinRoom, oldPIN = room.Alias, room.Name, room.PIN
 			break
 		}
 	}
-	if staffAlias == "" {
-		t.Fatal("no staff room with a 6-digit PIN in examples/")
+	if pinAlias == "" {
+		t.Fatal("no contractor room in examples/")
 	}
 	r.write(map[string]string{
-		"templates/staff.yaml": strings.Replace(r.read("templates/staff.yaml"), "pex_random_pin(6)", "pex_random_pin(8)", 1),
-		"vmrs/team-rooms.yaml": dropEntry(t, r.read("vmrs/team-rooms.yaml"), "Engineering Stand-up"),
+		"templates/contractors.yaml": strings.Replace(r.read("templates/contractors.yaml"), `pin: "{{ ''|pex_random_pin(8) }}"`, `pin: "`+newPIN+`"`, 1),
+		"vmrs/team-rooms.yaml":       dropEntry(t, r.read("vmrs/team-rooms.yaml"), "Engineering Stand-up"),
 	})
-	c2 := r.commitPush("staff PINs get 8 digits; the stand-up room goes")
+	c2 := r.commitPush("contractor PINs are rendered from the template; the stand-up room goes")
 	deadline := time.Now().Add(60 * time.Second)
 	polls := 0
 	for {
-		a := decide(nodes[0].ServiceConfiguration(ctx, staffAlias, nil))
+		a := decide(nodes[0].ServiceConfiguration(ctx, pinAlias, nil))
 		polls++
-		if a.Kind != policytest.Conference || a.Service.Name != staffRoom {
-			t.Fatalf("during the apply %s answers %+v", staffAlias, a)
+		if a.Kind != policytest.Conference || a.Service.Name != pinRoom {
+			t.Fatalf("during the apply %s answers %+v", pinAlias, a)
 		}
-		if len(a.Service.PIN) == 8 {
+		if a.Service.PIN == newPIN {
 			// Answered after the apply: the committed state holds this PIN.
-			if pin := queryString(t, db, `SELECT pin FROM vmrs WHERE name = ?`, staffRoom); pin != a.Service.PIN {
+			if pin := queryString(t, db, `SELECT pin FROM vmrs WHERE name = ?`, pinRoom); pin != a.Service.PIN {
 				t.Fatalf("new PIN %q answered while the state holds %q", a.Service.PIN, pin)
 			}
 			break
 		}
-		if len(a.Service.PIN) != 6 {
+		if a.Service.PIN != oldPIN {
 			t.Fatalf("PIN %q is neither the old nor the new rendering", a.Service.PIN)
 		}
 		if time.Now().After(deadline) {
@@ -171,11 +173,11 @@ func TestServePolicyReplicas(t *testing.T) {
 	}
 	var first answer
 	for i, n := range nodes {
-		a := decide(n.ServiceConfiguration(ctx, staffAlias, nil))
+		a := decide(n.ServiceConfiguration(ctx, pinAlias, nil))
 		if i == 0 {
 			first = a
 		} else if !reflect.DeepEqual(a, first) {
-			t.Errorf("after commit 2, %s: daemon %d answers %+v, the primary %+v", staffAlias, i, a, first)
+			t.Errorf("after commit 2, %s: daemon %d answers %+v, the primary %+v", pinAlias, i, a, first)
 		}
 	}
 
