@@ -225,3 +225,34 @@ func dropEntry(t *testing.T, yaml, name string) string {
 	}
 	return strings.Join(kept, "\n- name: ")
 }
+
+// TestServePolicyTLS: with policy_cert_file and policy_key_file the policy listener is
+// HTTPS (here on loopback); a node that trusts the certificate gets its answer, a plain
+// HTTP request none.
+func TestServePolicyTLS(t *testing.T) {
+	t.Setenv("ROSTER_SECRET_KEY", "policy-tls")
+	const password = "node-s3cret"
+	t.Setenv("ROSTER_TEST_POLICY_PASSWORD", password)
+	r := newGitRepo(t)
+	c1 := r.commitPush("initial")
+	cert := policytest.SelfSigned(t, t.TempDir())
+	cfg, _ := writeServeConfig(t, serveConfig{URL: r.bare, Interval: "200ms", Extra: fmt.Sprintf(`platforms: pexip: {username: "pexip-node",
+	password_env: "ROSTER_TEST_POLICY_PASSWORD", mode: "policy", policy_listen: "127.0.0.1:0", policy_cert_file: %q, policy_key_file: %q}
+`, cert.CertFile, cert.KeyFile)})
+	d := startServe(t, cfg)
+	s := d.waitStatus("the first sync and its policy snapshot", 110*time.Second, func(s *Status) bool {
+		return s.AppliedCommit == c1 && s.Policy != nil && s.Policy.Ready && s.Policy.Snapshot.Rooms > 0
+	})
+	if !s.Policy.TLS {
+		t.Errorf("policy status = %+v, want tls", s.Policy)
+	}
+	n := &policytest.Node{BaseURL: "https://" + s.Policy.Listen, Username: "pexip-node", Password: password, Client: cert.Client()}
+	if a := decide(n.ServiceConfiguration(context.Background(), "sip:board@example.com", nil)); a.Kind != policytest.Conference || a.Service.Name != "Board Room" {
+		t.Errorf("board@example.com over HTTPS: %+v, want Board Room", a)
+	}
+	plain := *n
+	plain.BaseURL, plain.Client = "http://"+s.Policy.Listen, &http.Client{}
+	if d := plain.ServiceConfiguration(context.Background(), "board@example.com", nil); d.Kind != policytest.Fallback || d.HTTPStatus == http.StatusOK {
+		t.Errorf("plain HTTP to the TLS listener: HTTP %d %v, want no answer", d.HTTPStatus, d.Kind)
+	}
+}
