@@ -31,10 +31,12 @@ type PexipConfig struct {
 	Username      string `json:"username"`
 	PasswordEnv   string `json:"password_env"`
 	CAFile        string `json:"ca_file"`
-	Mode          string `json:"mode"`           // push | policy
-	Rate          int    `json:"rate"`           // push: requests per minute
-	PolicyListen  string `json:"policy_listen"`  // policy: host:port the nodes call
-	PolicyUnknown string `json:"policy_unknown"` // continue | reject
+	Mode          string `json:"mode"`             // push | policy
+	Rate          int    `json:"rate"`             // push: requests per minute
+	PolicyListen  string `json:"policy_listen"`    // policy: host:port the nodes call
+	PolicyCert    string `json:"policy_cert_file"` // policy: TLS certificate (PEM); none: plain HTTP on loopback only
+	PolicyKey     string `json:"policy_key_file"`  // policy: TLS key (PEM)
+	PolicyUnknown string `json:"policy_unknown"`   // continue | reject
 	// CheckInterval is how often serve checks the platform for drift (push; default 24h).
 	CheckInterval Duration `json:"check_interval"`
 }
@@ -60,9 +62,14 @@ func checkPlatforms(cfg *Config, at func(string) Pos) ErrorList {
 		list = append(list, Errorf(at(p), "%s.policy_listen: policy mode needs the host:port the conferencing nodes call", p))
 	}
 	if px.PolicyListen != "" {
-		if _, _, err := net.SplitHostPort(px.PolicyListen); err != nil {
+		if host, _, err := net.SplitHostPort(px.PolicyListen); err != nil {
 			list = append(list, Errorf(at(p+".policy_listen"), "%s.policy_listen: %q is not host:port", p, px.PolicyListen))
+		} else if px.PolicyCert == "" && !IsLoopbackHost(host) {
+			list = append(list, Errorf(at(p+".policy_listen"), "%s.policy_listen: %q is not a loopback address: give policy_cert_file and policy_key_file (the answers carry PINs and passwords)", p, px.PolicyListen))
 		}
+	}
+	if (px.PolicyCert == "") != (px.PolicyKey == "") {
+		list = append(list, Errorf(at(p), "%s: give both policy_cert_file and policy_key_file, or neither", p))
 	}
 	return list
 }

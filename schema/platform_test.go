@@ -55,6 +55,10 @@ func TestPlatformConfigErrors(t *testing.T) {
 			`config.cue:3:12: platforms.pexip.policy_listen: policy mode needs the host:port the conferencing nodes call`},
 		{"policy listen not host:port", pexip(`username: "pexip", password_env: "P", mode: "policy", policy_listen: "8443"`),
 			`config.cue:3:74: platforms.pexip.policy_listen: "8443" is not host:port`},
+		{"policy plain off loopback", pexip(`username: "pexip", password_env: "P", mode: "policy", policy_listen: "0.0.0.0:8443"`),
+			`config.cue:3:74: platforms.pexip.policy_listen: "0.0.0.0:8443" is not a loopback address: give policy_cert_file and policy_key_file (the answers carry PINs and passwords)`},
+		{"policy cert without key", pexip(`username: "pexip", password_env: "P", mode: "policy", policy_listen: "0.0.0.0:8443", policy_cert_file: "c.pem"`),
+			`config.cue:3:12: platforms.pexip: give both policy_cert_file and policy_key_file, or neither`},
 		{"bad policy_unknown", pexip(ok + `, policy_unknown: "drop"`),
 			`config.cue:3:136: platforms.pexip.policy_unknown: "drop" is not one of "continue", "reject"`},
 		{"unknown platform", platformBase + `platforms: webex: {}` + "\n",
@@ -98,8 +102,10 @@ func TestPlatformConfigValid(t *testing.T) {
 		{"http on localhost and ipv6 loopback", platformBase + `platforms: pexip: {url: "http://[::1]:8081", username: "r", password_env: "P", mode: "push"}` + "\n",
 			&PexipConfig{URL: "http://[::1]:8081", Username: "r", PasswordEnv: "P", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue", CheckInterval: day}, RolePrimary},
 		{"policy replica", platformBase + `role: "replica"
-platforms: pexip: {username: "pexip", password_env: "P", mode: "policy", policy_listen: "0.0.0.0:8443", policy_unknown: "reject"}` + "\n",
-			&PexipConfig{Username: "pexip", PasswordEnv: "P", Mode: PexipPolicy, Rate: 900, PolicyListen: "0.0.0.0:8443", PolicyUnknown: "reject", CheckInterval: day}, RoleReplica},
+platforms: pexip: {username: "pexip", password_env: "P", mode: "policy", policy_listen: "0.0.0.0:8443", policy_cert_file: "/etc/roster/policy.pem", policy_key_file: "/etc/roster/policy.key", policy_unknown: "reject"}` + "\n",
+			&PexipConfig{Username: "pexip", PasswordEnv: "P", Mode: PexipPolicy, Rate: 900, PolicyListen: "0.0.0.0:8443", PolicyCert: "/etc/roster/policy.pem", PolicyKey: "/etc/roster/policy.key", PolicyUnknown: "reject", CheckInterval: day}, RoleReplica},
+		{"policy plain on loopback", platformBase + `platforms: pexip: {username: "pexip", password_env: "P", mode: "policy", policy_listen: "127.0.0.1:8443"}` + "\n",
+			&PexipConfig{Username: "pexip", PasswordEnv: "P", Mode: PexipPolicy, Rate: 900, PolicyListen: "127.0.0.1:8443", PolicyUnknown: "continue", CheckInterval: day}, RolePrimary},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

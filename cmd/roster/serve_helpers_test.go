@@ -160,6 +160,7 @@ type serveConfig struct {
 	ListenAddr string
 	NoMail     bool   // no mail_dir (and no SMTP): emails stay in the outbox
 	LDAPURL    string // the directory corp is this LDAP server instead of directory.ldif
+	Extra      string // appended to config.cue (role, platforms)
 }
 
 func writeServeConfig(t *testing.T, c serveConfig) (cfgPath, dir string) {
@@ -191,7 +192,7 @@ state: {driver: "sqlite", dsn: %q}
 directories: corp: {%s, base_dn: "dc=example,dc=com"}
 %shttp: listen: %q
 safety: {max_delete_fraction: 0.25, max_delete_count: 500, max_emails: %d}
-`, c.URL, c.Interval, secret, filepath.Join(dir, "roster.db"), corp, mailDir, c.ListenAddr, c.MaxEmails)
+%s`, c.URL, c.Interval, secret, filepath.Join(dir, "roster.db"), corp, mailDir, c.ListenAddr, c.MaxEmails, c.Extra)
 	cfgPath = filepath.Join(dir, "config.cue")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -103,10 +103,14 @@ func Serve(ctx context.Context, c Config) error {
 		return err
 	}
 	d := newDaemon(c, db)
+	d.log.Info("serve: starting", "role", cfg.Role)
 	if err := d.initMailer(ctx); err != nil {
 		return err
 	}
 	if err := d.initPusher(ctx); err != nil {
+		return err
+	}
+	if err := d.initPolicy(ctx, !c.Once); err != nil {
 		return err
 	}
 
@@ -147,6 +151,7 @@ func Serve(ctx context.Context, c Config) error {
 	pushDone := make(chan struct{})
 	go func() { defer close(pushDone); d.pusher(loopCtx) }()
 	go d.checker(loopCtx)
+	policyFailed, stopPolicy := d.startPolicy()
 
 	var runErr error
 	select {
@@ -156,6 +161,10 @@ func Serve(ctx context.Context, c Config) error {
 		runErr = fmt.Errorf("serve: http: %w", err)
 		stopLoop()
 		<-loopDone
+	case err := <-policyFailed:
+		runErr = fmt.Errorf("serve: %w", err)
+		stopLoop()
+		<-loopDone
 	}
 	d.setState("stopping")
 	stopLoop()
@@ -163,6 +172,7 @@ func Serve(ctx context.Context, c Config) error {
 	<-pushDone
 	d.log.Info("serve: stopping; delivering what is due", "grace", deliverGrace.String())
 	d.flushMail(ctx)
+	stopPolicy()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpGrace)
 	if err := srv.Shutdown(sctx); err != nil {
 		d.log.Warn("serve: http shutdown", "err", err)
@@ -189,7 +199,8 @@ type daemon struct {
 	badErrs     []string
 	lastMailErr string // the last error an admin was emailed about
 
-	mail     *notify.Deliverer // nil: no smtp server and no mail_dir
+	mail     *notify.Deliverer // nil: no smtp server and no mail_dir, or a replica
+	policy   *policyEndpoint   // nil: not in policy mode
 	mailKick chan struct{}
 	push     *push.Deliverer // nil: no platform in push mode
 	pushKick chan struct{}
@@ -246,6 +257,7 @@ func (d *daemon) cycle(ctx context.Context, reason string) error {
 	log.Debug("serve: cycle start")
 
 	res := d.reconcile(ctx, log)
+	d.policyAfterCycle(ctx, res)
 	took := time.Since(start)
 	d.met.duration.Observe(took.Seconds())
 

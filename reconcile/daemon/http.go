@@ -72,6 +72,7 @@ func (d *daemon) status(ctx context.Context) (*Status, error) {
 	if q := s.Platforms[pipeline.PexipPlatform]; q != nil && pr.Total > 0 {
 		q.Push = &PushProgress{Done: pr.Done, Total: pr.Total, RatePerS: pr.Rate, ETASecond: int64(pr.ETA.Seconds())}
 	}
+	s.Policy = d.policyStatus()
 	if ls.State == "syncing" {
 		for i := range s.Templates {
 			s.Templates[i].State = "syncing"

@@ -5,11 +5,16 @@ import (
 	"time"
 
 	"github.com/roster-dev/roster/notify"
+	"github.com/roster-dev/roster/schema"
 )
 
 // initMailer builds the outbox deliverer (pipeline.Deliverer: SMTP servers or mail_dir). With
 // neither configured, emails stay pending in the outbox, visible on the status page.
 func (d *daemon) initMailer(ctx context.Context) error {
+	if d.cfg.Role == schema.RoleReplica { // SPEC §8: only the primary sends
+		d.log.Info("serve: role replica: emails are enqueued but never sent")
+		return nil
+	}
 	if len(d.cfg.SMTP) == 0 && d.cfg.MailDir == "" {
 		d.log.Warn("serve: config.cue names no smtp server and no mail_dir; emails stay in the outbox")
 		return nil

@@ -55,6 +55,18 @@ code { font-size: .95em; } .err { color: #b42318; white-space: pre-wrap; }
 <ul id="validation-errors">{{range .ValidationErrors}}<li class="err">{{.}}</li>{{end}}</ul></td></tr>{{end}}
 </table>
 {{end}}
+{{with .Policy}}
+<h2>Policy endpoint</h2>
+<table id="policy">
+<tr><th>Listening</th><td id="policy-listen"><code>{{.Listen}}</code> ({{if .TLS}}HTTPS{{else}}plain HTTP, loopback{{end}})</td></tr>
+<tr><th>Serving</th><td id="policy-ready">{{if .Ready}}yes{{else}}no snapshot yet (nodes fall back){{end}}</td></tr>
+{{with .Snapshot}}<tr><th>Snapshot</th><td id="policy-version">{{.Version}}</td></tr>
+<tr><th>Built</th><td id="policy-built">{{when .BuiltAt}} in {{.BuildDuration}}</td></tr>
+<tr><th>Rooms / aliases / devices</th><td class="n" id="policy-counts">{{.Rooms}} / {{.RoomAliases}} / {{.Devices}}</td></tr>{{end}}
+<tr><th>Unknown aliases</th><td id="policy-unknown">{{.PolicyUnknown}}</td></tr>
+{{if .LastBuildError}}<tr><th>Last rebuild failed</th><td id="policy-error" class="err">{{.LastBuildError}}</td></tr>{{end}}
+</table>
+{{end}}
 <p>State version <span id="state-version">{{.StateVersion}}</span>, applied commit <code id="applied-commit">{{if .AppliedCommit}}{{.AppliedCommit}}{{else}}(none){{end}}</code>.</p>
 
 <h2>Sync templates</h2>

@@ -30,6 +30,8 @@ type Status struct {
 	Platforms map[string]*PlatformQueue `json:"platforms,omitempty"`
 	// Daemon is filled by `serve` only.
 	Daemon *LoopStatus `json:"daemon,omitempty"`
+	// Policy is the policy endpoint's state, in policy mode only.
+	Policy *PolicyStatus `json:"policy,omitempty"`
 }
 
 // PlatformQueue is one platform's queue as status shows it.

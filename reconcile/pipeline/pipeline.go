@@ -263,7 +263,7 @@ func (p *Pipeline) Run(ctx context.Context, o Options) (res Result, err error) {
 			fmt.Fprintln(p.Out, "Nothing to apply.")
 		}
 	}
-	if o.Deliver {
+	if o.Deliver && p.Config.Role != schema.RoleReplica { // SPEC §8: a replica never sends nor pushes
 		step = StepDeliver
 		_, perr := p.Push(ctx) // before the emails: an object's email waits for its push
 		_, err = p.Deliver(ctx, DeliveryWait)

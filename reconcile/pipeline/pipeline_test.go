@@ -261,6 +261,23 @@ func TestDeliverSendsWhatApplyEnqueued(t *testing.T) {
 	}
 }
 
+// TestReplicaNeverDelivers: with role "replica" (SPEC §8) the deliver step is skipped:
+// the apply enqueues the emails, mail_dir stays untouched.
+func TestReplicaNeverDelivers(t *testing.T) {
+	f := newFixture(t, "")
+	f.p.Config.Role = schema.RoleReplica
+	res := f.apply(pipeline.Options{Deliver: true})
+	if res.Apply.Emails == 0 {
+		t.Fatal("the examples' first apply enqueued no email")
+	}
+	if _, err := os.Stat(f.mail); !os.IsNotExist(err) {
+		t.Errorf("a replica wrote mail_dir (stat: %v)", err)
+	}
+	if pending := f.count(`SELECT COUNT(*) FROM outbox WHERE status = 'pending'`); pending != res.Apply.Emails {
+		t.Errorf("outbox: %d pending, want all %d", pending, res.Apply.Emails)
+	}
+}
+
 // TestManualPlans: a manual plan enters at step 2 with its own planner; accepting an
 // invitation needs no source at all.
 func TestManualPlans(t *testing.T) {
