@@ -189,6 +189,23 @@ func SetMeta(ctx context.Context, tx sqlx.ExecerContext, key, value string) erro
 	return nil
 }
 
+// execByIDs runs update, a statement ending in "WHERE id IN", with lead as its first
+// argument, for ids 500 at a time: one statement per chunk (SQLite allows 32766 parameters).
+func execByIDs(ctx context.Context, tx sqlx.ExecerContext, update string, lead any, ids []int64) error {
+	for start := 0; start < len(ids); start += 500 {
+		end := min(start+500, len(ids))
+		args := make([]any, 0, end-start+1)
+		args = append(args, lead)
+		for _, id := range ids[start:end] {
+			args = append(args, id)
+		}
+		if _, err := tx.ExecContext(ctx, update+` (?`+strings.Repeat(",?", end-start-1)+`)`, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // StateVersion is bumped by every apply that changes something; a saved plan records
 // it and is refused once it moved.
 func (db *DB) StateVersion(ctx context.Context) (int64, error) {

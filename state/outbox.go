@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -198,21 +197,13 @@ func (db *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxR
 			return nil
 		}
 		lease := FormatTime(now.Add(ClaimLease))
-		ids := make([]any, 0, len(rows))
+		ids := make([]int64, 0, len(rows))
 		for i := range rows {
 			ids = append(ids, rows[i].ID)
 			rows[i].Status = OutboxSending
 			rows[i].NextAttemptAt = lease
 		}
-		// One statement per 500 rows (SQLite allows 32766 parameters).
-		for start := 0; start < len(ids); start += 500 {
-			end := min(start+500, len(ids))
-			q := `UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id IN (?` + strings.Repeat(",?", end-start-1) + `)`
-			if _, err := tx.ExecContext(ctx, q, append([]any{lease}, ids[start:end]...)...); err != nil {
-				return err
-			}
-		}
-		return nil
+		return execByIDs(ctx, tx, `UPDATE outbox SET status = 'sending', next_attempt_at = ? WHERE id IN`, lease, ids)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim due emails: %w", err)

@@ -178,20 +178,14 @@ func (db *DB) ClaimPlatformOps(ctx context.Context, platform string, now time.Ti
 			return err
 		}
 		lease := FormatTime(now.Add(PlatformLease))
-		for start := 0; start < len(ops); start += 500 {
-			end := min(start+500, len(ops))
-			args := []any{lease}
-			for i := start; i < end; i++ {
-				ops[i].Status, ops[i].NextTry = PlatformSending, lease
-				ops[i].Attempts++
-				args = append(args, ops[i].ID)
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE platform_ops SET status = 'sending', attempts = attempts + 1,
-				next_try = ? WHERE id IN (?`+strings.Repeat(",?", end-start-1)+`)`, args...); err != nil {
-				return err
-			}
+		ids := make([]int64, 0, len(ops))
+		for i := range ops {
+			ops[i].Status, ops[i].NextTry = PlatformSending, lease
+			ops[i].Attempts++
+			ids = append(ids, ops[i].ID)
 		}
-		return nil
+		return execByIDs(ctx, tx, `UPDATE platform_ops SET status = 'sending', attempts = attempts + 1,
+			next_try = ? WHERE id IN`, lease, ids)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim platform operations: %w", err)
