@@ -290,8 +290,8 @@ func (d *daemon) cycle(ctx context.Context, reason string) error {
 	if ctx.Err() == nil || res.applied {
 		d.notifyAdmins(context.WithoutCancel(ctx), res)
 	}
-	d.kickPusher()
-	d.kickMailer()
+	kick(d.pushKick)
+	kick(d.mailKick)
 	d.met.refreshObjects(context.WithoutCancel(ctx), d.db)
 
 	switch {

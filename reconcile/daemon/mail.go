@@ -35,10 +35,11 @@ func (d *daemon) initMailer(ctx context.Context) error {
 	return nil
 }
 
-// kickMailer asks the mailer for a delivery run now (after a cycle enqueued emails).
-func (d *daemon) kickMailer() {
+// kick wakes the loop waiting on ch (the mailer after a cycle enqueued emails, the pusher
+// after it applied changes) without blocking: a wake-up already pending is enough.
+func kick(ch chan<- struct{}) {
 	select {
-	case d.mailKick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }

@@ -24,19 +24,11 @@ func (d *daemon) initPusher(ctx context.Context) error {
 		d.setPush(pr)
 		if pr.Done > done { // emails waiting for these objects may go now
 			done = pr.Done
-			d.kickMailer()
+			kick(d.mailKick)
 		}
 	}
 	d.push = p
 	return nil
-}
-
-// kickPusher asks the pusher for a drain now (after a cycle applied changes).
-func (d *daemon) kickPusher() {
-	select {
-	case d.pushKick <- struct{}{}:
-	default:
-	}
 }
 
 // pusher drains the platform queue whenever a cycle ends, a retry falls due, and every
