@@ -258,6 +258,20 @@ func (a *app) pipeline(withSource bool) (*pipeline.Pipeline, error) {
 	return p, nil
 }
 
+// loadSource builds the pipeline with its source and loads the desired state at the
+// source's commit (pipeline step 1), for the commands that read the repository.
+func (a *app) loadSource(ctx context.Context) (*pipeline.Pipeline, *schema.Repo, string, error) {
+	p, err := a.pipeline(true)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	repo, commit, err := p.LoadSource(ctx)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return p, repo, commit, nil
+}
+
 // run runs the pipeline of config.cue as o says.
 func (a *app) run(ctx context.Context, o pipeline.Options) (pipeline.Result, error) {
 	p, err := a.pipeline(o.Manual == nil || !o.Manual.NoSource)

@@ -43,11 +43,7 @@ func runPlatform(ctx context.Context, a *app, rest []string) error {
 // roster would own and the fields it would still change; --apply takes ownership in one
 // transaction (no created email); the next apply pushes only the differences.
 func runAdopt(ctx context.Context, a *app) error {
-	p, err := a.pipeline(true)
-	if err != nil {
-		return err
-	}
-	repo, commit, err := p.LoadSource(ctx)
+	p, repo, commit, err := a.loadSource(ctx)
 	if err != nil {
 		return err
 	}

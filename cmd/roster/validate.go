@@ -8,11 +8,7 @@ import (
 // runValidate: `roster validate [--repo DIR]` — exit 0 and a one-line summary when the
 // desired state is valid; otherwise every error, one per line as path:line:col: message.
 func runValidate(ctx context.Context, a *app, _ []string) error {
-	p, err := a.pipeline(true)
-	if err != nil {
-		return err
-	}
-	repo, commit, err := p.LoadSource(ctx)
+	_, repo, commit, err := a.loadSource(ctx)
 	if err != nil {
 		return err
 	}

@@ -123,7 +123,6 @@ func (p *Pipeline) Adopt(ctx context.Context, repo *schema.Repo, commit string, 
 func adoption(x any, view *platformView, ids map[string]int, owned map[string]bool, m pexip.Marker) (Adoption, bool) {
 	var a Adoption
 	var res pexip.Resource
-	var ours bool
 	switch o := x.(type) {
 	case *account.VMR:
 		got, ok := view.vmrs[o.Name]
@@ -131,11 +130,7 @@ func adoption(x any, view *platformView, ids map[string]int, owned map[string]bo
 		if !ok {
 			return a, false
 		}
-		ours = view.ours[string(res)+"\x00"+o.Name]
-		a.ops = push.VMROps(PexipPlatform, &got, reconcile.PushVMR(o))
-		if !ours {
-			a.ops = markOp(a.ops, res, push.KindVMR, o.Name, o.Description, m)
-		}
+		a.ops = view.marked(push.VMROps(PexipPlatform, &got, reconcile.PushVMR(o)), res, push.KindVMR, o.Name, o.Description, m)
 		for _, al := range got.Aliases {
 			if slices.Contains(o.Aliases, al) {
 				a.objs = append(a.objs, state.PlatformObject{Platform: PexipPlatform, Resource: string(pexip.ConferenceAliases),
@@ -148,12 +143,8 @@ func adoption(x any, view *platformView, ids map[string]int, owned map[string]bo
 		if !ok {
 			return a, false
 		}
-		ours = view.ours[string(res)+"\x00"+o.Alias]
 		// The platform's password is unknown: it is sent, so the device logs in with roster's.
-		a.ops = push.DeviceOps(PexipPlatform, &got, reconcile.PushDevice(o))
-		if !ours {
-			a.ops = markOp(a.ops, res, push.KindDevice, o.Alias, o.Description, m)
-		}
+		a.ops = view.marked(push.DeviceOps(PexipPlatform, &got, reconcile.PushDevice(o)), res, push.KindDevice, o.Alias, o.Description, m)
 	case *account.User:
 		got, ok := view.users[o.Email]
 		res, a.Kind, a.Key = pexip.EndUsers, push.KindUser, o.Email
@@ -171,6 +162,15 @@ func adoption(x any, view *platformView, ids map[string]int, owned map[string]bo
 	a.Fields = opFields(a.ops)
 	a.objs = append(a.objs, state.PlatformObject{Platform: PexipPlatform, Resource: string(res), Key: a.Key, RemoteID: int64(a.ID)})
 	return a, true
+}
+
+// marked is ops with roster's marker added (markOp) unless the platform's object key of
+// res already carries it.
+func (v *platformView) marked(ops []state.PlatformOp, res pexip.Resource, kind, key, description string, m pexip.Marker) []state.PlatformOp {
+	if v.ours[string(res)+"\x00"+key] {
+		return ops
+	}
+	return markOp(ops, res, kind, key, description, m)
 }
 
 // markOp makes sure the object's patch sends its description, which carries the marker.

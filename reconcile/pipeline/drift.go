@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/jmoiron/sqlx"
@@ -56,6 +57,14 @@ type platformView struct {
 	ours    map[string]bool // resource + "\x00" + key of the objects carrying this roster's marker
 }
 
+// see records in ours the platform's object key of res when its description carries
+// roster's marker.
+func (v *platformView) see(m pexip.Marker, res pexip.Resource, key, description string) {
+	if m.Ours(description) {
+		v.ours[string(res)+"\x00"+key] = true
+	}
+}
+
 // readPlatform lists every conference, alias, device and end user, page by page.
 func readPlatform(ctx context.Context, c *pexip.Client, m pexip.Marker) (*platformView, error) {
 	v := &platformView{vmrs: map[string]push.VMR{}, devices: map[string]push.Device{}, users: map[string]push.User{}, ours: map[string]bool{}}
@@ -74,9 +83,7 @@ func readPlatform(ctx context.Context, c *pexip.Client, m pexip.Marker) (*platfo
 	for _, cf := range confs {
 		cf.Aliases = byURI[pexip.Conferences.URI(cf.ID)]
 		v.vmrs[cf.Name] = push.FromConference(cf)
-		if m.Ours(cf.Description) {
-			v.ours[string(pexip.Conferences)+"\x00"+cf.Name] = true
-		}
+		v.see(m, pexip.Conferences, cf.Name, cf.Description)
 	}
 	devices, err := pexip.ListAll[pexip.Device](ctx, c, pexip.Devices, nil)
 	if err != nil {
@@ -84,9 +91,7 @@ func readPlatform(ctx context.Context, c *pexip.Client, m pexip.Marker) (*platfo
 	}
 	for _, d := range devices {
 		v.devices[d.Alias] = push.FromDevice(d, "")
-		if m.Ours(d.Description) {
-			v.ours[string(pexip.Devices)+"\x00"+d.Alias] = true
-		}
+		v.see(m, pexip.Devices, d.Alias, d.Description)
 	}
 	users, err := pexip.ListAll[pexip.EndUser](ctx, c, pexip.EndUsers, nil)
 	if err != nil {
@@ -180,14 +185,14 @@ func (p *Pipeline) CheckPlatform(ctx context.Context) ([]Drift, error) {
 			out = append(out, Drift{Kind: push.KindUser, Key: u.Email, Status: DriftChanged, Fields: f, User: &got})
 		}
 	}
-	for _, name := range sortedKeys(view.vmrs) {
+	for _, name := range slices.Sorted(maps.Keys(view.vmrs)) {
 		key := string(pexip.Conferences) + "\x00" + name
 		if view.ours[key] && !inState[key] && settled(push.KindVMR, name) {
 			got := view.vmrs[name]
 			out = append(out, Drift{Kind: push.KindVMR, Key: name, Status: DriftExtra, VMR: &got})
 		}
 	}
-	for _, alias := range sortedKeys(view.devices) {
+	for _, alias := range slices.Sorted(maps.Keys(view.devices)) {
 		key := string(pexip.Devices) + "\x00" + alias
 		if view.ours[key] && !inState[key] && settled(push.KindDevice, alias) {
 			got := view.devices[alias]
@@ -219,22 +224,13 @@ func opFields(ops []state.PlatformOp) []string {
 		}
 		var m map[string]any
 		_ = json.Unmarshal([]byte(op.Payload), &m)
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			if !slices.Contains(out, k) {
 				out = append(out, k)
 			}
 		}
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // repairOps turns the recorded drift into the operations that repair it against the
