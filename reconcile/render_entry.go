@@ -197,7 +197,7 @@ func invalidVMR(v *account.VMR) string {
 	if hasControl(v.Name, v.Description, v.Tag, v.OwnerEmail) {
 		return fmt.Sprintf("VMR %.60q: name, description, tag or owner email contains a control character (line break?)", v.Name)
 	}
-	return violations(fmt.Sprintf("VMR %.60q", v.Name), schema.VMRViolations(v, nil))
+	return violations("VMR", v.Name, schema.VMRViolations(v, nil))
 }
 
 // invalidDevice is why a device breaks the value rules (schema.DeviceViolations), or "".
@@ -205,13 +205,16 @@ func invalidDevice(d *account.Device) string {
 	if hasControl(d.Description, d.Username, d.Tag, d.OwnerEmail) {
 		return fmt.Sprintf("device %.60q: description, username, tag or owner email contains a control character (line break?)", d.Alias)
 	}
-	return violations(fmt.Sprintf("device %.60q", d.Alias), schema.DeviceViolations(d, nil))
+	return violations("device", d.Alias, schema.DeviceViolations(d, nil))
 }
 
-func violations(what string, vs []schema.Violation) string {
+// violations joins an object's rule violations into one message, or "". The object's
+// name is formatted only then: every rendered VMR and device passes through here.
+func violations(kind, name string, vs []schema.Violation) string {
 	if len(vs) == 0 {
 		return ""
 	}
+	what := fmt.Sprintf("%s %.60q", kind, name)
 	parts := make([]string, len(vs))
 	for i, v := range vs {
 		parts[i] = v.Field + ": " + v.Err.Error()
