@@ -129,6 +129,16 @@ func (d *ldapDirectory) connection() (*ldap.Conn, error) {
 		d.conn.Close()
 		d.conn = nil
 	}
+	c, err := d.dial()
+	if err != nil {
+		return nil, err
+	}
+	d.conn = c
+	return c, nil
+}
+
+// dial connects and binds as the configuration says, with the Timeout on each request.
+func (d *ldapDirectory) dial() (*ldap.Conn, error) {
 	dialer := &net.Dialer{Timeout: d.cfg.Timeout}
 	c, err := ldap.DialURL(d.cfg.URL, ldap.DialWithDialer(dialer), ldap.DialWithTLSConfig(d.tls))
 	if err != nil {
@@ -147,7 +157,6 @@ func (d *ldapDirectory) connection() (*ldap.Conn, error) {
 			return nil, d.fail(fmt.Sprintf("bind as %q", d.cfg.BindDN), err)
 		}
 	}
-	d.conn = c
 	return c, nil
 }
 
@@ -204,81 +213,121 @@ func (d *ldapDirectory) Search(ctx context.Context, req Request, fn func(Entry) 
 	if _, err := ldap.CompileFilter(filter); err != nil {
 		return d.fail(fmt.Sprintf("search %q", base), fmt.Errorf("filter %q: %w", filter, err))
 	}
+	m, err := newEntryMaker(req)
+	if err != nil {
+		return d.fail(fmt.Sprintf("search %q", base), err)
+	}
 	var bulk *bulkSearch
 	if !d.cfg.GoLDAPReader && !d.bulkOff.Load() {
 		bulk = &bulkSearch{d: d}
 		defer bulk.drop()
 	}
-	var (
-		disabled    *Filter
-		disabledDNs map[string]bool
-	)
-	if df := strings.TrimSpace(req.DisabledFilter); df != "" {
-		f, err := CompileFilter(df)
-		if err == nil && !f.inChain {
-			disabled = f
-		} else {
-			if _, err := ldap.CompileFilter(df); err != nil {
-				return d.fail(fmt.Sprintf("search %q", base), fmt.Errorf("disabled filter %q: %w", df, err))
-			}
-			disabledDNs = map[string]bool{}
-			err := d.paged(ctx, bulk, base, "(&"+filter+df+")", []string{"1.1"}, func(r *Record) error {
-				disabledDNs[strings.Clone(normalizeDN(r.DN))] = true // r.DN may be in a read buffer
-				return nil
-			})
-			if err != nil {
-				return err
-			}
+	var disabledDNs map[string]bool
+	if m.serverDisabled != "" {
+		disabledDNs = map[string]bool{}
+		err := d.paged(ctx, bulk, base, "(&"+filter+m.serverDisabled+")", []string{"1.1"}, func(r *Record) error {
+			disabledDNs[strings.Clone(normalizeDN(r.DN))] = true // r.DN may be in a read buffer
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
-
-	projs, all, key := projections(req)
-	var attrs []string
-	seen := map[string]bool{}
-	addAttr := func(a string) {
-		if l := strings.ToLower(a); !seen[l] {
-			seen[l] = true
-			attrs = append(attrs, a)
+	return d.paged(ctx, bulk, base, filter, m.attrs, func(r *Record) error {
+		e, err := m.entry(r)
+		if err != nil {
+			return d.fail(fmt.Sprintf("search %q", base), err)
 		}
-	}
-	if all {
-		addAttr("*")
-	}
-	for _, p := range projs {
-		addAttr(p.name)
-	}
-	if key != "" {
-		addAttr(req.KeyAttribute)
-	}
-	if disabled != nil {
-		for _, a := range disabled.Attributes() {
-			addAttr(a)
-		}
-	}
-	if len(attrs) == 0 {
-		attrs = []string{"1.1"} // no attributes, DNs only
-	}
-
-	// The record's strings may point into a read buffer: what the entry returns is copied
-	// into slabs shared by consecutive entries.
-	var sl slab
-	return d.paged(ctx, bulk, base, filter, attrs, func(r *Record) error {
-		e := entryOf(r, projs, all, &sl)
-		if key != "" {
-			v := r.values(key)
-			if len(v) == 0 {
-				return d.fail(fmt.Sprintf("search %q", base), fmt.Errorf("entry %q has no key attribute %q", r.DN, req.KeyAttribute))
-			}
-			e.Key = sl.keep(v[0])
-		}
-		switch {
-		case disabled != nil:
-			e.Disabled = disabled.Match(r)
-		case disabledDNs != nil:
+		if disabledDNs != nil {
 			e.Disabled = disabledDNs[normalizeDN(r.DN)]
 		}
 		return fn(e)
 	})
+}
+
+// entryMaker makes a request's Entries out of records: the attributes to ask the server
+// for, the projection, the key, and the disabled filter when it can be evaluated client-side
+// (with the same evaluator as LDIF files). A disabled filter that uses
+// LDAP_MATCHING_RULE_IN_CHAIN (nested groups), or a matching rule the evaluator does not
+// know, only the server can evaluate: it is left in serverDisabled for the caller.
+type entryMaker struct {
+	projs          []projection
+	all            bool
+	key            string // lower-case base name of the key attribute; "" = the DN
+	keyAttr        string // as the request writes it
+	disabled       *Filter
+	serverDisabled string
+	attrs          []string // what to ask the server for; ["1.1"] when nothing
+	// sl holds the strings the entries return: the record's strings may point into a read
+	// buffer, so they are copied into slabs shared by consecutive entries.
+	sl slab
+}
+
+func newEntryMaker(req Request) (*entryMaker, error) {
+	m := &entryMaker{keyAttr: req.KeyAttribute}
+	if df := strings.TrimSpace(req.DisabledFilter); df != "" {
+		f, err := CompileFilter(df)
+		if err == nil && !f.inChain {
+			m.disabled = f
+		} else {
+			if _, err := ldap.CompileFilter(df); err != nil {
+				return nil, fmt.Errorf("disabled filter %q: %w", df, err)
+			}
+			m.serverDisabled = df
+		}
+	}
+	m.projs, m.all, m.key = projections(req)
+	seen := map[string]bool{}
+	addAttr := func(a string) {
+		if l := strings.ToLower(a); !seen[l] {
+			seen[l] = true
+			m.attrs = append(m.attrs, a)
+		}
+	}
+	if m.all {
+		addAttr("*")
+	}
+	for _, p := range m.projs {
+		addAttr(p.name)
+	}
+	if m.key != "" {
+		addAttr(req.KeyAttribute)
+	}
+	if m.disabled != nil {
+		for _, a := range m.disabled.Attributes() {
+			addAttr(a)
+		}
+	}
+	if len(m.attrs) == 0 {
+		m.attrs = []string{"1.1"} // no attributes, DNs only
+	}
+	return m, nil
+}
+
+// entry makes the Entry of a record whose Attrs hold lower-case base names. Disabled is set
+// only by a client-side disabled filter.
+func (m *entryMaker) entry(r *Record) (Entry, error) {
+	e := entryOf(r, m.projs, m.all, &m.sl)
+	if m.key != "" {
+		v := r.values(m.key)
+		if len(v) == 0 {
+			return Entry{}, fmt.Errorf("entry %q has no key attribute %q", r.DN, m.keyAttr)
+		}
+		e.Key = m.sl.keep(v[0])
+	}
+	if m.disabled != nil {
+		e.Disabled = m.disabled.Match(r)
+	}
+	return e, nil
+}
+
+// recordOf fills rec with a go-ldap entry (the strings are shared, not copied).
+func recordOf(le *ldap.Entry, rec *Record, names *attrNames) {
+	rec.DN = le.DN
+	rec.Attrs = rec.Attrs[:0]
+	for i, a := range le.Attributes {
+		rec.Attrs = append(rec.Attrs, Attribute{Name: a.Name, Values: a.Values, lower: intern(names, i, a.Name).lower})
+	}
 }
 
 // paged runs a subtree search with simple paged results (RFC 2696) and calls each for every
@@ -448,11 +497,7 @@ func (d *ldapDirectory) goLDAPPaged(ctx context.Context, base, filter string, at
 		for res.Next() {
 			if le := res.Entry(); le != nil {
 				entries++
-				rec.DN = le.DN
-				rec.Attrs = rec.Attrs[:0]
-				for i, a := range le.Attributes {
-					rec.Attrs = append(rec.Attrs, Attribute{Name: a.Name, Values: a.Values, lower: intern(&names, i, a.Name).lower})
-				}
+				recordOf(le, &rec, &names)
 				if err := each(&rec); err != nil {
 					stopped = err
 					break

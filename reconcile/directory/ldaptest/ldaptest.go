@@ -49,6 +49,13 @@ type Options struct {
 	LDIFFile string
 	// Index lists extra "index" lines (e.g. "uid eq").
 	Index []string
+	// Syncprov loads the syncprov overlay on the database, so RFC 4533 content
+	// synchronization (refreshOnly, refreshAndPersist) works against it.
+	Syncprov bool
+	// SessionLog, with Syncprov, keeps a session log of that many operations (syncprov-
+	// sessionlog), so a refresh from a recent cookie reports deletions as delete states;
+	// 0 = none, and a refresh reports deletions through its present phase.
+	SessionLog int
 }
 
 // Server is a running slapd.
@@ -138,6 +145,9 @@ func (s *Server) setup(opts Options) error {
 	}
 	fmt.Fprintf(&c, "pidfile %s\nargsfile %s\n", filepath.Join(s.Dir, "slapd.pid"), filepath.Join(s.Dir, "slapd.args"))
 	c.WriteString("modulepath /usr/lib/ldap\nmoduleload back_mdb\n")
+	if opts.Syncprov {
+		c.WriteString("moduleload syncprov\n")
+	}
 	fmt.Fprintf(&c, "TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\n",
 		s.CAFile, filepath.Join(s.Dir, "server.pem"), filepath.Join(s.Dir, "server-key.pem"))
 	if opts.SizeLimit > 0 {
@@ -151,8 +161,19 @@ func (s *Server) setup(opts Options) error {
 	for _, ix := range opts.Index {
 		fmt.Fprintf(&c, "index %s\n", ix)
 	}
+	if opts.Syncprov {
+		c.WriteString("index entryUUID,entryCSN eq\n")
+	}
 	c.WriteString("access to attrs=userPassword by self write by anonymous auth by * none\n")
 	c.WriteString("access to * by * read\n")
+	if opts.Syncprov {
+		// The checkpoint writes contextCSN to the suffix entry every operation, so a restart
+		// (even after kill -9) keeps the cookie valid.
+		c.WriteString("overlay syncprov\nsyncprov-checkpoint 1 1\n")
+		if opts.SessionLog > 0 {
+			fmt.Fprintf(&c, "syncprov-sessionlog %d\n", opts.SessionLog)
+		}
+	}
 	s.conf = filepath.Join(s.Dir, "slapd.conf")
 	if err := os.WriteFile(s.conf, []byte(c.String()), 0o600); err != nil {
 		return err
