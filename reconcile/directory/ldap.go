@@ -54,10 +54,13 @@ type ldapDirectory struct {
 
 	bulkOff atomic.Bool // the server sent what the bulk reader does not decode: use go-ldap
 
-	mu     sync.Mutex // guards conn, bulk and closed
-	conn   *ldap.Conn
-	bulk   *bulkConn // of the Search running through the bulk reader, if any
-	closed bool
+	mu        sync.Mutex // guards conn, bulk, syncConns and closed
+	conn      *ldap.Conn
+	bulk      *bulkConn               // of the Search running through the bulk reader, if any
+	syncConns map[*ldap.Conn]struct{} // of the incremental reads running (sync.go)
+	closed    bool
+
+	syncMode atomic.Pointer[string] // what Mode detected
 }
 
 // NewLDAP checks the configuration and returns a Directory for it. It does not connect:
@@ -177,6 +180,9 @@ func (d *ldapDirectory) Close() error {
 	if d.bulk != nil {
 		d.bulk.close() // the running Search fails closed
 		d.bulk = nil
+	}
+	for c := range d.syncConns {
+		c.Close() // the running incremental read fails
 	}
 	if d.conn != nil {
 		err := d.conn.Close()
