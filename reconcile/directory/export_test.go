@@ -2,6 +2,7 @@ package directory
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"time"
@@ -97,4 +98,17 @@ func CountBulkPages(stream []byte, n int) (int, error) {
 		}
 	}
 	return entries, nil
+}
+
+// RefreshBaseline is Baseline's fallback for syncprov (a refreshOnly sync search from no
+// cookie, UUIDs only), for BenchmarkSync's comparison with the contextCSN cookie.
+func RefreshBaseline(ctx context.Context, d Directory, req Request) ([]byte, error) {
+	l := d.(*ldapDirectory)
+	c, done, err := l.syncConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	raw, err := l.refreshBaseline(ctx, c, req)
+	return tagCookie(syncreplTag, raw), err
 }

@@ -294,12 +294,9 @@ func (d *ldapDirectory) Baseline(ctx context.Context, req Request) ([]byte, erro
 			return nil, d.fail(op, err)
 		}
 		if raw == nil {
-			req.Attributes, req.KeyAttribute, req.DisabledFilter = []string{}, "", ""
-			s, err := d.refresh(ctx, c, req, nil, nil, true)
-			if err != nil {
+			if raw, err = d.refreshBaseline(ctx, c, req); err != nil {
 				return nil, d.fail(op, err)
 			}
-			raw = s.cookie
 		}
 		return tagCookie(syncreplTag, raw), nil
 	case ModeDirSync:
@@ -318,6 +315,17 @@ func (d *ldapDirectory) Baseline(ctx context.Context, req Request) ([]byte, erro
 		return tagCookie(dirsyncTag, raw), nil
 	}
 	return nil, d.fail(op, ErrNoSync)
+}
+
+// refreshBaseline is the cookie at the end of a refreshOnly sync search of req from no cookie
+// that asks for no attributes: its entries (UUIDs only) are counted, not kept.
+func (d *ldapDirectory) refreshBaseline(ctx context.Context, c *ldap.Conn, req Request) ([]byte, error) {
+	req.Attributes, req.KeyAttribute, req.DisabledFilter = []string{}, "", ""
+	s, err := d.refresh(ctx, c, req, nil, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	return s.cookie, nil
 }
 
 // contextCSNCookie reads the contextCSN of the naming context that holds base and makes a
