@@ -118,7 +118,7 @@ func (d *ldapDirectory) dirsyncChanges(ctx context.Context, c *ldap.Conn, req Re
 		return nil
 	})
 	if err != nil {
-		if rejected(err, raw) {
+		if rejected(err, ModeDirSync, raw) {
 			d.log.Info("ldap dirsync: the server rejected the cookie; a full read is needed", "directory", d.safeURL, "base", base, "error", err)
 			return SyncResult{Refresh: true}, nil
 		}

@@ -93,12 +93,20 @@ func untagCookie(c []byte) (mode string, raw []byte, ok bool) {
 }
 
 // rejected says whether a sync search's error means the cookie cannot be used: RFC 4533's
-// e-syncRefreshRequired, or (with a cookie) unwillingToPerform, which syncprov answers to a
-// cookie newer than its state ("consumer state is newer than provider") and AD to a cookie
-// it cannot use.
-func rejected(err error, cookie []byte) bool {
-	return ldap.IsErrorWithCode(err, ldap.LDAPResultSyncRefreshRequired) ||
-		len(cookie) > 0 && ldap.IsErrorWithCode(err, ldap.LDAPResultUnwillingToPerform)
+// e-syncRefreshRequired, or, with a cookie, unwillingToPerform, which syncprov answers to a
+// cookie newer than its state ("consumer state is newer than provider") and AD to a cookie it
+// will not use. DirSync also: unavailableCriticalExtension and protocolError, which Samba
+// (4.17) and AD answer to a cookie they cannot decode.
+func rejected(err error, mode string, cookie []byte) bool {
+	switch {
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultSyncRefreshRequired):
+		return true
+	case len(cookie) == 0:
+		return false
+	case mode == ModeDirSync:
+		return ldap.IsErrorAnyOf(err, ldap.LDAPResultUnwillingToPerform, ldap.LDAPResultUnavailableCriticalExtension, ldap.LDAPResultProtocolError)
+	}
+	return ldap.IsErrorWithCode(err, ldap.LDAPResultUnwillingToPerform)
 }
 
 // syncConn dials a connection of its own for an incremental read, without go-ldap's request
@@ -377,7 +385,7 @@ func (d *ldapDirectory) Changes(ctx context.Context, req Request, cookie []byte,
 	start := time.Now()
 	s, err := d.refresh(ctx, c, req, raw, known, false)
 	if err != nil {
-		if rejected(err, raw) {
+		if rejected(err, ModeSyncrepl, raw) {
 			d.log.Info("ldap sync: the server rejected the cookie; a full read is needed", "directory", d.safeURL, "base", base, "error", err)
 			return SyncResult{Refresh: true}, nil
 		}
@@ -675,7 +683,7 @@ func (d *ldapDirectory) Persist(ctx context.Context, req Request, cookie []byte,
 		}
 		resErr = res.Err()
 	}()
-	// The refresh phase is bounded like Changes; the persist phase may be quiet for ever.
+	// Each wait of the refresh phase is bounded like Changes'.
 	w := newWatchdog(c, d.cfg.Timeout)
 	const maxBatch = 1000
 	s := newSyncState(m)
@@ -703,16 +711,15 @@ func (d *ldapDirectory) Persist(ctx context.Context, req Request, cookie []byte,
 		if failed != nil {
 			continue // drain until the search goroutine ends
 		}
-		if !persisting {
-			w.reset()
-		}
 		if err := s.handle(msg.entry, msg.controls); err != nil {
 			failed = d.fail(op, err)
 			cancel()
 			continue
 		}
-		if !persisting && s.done {
-			w.t.Stop()
+		if s.done {
+			w.t.Stop() // the persist phase may be quiet for ever
+		} else {
+			w.reset()
 		}
 		if s.done && (len(msgs) == 0 || len(s.changes) >= maxBatch) {
 			if err := flush(); err != nil {
@@ -727,7 +734,7 @@ func (d *ldapDirectory) Persist(ctx context.Context, req Request, cookie []byte,
 		return failed
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case err != nil && rejected(err, raw) && !persisting:
+	case err != nil && rejected(err, ModeSyncrepl, raw) && !persisting:
 		d.log.Info("ldap sync: the server rejected the cookie; a full read is needed", "directory", d.safeURL, "base", base, "error", err)
 		return fn(SyncResult{Refresh: true})
 	case err != nil:

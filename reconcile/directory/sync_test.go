@@ -157,6 +157,17 @@ func TestSyncreplChanges(t *testing.T) {
 				for _, c := range res.Changes {
 					got[c.UUID] = c.Entry != nil
 				}
+				// A crash before the caller commits: the same cookie gives the same changes again.
+				again, err := sy.Changes(ctx, syncReq, cookie, m.known())
+				if err != nil || len(again.Changes) != len(res.Changes) {
+					t.Fatalf("%s: read again from the same cookie: %s (first %s), %v", name, describe(again.Changes), describe(res.Changes), err)
+				}
+				for _, c := range again.Changes {
+					if p, ok := got[c.UUID]; !ok || p != (c.Entry != nil) {
+						t.Errorf("%s: read again: %s, first %s", name, describe(again.Changes), describe(res.Changes))
+						break
+					}
+				}
 				m.apply(t, res.Changes)
 				if want != nil && !reflect.DeepEqual(got, want) {
 					t.Errorf("%s: changes %s, want (uuid: present) %v", name, describe(res.Changes), want)
@@ -425,5 +436,77 @@ func TestSyncreplPersistCancel(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("persist still running 10s after its context was cancelled")
+	}
+}
+
+// TestSyncreplServerDisabledFilter: a disabled filter only the server can evaluate (a
+// matching rule the client-side evaluator does not know) is asked of the server for each
+// changed entry, with the same answer as a full read.
+func TestSyncreplServerDisabledFilter(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 10), Syncprov: true})
+	d := newLDAP(t, adminConfig(s))
+	sy := syncer(t, d)
+	req := syncReq
+	req.DisabledFilter = "(employeeType:caseExactMatch:=disabled)"
+	ctx := context.Background()
+	cookie, err := sy.Baseline(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := fullRead(t, d, req)
+	ldapDo(t, s, modify("uid=u2,ou=people,dc=example,dc=com", "employeeType", "disabled"))
+	ldapDo(t, s, modify("uid=u3,ou=people,dc=example,dc=com", "employeeType", "DISABLED")) // not caseExact
+	res, err := sy.Changes(ctx, req, cookie, m.known())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.apply(t, res.Changes)
+	disabled := 0
+	for _, c := range res.Changes {
+		if c.Entry != nil && c.Entry.Disabled {
+			disabled++
+			if c.Entry.Attrs["uid"][0] != "u2" {
+				t.Errorf("%s disabled", c.Entry.DN)
+			}
+		}
+	}
+	if len(res.Changes) != 2 || disabled != 1 {
+		t.Errorf("changes %s, want u2 disabled and u3 not", describe(res.Changes))
+	}
+	if full := fullRead(t, d, req); !reflect.DeepEqual(m, full) {
+		t.Fatal("the mirror differs from a full read")
+	}
+}
+
+// TestSyncreplPersistQuiet: a persistent search quiet for longer than the configured
+// Timeout is not cut (the timeout bounds the refresh's waits, not the persist phase).
+func TestSyncreplPersistQuiet(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 5), Syncprov: true})
+	cfg := adminConfig(s)
+	cfg.Timeout = 300 * time.Millisecond
+	sy := syncer(t, newLDAP(t, cfg))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cookie, err := sy.Baseline(ctx, syncReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batches := make(chan directory.SyncResult, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- sy.Persist(ctx, syncReq, cookie, nil, func(r directory.SyncResult) error { batches <- r; return nil })
+	}()
+	<-batches // the refresh
+	time.Sleep(1200 * time.Millisecond)
+	ldapDo(t, s, modify("uid=u1,ou=people,dc=example,dc=com", "sn", "Later"))
+	select {
+	case r := <-batches:
+		if len(r.Changes) != 1 {
+			t.Errorf("%s", describe(r.Changes))
+		}
+	case err := <-done:
+		t.Fatalf("persist ended while quiet: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no batch")
 	}
 }
