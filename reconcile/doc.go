@@ -34,8 +34,8 @@
 //     state version
 //   - manual.go: the operator's one-off plans: reminders, Notify Now, accepting invitations
 //
-// Subpackages: directory (LDAP with its bulk search reader, and LDIF), source (Git and
-// folders), pipeline (the orchestrator), daemon (serve: loop, webhook, pages, metrics),
+// Subpackages: directory (LDAP with its bulk search reader and incremental reads, and
+// LDIF), source (Git and folders), pipeline (the orchestrator), daemon (serve: loop, webhook, pages, metrics),
 // loop (the daemon's trigger loop and lock), platform/pexip and platform/push (delivery to
 // Pexip Infinity), policy (Pexip's external policy answers).
 //

@@ -3,6 +3,10 @@
 // through go-ldap), or an LDIF file for offline demos and tests. Every
 // implementation fails closed: any error means the caller must change nothing for the
 // templates that search failed for.
+//
+// The LDAP Directory is also a Syncer (sync.go): incremental reads of what changed since a
+// cookie, by RFC 4533 content synchronization against OpenLDAP's syncprov (refreshOnly each
+// cycle, refreshAndPersist while serving), or by Active Directory's DirSync (dirsync.go).
 package directory
 
 import "context"

@@ -119,7 +119,7 @@ func (d *ldapDirectory) dirsyncChanges(ctx context.Context, c *ldap.Conn, req Re
 	})
 	if err != nil {
 		if rejected(err, ModeDirSync, raw) {
-			d.log.Info("ldap dirsync: the server rejected the cookie; a full read is needed", "directory", d.safeURL, "base", base, "error", err)
+			d.log.Info("ldap dirsync: the server refused the incremental read; a full read is needed", "directory", d.safeURL, "base", base, "error", err)
 			return SyncResult{Refresh: true}, nil
 		}
 		return SyncResult{}, d.fail(op, err)

@@ -92,14 +92,15 @@ func untagCookie(c []byte) (mode string, raw []byte, ok bool) {
 	return "", nil, false
 }
 
-// rejected says whether a sync search's error means the cookie cannot be used: RFC 4533's
-// e-syncRefreshRequired, or, with a cookie, unwillingToPerform, which syncprov answers to a
+// rejected says whether a sync search's error means a full read is needed: RFC 4533's
+// e-syncRefreshRequired; sizeLimitExceeded (more changes than the bind account may read in
+// one search, which is not paged, where a paged full read may read them all); or, with a cookie, unwillingToPerform, which syncprov answers to a
 // cookie newer than its state ("consumer state is newer than provider") and AD to a cookie it
 // will not use. DirSync also: unavailableCriticalExtension and protocolError, which Samba
 // (4.17) and AD answer to a cookie they cannot decode.
 func rejected(err error, mode string, cookie []byte) bool {
 	switch {
-	case ldap.IsErrorWithCode(err, ldap.LDAPResultSyncRefreshRequired):
+	case ldap.IsErrorAnyOf(err, ldap.LDAPResultSyncRefreshRequired, ldap.LDAPResultSizeLimitExceeded):
 		return true
 	case len(cookie) == 0:
 		return false
@@ -386,7 +387,7 @@ func (d *ldapDirectory) Changes(ctx context.Context, req Request, cookie []byte,
 	s, err := d.refresh(ctx, c, req, raw, known, false)
 	if err != nil {
 		if rejected(err, ModeSyncrepl, raw) {
-			d.log.Info("ldap sync: the server rejected the cookie; a full read is needed", "directory", d.safeURL, "base", base, "error", err)
+			d.log.Info("ldap sync: the server refused the incremental read; a full read is needed", "directory", d.safeURL, "base", base, "error", err)
 			return SyncResult{Refresh: true}, nil
 		}
 		return SyncResult{}, d.fail(op, err)
@@ -735,7 +736,7 @@ func (d *ldapDirectory) Persist(ctx context.Context, req Request, cookie []byte,
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case err != nil && rejected(err, ModeSyncrepl, raw) && !persisting:
-		d.log.Info("ldap sync: the server rejected the cookie; a full read is needed", "directory", d.safeURL, "base", base, "error", err)
+		d.log.Info("ldap sync: the server refused the incremental read; a full read is needed", "directory", d.safeURL, "base", base, "error", err)
 		return fn(SyncResult{Refresh: true})
 	case err != nil:
 		return d.fail(op, err)

@@ -510,3 +510,37 @@ func TestSyncreplPersistQuiet(t *testing.T) {
 		t.Fatal("no batch")
 	}
 }
+
+// TestSyncreplReaderSizeLimit: as an ordinary reader, a refresh with more changed entries than
+// the server's size limit means a full read (paged, which this server does not limit), not an
+// error; a refresh within the limit works, present phase included.
+func TestSyncreplReaderSizeLimit(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 40), Syncprov: true, SizeLimit: 10, PagedUnlimited: true})
+	cfg := adminConfig(s)
+	cfg.BindDN, cfg.BindPassword = s.ReaderDN, s.ReaderPassword
+	d := newLDAP(t, cfg)
+	sy := syncer(t, d)
+	ctx := context.Background()
+	cookie, err := sy.Baseline(ctx, syncReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := fullRead(t, d, syncReq)
+	if len(m) != 40 {
+		t.Fatalf("full read as reader: %d", len(m))
+	}
+	ldapDo(t, s, modify("uid=u1,ou=people,dc=example,dc=com", "sn", "One"))
+	ldapDo(t, s, func(c *ldap.Conn) error { return c.Del(ldap.NewDelRequest("uid=u2,ou=people,dc=example,dc=com", nil)) })
+	res, err := sy.Changes(ctx, syncReq, cookie, m.known())
+	if err != nil || res.Refresh || len(res.Changes) != 2 {
+		t.Fatalf("within the limit: %s refresh %v, %v", describe(res.Changes), res.Refresh, err)
+	}
+	m.apply(t, res.Changes)
+	for i := 10; i < 22; i++ {
+		ldapDo(t, s, modify(fmt.Sprintf("uid=u%d,ou=people,dc=example,dc=com", i), "sn", "Many"))
+	}
+	res, err = sy.Changes(ctx, syncReq, res.Cookie, m.known())
+	if err != nil || !res.Refresh {
+		t.Fatalf("12 changes over a limit of 10: %d changes, refresh %v, %v", len(res.Changes), res.Refresh, err)
+	}
+}

@@ -43,6 +43,9 @@ type Options struct {
 	// SizeLimit is slapd's global sizelimit (0 = slapd's default of 500, which paged
 	// searches by a non-root user also obey in total).
 	SizeLimit int
+	// PagedUnlimited, with SizeLimit, lets paged searches return any number of entries in
+	// total (size.prtotal=unlimited) while other searches keep the limit.
+	PagedUnlimited bool
 	// LDIF, when set, is slapadd-ed (after the bootstrap entries) before the first start.
 	LDIF []byte
 	// LDIFFile, when set, is a file slapadd-ed (after LDIF) before the first start.
@@ -151,7 +154,11 @@ func (s *Server) setup(opts Options) error {
 	fmt.Fprintf(&c, "TLSCACertificateFile %s\nTLSCertificateFile %s\nTLSCertificateKeyFile %s\n",
 		s.CAFile, filepath.Join(s.Dir, "server.pem"), filepath.Join(s.Dir, "server-key.pem"))
 	if opts.SizeLimit > 0 {
-		fmt.Fprintf(&c, "sizelimit %d\n", opts.SizeLimit)
+		if opts.PagedUnlimited {
+			fmt.Fprintf(&c, "sizelimit size=%d size.prtotal=unlimited\n", opts.SizeLimit)
+		} else {
+			fmt.Fprintf(&c, "sizelimit %d\n", opts.SizeLimit)
+		}
 	} else {
 		c.WriteString("sizelimit unlimited\n")
 	}
