@@ -89,7 +89,7 @@ func (d *ldapDirectory) dirsyncChanges(ctx context.Context, c *ldap.Conn, req Re
 	if err != nil {
 		return SyncResult{}, d.fail(op, err)
 	}
-	dse, err := readRootDSE(c)
+	dse, err := d.readRootDSE(c)
 	if err != nil {
 		return SyncResult{}, d.fail(op, err)
 	}

@@ -476,6 +476,23 @@ func TestSyncreplServerDisabledFilter(t *testing.T) {
 	if full := fullRead(t, d, req); !reflect.DeepEqual(m, full) {
 		t.Fatal("the mirror differs from a full read")
 	}
+	// The same through Persist.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan directory.SyncResult, 4)
+	go func() {
+		_ = sy.Persist(pctx, req, res.Cookie, m.known(), func(r directory.SyncResult) error { batches <- r; return nil })
+	}()
+	<-batches
+	ldapDo(t, s, modify("uid=u4,ou=people,dc=example,dc=com", "employeeType", "disabled"))
+	select {
+	case r := <-batches:
+		if len(r.Changes) != 1 || r.Changes[0].Entry == nil || !r.Changes[0].Entry.Disabled {
+			t.Errorf("persist: %s, want u4 disabled", describe(r.Changes))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no batch")
+	}
 }
 
 // TestSyncreplPersistQuiet: a persistent search quiet for longer than the configured
