@@ -192,6 +192,15 @@ func dirsyncControl(flags int64, cookie string) *ber.Packet {
 	return ctl
 }
 
+func hasControl(controls []*ber.Packet, oid string) bool {
+	for _, c := range controls {
+		if string(c.Children[0].Data.Bytes()) == oid {
+			return true
+		}
+	}
+	return false
+}
+
 // requestCookie returns the cookie of a request's DirSync control, and whether it has one.
 func requestCookie(controls []*ber.Packet) (string, bool) {
 	for _, c := range controls {
@@ -222,6 +231,9 @@ func (f *fakeAD) search(c net.Conn, id int64, op *ber.Packet, controls []*ber.Pa
 	defer f.mu.Unlock()
 	done := ber.Tag(ldap.ApplicationSearchResultDone)
 	switch cookie, dirsync := requestCookie(controls); {
+	case hasControl(controls, ldap.ControlTypeSyncRequest):
+		// An RFC 4533 server that cannot serve the cookie: e-syncRefreshRequired.
+		f.write(c, id, result(done, ldap.LDAPResultSyncRefreshRequired, "refresh required"))
 	case base == "":
 		f.write(c, id, entryPacket("", map[string][]string{
 			"supportedcontrol": {ldap.ControlTypeDirSync, ldap.ControlTypePaging},
@@ -303,7 +315,7 @@ var adReq = Request{
 	Attributes:     []string{"cn", "mail"},
 }
 
-func TestDirSyncAgainstRecordedExchanges(t *testing.T) {
+func TestDirSyncLoopback(t *testing.T) {
 	f := startFakeAD(t)
 	staff := "OU=Staff," + f.nc
 	for i := byte(1); i <= 7; i++ {
@@ -407,5 +419,33 @@ func TestDirSyncAgainstRecordedExchanges(t *testing.T) {
 	err = sy.Persist(ctx, adReq, res.Cookie, nil, func(SyncResult) error { return nil })
 	if !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("persist with dirsync: %v", err)
+	}
+}
+
+// TestSyncRefreshRequired: e-syncRefreshRequired (4096) from an RFC 4533 server means a full
+// read, from Changes and from Persist, not an error.
+func TestSyncRefreshRequired(t *testing.T) {
+	f := startFakeAD(t)
+	d, err := NewLDAP(Config{URL: f.url(), BaseDN: f.nc, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	sy := d.(Syncer)
+	cookie := tagCookie(syncreplTag, []byte("rid=000,csn=20261202130116.101128Z#000000#000#000000"))
+	res, err := sy.Changes(context.Background(), adReq, cookie, nil)
+	if err != nil || !res.Refresh {
+		t.Errorf("changes: refresh %v, %v", res.Refresh, err)
+	}
+	calls := 0
+	err = sy.Persist(context.Background(), adReq, cookie, nil, func(r SyncResult) error {
+		calls++
+		if !r.Refresh {
+			t.Errorf("persist batch without refresh: %d changes", len(r.Changes))
+		}
+		return nil
+	})
+	if err != nil || calls != 1 {
+		t.Errorf("persist: %d calls, %v", calls, err)
 	}
 }
