@@ -38,19 +38,7 @@ func benchLDAPSearch(b *testing.B, n int) {
 	if err != nil {
 		b.Skip("ldapsearch not installed")
 	}
-	file := filepath.Join(b.TempDir(), "people.ldif")
-	f, err := os.Create(file)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	if err := directory.GeneratePeople(w, n, "dc=example,dc=com"); err != nil {
-		b.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
+	file := peopleFile(b, n)
 	t0 := time.Now()
 	s := ldaptest.Start(b, ldaptest.Options{LDIFFile: file})
 	b.Logf("slapadd + start of %d entries: %v", n, time.Since(t0))
@@ -228,6 +216,26 @@ func BenchmarkDecodePages(b *testing.B) {
 			return got
 		})
 	})
+}
+
+// peopleFile writes GeneratePeople's n people to an LDIF file in a temporary folder.
+func peopleFile(b testing.TB, n int) string {
+	file := filepath.Join(b.TempDir(), "people.ldif")
+	f, err := os.Create(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	if err := directory.GeneratePeople(w, n, "dc=example,dc=com"); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return file
 }
 
 // cpuTime returns the user+system CPU time this process has used.

@@ -1,11 +1,9 @@
 package directory_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,19 +30,7 @@ func BenchmarkSync(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("ROSTER_BENCH_N")); err == nil && v > 0 {
 		n = v
 	}
-	file := filepath.Join(b.TempDir(), "people.ldif")
-	f, err := os.Create(file)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	if err := directory.GeneratePeople(w, n, "dc=example,dc=com"); err != nil {
-		b.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
+	file := peopleFile(b, n)
 	ctx := context.Background()
 	for _, sl := range []int{0, 10000} {
 		s := ldaptest.Start(b, ldaptest.Options{LDIFFile: file, Syncprov: true, SessionLog: sl})

@@ -3,7 +3,6 @@ package directory
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/google/uuid"
 )
 
 // Incremental read modes, as Syncer.Mode names them.
@@ -414,11 +414,11 @@ type syncState struct {
 	done         bool // SearchResultDone with syncDone (refreshOnly), or refreshDone (persist)
 	rec          Record
 	names        attrNames
-	format       func([16]byte) string // a UUID's string: formatUUID, or hexGUID for AD
+	format       func([16]byte) string // a UUID's string: uuidString, or hexGUID for AD
 }
 
 func newSyncState(m *entryMaker) *syncState {
-	return &syncState{m: m, at: map[[16]byte]int{}, format: formatUUID}
+	return &syncState{m: m, at: map[[16]byte]int{}, format: uuidString}
 }
 
 func (s *syncState) cookieOr(old []byte) []byte {
@@ -526,7 +526,7 @@ func (s *syncState) resolve(known iter.Seq[string]) {
 	}
 	if known != nil {
 		for u := range known {
-			if id, ok := parseUUID(u); ok {
+			if id, err := uuid.Parse(u); err == nil {
 				if _, ok := s.present[id]; ok {
 					continue
 				}
@@ -765,29 +765,5 @@ func (d *ldapDirectory) Persist(ctx context.Context, req Request, cookie []byte,
 	return d.fail(op, errors.New("the server ended the persistent search"))
 }
 
-// formatUUID is the textual form of a UUID (RFC 4122), as entryUUID is written.
-func formatUUID(id [16]byte) string {
-	var b [36]byte
-	hex.Encode(b[0:8], id[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], id[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], id[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], id[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], id[10:])
-	return string(b[:])
-}
-
-// parseUUID reads the textual form of a UUID (either case).
-func parseUUID(s string) (id [16]byte, ok bool) {
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return id, false
-	}
-	h := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:]
-	if _, err := hex.Decode(id[:], []byte(h)); err != nil {
-		return id, false
-	}
-	return id, true
-}
+// uuidString is the textual form of a UUID (RFC 4122), as entryUUID is written.
+func uuidString(id [16]byte) string { return uuid.UUID(id).String() }

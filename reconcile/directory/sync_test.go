@@ -104,6 +104,25 @@ var syncReq = func() directory.Request {
 	return r
 }()
 
+// begin starts a slapd with syncprov, opens it as the root DN (or the reader), and takes a
+// Baseline and then a full read of req, as a caller starting incremental reads does.
+func begin(t testing.TB, opts ldaptest.Options, reader bool, req directory.Request) (*ldaptest.Server, directory.Directory, directory.Syncer, []byte, mirror) {
+	t.Helper()
+	opts.Syncprov = true
+	s := ldaptest.Start(t, opts)
+	cfg := adminConfig(s)
+	if reader {
+		cfg.BindDN, cfg.BindPassword = s.ReaderDN, s.ReaderPassword
+	}
+	d := newLDAP(t, cfg)
+	sy := syncer(t, d)
+	cookie, err := sy.Baseline(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, d, sy, cookie, fullRead(t, d, req)
+}
+
 const otherOU = `dn: ou=other,dc=example,dc=com
 objectClass: organizationalUnit
 ou: other
@@ -116,19 +135,12 @@ ou: other
 func TestSyncreplChanges(t *testing.T) {
 	for _, sl := range []int{0, 100} {
 		t.Run(fmt.Sprintf("sessionlog=%d", sl), func(t *testing.T) {
-			s := ldaptest.Start(t, ldaptest.Options{LDIF: append(people(t, 30), "\n"+otherOU...), Syncprov: true, SessionLog: sl})
-			d := newLDAP(t, adminConfig(s))
-			sy := syncer(t, d)
+			s, d, sy, cookie, m := begin(t, ldaptest.Options{LDIF: append(people(t, 30), "\n"+otherOU...), SessionLog: sl}, false, syncReq)
 			ctx := context.Background()
 			mode, err := sy.Mode(ctx)
 			if err != nil || mode != directory.ModeSyncrepl {
 				t.Fatalf("mode %q, %v", mode, err)
 			}
-			cookie, err := sy.Baseline(ctx, syncReq)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := fullRead(t, d, syncReq)
 			if len(m) != 30 {
 				t.Fatalf("full read: %d entries", len(m))
 			}
@@ -242,15 +254,8 @@ func TestSyncreplChanges(t *testing.T) {
 // TestSyncreplSessionLogOverflow: more deletions than the session log holds still reach the
 // caller (syncprov falls back to its present phase, which the known UUIDs resolve).
 func TestSyncreplSessionLogOverflow(t *testing.T) {
-	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 40), Syncprov: true, SessionLog: 5})
-	d := newLDAP(t, adminConfig(s))
-	sy := syncer(t, d)
+	s, d, sy, cookie, m := begin(t, ldaptest.Options{LDIF: people(t, 40), SessionLog: 5}, false, syncReq)
 	ctx := context.Background()
-	cookie, err := sy.Baseline(ctx, syncReq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := fullRead(t, d, syncReq)
 	for i := range 12 {
 		ldapDo(t, s, func(c *ldap.Conn) error {
 			return c.Del(ldap.NewDelRequest(fmt.Sprintf("uid=u%d,ou=people,dc=example,dc=com", i), nil))
@@ -348,16 +353,9 @@ func TestSyncModeWithoutSyncprov(t *testing.T) {
 func TestSyncreplPersist(t *testing.T) {
 	for _, sl := range []int{0, 100} {
 		t.Run(fmt.Sprintf("sessionlog=%d", sl), func(t *testing.T) {
-			s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 20), Syncprov: true, SessionLog: sl})
-			d := newLDAP(t, adminConfig(s))
-			sy := syncer(t, d)
+			s, d, sy, cookie, m := begin(t, ldaptest.Options{LDIF: people(t, 20), SessionLog: sl}, false, syncReq)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			cookie, err := sy.Baseline(ctx, syncReq)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := fullRead(t, d, syncReq)
 			// A deletion before Persist starts comes in the refresh.
 			ldapDo(t, s, func(c *ldap.Conn) error { return c.Del(ldap.NewDelRequest("uid=u1,ou=people,dc=example,dc=com", nil)) })
 			batches := make(chan directory.SyncResult, 16)
@@ -443,17 +441,10 @@ func TestSyncreplPersistCancel(t *testing.T) {
 // matching rule the client-side evaluator does not know) is asked of the server for each
 // changed entry, with the same answer as a full read.
 func TestSyncreplServerDisabledFilter(t *testing.T) {
-	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 10), Syncprov: true})
-	d := newLDAP(t, adminConfig(s))
-	sy := syncer(t, d)
 	req := syncReq
 	req.DisabledFilter = "(employeeType:caseExactMatch:=disabled)"
+	s, d, sy, cookie, m := begin(t, ldaptest.Options{LDIF: people(t, 10)}, false, req)
 	ctx := context.Background()
-	cookie, err := sy.Baseline(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := fullRead(t, d, req)
 	ldapDo(t, s, modify("uid=u2,ou=people,dc=example,dc=com", "employeeType", "disabled"))
 	ldapDo(t, s, modify("uid=u3,ou=people,dc=example,dc=com", "employeeType", "DISABLED")) // not caseExact
 	res, err := sy.Changes(ctx, req, cookie, m.known())
@@ -532,17 +523,8 @@ func TestSyncreplPersistQuiet(t *testing.T) {
 // the server's size limit means a full read (paged, which this server does not limit), not an
 // error; a refresh within the limit works, present phase included.
 func TestSyncreplReaderSizeLimit(t *testing.T) {
-	s := ldaptest.Start(t, ldaptest.Options{LDIF: people(t, 40), Syncprov: true, SizeLimit: 10, PagedUnlimited: true})
-	cfg := adminConfig(s)
-	cfg.BindDN, cfg.BindPassword = s.ReaderDN, s.ReaderPassword
-	d := newLDAP(t, cfg)
-	sy := syncer(t, d)
+	s, _, sy, cookie, m := begin(t, ldaptest.Options{LDIF: people(t, 40), SizeLimit: 10, PagedUnlimited: true}, true, syncReq)
 	ctx := context.Background()
-	cookie, err := sy.Baseline(ctx, syncReq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := fullRead(t, d, syncReq)
 	if len(m) != 40 {
 		t.Fatalf("full read as reader: %d", len(m))
 	}
