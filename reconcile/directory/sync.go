@@ -398,7 +398,7 @@ func (d *ldapDirectory) Changes(ctx context.Context, req Request, cookie []byte,
 		return SyncResult{}, d.fail(op, err)
 	}
 	d.log.Debug("ldap sync refresh done", "directory", d.safeURL, "base", base, "changes", len(s.changes),
-		"present_phase", s.presentPhase, "elapsed", time.Since(start))
+		"present_phase", s.hadPresent, "elapsed", time.Since(start))
 	return SyncResult{Changes: s.changes, Cookie: tagCookie(syncreplTag, s.cookieOr(raw))}, nil
 }
 
@@ -410,6 +410,7 @@ type syncState struct {
 	// present holds the UUIDs the present phase listed; presentPhase says there was one.
 	present      map[[16]byte]struct{}
 	presentPhase bool
+	hadPresent   bool // a present phase was resolved (for the log)
 	cookie       []byte
 	done         bool // SearchResultDone with syncDone (refreshOnly), or refreshDone (persist)
 	rec          Record
@@ -538,7 +539,7 @@ func (s *syncState) resolve(known iter.Seq[string]) {
 			s.changes = append(s.changes, Change{UUID: u})
 		}
 	}
-	s.present, s.presentPhase = nil, false
+	s.present, s.presentPhase, s.hadPresent = nil, false, true
 }
 
 // refresh runs one refreshOnly sync search from raw (nil = from nothing) and returns what it
