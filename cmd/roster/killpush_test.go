@@ -31,7 +31,7 @@ func init() { os.Setenv("ROSTER_FAULT_PEXIP_PASSWORD", "Pexip-S3cret!") }
 
 // killPushPeople is the size of TestKill9DuringPush's estate: each person has a VMR (a
 // conference and its alias), a device and an end user, so 4 platform objects each.
-var killPushPeople = 2500
+const killPushPeople = 2500
 
 // TestKill9DuringPush runs the real daemon (`roster serve`, the re-executed test binary)
 // on a state database whose apply enqueued a push of 10,000 objects (2,500 conferences,
@@ -52,6 +52,9 @@ var killPushPeople = 2500
 // done; every email was sent, and none reached the SMTP server before its object existed
 // on the fake (checked as each message arrives). `roster platform check` agrees.
 func TestKill9DuringPush(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: 20 kills during a 10,000-object push")
+	}
 	t.Parallel()
 	const kills = 20
 	seed := uint64(time.Now().UnixNano())
@@ -176,8 +179,9 @@ http: listen: "127.0.0.1:0"
 		// and nothing it did made a conflict or a failure.
 		q.checkRecorded(t, fake)
 		if n := q.count(t, `SELECT COUNT(*) FROM platform_ops WHERE status IN ('failed', 'conflict')`); n > 0 {
-			t.Errorf("kill %d: %d operations failed or in conflict\n%s", i, n, tail(d.log.String(), 3000))
+			t.Fatalf("kill %d: %d operations failed or in conflict\n%s", i, n, tail(d.log.String(), 3000))
 		}
+		mails.checkOrder(t)
 		t.Logf("kill %2d: %-9s at %5d objects (+%2v): killed after %v with %5d on the fake (%+d since its start), %d operations done",
 			i, p.how, p.at, p.delay, d.killedAt.Sub(d.started).Round(time.Millisecond), after, after-before, q.count(t, `SELECT COUNT(*) FROM platform_ops WHERE status = 'done'`))
 	}
@@ -230,9 +234,11 @@ http: listen: "127.0.0.1:0"
 	}
 	checkPushedEstate(t, q, fake)
 	mails.check(t, q, emails)
+	checked := time.Now()
 	if out, errOut, code := w.run(t, "platform", "check"); code != 0 {
 		t.Errorf("platform check after the push: exit %d\n%s\n%s", code, tail(out, 2000), errOut)
 	}
+	t.Logf("platform check: no drift (%v)", time.Since(checked).Round(time.Millisecond))
 }
 
 // objectsOn counts the fake's conferences, aliases, devices and end users.
@@ -598,9 +604,8 @@ func (s *pushMailSession) Data(r io.Reader) error {
 	return nil
 }
 
-// check: every email went (at least once: a kill between a send and its record sends it
-// again, under its Message-ID), and none before its object.
-func (b *pushMailbox) check(t *testing.T, q *queueDB, emails int) {
+// checkOrder fails the test when a message arrived before its object was on the fake.
+func (b *pushMailbox) checkOrder(t *testing.T) {
 	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -611,6 +616,18 @@ func (b *pushMailbox) check(t *testing.T, q *queueDB, emails int) {
 		}
 		t.Error(s)
 	}
+	if len(b.bad) > 0 {
+		t.FailNow()
+	}
+}
+
+// check: every email went (at least once: a kill between a send and its record sends it
+// again, under its Message-ID), and none before its object.
+func (b *pushMailbox) check(t *testing.T, q *queueDB, emails int) {
+	t.Helper()
+	b.checkOrder(t)
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if len(b.got) != emails {
 		t.Errorf("%d distinct messages arrived, want the %d enqueued", len(b.got), emails)
 	}
