@@ -575,6 +575,8 @@ type smtpStore struct {
 	to   []string
 	user string
 	pwd  string
+	// received, when set, is told of each message as it arrives (before it is stored).
+	received func(to []string, data []byte)
 }
 
 func (b *smtpStore) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{b: b}, nil }
@@ -614,6 +616,9 @@ func (s *smtpSession) Data(r io.Reader) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	if s.b.received != nil {
+		s.b.received(s.to, data)
 	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()

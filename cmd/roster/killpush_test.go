@@ -4,22 +4,19 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"mime"
 	"net/mail"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/roster-dev/roster/reconcile/platform/pexip"
@@ -64,7 +61,7 @@ func TestKill9DuringPush(t *testing.T) {
 	fake := pexipfake.New("roster", "Pexip-S3cret!")
 	t.Cleanup(fake.Close)
 	mails := &pushMailbox{fake: fake, got: map[string]int{}}
-	smtpPort, _ := startSMTP(t, mails, "127.0.0.1:0")
+	smtpPort, _ := startSMTP(t, &smtpStore{user: "roster", pwd: "Smtp-S3cret!", received: mails.receive}, "127.0.0.1:0")
 	w := newFaultWorkspace(t, t.TempDir(), killPushPeople, "", fmt.Sprintf(`platforms: pexip: {url: %q, username: "roster", password_env: "ROSTER_FAULT_PEXIP_PASSWORD", mode: "push", rate: 6000000}
 smtp: default: {host: "127.0.0.1", port: %d, security: "none", username: "roster", password_env: "ROSTER_FAULT_SMTP_PASSWORD", from: "roster@example.com"}
 http: listen: "127.0.0.1:0"
@@ -432,25 +429,34 @@ func checkPushedEstate(t *testing.T, q *queueDB, fake *pexipfake.Server) {
 	// Field by field, from roster's own tables; descriptions carry the marker of the
 	// workspace's secret key.
 	marker := pexip.NewMarker([]byte(os.Getenv("ROSTER_FAULT_SECRET_KEY")))
+	stateRows := func(dst any, what, query string) { // one row per person
+		if err := q.db.Select(dst, query); err != nil {
+			t.Fatal(err)
+		}
+		if n := reflect.ValueOf(dst).Elem().Len(); n != killPushPeople {
+			t.Errorf("%d %s in the state, want %d", n, what, killPushPeople)
+		}
+	}
+	onFake := func(res pexip.Resource, key string) map[string]any {
+		o, ok := fake.Find(res, key)
+		if !ok {
+			t.Errorf("%s %q is not on the fake", res, key)
+		}
+		return o
+	}
 	var vmrs []struct {
 		Name, Description, PIN, GuestPIN, Tag, Owner string
 		AllowGuests                                  bool
 		Limit                                        int
 		Aliases                                      string
 	}
-	if err := q.db.Select(&vmrs, `SELECT v.name AS name, v.description AS description, v.pin AS pin, v.guest_pin AS guestpin,
+	stateRows(&vmrs, "VMRs", `SELECT v.name AS name, v.description AS description, v.pin AS pin, v.guest_pin AS guestpin,
 		v.tag AS tag, v.owner_email AS owner, v.allow_guests AS allowguests, v.participant_limit AS "limit",
 		(SELECT group_concat(alias, ' ') FROM (SELECT alias FROM vmr_aliases WHERE vmr_id = v.id ORDER BY pos)) AS aliases
-		FROM vmrs v`); err != nil {
-		t.Fatal(err)
-	}
-	if len(vmrs) != killPushPeople {
-		t.Errorf("%d VMRs in the state, want %d", len(vmrs), killPushPeople)
-	}
+		FROM vmrs v`)
 	for _, v := range vmrs {
-		c, ok := fake.Find(pexip.Conferences, v.Name)
-		if !ok {
-			t.Errorf("conference %q is not on the fake", v.Name)
+		c := onFake(pexip.Conferences, v.Name)
+		if c == nil {
 			continue
 		}
 		want := map[string]any{"name": v.Name, "pin": v.PIN, "guest_pin": v.GuestPIN, "tag": v.Tag,
@@ -473,16 +479,10 @@ func checkPushedEstate(t *testing.T, q *queueDB, fake *pexipfake.Server) {
 	var devices []struct {
 		Alias, Description, Username, Password, Tag, Owner string
 	}
-	if err := q.db.Select(&devices, `SELECT alias, description, username, password, tag, owner_email AS owner FROM devices`); err != nil {
-		t.Fatal(err)
-	}
-	if len(devices) != killPushPeople {
-		t.Errorf("%d devices in the state, want %d", len(devices), killPushPeople)
-	}
+	stateRows(&devices, "devices", `SELECT alias, description, username, password, tag, owner_email AS owner FROM devices`)
 	for _, d := range devices {
-		got, ok := fake.Find(pexip.Devices, d.Alias)
-		if !ok {
-			t.Errorf("device %q is not on the fake", d.Alias)
+		got := onFake(pexip.Devices, d.Alias)
+		if got == nil {
 			continue
 		}
 		sameFields(t, "device "+d.Alias, got, map[string]any{"alias": d.Alias, "username": d.Username, "tag": d.Tag,
@@ -499,16 +499,10 @@ func checkPushedEstate(t *testing.T, q *queueDB, fake *pexipfake.Server) {
 		}
 	}
 	var users []struct{ Email, First, Last string }
-	if err := q.db.Select(&users, `SELECT email, first_name AS first, last_name AS last FROM users`); err != nil {
-		t.Fatal(err)
-	}
-	if len(users) != killPushPeople {
-		t.Errorf("%d users in the state, want %d", len(users), killPushPeople)
-	}
+	stateRows(&users, "users", `SELECT email, first_name AS first, last_name AS last FROM users`)
 	for _, u := range users {
-		got, ok := fake.Find(pexip.EndUsers, u.Email)
-		if !ok {
-			t.Errorf("end user %q is not on the fake", u.Email)
+		got := onFake(pexip.EndUsers, u.Email)
+		if got == nil {
 			continue
 		}
 		sameFields(t, "end user "+u.Email, got, map[string]any{"primary_email_address": u.Email, "first_name": u.First,
@@ -526,8 +520,8 @@ func sameFields(t *testing.T, what string, got, want map[string]any) {
 	}
 }
 
-// pushMailbox is an SMTP server's storage that checks, as each message arrives, that the
-// object it tells of exists on the fake (a room's email never precedes the room).
+// pushMailbox checks, as each message reaches the SMTP server, that the object it tells
+// of exists on the fake (a room's email never precedes the room).
 type pushMailbox struct {
 	fake *pexipfake.Server
 	mu   sync.Mutex
@@ -536,51 +530,13 @@ type pushMailbox struct {
 	n    int
 }
 
-func (b *pushMailbox) NewSession(*smtp.Conn) (smtp.Session, error) {
-	return &pushMailSession{b: b}, nil
-}
-
-type pushMailSession struct {
-	b      *pushMailbox
-	authed bool
-	to     []string
-}
-
-func (s *pushMailSession) AuthMechanisms() []string { return []string{sasl.Plain} }
-func (s *pushMailSession) Auth(string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(_, user, pwd string) error {
-		if user != "roster" || pwd != "Smtp-S3cret!" {
-			return errors.New("invalid credentials")
-		}
-		s.authed = true
-		return nil
-	}), nil
-}
-func (s *pushMailSession) Mail(string, *smtp.MailOptions) error {
-	if !s.authed {
-		return smtp.ErrAuthRequired
-	}
-	return nil
-}
-func (s *pushMailSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.to = append(s.to, to)
-	return nil
-}
-func (s *pushMailSession) Reset()        { s.to = nil }
-func (s *pushMailSession) Logout() error { return nil }
-
-func (s *pushMailSession) Data(r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
+// receive checks a message as it arrives (smtpStore.received).
+func (b *pushMailbox) receive(to []string, data []byte) {
+	var subject, id string
 	msg, err := mail.ReadMessage(bytes.NewReader(data))
-	if err != nil {
-		return err
-	}
-	subject, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
-	if err != nil {
-		return err
+	if err == nil {
+		id = msg.Header.Get("Message-Id")
+		subject, err = new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
 	}
 	// Which object the message tells of, and is it on the platform now?
 	var res pexip.Resource
@@ -590,18 +546,20 @@ func (s *pushMailSession) Data(r io.Reader) error {
 		res, key = pexip.Conferences, strings.TrimPrefix(subject, "Your room ")
 	case strings.HasPrefix(subject, "Your device "):
 		res, key = pexip.Devices, strings.TrimPrefix(subject, "Your device ")
-	case len(s.to) == 1:
-		res, key = pexip.EndUsers, s.to[0]
+	case len(to) == 1:
+		res, key = pexip.EndUsers, to[0]
 	}
-	_, there := s.b.fake.Find(res, key)
-	s.b.mu.Lock()
-	defer s.b.mu.Unlock()
-	s.b.n++
-	s.b.got[msg.Header.Get("Message-Id")]++
-	if !there {
-		s.b.bad = append(s.b.bad, fmt.Sprintf("%q to %v arrived before %s %q was on the platform", subject, s.to, res, key))
+	_, there := b.fake.Find(res, key)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n++
+	b.got[id]++
+	switch {
+	case err != nil:
+		b.bad = append(b.bad, fmt.Sprintf("unreadable message to %v: %v", to, err))
+	case !there:
+		b.bad = append(b.bad, fmt.Sprintf("%q to %v arrived before %s %q was on the platform", subject, to, res, key))
 	}
-	return nil
 }
 
 // checkOrder fails the test when a message arrived before its object was on the fake.
