@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/rand/v2"
 	"net"
 	"net/mail"
@@ -574,6 +575,8 @@ type smtpStore struct {
 	to   []string
 	user string
 	pwd  string
+	// received, when set, is told of each message as it arrives (before it is stored).
+	received func(to []string, data []byte)
 }
 
 func (b *smtpStore) NewSession(*smtp.Conn) (smtp.Session, error) { return &smtpSession{b: b}, nil }
@@ -614,6 +617,9 @@ func (s *smtpSession) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	if s.b.received != nil {
+		s.b.received(s.to, data)
+	}
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
 	s.b.msgs = append(s.b.msgs, data)
@@ -624,10 +630,11 @@ func (s *smtpSession) Reset()        { s.to = nil }
 func (s *smtpSession) Logout() error { return nil }
 
 // startSMTP serves b on addr ("127.0.0.1:0" for any port) until the test ends.
-func startSMTP(t *testing.T, b *smtpStore, addr string) (port int, stop func()) {
+func startSMTP(t *testing.T, b smtp.Backend, addr string) (port int, stop func()) {
 	t.Helper()
 	srv := smtp.NewServer(b)
 	srv.Domain = "localhost"
+	srv.ErrorLog = log.New(io.Discard, "", 0) // clients killed by the tests reset their connections
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
 	l, err := net.Listen("tcp", addr)

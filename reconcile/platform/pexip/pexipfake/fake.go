@@ -46,6 +46,7 @@ type Server struct {
 	nextID    int
 	objs      map[pexip.Resource]map[int]map[string]any
 	byKey     map[pexip.Resource]map[string]int // unique field value → id
+	aliasesOf map[string]map[int]bool           // conference URI → ids of its aliases
 	passwords map[int]string                    // device id → password (write-only)
 	faults    faults
 
@@ -57,6 +58,7 @@ type Server struct {
 
 	handlerNanos atomic.Int64
 	stats        Stats
+	onCreate     atomic.Pointer[func(pexip.Resource, int)]
 }
 
 // Stats counts what the fake answered.
@@ -96,7 +98,7 @@ func NewTLS(username, password string) *Server { return start(username, password
 func start(username, password string, tls bool) *Server {
 	s := &Server{Username: username, Password: password, nextID: 1,
 		objs: map[pexip.Resource]map[int]map[string]any{}, byKey: map[pexip.Resource]map[string]int{},
-		passwords: map[int]string{}, stats: Stats{ByMethod: map[string]int{}}}
+		aliasesOf: map[string]map[int]bool{}, passwords: map[int]string{}, stats: Stats{ByMethod: map[string]int{}}}
 	for res := range specs {
 		s.objs[res] = map[int]map[string]any{}
 		s.byKey[res] = map[string]int{}
@@ -393,8 +395,22 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, res pexip.Resour
 		s.writeError(w, res, err)
 		return
 	}
+	if f := s.onCreate.Load(); f != nil {
+		(*f)(res, id)
+	}
 	w.Header().Set("Location", "http://"+r.Host+res.URI(id))
 	w.WriteHeader(http.StatusCreated)
+}
+
+// OnCreate sets f (nil: none) to be called after each create through the API took
+// effect and before its answer is written, outside the fake's lock: a test can stop the
+// client there, so that the object exists and the client never learns it.
+func (s *Server) OnCreate(f func(res pexip.Resource, id int)) {
+	if f == nil {
+		s.onCreate.Store(nil)
+		return
+	}
+	s.onCreate.Store(&f)
 }
 
 // put creates an object (and a conference's aliases) after checking everything; under s.mu.
@@ -503,7 +519,27 @@ func (s *Server) add(res pexip.Resource, o map[string]any) int {
 	o["id"], o["resource_uri"] = id, res.URI(id)
 	s.objs[res][id] = o
 	s.byKey[res][o[specs[res].unique].(string)] = id
+	if res == pexip.ConferenceAliases {
+		s.linkAlias(id, "", o["conference"].(string))
+	}
 	return id
+}
+
+// linkAlias moves alias id from conference URI from ("": none) to to ("": none) in
+// aliasesOf; under s.mu.
+func (s *Server) linkAlias(id int, from, to string) {
+	if from != "" {
+		delete(s.aliasesOf[from], id)
+		if len(s.aliasesOf[from]) == 0 {
+			delete(s.aliasesOf, from)
+		}
+	}
+	if to != "" {
+		if s.aliasesOf[to] == nil {
+			s.aliasesOf[to] = map[int]bool{}
+		}
+		s.aliasesOf[to][id] = true
+	}
 }
 
 // edit changes the given fields of an object; under s.mu.
@@ -538,6 +574,9 @@ func (s *Server) edit(res pexip.Resource, id int, fields map[string]any) error {
 	delete(s.byKey[res], o[spec.unique].(string))
 	s.byKey[res][next[spec.unique].(string)] = id
 	s.objs[res][id] = next
+	if res == pexip.ConferenceAliases {
+		s.linkAlias(id, o["conference"].(string), next["conference"].(string))
+	}
 	if setPW {
 		s.passwords[id] = pw
 	}
@@ -553,12 +592,12 @@ func (s *Server) remove(res pexip.Resource, id int) bool {
 	delete(s.objs[res], id)
 	delete(s.byKey[res], o[specs[res].unique].(string))
 	delete(s.passwords, id)
-	if res == pexip.Conferences {
-		uri := res.URI(id)
-		for aid, a := range s.objs[pexip.ConferenceAliases] {
-			if a["conference"] == uri {
-				s.remove(pexip.ConferenceAliases, aid)
-			}
+	switch res {
+	case pexip.ConferenceAliases:
+		s.linkAlias(id, o["conference"].(string), "")
+	case pexip.Conferences:
+		for aid := range s.aliasesOf[res.URI(id)] {
+			s.remove(pexip.ConferenceAliases, aid)
 		}
 	}
 	return true
@@ -573,10 +612,8 @@ func (s *Server) render(res pexip.Resource, id int) (map[string]any, bool) {
 	out := maps.Clone(o)
 	if res == pexip.Conferences {
 		aliases := []map[string]any{}
-		for _, aid := range slices.Sorted(maps.Keys(s.objs[pexip.ConferenceAliases])) {
-			if a := s.objs[pexip.ConferenceAliases][aid]; a["conference"] == o["resource_uri"] {
-				aliases = append(aliases, maps.Clone(a))
-			}
+		for _, aid := range slices.Sorted(maps.Keys(s.aliasesOf[o["resource_uri"].(string)])) {
+			aliases = append(aliases, maps.Clone(s.objs[pexip.ConferenceAliases][aid]))
 		}
 		out["aliases"] = aliases
 	}
@@ -609,8 +646,15 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, res pexip.Resource
 		limit = 5000
 	}
 	s.mu.Lock()
+	candidates := slices.Sorted(maps.Keys(s.objs[res]))
+	if key, ok := filters[spec.unique]; ok { // a lookup by the unique value
+		candidates = nil
+		if id, ok := s.byKey[res][key]; ok {
+			candidates = []int{id}
+		}
+	}
 	var match []int
-	for _, id := range slices.Sorted(maps.Keys(s.objs[res])) {
+	for _, id := range candidates {
 		if matches(s.objs[res][id], filters) {
 			match = append(match, id)
 		}

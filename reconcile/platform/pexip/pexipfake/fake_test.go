@@ -111,3 +111,72 @@ func TestFakeFaults(t *testing.T) {
 		t.Error("no handler time recorded")
 	}
 }
+
+// A conference shows the aliases that point at it, as they are made with it or alone,
+// moved to another conference, deleted by hand, or taken along when it is deleted; a
+// lookup by the unique value finds exactly its object, and other filters still apply.
+func TestFakeAliasesFollowTheirConference(t *testing.T) {
+	s := New("admin", "pw")
+	defer s.Close()
+	a, err := s.Put(pexip.Conferences, map[string]any{"name": "A", "aliases": []any{map[string]any{"alias": "a1"}, map[string]any{"alias": "a2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Put(pexip.Conferences, map[string]any{"name": "B", "tag": "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, err := s.Put(pexip.ConferenceAliases, map[string]any{"alias": "b1", "conference": pexip.Conferences.URI(b)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliasesOf := func(name string) string {
+		c, ok := s.Find(pexip.Conferences, name)
+		if !ok {
+			return "(none)"
+		}
+		var out []string
+		for _, a := range c["aliases"].([]map[string]any) {
+			out = append(out, a["alias"].(string))
+		}
+		return strings.Join(out, " ")
+	}
+	if got := aliasesOf("A") + "|" + aliasesOf("B"); got != "a1 a2|b1" {
+		t.Errorf("aliases = %q, want a1 a2|b1", got)
+	}
+	a2, _ := s.Find(pexip.ConferenceAliases, "a2")
+	if err := s.Edit(pexip.ConferenceAliases, a2["id"].(int), map[string]any{"conference": pexip.Conferences.URI(b)}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Remove(pexip.ConferenceAliases, b1) {
+		t.Fatal("remove b1")
+	}
+	if got := aliasesOf("A") + "|" + aliasesOf("B"); got != "a1|a2" {
+		t.Errorf("after moving a2 and removing b1: aliases = %q, want a1|a2", got)
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"conference/?name=B", `"total_count":1`},
+		{"conference/?name=B&tag=t", `"total_count":1`},
+		{"conference/?name=B&tag=x", `"total_count":0`},
+		{"conference/?name=C", `"total_count":0`},
+		{"conference_alias/?alias=a2", `"conference":"` + pexip.Conferences.URI(b) + `"`},
+	} {
+		req, _ := http.NewRequest("GET", s.URL+pexip.BasePath+tc.query, nil)
+		req.SetBasicAuth("admin", "pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), tc.want) {
+			t.Errorf("GET %s = %s, want %s", tc.query, body, tc.want)
+		}
+	}
+	if !s.Remove(pexip.Conferences, b) || s.Count(pexip.ConferenceAliases) != 1 || aliasesOf("A") != "a1" {
+		t.Errorf("removing B: %d aliases left, A has %q; want a1 alone", s.Count(pexip.ConferenceAliases), aliasesOf("A"))
+	}
+	if !s.Remove(pexip.Conferences, a) || s.Count(pexip.ConferenceAliases) != 0 {
+		t.Errorf("removing A left %d aliases", s.Count(pexip.ConferenceAliases))
+	}
+}
