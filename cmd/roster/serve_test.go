@@ -35,8 +35,16 @@ func TestServeGitSync(t *testing.T) {
 	if got := queryString(t, db, `SELECT description FROM vmrs WHERE name = 'Board Room'`); got != boardRoomDesc {
 		t.Fatalf("Board Room description = %q", got)
 	}
-	// The admin summary of a sync that changed something (settings.notify_admins).
-	if n := queryInt(t, db, `SELECT COUNT(*) FROM outbox WHERE kind = 'admin_summary' AND to_addr = 'ops@example.com'`); n != 1 {
+	// The admin summary of a sync that changed something (settings.notify_admins). It is
+	// enqueued in its own transaction just after the apply's, so the status may say
+	// "applied" a moment before it is there: wait for it, then require exactly one.
+	summaries := func() int {
+		return queryInt(t, db, `SELECT COUNT(*) FROM outbox WHERE kind = 'admin_summary' AND to_addr = 'ops@example.com'`)
+	}
+	for deadline := time.Now().Add(10 * time.Second); summaries() == 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := summaries(); n != 1 {
 		t.Errorf("admin summaries after the first sync = %d, want 1", n)
 	}
 	// The mailer delivers continuously: everything enqueued ends up in mail_dir.
