@@ -73,7 +73,24 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 		bw.WriteString("\n  ")
 	}
 	bw.WriteString("],\n")
-	field("emails", p.Emails, false)
+	// The emails as json.MarshalIndent writes the list, one at a time: a first apply has
+	// 1.2 million, a few hundred megabytes as one buffer.
+	bw.WriteString(`  "emails": [`)
+	for i, e := range p.Emails {
+		if i > 0 {
+			bw.WriteString(",")
+		}
+		b, err := json.MarshalIndent(e, "    ", "  ")
+		if err != nil {
+			return err
+		}
+		bw.WriteString("\n    ")
+		bw.Write(b)
+	}
+	if len(p.Emails) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("],\n")
 	if len(p.Announcements) > 0 {
 		field("announcements", p.Announcements, false)
 	}
