@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/roster-dev/roster/schema/account"
+	"github.com/roster-dev/roster/state"
 )
 
 // OutputOptions choose how a plan is shown.
@@ -80,12 +81,20 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 		if i > 0 {
 			bw.WriteString(",")
 		}
-		b, err := json.MarshalIndent(e, "    ", "  ")
-		if err != nil {
-			return err
+		line = append(line[:0], "\n    {\n      \"to\": "...)
+		line = state.AppendJSONString(line, e.To)
+		line = append(line, ",\n      \"kind\": "...)
+		line = state.AppendJSONString(line, string(e.Kind))
+		line = append(line, ",\n      \"action\": "...)
+		line = state.AppendJSONString(line, string(e.Action))
+		line = append(line, ",\n      \"key\": "...)
+		line = state.AppendJSONString(line, e.Key)
+		if e.Template != "" {
+			line = append(line, ",\n      \"template\": "...)
+			line = state.AppendJSONString(line, e.Template)
 		}
-		bw.WriteString("\n    ")
-		bw.Write(b)
+		line = append(line, "\n    }"...)
+		bw.Write(line)
 	}
 	if len(p.Emails) > 0 {
 		bw.WriteString("\n  ")

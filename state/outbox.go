@@ -116,7 +116,7 @@ func appendVars(b []byte, e *Email) ([]byte, error) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, v.Name)
+		b = AppendJSONString(b, v.Name)
 		b = append(b, ':')
 		var err error
 		if b, err = appendJSONValue(b, v.Value); err != nil {
@@ -129,7 +129,7 @@ func appendVars(b []byte, e *Email) ([]byte, error) {
 func appendJSONValue(b []byte, x any) ([]byte, error) {
 	switch v := x.(type) {
 	case string:
-		return appendJSONString(b, v), nil
+		return AppendJSONString(b, v), nil
 	case bool:
 		return strconv.AppendBool(b, v), nil
 	case int:
@@ -145,7 +145,7 @@ func appendJSONValue(b []byte, x any) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, s)
+			b = AppendJSONString(b, s)
 		}
 		return append(b, ']'), nil
 	}
@@ -156,10 +156,10 @@ func appendJSONValue(b []byte, x any) ([]byte, error) {
 	return append(b, j...), nil
 }
 
-// appendJSONString appends s quoted as json.Marshal quotes it: text that needs no escape
+// AppendJSONString appends s quoted as json.Marshal quotes it: text that needs no escape
 // (printable ASCII but " \ < > &, and valid UTF-8 but U+2028 and U+2029) is copied as it
 // is, anything else goes through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
+func AppendJSONString(b []byte, s string) []byte {
 	plain, ascii := true, true
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {

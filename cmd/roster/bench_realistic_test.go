@@ -52,7 +52,7 @@ func realisticCounts(n int) (csvUsers, invites int) {
 // initial apply with every email enqueued (--no-send, with --allow-emails and
 // --allow-deletions large enough for the safety guard), then the no-op plan. With profDir
 // set, the apply and the plan write CPU profiles there (realistic-<n>-apply.pprof,
-// realistic-<n>-plan.pprof).
+// realistic-<n>-plan.pprof) and heap profiles at exit (realistic-<n>-apply.heap, …).
 func benchRealistic(t *testing.T, bin string, n int, profDir string) realisticRow {
 	dir := t.TempDir()
 	csvUsers, invites := realisticCounts(n)
@@ -83,7 +83,8 @@ func benchRealistic(t *testing.T, bin string, n int, profDir string) realisticRo
 		if profDir == "" {
 			return env
 		}
-		return append(env, fmt.Sprintf("ROSTER_CPUPROFILE=%s/realistic-%d-%s.pprof", profDir, n, cmd))
+		return append(env, fmt.Sprintf("ROSTER_CPUPROFILE=%s/realistic-%d-%s.pprof", profDir, n, cmd),
+			fmt.Sprintf("ROSTER_MEMPROFILE=%s/realistic-%d-%s.heap", profDir, n, cmd))
 	}
 	allow := fmt.Sprint(10*n + 100000)
 	// the plan as JSON, then a line on what was applied: the summary is in the first value
