@@ -235,20 +235,20 @@ func auditDetail(c *Change) string {
 // enqueue writes the plan's emails to the outbox one at a time, each with the variables
 // its template may read (mayRead): they are made here, row by row, and never held.
 func enqueue(w *state.Writer, p *Plan, opts ApplyOptions) error {
-	reads := map[mailVar]bool{}
+	reads := map[*MailSpec]*mailReads{}
 	var all, used []state.Var
 	for _, e := range p.Emails {
 		if e.mail == nil {
 			continue
 		}
+		r := reads[e.mail]
+		if r == nil {
+			r = &mailReads{mail: e.mail}
+			reads[e.mail] = r
+		}
 		all, used = p.emailVars(all[:0], e), used[:0]
-		for _, v := range all {
-			r, ok := reads[mailVar{e.mail, v.Name}]
-			if !ok {
-				r = mayRead(e.mail, v.Name)
-				reads[mailVar{e.mail, v.Name}] = r
-			}
-			if r {
+		for i, v := range all {
+			if r.reads(i, v.Name) {
 				used = append(used, v)
 			}
 		}
@@ -267,9 +267,24 @@ func enqueue(w *state.Writer, p *Plan, opts ApplyOptions) error {
 	return nil
 }
 
-type mailVar struct {
-	mail *MailSpec
-	name string
+// mailReads remembers which variables a template may read, by their position in the
+// list emailVars makes: an email template serves one kind of email, whose variables
+// come in the same order every time.
+type mailReads struct {
+	mail  *MailSpec
+	names []string
+	read  []bool
+}
+
+func (r *mailReads) reads(i int, name string) bool {
+	if i < len(r.names) && r.names[i] == name {
+		return r.read[i]
+	}
+	read := mayRead(r.mail, name)
+	if i <= len(r.names) {
+		r.names, r.read = append(r.names[:i], name), append(r.read[:i], read)
+	}
+	return read
 }
 
 // mayRead reports whether m's template (subject and body) may read the variable name.
