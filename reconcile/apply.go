@@ -83,7 +83,10 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 			if err := applyChanges(w, p, opts, pq); err != nil {
 				return err
 			}
-			if err := enqueue(ctx, tx, w, p, opts); err != nil {
+			if err := enqueue(w, p, opts); err != nil {
+				return err
+			}
+			if err := w.Flush(); err != nil { // the plan's emails before the announcements'
 				return err
 			}
 			if err := enqueueAnnouncements(ctx, w, p, opts); err != nil {
@@ -229,20 +232,68 @@ func auditDetail(c *Change) string {
 	return strings.Join(names, ",")
 }
 
-func enqueue(ctx context.Context, tx *sqlx.Tx, w *state.Writer, p *Plan, opts ApplyOptions) error {
-	emails := make([]state.Email, 0, len(p.Emails))
+// enqueue writes the plan's emails to the outbox one at a time, each with the variables
+// its template may read (mayRead): they are made here, row by row, and never held.
+func enqueue(w *state.Writer, p *Plan, opts ApplyOptions) error {
+	reads := map[*MailSpec]*mailReads{}
+	var all, used []state.Var
 	for _, e := range p.Emails {
 		if e.mail == nil {
 			continue
 		}
-		emails = append(emails, state.Email{Kind: string(e.Kind), Action: string(e.Action), ObjectKey: e.Key, Template: e.Template,
+		r := reads[e.mail]
+		if r == nil {
+			r = &mailReads{mail: e.mail}
+			reads[e.mail] = r
+		}
+		all, used = p.emailVars(all[:0], e), used[:0]
+		for i, v := range all {
+			if r.reads(i, v.Name) {
+				used = append(used, v)
+			}
+		}
+		if used == nil {
+			used = []state.Var{} // none: not Vars
+		}
+		if err := w.Enqueue(&state.Email{Kind: string(e.Kind), Action: string(e.Action), ObjectKey: e.Key, Template: e.Template,
 			To: e.To, SMTPServer: e.mail.SMTPServer, Commit: p.Commit, Subject: e.mail.Subject, Body: e.mail.Body,
-			BodyPath: e.mail.BodyPath, HTML: e.mail.HTML, Vars: e.vars})
+			BodyPath: e.mail.BodyPath, HTML: e.mail.HTML, VarList: used}); err != nil {
+			return err
+		}
 		if err := w.Audit(p.Commit, opts.Actor, account.KindEmail, e.Action, string(e.Kind)+" "+e.Key, "to "+e.To); err != nil {
 			return err
 		}
 	}
-	return state.Enqueue(ctx, tx, opts.Now, emails)
+	return nil
+}
+
+// mailReads remembers which variables a template may read, by their position in the
+// list emailVars makes: an email template serves one kind of email, whose variables
+// come in the same order every time.
+type mailReads struct {
+	mail  *MailSpec
+	names []string
+	read  []bool
+}
+
+func (r *mailReads) reads(i int, name string) bool {
+	if i < len(r.names) && r.names[i] == name {
+		return r.read[i]
+	}
+	read := mayRead(r.mail, name)
+	if i <= len(r.names) {
+		r.names, r.read = append(r.names[:i], name), append(r.read[:i], read)
+	}
+	return read
+}
+
+// mayRead reports whether m's template (subject and body) may read the variable name.
+// An email is rendered with the pattern language (notify.PatternRenderer), where a
+// variable is only ever read by its name, written out in the template: a variable whose
+// name appears nowhere in the template's text cannot change what it renders, and is not
+// stored.
+func mayRead(m *MailSpec, name string) bool {
+	return strings.Contains(m.Subject, name) || strings.Contains(m.Body, name)
 }
 
 func putStatus(w *state.Writer, p *Plan, opts ApplyOptions) error {

@@ -55,7 +55,7 @@ func diffVMRs(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) {
 			own = dv
 		}
 		p.created.addVMR(&d.VMRs, i, own, dv.SyncTag)
-		vmrKind.addEmail(p, d, &dv.VMR, account.EmailCreated)
+		vmrKind.addCreated(p, d, &dv.VMR, p.created.vmr[len(p.created.vmr)-1])
 	}, func(dv *DesiredVMR, old *account.VMR) bool {
 		return vmrKind.planUpdate(p, d, old, &dv.VMR, dv.Overridable, dv.Overrides)
 	})
@@ -82,7 +82,7 @@ func diffDevices(p *Plan, d *Desired, a *state.Actual, settled func(string) bool
 			own = dd
 		}
 		p.created.addDevice(&d.Devices, int(want[k]), own, dd.SyncTag)
-		deviceKind.addEmail(p, d, &dd.Device, account.EmailCreated)
+		deviceKind.addCreated(p, d, &dd.Device, p.created.device[len(p.created.device)-1])
 	}, func(dd *DesiredDevice, old *account.Device) bool {
 		return deviceKind.planUpdate(p, d, old, &dd.Device, dd.Overridable, dd.Overrides)
 	})

@@ -4,9 +4,11 @@ package reconcile
 // variables each kind's template reads.
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/roster-dev/roster/schema/account"
+	"github.com/roster-dev/roster/state"
 )
 
 // notifyGroups maps a changed field to the names notify_on may use for it.
@@ -42,33 +44,38 @@ func (m *TemplateMail) notifies(fields []FieldChange) bool {
 	return false
 }
 
-// emailVars are the email variables of x's emailed fields (lists joined by ", ") and
-// the action.
-func emailVars[T any](fields []account.Field[T], x *T, action account.Action, extra int) map[string]any {
-	n := extra + 1 // a hint of at most 8 keeps a device's map in one small allocation
-	for i := range fields {
-		if fields[i].Email != "" {
-			n++
-		}
-	}
-	vars := make(map[string]any, n)
+// appendFieldVars appends the email variables of x's emailed fields (lists joined by
+// ", ") and the action.
+func appendFieldVars[T any](vars []state.Var, fields []account.Field[T], x *T, action account.Action) []state.Var {
 	for i := range fields {
 		f := &fields[i]
 		switch {
 		case f.Email == "":
 		case f.Type == account.Strings:
-			vars[f.Email] = strings.Join(*f.List(x), ", ")
+			vars = append(vars, state.Var{Name: f.Email, Value: strings.Join(*f.List(x), ", ")})
 		default:
-			vars[f.Email] = f.Value(x)
+			vars = append(vars, state.Var{Name: f.Email, Value: f.Value(x)})
 		}
 	}
-	vars["action"] = string(action)
-	return vars
+	return append(vars, state.Var{Name: "action", Value: string(action)})
+}
+
+// varMap is vars as a map.
+func varMap(vars []state.Var) map[string]any {
+	m := make(map[string]any, len(vars))
+	for _, v := range vars {
+		m[v.Name] = v.Value
+	}
+	return m
 }
 
 // VMRVars are the seed's VMR email variables: its emailed fields, the aliases also as a
 // list, and its first URI and numeric aliases.
 func VMRVars(v *account.VMR, action account.Action) map[string]any {
+	return varMap(appendVMRVars(nil, v, action))
+}
+
+func appendVMRVars(vars []state.Var, v *account.VMR, action account.Action) []state.Var {
 	uri, numeric := "", ""
 	for _, a := range v.Aliases {
 		if uri == "" && strings.Contains(a, "@") {
@@ -78,12 +85,20 @@ func VMRVars(v *account.VMR, action account.Action) map[string]any {
 			numeric = a
 		}
 	}
-	vars := emailVars(account.VMRFields, v, action, 3)
-	vars["aliases_list"], vars["uri_alias"], vars["numeric_alias"] = append([]string(nil), v.Aliases...), uri, numeric
-	return vars
+	var list []string // nil when there are none, as it always was (JSON null)
+	if len(v.Aliases) > 0 {
+		list = slices.Clip(v.Aliases)
+	}
+	vars = appendFieldVars(vars, account.VMRFields, v, action)
+	return append(vars, state.Var{Name: "aliases_list", Value: list},
+		state.Var{Name: "uri_alias", Value: uri}, state.Var{Name: "numeric_alias", Value: numeric})
 }
 
 // DeviceVars are the seed's device email variables.
 func DeviceVars(dv *account.Device, action account.Action) map[string]any {
-	return emailVars(account.DeviceFields, dv, action, 0)
+	return varMap(appendDeviceVars(nil, dv, action))
+}
+
+func appendDeviceVars(vars []state.Var, dv *account.Device, action account.Action) []state.Var {
+	return appendFieldVars(vars, account.DeviceFields, dv, action)
 }

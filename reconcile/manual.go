@@ -78,7 +78,7 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 			oldObj: in, newObj: &re, Fields: []FieldChange{{Name: "expires_at", Old: in.ExpiresAt, New: re.ExpiresAt}}})
 		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
 			p.Emails = append(p.Emails, &Email{To: re.Email, Kind: account.KindInvite, Action: account.EmailReminder, Key: re.Email, mail: m.VMR,
-				vars: InviteVars(&re, account.EmailReminder)})
+				obj: &re})
 		}
 	}
 	if len(missing) > 0 {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/roster-dev/roster/schema/account"
+	"github.com/roster-dev/roster/state"
 )
 
 // OutputOptions choose how a plan is shown.
@@ -73,7 +74,32 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 		bw.WriteString("\n  ")
 	}
 	bw.WriteString("],\n")
-	field("emails", p.Emails, false)
+	// The emails as json.MarshalIndent writes the list, one at a time: a first apply has
+	// 1.2 million, a few hundred megabytes as one buffer.
+	bw.WriteString(`  "emails": [`)
+	for i, e := range p.Emails {
+		if i > 0 {
+			bw.WriteString(",")
+		}
+		line = append(line[:0], "\n    {\n      \"to\": "...)
+		line = state.AppendJSONString(line, e.To)
+		line = append(line, ",\n      \"kind\": "...)
+		line = state.AppendJSONString(line, string(e.Kind))
+		line = append(line, ",\n      \"action\": "...)
+		line = state.AppendJSONString(line, string(e.Action))
+		line = append(line, ",\n      \"key\": "...)
+		line = state.AppendJSONString(line, e.Key)
+		if e.Template != "" {
+			line = append(line, ",\n      \"template\": "...)
+			line = state.AppendJSONString(line, e.Template)
+		}
+		line = append(line, "\n    }"...)
+		bw.Write(line)
+	}
+	if len(p.Emails) > 0 {
+		bw.WriteString("\n  ")
+	}
+	bw.WriteString("],\n")
 	if len(p.Announcements) > 0 {
 		field("announcements", p.Announcements, false)
 	}

@@ -158,20 +158,19 @@ type ownedKind[T any] struct {
 	// owner's email; tag its sync tag.
 	name, owner, tag *account.Field[T]
 	mail             func(*TemplateMail) *MailSpec
-	vars             func(*T, account.Action) map[string]any
 }
 
 func newOwnedKind[T any](kind account.Kind, fields []account.Field[T], key string, id func(*T) *int64,
-	mail func(*TemplateMail) *MailSpec, vars func(*T, account.Action) map[string]any) *ownedKind[T] {
+	mail func(*TemplateMail) *MailSpec) *ownedKind[T] {
 	return &ownedKind[T]{kind: kind, fields: fields, id: id, name: account.Lookup(fields, key),
-		owner: account.Lookup(fields, "primary_owner_email_address"), tag: account.Lookup(fields, "sync_tag"), mail: mail, vars: vars}
+		owner: account.Lookup(fields, "primary_owner_email_address"), tag: account.Lookup(fields, "sync_tag"), mail: mail}
 }
 
 var (
 	vmrKind = newOwnedKind(account.KindVMR, account.VMRFields, "name", func(v *account.VMR) *int64 { return &v.ID },
-		func(m *TemplateMail) *MailSpec { return m.VMR }, VMRVars)
+		func(m *TemplateMail) *MailSpec { return m.VMR })
 	deviceKind = newOwnedKind(account.KindDevice, account.DeviceFields, "alias", func(d *account.Device) *int64 { return &d.ID },
-		func(m *TemplateMail) *MailSpec { return m.Device }, DeviceVars)
+		func(m *TemplateMail) *MailSpec { return m.Device })
 )
 
 // update is what the desired x makes of the existing old: the object to write and the
@@ -214,18 +213,27 @@ func (k *ownedKind[T]) planUpdate(p *Plan, d *Desired, old, x *T, overridable ma
 	return true
 }
 
-// addEmail adds the email of x, as its template or declaration says.
-func (k *ownedKind[T]) addEmail(p *Plan, d *Desired, x *T, action account.Action) {
-	k.email(p, d.mailFor(*k.tag.Str(x), *k.name.Str(x)), x, action)
+// addEmail adds the email of x, as its template or declaration says; it returns it, or
+// nil when there is none.
+func (k *ownedKind[T]) addEmail(p *Plan, d *Desired, x *T, action account.Action) *Email {
+	return k.email(p, d.mailFor(*k.tag.Str(x), *k.name.Str(x)), x, action)
+}
+
+// addCreated adds the email of the creation at (x, as it was recorded), as addEmail.
+func (k *ownedKind[T]) addCreated(p *Plan, d *Desired, x *T, at int32) {
+	if e := k.addEmail(p, d, x, account.EmailCreated); e != nil {
+		e.ofCreation(at, 0) // x is not held: the plan's creations have it
+	}
 }
 
 // email adds the email m says x's owner gets; a reminder goes out even when the template
-// sends none on its own.
-func (k *ownedKind[T]) email(p *Plan, m *TemplateMail, x *T, action account.Action) {
+// sends none on its own. It returns the email, or nil.
+func (k *ownedKind[T]) email(p *Plan, m *TemplateMail, x *T, action account.Action) *Email {
 	to := *k.owner.Str(x)
 	if m == nil || k.mail(m) == nil || (!m.Send && action != account.EmailReminder) || to == "" {
-		return
+		return nil
 	}
-	p.Emails = append(p.Emails, &Email{To: to, Kind: k.kind, Action: action, Key: *k.name.Str(x),
-		Template: *k.tag.Str(x), mail: k.mail(m), vars: k.vars(x, action)})
+	e := &Email{To: to, Kind: k.kind, Action: action, Key: *k.name.Str(x), Template: *k.tag.Str(x), mail: k.mail(m), obj: x}
+	p.Emails = append(p.Emails, e)
+	return e
 }

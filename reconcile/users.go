@@ -100,7 +100,9 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 		want.Notified = false
 		if activationDue(d, nil, want) {
 			want.Notified = true
-			p.addActivation(d, want, account.EmailCreated)
+			if e := p.addActivation(d, want, account.EmailCreated); e != nil {
+				e.ofCreation(i, seq) // the user is not held: the plan's creations have it
+			}
 		}
 		p.created.addUser(&d.Users, createdUser{i: i, notified: want.Notified, seq: seq}, want.SyncTag)
 	}
@@ -155,19 +157,26 @@ func activationDue(d *Desired, old, want *account.User) bool {
 	return d.Settings.AutoActivationEmails && !want.Notified && (old == nil || !old.Notified)
 }
 
-func (p *Plan) addActivation(d *Desired, u *account.User, action account.Action) {
+// addActivation adds u's activation email; it returns it, or nil when there is none.
+func (p *Plan) addActivation(d *Desired, u *account.User, action account.Action) *Email {
 	m := d.Mail["activation"]
 	if m == nil || m.VMR == nil {
-		return
+		return nil
 	}
-	p.Emails = append(p.Emails, &Email{To: u.Email, Kind: account.KindActivation, Action: action, Key: u.Email,
-		Template: u.SyncTag, mail: m.VMR, vars: UserVars(u, action)})
+	e := &Email{To: u.Email, Kind: account.KindActivation, Action: action, Key: u.Email, Template: u.SyncTag, mail: m.VMR, obj: u}
+	p.Emails = append(p.Emails, e)
+	return e
 }
 
 // UserVars are the activation email's variables.
 func UserVars(u *account.User, action account.Action) map[string]any {
-	return map[string]any{"first_name": u.FirstName, "last_name": u.LastName, "email": u.Email,
-		"userid": u.UserID, "action": string(action), "license": u.License}
+	return varMap(appendUserVars(nil, u, action))
+}
+
+func appendUserVars(vars []state.Var, u *account.User, action account.Action) []state.Var {
+	return append(vars, state.Var{Name: "first_name", Value: u.FirstName}, state.Var{Name: "last_name", Value: u.LastName},
+		state.Var{Name: "email", Value: u.Email}, state.Var{Name: "userid", Value: u.UserID},
+		state.Var{Name: "action", Value: string(action)}, state.Var{Name: "license", Value: u.License})
 }
 
 func userFieldChanges(old, want *account.User) []FieldChange {
@@ -283,7 +292,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		p.changes = append(p.changes, &Change{Kind: account.KindInvite, Action: account.ActionCreate, Key: email, newObj: in})
 		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
 			p.Emails = append(p.Emails, &Email{To: email, Kind: account.KindInvite, Action: account.EmailCreated, Key: email, mail: m.VMR,
-				vars: InviteVars(in, account.EmailCreated)})
+				obj: in})
 		}
 	}
 	for _, in := range a.Invites {
@@ -326,6 +335,12 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 
 // InviteVars are the invitation email's variables.
 func InviteVars(in *account.Invite, action account.Action) map[string]any {
-	return map[string]any{"name": in.Name, "email": in.Email, "username": in.Username,
-		"expires_at": in.ExpiresAt.UTC().Format("2006-01-02 15:04 MST"), "action": string(action)}
+	return varMap(appendInviteVars(nil, in, action))
+}
+
+func appendInviteVars(vars []state.Var, in *account.Invite, action account.Action) []state.Var {
+	return append(vars, state.Var{Name: "name", Value: in.Name}, state.Var{Name: "email", Value: in.Email},
+		state.Var{Name: "username", Value: in.Username},
+		state.Var{Name: "expires_at", Value: in.ExpiresAt.UTC().Format("2006-01-02 15:04 MST")},
+		state.Var{Name: "action", Value: string(action)})
 }

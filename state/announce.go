@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -149,27 +148,21 @@ func EnqueueBatched(ctx context.Context, tx *sqlx.Tx, now time.Time, emails []Em
 	}
 	defer stmt.Close()
 	at := FormatTime(now)
-	seen := map[string]string{} // template content → hash: an announcement has one
+	var ts emailTemplates // an announcement has one
+	var vars []byte
 	args := make([]any, 0, 11*outboxBatch)
 	for start := 0; start < len(emails); start += outboxBatch {
 		batch := emails[start:min(start+outboxBatch, len(emails))]
 		args = args[:0]
-		for _, e := range batch {
-			key := e.Subject + "\x00" + e.Body + "\x00" + e.BodyPath + "\x00" + strconv.FormatBool(e.HTML)
-			hash, ok := seen[key]
-			if !ok {
-				hash = TemplateHash(e.Subject, e.Body, e.BodyPath, e.HTML)
-				seen[key] = hash
-				if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO email_templates(hash, subject, body, body_path, html) VALUES (?, ?, ?, ?, ?)`,
-					hash, e.Subject, e.Body, e.BodyPath, e.HTML); err != nil {
+		for i := range batch {
+			e := &batch[i]
+			hash, added := ts.hash(e)
+			if added {
+				if _, err := tx.ExecContext(ctx, insertTemplateSQL, hash, e.Subject, e.Body, e.BodyPath, e.HTML); err != nil {
 					return fmt.Errorf("enqueue emails: template of %s %s: %w", e.Kind, e.ObjectKey, err)
 				}
 			}
-			if e.Vars == nil {
-				e.Vars = map[string]any{}
-			}
-			vars, err := json.Marshal(e.Vars)
-			if err != nil {
+			if vars, err = appendVars(vars[:0], e); err != nil {
 				return fmt.Errorf("enqueue emails: variables of %s %s: %w", e.Kind, e.ObjectKey, err)
 			}
 			args = append(args, at, e.Commit, e.Kind, e.Action, e.ObjectKey, e.Template, e.To, e.SMTPServer, hash, string(vars), at)

@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -40,6 +43,16 @@ type Email struct {
 	Subject, Body, BodyPath string
 	HTML                    bool
 	Vars                    map[string]any // JSON-encoded into outbox.vars
+	// VarList, when not nil, are the variables instead of Vars: a list the caller can
+	// reuse from one email to the next, where a map would be made per email (names
+	// unique; sorted in place when encoded).
+	VarList []Var
+}
+
+// Var is one email variable.
+type Var struct {
+	Name  string
+	Value any
 }
 
 // TemplateHash is the key of an email template in email_templates: the SHA-256 of its
@@ -52,6 +65,119 @@ func TemplateHash(subject, body, bodyPath string, html bool) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+const insertTemplateSQL = `INSERT OR IGNORE INTO email_templates(hash, subject, body, body_path, html) VALUES (?, ?, ?, ?, ?)`
+
+// emailTemplates remembers the templates already written and their hashes. A plan's
+// emails share a few templates whose sources are the same strings from one email to the
+// next: they are recognised by comparing the strings (equal pointers compare at once),
+// most recent first, rather than by hashing a body of kilobytes per email.
+type emailTemplates struct {
+	list []*emailTemplate
+}
+
+type emailTemplate struct {
+	subject, body, bodyPath string
+	html                    bool
+	hash                    string
+}
+
+// hash returns the hash of e's template; added is true the first time it is seen, when
+// the caller writes the template's row.
+func (ts *emailTemplates) hash(e *Email) (hash string, added bool) {
+	for i, t := range ts.list {
+		if t.html == e.HTML && t.subject == e.Subject && t.body == e.Body && t.bodyPath == e.BodyPath {
+			if i > 0 { // most recent first
+				copy(ts.list[1:i+1], ts.list[:i])
+				ts.list[0] = t
+			}
+			return t.hash, false
+		}
+	}
+	t := &emailTemplate{subject: e.Subject, body: e.Body, bodyPath: e.BodyPath, html: e.HTML,
+		hash: TemplateHash(e.Subject, e.Body, e.BodyPath, e.HTML)}
+	ts.list = append([]*emailTemplate{t}, ts.list...)
+	return t.hash, true
+}
+
+// appendVars appends e's variables as the JSON object outbox.vars holds: what
+// json.Marshal makes of the same map (names sorted, the same escapes), without its
+// reflection.
+func appendVars(b []byte, e *Email) ([]byte, error) {
+	vars := e.VarList
+	if vars == nil && len(e.Vars) > 0 {
+		vars = make([]Var, 0, len(e.Vars))
+		for k, v := range e.Vars {
+			vars = append(vars, Var{k, v})
+		}
+	}
+	slices.SortFunc(vars, func(a, b Var) int { return strings.Compare(a.Name, b.Name) })
+	b = append(b, '{')
+	for i, v := range vars {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendJSONString(b, v.Name)
+		b = append(b, ':')
+		var err error
+		if b, err = appendJSONValue(b, v.Value); err != nil {
+			return nil, fmt.Errorf("variable %s: %w", v.Name, err)
+		}
+	}
+	return append(b, '}'), nil
+}
+
+func appendJSONValue(b []byte, x any) ([]byte, error) {
+	switch v := x.(type) {
+	case string:
+		return AppendJSONString(b, v), nil
+	case bool:
+		return strconv.AppendBool(b, v), nil
+	case int:
+		return strconv.AppendInt(b, int64(v), 10), nil
+	case int64:
+		return strconv.AppendInt(b, v, 10), nil
+	case []string:
+		if v == nil {
+			return append(b, "null"...), nil
+		}
+		b = append(b, '[')
+		for i, s := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendJSONString(b, s)
+		}
+		return append(b, ']'), nil
+	}
+	j, err := json.Marshal(x)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, j...), nil
+}
+
+// AppendJSONString appends s quoted as json.Marshal quotes it: text that needs no escape
+// (printable ASCII but " \ < > &, and valid UTF-8 but U+2028 and U+2029) is copied as it
+// is, anything else goes through encoding/json.
+func AppendJSONString(b []byte, s string) []byte {
+	plain, ascii := true, true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 0x80:
+			ascii = false
+		case c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&':
+			plain = false
+		}
+	}
+	if plain && (ascii || utf8.ValidString(s) && !strings.Contains(s, "\u2028") && !strings.Contains(s, "\u2029")) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	j, _ := json.Marshal(s) // a string always encodes
+	return append(b, j...)
+}
+
 // Enqueue writes emails inside the caller's transaction: the template rows (each distinct
 // template once per call, INSERT OR IGNORE) and one pending outbox row per email, due at now.
 // Statements are prepared once per call, so thousands of rows cost one parse each.
@@ -59,7 +185,7 @@ func Enqueue(ctx context.Context, tx *sqlx.Tx, now time.Time, emails []Email) er
 	if len(emails) == 0 {
 		return nil
 	}
-	tmplStmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO email_templates(hash, subject, body, body_path, html) VALUES (?, ?, ?, ?, ?)`)
+	tmplStmt, err := tx.PrepareContext(ctx, insertTemplateSQL)
 	if err != nil {
 		return fmt.Errorf("enqueue emails: %w", err)
 	}
@@ -72,27 +198,43 @@ func Enqueue(ctx context.Context, tx *sqlx.Tx, now time.Time, emails []Email) er
 	}
 	defer rowStmt.Close()
 	at := FormatTime(now)
-	seen := make(map[string]bool)
-	for i, e := range emails {
-		hash := TemplateHash(e.Subject, e.Body, e.BodyPath, e.HTML)
-		if !seen[hash] {
-			seen[hash] = true
+	var ts emailTemplates
+	var vj []byte
+	for i := range emails {
+		e := &emails[i]
+		hash, added := ts.hash(e)
+		if added {
 			if _, err := tmplStmt.ExecContext(ctx, hash, e.Subject, e.Body, e.BodyPath, e.HTML); err != nil {
 				return fmt.Errorf("enqueue emails: template of %s %s: %w", e.Kind, e.ObjectKey, err)
 			}
 		}
-		vars := e.Vars
-		if vars == nil {
-			vars = map[string]any{}
-		}
-		vj, err := json.Marshal(vars)
-		if err != nil {
+		if vj, err = appendVars(vj[:0], e); err != nil {
 			return fmt.Errorf("enqueue emails: variables of email %d (%s %s): %w", i, e.Kind, e.ObjectKey, err)
 		}
 		if _, err := rowStmt.ExecContext(ctx, at, e.Commit, e.Kind, e.Action, e.ObjectKey, e.Template,
 			e.To, e.SMTPServer, hash, string(vj), at); err != nil {
 			return fmt.Errorf("enqueue emails: %s %s: %w", e.Kind, e.ObjectKey, err)
 		}
+	}
+	return nil
+}
+
+// Enqueue queues one pending outbox row, due at the writer's time, written with the
+// writer's other batched rows (its template row at once, the first time it is seen):
+// an apply enqueues its emails one at a time, never holding them all.
+func (w *Writer) Enqueue(e *Email) error {
+	hash, added := w.templates.hash(e)
+	if added {
+		if _, err := w.exec("template.put", hash, e.Subject, e.Body, e.BodyPath, e.HTML); err != nil {
+			return fmt.Errorf("enqueue email: template of %s %s: %w", e.Kind, e.ObjectKey, err)
+		}
+	}
+	var err error
+	if w.vars, err = appendVars(w.vars[:0], e); err != nil {
+		return fmt.Errorf("enqueue email: variables of %s %s: %w", e.Kind, e.ObjectKey, err)
+	}
+	if err := w.add("outbox", e.Commit, e.Kind, e.Action, e.ObjectKey, e.Template, e.To, e.SMTPServer, hash, string(w.vars)); err != nil {
+		return fmt.Errorf("enqueue email: %s %s: %w", e.Kind, e.ObjectKey, err)
 	}
 	return nil
 }

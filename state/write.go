@@ -30,6 +30,9 @@ type Writer struct {
 	nextID  map[string]int64
 	aliases []aliasRow // queued until Flush
 
+	templates emailTemplates // the email templates written by Enqueue
+	vars      []byte         // scratch for one email's variables
+
 	// Full batches run on a goroutine of their own while the caller fills the next one:
 	// SQLite's work (one core) and building the rows (the other) overlap. Every other
 	// statement first waits for the batches queued before it (sync), so statements run in
@@ -93,6 +96,7 @@ const batchSize = 200
 type batch struct {
 	prefix string // INSERT INTO t(a, b, c) VALUES
 	cols   int    // bound per row
+	fixed  string // literals after the bound columns, the same for every row
 	now    int    // trailing columns that are the writer's time, written into the SQL
 	args   []any
 	full   *sqlx.Stmt // prepared for batchSize rows
@@ -102,17 +106,20 @@ type batch struct {
 // The trailing created_at/updated_at/at columns are the writer's time for every row: it is
 // written into the statement, not bound 3.6 million times in a first apply of 400,000.
 var batchSQL = []struct {
-	name, prefix string
-	cols, now    int
+	name, prefix, fixed string
+	cols, now           int
 }{
 	{"vmrs", `INSERT INTO vmrs(id, ` + columns(account.VMRFields, ", ") + `, created_at, updated_at) VALUES `,
-		1 + len(columnFields(account.VMRFields)), 2},
+		"", 1 + len(columnFields(account.VMRFields)), 2},
 	{"devices", `INSERT INTO devices(id, ` + columns(account.DeviceFields, ", ") + `, created_at, updated_at) VALUES `,
-		1 + len(columnFields(account.DeviceFields)), 2},
+		"", 1 + len(columnFields(account.DeviceFields)), 2},
 	{"users", `INSERT INTO users(id, userid, email, first_name, last_name, language, host_privilege, time_zone, tracking,
-		active, origin, license, sync_tag, entry_key, notified_at, created_at, updated_at) VALUES `, 15, 2},
-	{"alias", `INSERT INTO vmr_aliases(alias, vmr_id, pos) VALUES `, 3, 0},
-	{"audit", `INSERT INTO audit(commit_id, actor, kind, action, key, detail, at) VALUES `, 6, 1},
+		active, origin, license, sync_tag, entry_key, notified_at, created_at, updated_at) VALUES `, "", 15, 2},
+	{"alias", `INSERT INTO vmr_aliases(alias, vmr_id, pos) VALUES `, "", 3, 0},
+	{"audit", `INSERT INTO audit(commit_id, actor, kind, action, key, detail, at) VALUES `, "", 6, 1},
+	// pending, no attempt yet, due at the writer's time (Writer.Enqueue)
+	{"outbox", `INSERT INTO outbox(commit_id, kind, action, object_key, template, to_addr, smtp_server, email_template, vars,
+		status, attempts, created_at, next_attempt_at) VALUES `, ",'pending',0", 9, 2},
 }
 
 // id hands out the next row id of table (one past the highest at the writer's start).
@@ -132,9 +139,10 @@ func (w *Writer) id(table string) (int64, error) {
 	return max + 1, nil
 }
 
-// valuesSQL is prefix with rows rows of cols parameters and now trailing time literals.
-func (w *Writer) valuesSQL(prefix string, cols, now, rows int) string {
-	row := "(" + strings.Repeat("?,", cols-1) + "?" + strings.Repeat(",'"+w.now+"'", now) + ")"
+// valuesSQL is prefix with rows rows of cols parameters, the fixed literals and now
+// trailing time literals.
+func (w *Writer) valuesSQL(prefix string, cols int, fixed string, now, rows int) string {
+	row := "(" + strings.Repeat("?,", cols-1) + "?" + fixed + strings.Repeat(",'"+w.now+"'", now) + ")"
 	return prefix + strings.Repeat(row+",", rows-1) + row
 }
 
@@ -222,7 +230,7 @@ func (w *Writer) Flush() error {
 		if len(b.args) == 0 {
 			continue
 		}
-		if _, err := w.tx.ExecContext(w.ctx, w.valuesSQL(b.prefix, b.cols, b.now, len(b.args)/b.cols), b.args...); err != nil {
+		if _, err := w.tx.ExecContext(w.ctx, w.valuesSQL(b.prefix, b.cols, b.fixed, b.now, len(b.args)/b.cols), b.args...); err != nil {
 			return fmt.Errorf("%s: %w", bs.name, err)
 		}
 		b.args = b.args[:0]
@@ -243,6 +251,7 @@ var writerSQL = map[string]string{
 	"reminder.done": `INSERT OR IGNORE INTO reminders_done(id, at, commit_id) VALUES (?,?,?)`,
 	"status.put":    `INSERT INTO sync_status(template, state, last_run, commit_id, created, updated, deleted, deactivated, unchanged, warnings, last_error) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(template) DO UPDATE SET state=excluded.state, last_run=excluded.last_run, commit_id=excluded.commit_id, created=excluded.created, updated=excluded.updated, deleted=excluded.deleted, deactivated=excluded.deactivated, unchanged=excluded.unchanged, warnings=excluded.warnings, last_error=excluded.last_error`,
 	"status.del":    `DELETE FROM sync_status WHERE template=?`,
+	"template.put":  insertTemplateSQL,
 }
 
 // NewWriter prepares the statements of an apply inside tx.
@@ -261,12 +270,12 @@ func NewWriter(ctx context.Context, tx *sqlx.Tx, now time.Time) (*Writer, error)
 		w.stmts[name] = st
 	}
 	for _, b := range batchSQL {
-		st, err := tx.PreparexContext(ctx, w.valuesSQL(b.prefix, b.cols, b.now, batchSize))
+		st, err := tx.PreparexContext(ctx, w.valuesSQL(b.prefix, b.cols, b.fixed, b.now, batchSize))
 		if err != nil {
 			w.Close()
 			return nil, fmt.Errorf("prepare %s: %w", b.name, err)
 		}
-		w.batches[b.name] = &batch{prefix: b.prefix, cols: b.cols, now: b.now, full: st}
+		w.batches[b.name] = &batch{prefix: b.prefix, cols: b.cols, fixed: b.fixed, now: b.now, full: st}
 	}
 	w.jobs, w.spare, w.exited = make(chan execJob, 1), make(chan []any, 4), make(chan struct{})
 	go w.run()

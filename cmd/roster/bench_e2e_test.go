@@ -21,6 +21,10 @@ import (
 type measured struct {
 	Seconds float64 `json:"seconds"`
 	RSSMiB  float64 `json:"peak_rss_mib"`
+	// UserSeconds and SysSeconds are the process's CPU time: on a shared machine wall
+	// time varies with the load, CPU time much less.
+	UserSeconds float64 `json:"user_seconds"`
+	SysSeconds  float64 `json:"sys_seconds"`
 }
 
 type benchRow struct {
@@ -62,7 +66,8 @@ func measure(t *testing.T, cmd *exec.Cmd) measured {
 		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, stderr.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return measured{Seconds: time.Since(start).Seconds(), RSSMiB: float64(ru.Maxrss) / 1024}
+	return measured{Seconds: time.Since(start).Seconds(), RSSMiB: float64(ru.Maxrss) / 1024,
+		UserSeconds: time.Duration(ru.Utime.Nano()).Seconds(), SysSeconds: time.Duration(ru.Stime.Nano()).Seconds()}
 }
 
 // TestEndToEndBench is `make bench`'s side-by-side run (skipped unless ROSTER_BENCH=1): for

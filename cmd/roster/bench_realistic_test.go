@@ -52,7 +52,7 @@ func realisticCounts(n int) (csvUsers, invites int) {
 // initial apply with every email enqueued (--no-send, with --allow-emails and
 // --allow-deletions large enough for the safety guard), then the no-op plan. With profDir
 // set, the apply and the plan write CPU profiles there (realistic-<n>-apply.pprof,
-// realistic-<n>-plan.pprof).
+// realistic-<n>-plan.pprof) and heap profiles at exit (realistic-<n>-apply.heap, …).
 func benchRealistic(t *testing.T, bin string, n int, profDir string) realisticRow {
 	dir := t.TempDir()
 	csvUsers, invites := realisticCounts(n)
@@ -83,7 +83,8 @@ func benchRealistic(t *testing.T, bin string, n int, profDir string) realisticRo
 		if profDir == "" {
 			return env
 		}
-		return append(env, fmt.Sprintf("ROSTER_CPUPROFILE=%s/realistic-%d-%s.pprof", profDir, n, cmd))
+		return append(env, fmt.Sprintf("ROSTER_CPUPROFILE=%s/realistic-%d-%s.pprof", profDir, n, cmd),
+			fmt.Sprintf("ROSTER_MEMPROFILE=%s/realistic-%d-%s.heap", profDir, n, cmd))
 	}
 	allow := fmt.Sprint(10*n + 100000)
 	// the plan as JSON, then a line on what was applied: the summary is in the first value
@@ -123,9 +124,10 @@ func benchRealistic(t *testing.T, bin string, n int, profDir string) realisticRo
 	}
 	row.PlanRatio = row.NoopPlan.Seconds / row.LDAPSearch.Seconds
 	row.ApplyRatio = row.InitialApply.Seconds / row.LDAPSearch.Seconds
-	t.Logf("realistic N=%d (+%d CSV users, %d invites; load %s): ldapsearch %.2fs / %.2fs, apply %.2fs (%.0f MiB, %d created, %d emails), no-op plan %.2fs (%.0f MiB)",
-		n, csvUsers, invites, row.LoadAvg, row.LDAPSearchRuns[0].Seconds, row.LDAPSearchRuns[1].Seconds, row.InitialApply.Seconds, row.InitialApply.RSSMiB, row.Created, row.Emails,
-		row.NoopPlan.Seconds, row.NoopPlan.RSSMiB)
+	t.Logf("realistic N=%d (+%d CSV users, %d invites; load %s): ldapsearch %.2fs / %.2fs, apply %.2fs (%.2fs user, %.2fs sys, %.0f MiB, %d created, %d emails), no-op plan %.2fs (%.2fs user, %.0f MiB)",
+		n, csvUsers, invites, row.LoadAvg, row.LDAPSearchRuns[0].Seconds, row.LDAPSearchRuns[1].Seconds, row.InitialApply.Seconds,
+		row.InitialApply.UserSeconds, row.InitialApply.SysSeconds, row.InitialApply.RSSMiB, row.Created, row.Emails,
+		row.NoopPlan.Seconds, row.NoopPlan.UserSeconds, row.NoopPlan.RSSMiB)
 	return row
 }
 
