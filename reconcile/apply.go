@@ -50,7 +50,7 @@ type ApplyResult struct {
 // nothing to do writes nothing, except sync status when recordStatus is set.
 func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, recordStatus bool) (ApplyResult, error) {
 	res := ApplyResult{StateVersion: p.StateVersion}
-	if !p.HasChanges() && !recordStatus && opts.RepairDone == "" && len(opts.AdoptedObjects) == 0 && len(opts.Repair) == 0 {
+	if !p.HasChanges() && !recordStatus && opts.RepairDone == "" && len(opts.AdoptedObjects) == 0 && len(opts.Repair) == 0 && len(p.syncWrites) == 0 {
 		return res, nil
 	}
 	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
@@ -106,7 +106,15 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 				return err
 			}
 		}
-		return w.Flush()
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		for _, s := range p.syncWrites { // SPEC §7: the cookie with the changes it led to
+			if err := state.PutSync(ctx, tx, opts.Now, s); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply plan: %w", err)
