@@ -301,7 +301,7 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 				out.warnings = append(out.warnings, *r.warn)
 			}
 			if sr != nil {
-				sr.record(in.sync, &batch[i], r)
+				sr.record(in.sync, idx, &batch[i], r)
 			}
 			for _, k := range r.keep {
 				out.keep[k] = true
@@ -373,6 +373,9 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 		}
 		if err != nil {
 			return nil, err
+		}
+		if sr.info.Mode == ReadIncremental {
+			out.entries = sr.entryCount()
 		}
 	}
 	return out, nil

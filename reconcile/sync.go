@@ -128,6 +128,9 @@ type syncRead struct {
 	affected map[string]bool
 	// records are the entries rendered (full: every entry), for sync_entries.
 	records []syncRecord
+	// known is how many entries the search had before this read; added, how many ids it
+	// had not seen (the search's entry count is known+added-len(gone)).
+	known, added int
 }
 
 // syncRecord is a rendered entry: its id and key, and what it rendered that was not
@@ -301,6 +304,9 @@ func (e *Engine) loadChanges(ctx context.Context, sr *syncRead, req directory.Re
 			continue
 		}
 		sr.affected[en.Key] = true
+		if _, ok := keys[u]; !ok {
+			sr.added++
+		}
 		if entryUUID(protocol, en.Attrs) == "" {
 			en.Attrs = maps.Clone(en.Attrs)
 			if en.Attrs == nil {
@@ -375,7 +381,7 @@ func (sp *syncPlan) search(t *schema.Template, dir directory.Directory, req *dir
 	if sr == nil {
 		return plain, nil, nil
 	}
-	req.Attributes = attributesOf(req.Attributes, uuidAttribute(sr.info.Protocol))
+	req.Attributes = attributesOf(nil, append(slices.Clone(req.Attributes), uuidAttribute(sr.info.Protocol))...)
 	if sr.info.Mode == ReadFull {
 		return plain, sr, nil
 	}
@@ -390,7 +396,7 @@ func (sp *syncPlan) search(t *schema.Template, dir directory.Directory, req *dir
 }
 
 // record notes what an entry rendered (renderTemplate's collector, one goroutine).
-func (sr *syncRead) record(sp *syncPlan, e *directory.Entry, r *entryOutput) {
+func (sr *syncRead) record(sp *syncPlan, idx *refIndex, e *directory.Entry, r *entryOutput) {
 	u := entryUUID(sr.info.Protocol, e.Attrs)
 	if u == "" {
 		sr.noCookie = true
@@ -403,6 +409,9 @@ func (sr *syncRead) record(sp *syncPlan, e *directory.Entry, r *entryOutput) {
 	if r.device != nil {
 		rec.device = r.device.Alias
 	}
+	if r.sameUser != 0 {
+		rec.email = strings.Clone(idx.ix.Users[r.sameUser-1].Email())
+	}
 	if r.user != nil {
 		rec.email = r.user.Email
 		// A directory user not imported (disabled) still takes its email from a CSV row.
@@ -413,6 +422,9 @@ func (sr *syncRead) record(sp *syncPlan, e *directory.Entry, r *entryOutput) {
 	sr.records = append(sr.records, rec)
 }
 
+// entries is how many entries the search has after an incremental read.
+func (sr *syncRead) entryCount() int { return sr.known + sr.added - len(sr.gone) }
+
 // premark marks unchanged the objects of the search's entries that no change affects:
 // their entries render what they are (they were settled when last applied).
 func (sp *syncPlan) premark(ctx context.Context, sr *syncRead, idx *refIndex) error {
@@ -420,10 +432,12 @@ func (sp *syncPlan) premark(ctx context.Context, sr *syncRead, idx *refIndex) er
 		return nil
 	}
 	tag := sr.info.Template
-	var hashes []uint64
-	if err := sp.e.DB.EachSyncKey(ctx, sr.req, func(k string) {
-		if !sr.affected[k] {
-			hashes = append(hashes, idx.dg.owner(tag, k))
+	var hashes, emails []uint64 // of the unaffected entries: owner, user email
+	if err := sp.e.DB.EachSyncKey(ctx, sr.req, func(k, email []byte) {
+		sr.known++
+		if !sr.affected[string(k)] {
+			hashes = append(hashes, idx.dg.owner(tag, string(k)))
+			emails = append(emails, idx.dg.email(string(email)))
 		}
 	}); err != nil {
 		return err
@@ -432,8 +446,9 @@ func (sp *syncPlan) premark(ctx context.Context, sr *syncRead, idx *refIndex) er
 	for i, h := range hashes {
 		set.insert(h, int32(i))
 	}
+	find := func(h uint64) (int32, bool) { return set.find(h, func(i int32) bool { return hashes[i] == h }) }
 	has := func(h uint64) bool {
-		_, ok := set.find(h, func(i int32) bool { return hashes[i] == h })
+		_, ok := find(h)
 		return ok
 	}
 	ix := idx.ix
@@ -448,8 +463,12 @@ func (sp *syncPlan) premark(ctx context.Context, sr *syncRead, idx *refIndex) er
 		}
 	}
 	for i := range ix.Users {
-		if u := &ix.Users[i]; !u.Local && u.SyncTag() == tag && has(idx.dg.owner(tag, u.EntryKey())) {
-			idx.markUser(int32(i))
+		// A user is its entry's when it has the email the entry renders: an account the
+		// entry left behind (its email changed) is not, as a full read would not render it.
+		if u := &ix.Users[i]; !u.Local && u.SyncTag() == tag {
+			if j, ok := find(idx.dg.owner(tag, u.EntryKey())); ok && emails[j] == idx.dg.email(u.Email()) {
+				idx.markUser(int32(i))
+			}
 		}
 	}
 	return nil
@@ -488,7 +507,7 @@ func (sp *syncPlan) writes(p *Plan, d *Desired) []state.SyncWrite {
 		}
 		for _, r := range sr.records {
 			pending := r.pending || keys[r.key] > 1 || (r.vmr != "" && warned[r.vmr]) || (r.device != "" && warned[r.device]) || (r.email != "" && warned[r.email])
-			w.Entries = append(w.Entries, state.SyncEntry{UUID: r.uuid, Key: r.key, Pending: pending})
+			w.Entries = append(w.Entries, state.SyncEntry{UUID: r.uuid, Key: r.key, Email: r.email, Pending: pending})
 		}
 		for u := range sr.gone {
 			w.Entries = append(w.Entries, state.SyncEntry{UUID: u, Gone: true})

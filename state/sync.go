@@ -28,6 +28,7 @@ type SyncCookie struct {
 type SyncEntry struct {
 	UUID    string
 	Key     string
+	Email   string // the user account the entry renders, lower case ("" if none)
 	Pending bool
 	Gone    bool // deleted, or out of the search: its row goes
 }
@@ -91,19 +92,20 @@ func (db *DB) SyncKeys(ctx context.Context, req string, uuids []string) (map[str
 	return out, nil
 }
 
-// EachSyncKey calls fn with the key of every entry of the search.
-func (db *DB) EachSyncKey(ctx context.Context, req string, fn func(key string)) error {
-	rows, err := db.QueryContext(ctx, `SELECT entry_key FROM sync_entries WHERE req=?`, req)
+// EachSyncKey calls fn with the key and user email of every entry of the search; the
+// strings are valid during the call only.
+func (db *DB) EachSyncKey(ctx context.Context, req string, fn func(key, email []byte)) error {
+	rows, err := db.QueryContext(ctx, `SELECT entry_key, email FROM sync_entries WHERE req=?`, req)
 	if err != nil {
 		return fmt.Errorf("read sync entries: %w", err)
 	}
 	defer rows.Close()
-	var k sql.RawBytes
+	var k, e sql.RawBytes
 	for rows.Next() {
-		if err := rows.Scan(&k); err != nil {
+		if err := rows.Scan(&k, &e); err != nil {
 			return fmt.Errorf("read sync entries: %w", err)
 		}
-		fn(string(k))
+		fn(k, e)
 	}
 	return rows.Err()
 }
@@ -134,7 +136,7 @@ func PutSync(ctx context.Context, tx *sqlx.Tx, now time.Time, s SyncWrite) error
 			return fmt.Errorf("put sync entries: %w", err)
 		}
 	}
-	put, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO sync_entries(req, uuid, entry_key, pending) VALUES (?,?,?,?)`)
+	put, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO sync_entries(req, uuid, entry_key, email, pending) VALUES (?,?,?,?,?)`)
 	if err != nil {
 		return fmt.Errorf("put sync entries: %w", err)
 	}
@@ -148,7 +150,7 @@ func PutSync(ctx context.Context, tx *sqlx.Tx, now time.Time, s SyncWrite) error
 		if e.Gone {
 			_, err = del.ExecContext(ctx, c.Req, e.UUID)
 		} else {
-			_, err = put.ExecContext(ctx, c.Req, e.UUID, e.Key, e.Pending)
+			_, err = put.ExecContext(ctx, c.Req, e.UUID, e.Key, e.Email, e.Pending)
 		}
 		if err != nil {
 			return fmt.Errorf("put sync entries: %w", err)

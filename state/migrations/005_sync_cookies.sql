@@ -23,6 +23,7 @@ CREATE TABLE sync_entries (
 	req       TEXT NOT NULL,
 	uuid      TEXT NOT NULL,
 	entry_key TEXT NOT NULL,
+	email     TEXT NOT NULL DEFAULT '', -- the user account it renders (lower case), if any
 	pending   INTEGER NOT NULL DEFAULT 0,
 	PRIMARY KEY (req, uuid)
 ) WITHOUT ROWID;
