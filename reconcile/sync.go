@@ -366,7 +366,6 @@ func uuidValue(protocol, u string) string {
 	return u
 }
 
-
 // search is how renderTemplate reads t: the directory's search, or the incremental
 // entries. req gets the id attribute when t is synced.
 func (sp *syncPlan) search(t *schema.Template, dir directory.Directory, req *directory.Request) (func(context.Context, func(directory.Entry) error) error, *syncRead, error) {
