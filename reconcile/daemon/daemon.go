@@ -112,6 +112,9 @@ func Serve(ctx context.Context, c Config) error {
 		return err
 	}
 	d := newDaemon(c, db)
+	if testHook != nil {
+		testHook(d)
+	}
 	d.log.Info("serve: starting", "role", cfg.Role)
 	if err := d.initMailer(ctx); err != nil {
 		return err
@@ -191,6 +194,9 @@ func Serve(ctx context.Context, c Config) error {
 	d.log.Info("serve: stopped")
 	return runErr
 }
+
+// testHook, when set, is given the daemon Serve builds (tests).
+var testHook func(*daemon)
 
 // daemon is the state of `roster serve` between cycles.
 type daemon struct {

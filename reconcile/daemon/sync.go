@@ -84,9 +84,11 @@ func (m *metrics) observeReads(reads []reconcile.SyncRead, applied bool) {
 const (
 	watchMinBackoff = time.Second
 	watchMaxBackoff = time.Minute
-	// watchRescan is how often the watchers are matched with the repo in force.
-	watchRescan = 5 * time.Second
 )
+
+// watchRescan is how often the watchers are matched with the repo in force (a variable
+// for tests).
+var watchRescan = 5 * time.Second
 
 // watch runs one watcher per synced template of the repo in force until ctx ends. A
 // watcher keeps a refreshAndPersist search open from the stored cookie and triggers a
@@ -210,7 +212,7 @@ func (d *daemon) persist(ctx context.Context, repo *schema.Repo, t *schema.Templ
 	}
 	c, ok := cookies[id]
 	if !ok {
-		return watchError("no cookie yet: waiting for a full read")
+		return errors.New("no cookie yet: waiting for a full read")
 	}
 	return syncer.Persist(ctx, req, c.Cookie, func(res directory.SyncResult) error {
 		if len(res.Changes) > 0 || res.Refresh {
