@@ -34,6 +34,10 @@ type Engine struct {
 
 	mu   sync.Mutex
 	last *Plan // the last incremental plan, when it changed nothing (quiet cycles reuse it)
+	// Incremental plans keep the index of the state, and the entries of each search, from
+	// one cycle to the next while the database has not changed (sync.go).
+	index *indexCache
+	keys  map[string]*keyCache
 }
 
 func (e *Engine) getenv(k string) string {
@@ -147,7 +151,10 @@ func (e *Engine) Plan(ctx context.Context, repo *schema.Repo, commit string) (*P
 // A no-op reconcile of 400,000 people so holds an index of the state, never the state.
 func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env *pattern.Env, open func(string) (directory.Directory, error), sp *syncPlan) (*Plan, error) {
 	start := time.Now()
-	dg := newDigester(repo)
+	dg, cached := e.cachedIndex(ctx, sp, commit)
+	if dg == nil {
+		dg = newDigester(repo)
+	}
 	type loaded struct {
 		ix  *state.Index
 		err error
@@ -155,7 +162,14 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	}
 	ch := make(chan loaded, 1)
 	go func() {
+		if cached != nil {
+			ch <- loaded{cached, nil, 0}
+			return
+		}
 		ix, err := e.DB.LoadIndex(ctx, dg.spec)
+		if err == nil && sp != nil {
+			e.keepIndex(commit, dg, ix)
+		}
 		ch <- loaded{ix, err, time.Since(start)}
 	}()
 	var got *loaded
@@ -167,7 +181,7 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 		if got.err != nil {
 			return nil, got.err
 		}
-		return newRefIndex(got.ix, dg), nil
+		return newRefIndexWith(got.ix, dg, e.refTables(got.ix)), nil
 	}
 	desired, err := Render(ctx, Inputs{Config: e.Config, Repo: repo, Commit: commit, Env: env, Directory: open,
 		Now: e.now(), DefaultEmails: e.DefaultEmails, refs: refs, sync: sp})

@@ -431,25 +431,26 @@ func (sp *syncPlan) premark(ctx context.Context, sr *syncRead, idx *refIndex) er
 		return nil
 	}
 	tag := sr.info.Template
-	var hashes, emails []uint64 // of the unaffected entries: owner, user email
-	if err := sp.e.DB.EachSyncKey(ctx, sr.req, func(k, email []byte) {
-		sr.known++
-		if !sr.affected[string(k)] {
-			hashes = append(hashes, idx.dg.owner(tag, string(k)))
-			emails = append(emails, idx.dg.email(string(email)))
-		}
-	}); err != nil {
+	kc, err := sp.e.searchKeys(ctx, sr, idx.dg)
+	if err != nil {
 		return err
 	}
-	set := newPosTable(len(hashes))
-	for i, h := range hashes {
-		set.insert(h, int32(i))
+	sr.known = len(kc.owners)
+	skip := make(map[uint64]bool, len(sr.affected))
+	for k := range sr.affected {
+		skip[idx.dg.owner(tag, k)] = true
 	}
-	find := func(h uint64) (int32, bool) { return set.find(h, func(i int32) bool { return hashes[i] == h }) }
+	find := func(h uint64) (int32, bool) {
+		if skip[h] {
+			return 0, false
+		}
+		return kc.set.find(h, func(i int32) bool { return kc.owners[i] == h })
+	}
 	has := func(h uint64) bool {
 		_, ok := find(h)
 		return ok
 	}
+	emails := kc.emails
 	ix := idx.ix
 	for i := range ix.VMRs {
 		if has(ix.VMRs[i].Owner) {
@@ -581,4 +582,100 @@ func (e *Engine) quiet(ctx context.Context, repo *schema.Repo, commit string, sp
 		p.syncReads = append(p.syncReads, sr.info)
 	}
 	return &p, nil
+}
+
+// indexCache is the index of the state an incremental plan loaded, with the digester
+// (its seed) it was made with: the next plan at the same commit and state version uses it
+// instead of reading 1.2 million rows again.
+type indexCache struct {
+	commit string
+	dg     *digester
+	ix     *state.Index
+	tables *refTables // built at the first plan that uses ix
+}
+
+// refTables returns the cached lookup tables of ix, building them once; nil when ix is
+// not the cached index.
+func (e *Engine) refTables(ix *state.Index) *refTables {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.index
+	if c == nil || c.ix != ix {
+		return nil
+	}
+	if c.tables == nil {
+		c.tables = buildRefTables(ix, c.dg)
+	}
+	return c.tables
+}
+
+// keyCache is a search's entries as premark needs them: owner and user-email hashes
+// (under the index's digester), at a sync token.
+type keyCache struct {
+	token          string
+	dg             *digester
+	owners, emails []uint64
+	set            posTable
+}
+
+// cachedIndex returns the digester and index to plan with when the cache holds them for
+// commit and the state version has not moved; a digester alone (no index) when only the
+// commit matches, so cached keys stay valid; nil, nil otherwise.
+func (e *Engine) cachedIndex(ctx context.Context, sp *syncPlan, commit string) (*digester, *state.Index) {
+	if sp == nil {
+		return nil, nil
+	}
+	e.mu.Lock()
+	c := e.index
+	e.mu.Unlock()
+	if c == nil || c.commit != commit {
+		return nil, nil
+	}
+	v, err := e.DB.StateVersion(ctx)
+	if err != nil || v != c.ix.Small.StateVersion {
+		return c.dg, nil
+	}
+	return c.dg, c.ix
+}
+
+func (e *Engine) keepIndex(commit string, dg *digester, ix *state.Index) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.index == nil || e.index.dg != dg {
+		e.keys = nil // hashed with another seed
+	}
+	e.index = &indexCache{commit: commit, dg: dg, ix: ix}
+}
+
+// searchKeys returns the entries of sr's search, from the cache while its sync token holds.
+func (e *Engine) searchKeys(ctx context.Context, sr *syncRead, dg *digester) (*keyCache, error) {
+	token, err := e.DB.SyncToken(ctx, sr.req)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	kc := e.keys[sr.req]
+	e.mu.Unlock()
+	if kc != nil && kc.token == token && kc.dg == dg {
+		return kc, nil
+	}
+	kc = &keyCache{token: token, dg: dg}
+	tag := sr.info.Template
+	if err := e.DB.EachSyncKey(ctx, sr.req, func(k, email []byte) {
+		kc.owners = append(kc.owners, dg.owner(tag, string(k)))
+		kc.emails = append(kc.emails, dg.email(string(email)))
+	}); err != nil {
+		return nil, err
+	}
+	kc.set = newPosTable(len(kc.owners))
+	for i, h := range kc.owners {
+		kc.set.insert(h, int32(i))
+	}
+	e.mu.Lock()
+	if e.keys == nil {
+		e.keys = map[string]*keyCache{}
+	}
+	e.keys[sr.req] = kc
+	e.mu.Unlock()
+	return kc, nil
 }

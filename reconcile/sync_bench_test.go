@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -33,6 +35,9 @@ func BenchmarkIncrementalCycle(b *testing.B) {
 			dir := synctest.New("dc=example,dc=com", ldif)
 			eng := h.engine()
 			eng.Incremental = true
+			if os.Getenv("ROSTER_BENCH_DEBUG") != "" {
+				eng.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}
 			eng.OpenDirectory = func(string, schema.DirConfig, *schema.Repo) (directory.Directory, error) { return dir, nil }
 			repo := h.loadRepo()
 			cycle := func() *Plan {

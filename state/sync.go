@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -131,6 +132,12 @@ func PutSync(ctx context.Context, tx *sqlx.Tx, now time.Time, s SyncWrite) error
 		c.Req, c.Directory, c.Template, c.Mode, c.Cookie, c.Commit, FormatTime(c.FullReadAt), FormatTime(now)); err != nil {
 		return fmt.Errorf("put sync cookie: %w", err)
 	}
+	if s.Full || len(s.Entries) > 0 {
+		// Readers that cache the entries (the daemon's engine) see they changed.
+		if err := SetMeta(ctx, tx, "sync_token:"+c.Req, strconv.FormatInt(time.Now().UnixNano(), 36)+"-"+strconv.Itoa(len(s.Entries))); err != nil {
+			return err
+		}
+	}
 	if s.Full {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sync_entries WHERE req=?`, c.Req); err != nil {
 			return fmt.Errorf("put sync entries: %w", err)
@@ -157,6 +164,12 @@ func PutSync(ctx context.Context, tx *sqlx.Tx, now time.Time, s SyncWrite) error
 		}
 	}
 	return nil
+}
+
+// SyncToken changes whenever the entries of the search are written: a cache of them
+// made at one token is valid while the token is the same.
+func (db *DB) SyncToken(ctx context.Context, req string) (string, error) {
+	return db.Meta(ctx, "sync_token:"+req)
 }
 
 // DropSync forgets a search (its template or directory left the configuration, or
