@@ -14,6 +14,10 @@ import (
 	"github.com/roster-dev/roster/state"
 )
 
+// beforeCommit, when set, runs as the apply's transaction is about to commit (the crash
+// test kills the process there).
+var beforeCommit func()
+
 // ErrStale means the state database changed since the plan was made.
 var ErrStale = errors.New("the plan is stale")
 
@@ -113,6 +117,9 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 			if err := state.PutSync(ctx, tx, opts.Now, s); err != nil {
 				return err
 			}
+		}
+		if beforeCommit != nil {
+			beforeCommit()
 		}
 		return nil
 	})

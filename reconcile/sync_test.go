@@ -4,13 +4,19 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/roster-dev/roster/reconcile/directory"
 	"github.com/roster-dev/roster/reconcile/directory/synctest"
 	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/state"
 )
 
 // syncPerson is a directory entry with a stable id apart from its key (uid), so a rename
@@ -258,4 +264,147 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 	if incremental < seeds*cycles/2 {
 		t.Errorf("only %d of %d cycles were incremental", incremental, seeds*cycles)
 	}
+}
+
+// TestIncrementalKilledBeforeCommit: a process that received a directory change and was
+// killed (SIGKILL) inside the apply's transaction, before its commit, stored neither the
+// change nor the cookie: the next cycle gets the change again and applies it, and a full
+// read then finds nothing to do.
+func TestIncrementalKilledBeforeCommit(t *testing.T) {
+	if os.Getenv("ROSTER_SYNC_CRASH_CHILD") != "" {
+		crashChild(t)
+		return
+	}
+	dir := t.TempDir()
+	ps := []syncPerson{
+		{id: "00000001-0000-4000-8000-000000000000", uid: "ann", given: "Ann", sn: "Lee", mail: "ann@example.com", phone: "+44 20 7946 0001"},
+		{id: "00000002-0000-4000-8000-000000000000", uid: "bo", given: "Bo", sn: "Kim", mail: "bo@example.com", phone: "+44 20 7946 0002"},
+	}
+	v1 := syncLDIF(ps)
+	ann := ps[0]
+	ann.sn = "Fox"
+	v2 := syncLDIF([]syncPerson{ann}) // ann's surname changed, bo deleted
+	for name, data := range map[string][]byte{"v1.ldif": v1, "v2.ldif": v2} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newCrashHarness(t, dir, v1)
+	s.applyPlan(s.planWith(s.inc, "c1")) // the full read at v1, cookie stored
+	cookie := func() string {
+		cs, err := s.db.SyncCookies(context.Background())
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("cookies %v: %v", cs, err)
+		}
+		for _, c := range cs {
+			return string(c.Cookie)
+		}
+		return ""
+	}
+	before, version := cookie(), s.count(`SELECT CAST(value AS INTEGER) FROM meta WHERE key='state_version'`)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIncrementalKilledBeforeCommit$", "-test.v=false")
+	cmd.Env = append(os.Environ(), "ROSTER_SYNC_CRASH_CHILD="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		buf := make([]byte, 64)
+		var got []byte
+		for {
+			n, err := out.Read(buf)
+			got = append(got, buf[:n]...)
+			if strings.Contains(string(got), "IN-TX") {
+				ready <- true
+				return
+			}
+			if err != nil {
+				ready <- false
+				return
+			}
+		}
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			cmd.Wait()
+			t.Fatal("the child ended before its apply's commit")
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the child did not reach its commit")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	if got := cookie(); got != before {
+		t.Fatalf("the cookie moved to %q though the apply never committed", got)
+	}
+	if v := s.count(`SELECT CAST(value AS INTEGER) FROM meta WHERE key='state_version'`); v != version {
+		t.Fatalf("state version %d → %d without a commit", version, v)
+	}
+	// The next cycle (a new process) gets the change again.
+	s.dir.Update(v2)
+	s.restart()
+	p := s.planWith(s.inc, "c1")
+	if r := p.SyncReads(); len(r) != 1 || r[0].Mode != ReadIncremental || r[0].Changes != 2 {
+		t.Fatalf("after the crash: reads %+v", r)
+	}
+	if !contains(changes(p), "delete vmr Bo Kim VMR") || !contains(changes(p), "update vmr Ann Fox VMR") {
+		t.Fatalf("after the crash the changes are not planned again: %v", changes(p))
+	}
+	s.applyPlan(p)
+	if p := s.planWith(s.full, "c1"); p.HasChanges() {
+		t.Fatalf("a full read still changes: %v", changes(p))
+	}
+}
+
+// newCrashHarness is a syncHarness over a database file in dir (shared with the child).
+func newCrashHarness(t *testing.T, dir string, ldif []byte) *syncHarness {
+	db, err := state.Open(context.Background(), filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSyncHarness(t, nil)
+	s.db.Close()
+	s.db = db
+	t.Cleanup(func() { db.Close() })
+	s.dir = synctest.New("dc=example,dc=com", ldif)
+	open := func(string, schema.DirConfig, *schema.Repo) (directory.Directory, error) { return s.dir, nil }
+	s.inc, s.full = s.engine(), s.engine()
+	s.inc.Incremental, s.inc.OpenDirectory, s.full.OpenDirectory = true, open, open
+	return s
+}
+
+// crashChild plans the change from v1 to v2 and stops inside the apply's transaction.
+func crashChild(t *testing.T) {
+	dir := os.Getenv("ROSTER_SYNC_CRASH_CHILD")
+	v1, err := os.ReadFile(filepath.Join(dir, "v1.ldif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := os.ReadFile(filepath.Join(dir, "v2.ldif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newCrashHarness(t, dir, v1)
+	s.dir.Update(v2)
+	p := s.planWith(s.inc, "c1")
+	if !p.HasChanges() {
+		t.Fatal("child: no change planned")
+	}
+	beforeCommit = func() {
+		fmt.Println("IN-TX")
+		os.Stdout.Sync()
+		time.Sleep(time.Hour)
+	}
+	s.applyPlan(p)
 }
