@@ -26,26 +26,14 @@ type syncPerson struct {
 	disabled, out                   bool // out: no longer matched by the template's filter
 }
 
+// ldif is the harness's person record with this id, and out of the filter when out.
 func (p syncPerson) ldif() string {
-	var b strings.Builder
-	class := "inetOrgPerson"
+	rec := person{uid: p.uid, given: p.given, sn: p.sn, mail: p.mail, phone: p.phone, disabled: p.disabled}.ldif()
+	rec = strings.Replace(rec, "entryUUID: uuid-"+p.uid, "entryUUID: "+p.id, 1)
 	if p.out {
-		class = "person"
+		rec = strings.Replace(rec, "objectClass: inetOrgPerson", "objectClass: person", 1)
 	}
-	fmt.Fprintf(&b, "dn: uid=%s,ou=people,dc=example,dc=com\nobjectClass: %s\nuid: %s\ncn: %s %s\ngivenName: %s\nsn: %s\n",
-		p.uid, class, p.uid, p.given, p.sn, p.given, p.sn)
-	if p.mail != "" {
-		fmt.Fprintf(&b, "mail: %s\n", p.mail)
-	}
-	if p.phone != "" {
-		fmt.Fprintf(&b, "telephoneNumber: %s\n", p.phone)
-	}
-	typ := "staff"
-	if p.disabled {
-		typ = "disabled"
-	}
-	fmt.Fprintf(&b, "employeeType: %s\nentryUUID: %s\n", typ, p.id)
-	return b.String()
+	return strings.TrimSuffix(rec, "\n")
 }
 
 func syncLDIF(ps []syncPerson) []byte {
