@@ -496,6 +496,10 @@ func (sp *syncPlan) writes(p *Plan, d *Desired) []state.SyncWrite {
 	var out []state.SyncWrite
 	for _, t := range d.Templates {
 		sr := sp.reads[t.Name]
+		if sr != nil && sr.noCookie {
+			sp.e.logger().Warn("directory entries came without their id; this template is read in full until they have one",
+				"template", t.Name, "directory", sr.info.Directory, "attribute", uuidAttribute(sr.info.Protocol))
+		}
 		if sr == nil || failed[t.Name] || sr.noCookie || sr.cookie == nil {
 			continue
 		}

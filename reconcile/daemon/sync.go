@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"os"
 	"slices"
 	"time"
 
@@ -182,7 +183,7 @@ func (d *daemon) persist(ctx context.Context, repo *schema.Repo, t *schema.Templ
 	if e := d.pipe.Engine; e != nil && e.OpenDirectory != nil {
 		dir, err = e.OpenDirectory(t.Source, cfg, repo)
 	} else {
-		dir, err = reconcile.OpenDirectory(cfg, repo, nil, d.log)
+		dir, err = reconcile.OpenDirectory(cfg, repo, os.Getenv, d.log)
 	}
 	if err != nil {
 		return err
