@@ -14,6 +14,10 @@ import (
 	"github.com/roster-dev/roster/state"
 )
 
+// beforeCommit, when set, runs as the apply's transaction is about to commit (the crash
+// test kills the process there).
+var beforeCommit func()
+
 // ErrStale means the state database changed since the plan was made.
 var ErrStale = errors.New("the plan is stale")
 
@@ -50,7 +54,7 @@ type ApplyResult struct {
 // nothing to do writes nothing, except sync status when recordStatus is set.
 func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, recordStatus bool) (ApplyResult, error) {
 	res := ApplyResult{StateVersion: p.StateVersion}
-	if !p.HasChanges() && !recordStatus && opts.RepairDone == "" && len(opts.AdoptedObjects) == 0 && len(opts.Repair) == 0 {
+	if !p.HasChanges() && !recordStatus && opts.RepairDone == "" && len(opts.AdoptedObjects) == 0 && len(opts.Repair) == 0 && len(p.syncWrites) == 0 {
 		return res, nil
 	}
 	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
@@ -109,7 +113,18 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 				return err
 			}
 		}
-		return w.Flush()
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		for _, s := range p.syncWrites { // SPEC §7: the cookie with the changes it led to
+			if err := state.PutSync(ctx, tx, opts.Now, s); err != nil {
+				return err
+			}
+		}
+		if beforeCommit != nil {
+			beforeCommit()
+		}
+		return nil
 	})
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply plan: %w", err)

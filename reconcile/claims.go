@@ -5,6 +5,8 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/roster-dev/roster/schema/account"
 )
@@ -80,6 +82,19 @@ func resolveClaims(cs []claimant, held func(claim) (holder, bool)) (skip []bool,
 		c := cs[-v-1]
 		return holder{owner: c.owner, tag: c.owner.tag, key: c.key}
 	}
+	// Contested claims go by owner order, not by the order the directory returned the
+	// entries in: a full read and an incremental one (which renders only changed entries)
+	// then resolve a clash alike, whatever order the server pages in.
+	order := make([]int, len(cs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		if c := strings.Compare(cs[a].owner.tag, cs[b].owner.tag); c != 0 {
+			return c
+		}
+		return strings.Compare(cs[a].owner.key, cs[b].owner.key)
+	})
 	for changed := true; changed; {
 		changed = false
 		taken := newClaimIndex(cs)
@@ -90,7 +105,7 @@ func resolveClaims(cs []claimant, held func(claim) (holder, bool)) (skip []bool,
 				}
 			}
 		}
-		for i := range cs {
+		for _, i := range order {
 			if skip[i] {
 				continue
 			}

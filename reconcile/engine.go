@@ -28,6 +28,16 @@ type Engine struct {
 	OpenDirectory func(name string, cfg schema.DirConfig, repo *schema.Repo) (directory.Directory, error)
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Incremental lets Plan read directories incrementally where they can (SPEC §7): the
+	// daemon sets it; commands read in full.
+	Incremental bool
+
+	mu   sync.Mutex
+	last *Plan // the last incremental plan, when it changed nothing (quiet cycles reuse it)
+	// Incremental plans keep the index of the state, and the entries of each search, from
+	// one cycle to the next while the database has not changed (sync.go).
+	index *indexCache
+	keys  map[string]*keyCache
 }
 
 func (e *Engine) getenv(k string) string {
@@ -113,8 +123,17 @@ func (e *Engine) Plan(ctx context.Context, repo *schema.Repo, commit string) (*P
 	}
 	// The database changing between reading its index and its objects (an apply by
 	// another process) is caught by the state version; planning again sees the new state.
+	var sp *syncPlan
+	if e.Incremental {
+		if sp, err = e.prepareSync(ctx, repo, commit, open); err != nil {
+			return nil, err
+		}
+		if p, err := e.quiet(ctx, repo, commit, sp); p != nil || err != nil {
+			return p, err
+		}
+	}
 	for attempt := 1; ; attempt++ {
-		p, err := e.plan(ctx, repo, commit, env, open)
+		p, err := e.plan(ctx, repo, commit, env, open, sp)
 		if errors.Is(err, state.ErrStateChanged) && attempt < 3 {
 			continue
 		}
@@ -130,9 +149,12 @@ func (e *Engine) Plan(ctx context.Context, repo *schema.Repo, commit string) (*P
 //  4. diff.
 //
 // A no-op reconcile of 400,000 people so holds an index of the state, never the state.
-func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env *pattern.Env, open func(string) (directory.Directory, error)) (*Plan, error) {
+func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env *pattern.Env, open func(string) (directory.Directory, error), sp *syncPlan) (*Plan, error) {
 	start := time.Now()
-	dg := newDigester(repo)
+	dg, cached := e.cachedIndex(ctx, sp, commit)
+	if dg == nil {
+		dg = newDigester(repo)
+	}
 	type loaded struct {
 		ix  *state.Index
 		err error
@@ -140,7 +162,14 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	}
 	ch := make(chan loaded, 1)
 	go func() {
+		if cached != nil {
+			ch <- loaded{cached, nil, 0}
+			return
+		}
 		ix, err := e.DB.LoadIndex(ctx, dg.spec)
+		if err == nil && sp != nil {
+			e.keepIndex(commit, dg, ix)
+		}
 		ch <- loaded{ix, err, time.Since(start)}
 	}()
 	var got *loaded
@@ -152,10 +181,10 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 		if got.err != nil {
 			return nil, got.err
 		}
-		return newRefIndex(got.ix, dg), nil
+		return newRefIndexWith(got.ix, dg, e.refTables(got.ix)), nil
 	}
 	desired, err := Render(ctx, Inputs{Config: e.Config, Repo: repo, Commit: commit, Env: env, Directory: open,
-		Now: e.now(), DefaultEmails: e.DefaultEmails, refs: refs})
+		Now: e.now(), DefaultEmails: e.DefaultEmails, refs: refs, sync: sp})
 	if err != nil {
 		if got == nil {
 			<-ch // let the load finish before the caller closes the database
@@ -170,6 +199,10 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	hydrated := time.Since(start)
 	p := Diff(desired, actual)
 	p.loaded = len(actual.VMRs) + len(actual.Devices) + len(actual.Users)
+	if sp != nil {
+		p.syncWrites, p.syncReads = sp.writes(p, desired), sp.infos(desired)
+		e.remember(p, desired)
+	}
 	if e.Logger != nil {
 		e.Logger.Debug("planned", "commit", commit, "render", rendered, "load_index", loadedAt,
 			"load_objects", hydrated-rendered, "diff", time.Since(start)-hydrated, "changes", p.Len(),

@@ -58,20 +58,34 @@ type refIndex struct {
 }
 
 func newRefIndex(ix *state.Index, dg *digester) *refIndex {
-	ri := &refIndex{ix: ix, dg: dg,
-		vmrs: newPosTable(len(ix.VMRs)), devices: newPosTable(len(ix.Devices)), users: newPosTable(len(ix.Users)),
-		sameVMR: make([]bool, len(ix.VMRs)), sameDevice: make([]bool, len(ix.Devices)), sameUser: make([]bool, len(ix.Users)),
-	}
+	return newRefIndexWith(ix, dg, nil)
+}
+
+// refTables are a refIndex's lookup tables, which depend on the index alone: an
+// incremental plan at an unchanged state reuses them (engine cache).
+type refTables struct{ vmrs, devices, users posTable }
+
+func buildRefTables(ix *state.Index, dg *digester) *refTables {
+	t := &refTables{vmrs: newPosTable(len(ix.VMRs)), devices: newPosTable(len(ix.Devices)), users: newPosTable(len(ix.Users))}
 	for i, r := range ix.VMRs {
-		ri.vmrs.insert(r.Owner, int32(i))
+		t.vmrs.insert(r.Owner, int32(i))
 	}
 	for i, r := range ix.Devices {
-		ri.devices.insert(r.Owner, int32(i))
+		t.devices.insert(r.Owner, int32(i))
 	}
 	for i, u := range ix.Users {
-		ri.users.insert(dg.email(u.Email()), int32(i))
+		t.users.insert(dg.email(u.Email()), int32(i))
 	}
-	return ri
+	return t
+}
+
+// newRefIndexWith is newRefIndex with the tables of ix already built (nil: build them).
+func newRefIndexWith(ix *state.Index, dg *digester, t *refTables) *refIndex {
+	if t == nil {
+		t = buildRefTables(ix, dg)
+	}
+	return &refIndex{ix: ix, dg: dg, vmrs: t.vmrs, devices: t.devices, users: t.users,
+		sameVMR: make([]bool, len(ix.VMRs)), sameDevice: make([]bool, len(ix.Devices)), sameUser: make([]bool, len(ix.Users))}
 }
 
 // vmr, device and user find an object of the index: its position, or false.

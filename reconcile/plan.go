@@ -43,9 +43,18 @@ type Plan struct {
 
 	reminders []string // reminder ids carried out by this plan
 
+	// syncWrites are the cookies and entry ids of the incremental reads (sync.go), written
+	// in the apply's transaction; syncReads say how each template was read.
+	syncWrites []state.SyncWrite
+	syncReads  []SyncRead
+
 	// Announcements are the announcements this plan sends (announce.go); JSON only when any.
 	Announcements []*Announcement `json:"-"`
 }
+
+// SyncReads says how each synced template's directory was read (nil when the plan read
+// every directory in full, as commands do).
+func (p *Plan) SyncReads() []SyncRead { return p.syncReads }
 
 // Licenses is the paid-licence budget after the plan.
 type Licenses struct {

@@ -38,6 +38,8 @@ type Inputs struct {
 	// object its entry renders unchanged instead of keeping it (see Engine.Plan). The plan
 	// is the same either way.
 	refs func() (*refIndex, error)
+	// sync, when set, reads the templates it holds incrementally (sync.go).
+	sync *syncPlan
 }
 
 // Render searches the directory for each sync template and renders desired objects. A
@@ -260,8 +262,11 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 	if err != nil {
 		return nil, fmt.Errorf("directory %s: %w", t.Source, err)
 	}
-	req := directory.Request{SearchDN: t.UserSearchDN, Filter: t.UserFilter, DisabledFilter: t.DisabledFilter,
-		KeyAttribute: t.KeyAttribute, Attributes: attributesOf(srcs, t.KeyAttribute)}
+	req := templateRequest(t, attributesOf(srcs, t.KeyAttribute))
+	search, sr, err := in.sync.search(t, dir, &req)
+	if err != nil {
+		return nil, err
+	}
 	workers := in.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -294,6 +299,9 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 			}
 			if r.warn != nil {
 				out.warnings = append(out.warnings, *r.warn)
+			}
+			if sr != nil {
+				sr.record(in.sync, idx, &batch[i], r)
 			}
 			for _, k := range r.keep {
 				out.keep[k] = true
@@ -335,7 +343,7 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 		}
 	}
 	batch := newBatch()
-	err = dir.Search(ctx, req, func(e directory.Entry) error {
+	err = search(ctx, func(e directory.Entry) error {
 		out.entries++
 		batch = append(batch, e)
 		if len(batch) == chunk {
@@ -357,6 +365,18 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 	}
 	if err != nil {
 		return nil, fmt.Errorf("search %s: %w", t.Source, err)
+	}
+	if sr != nil {
+		idx, err := index()
+		if err == nil && idx != nil {
+			err = in.sync.premark(ctx, sr, idx)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if sr.info.Mode == ReadIncremental {
+			out.entries = sr.entryCount()
+		}
 	}
 	return out, nil
 }

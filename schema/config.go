@@ -73,6 +73,9 @@ func parseConfig(path string, data []byte) (*Config, error) {
 		if d.StartTLS && strings.HasPrefix(d.URL, "ldaps://") {
 			list = append(list, Errorf(at(p+".start_tls"), "%s.start_tls: only with an ldap:// url (ldaps:// is already TLS)", p))
 		}
+		if d.FullRead.Duration <= 0 {
+			list = append(list, Errorf(at(p+".full_read"), "%s.full_read: %s must be a positive duration, such as \"24h\"", p, d.FullRead.Duration))
+		}
 		if d.LDIF != "" && (strings.HasPrefix(d.LDIF, "/") || hasDotDot(d.LDIF)) {
 			list = append(list, Errorf(at(p+".ldif"), "%s.ldif: %q must be a path inside the desired-state repository (no leading / or ..)", p, d.LDIF))
 		}

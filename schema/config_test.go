@@ -42,6 +42,15 @@ directories: corp: {url: "http://dc1", base_dn: "dc=example,dc=com"}
 		{"ldif traversal", `repo: url: "./examples"
 directories: corp: {ldif: "../secret.ldif", base_dn: "dc=example,dc=com"}
 `, `config.cue:2:21: directories.corp.ldif: "../secret.ldif" must be a path inside the desired-state repository (no leading / or ..)`},
+		{"bad sync mode", `repo: url: "./examples"
+directories: corp: {url: "ldap://dc1", base_dn: "dc=example,dc=com", sync: "delta"}
+`, `config.cue:2:76: directories.corp.sync: "delta" is not one of "auto", "full"`},
+		{"zero full_read", `repo: url: "./examples"
+directories: corp: {url: "ldap://dc1", base_dn: "dc=example,dc=com", full_read: "0s"}
+`, `config.cue:2:70: directories.corp.full_read: 0s must be a positive duration, such as "24h"`},
+		{"bad full_read", `repo: url: "./examples"
+directories: corp: {url: "ldap://dc1", base_dn: "dc=example,dc=com", full_read: "daily"}
+`, `config.cue:2:81: directories.corp.full_read: invalid value "daily" (does not satisfy time.Duration)`},
 		{"missing repo url", `directories: {}` + "\n",
 			"config.cue:1:1: repo.url: field is required"},
 	}
@@ -88,7 +97,8 @@ smtp: default: {host: "smtp.example.com", port: 587, security: "starttls", usern
 	if cfg.Repo.Interval.Duration != 5*time.Minute || cfg.Repo.Branch != "main" || cfg.Repo.Path != "state" {
 		t.Errorf("repo = %+v", cfg.Repo)
 	}
-	if d := cfg.Directories["ad"]; !d.StartTLS || d.Timeout.Duration != 10*time.Second || d.PageSize != 1000 || d.BindPasswordEnv != "AD_PASSWORD" {
+	if d := cfg.Directories["ad"]; !d.StartTLS || d.Timeout.Duration != 10*time.Second || d.PageSize != 1000 || d.BindPasswordEnv != "AD_PASSWORD" ||
+		d.Sync != SyncAuto || d.FullRead.Duration != 24*time.Hour {
 		t.Errorf("directory = %+v", d)
 	}
 	if s := cfg.SMTP["default"]; s.Port != 587 || s.Security != "starttls" || s.PasswordEnv != "SMTP_PASSWORD" {

@@ -57,7 +57,17 @@ type DirConfig struct {
 	CAFile          string   `json:"ca_file"`
 	PageSize        int      `json:"page_size"`
 	Timeout         Duration `json:"timeout"`
+	// Sync is "auto" (incremental where the server supports it) or "full" (SPEC §7).
+	Sync string `json:"sync"`
+	// FullRead is how often a full read runs even when incremental reads work (default 24h).
+	FullRead Duration `json:"full_read"`
 }
+
+// Sync modes of a directory (DirConfig.Sync).
+const (
+	SyncAuto = "auto"
+	SyncFull = "full"
+)
 
 type SMTPConfig struct {
 	Host        string `json:"host"`

@@ -74,6 +74,11 @@ type LoopStatus struct {
 	Cycles int64  `json:"cycles"`
 	Ready  bool   `json:"ready"`
 	Listen string `json:"listen,omitempty"`
+	// Reads says how the last cycle read each template's directory (SPEC §7): full or
+	// incremental, the changes it saw and when the last full read ran.
+	Reads []reconcile.SyncRead `json:"directory_reads,omitempty"`
+	// Watching names the templates whose directory pushes its changes (refreshAndPersist).
+	Watching []string `json:"watching,omitempty"`
 }
 
 // Serve runs the daemon until ctx is cancelled (SIGINT/SIGTERM), then returns nil.
@@ -93,6 +98,10 @@ func Serve(ctx context.Context, c Config) error {
 	if c.DSN == ":memory:" || strings.Contains(c.DSN, "mode=memory") {
 		return errors.New("serve: state.dsn is an in-memory database; the daemon needs a file")
 	}
+	c.Pipeline.Incremental = true // SPEC §7: directories that can say what changed are read incrementally
+	if c.Pipeline.Engine != nil {
+		c.Pipeline.Engine.Incremental = true
+	}
 	release, err := loop.AcquireLock(strings.TrimPrefix(strings.SplitN(c.DSN, "?", 2)[0], "file:") + ".lock")
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -103,6 +112,9 @@ func Serve(ctx context.Context, c Config) error {
 		return err
 	}
 	d := newDaemon(c, db)
+	if testHook != nil {
+		testHook(d)
+	}
 	d.log.Info("serve: starting", "role", cfg.Role)
 	if err := d.initMailer(ctx); err != nil {
 		return err
@@ -151,6 +163,7 @@ func Serve(ctx context.Context, c Config) error {
 	pushDone := make(chan struct{})
 	go func() { defer close(pushDone); d.pusher(loopCtx) }()
 	go d.checker(loopCtx)
+	go d.watch(loopCtx)
 	policyFailed, stopPolicy := d.startPolicy()
 
 	var runErr error
@@ -182,6 +195,9 @@ func Serve(ctx context.Context, c Config) error {
 	return runErr
 }
 
+// testHook, when set, is given the daemon Serve builds (tests).
+var testHook func(*daemon)
+
 // daemon is the state of `roster serve` between cycles.
 type daemon struct {
 	log      *slog.Logger
@@ -206,8 +222,9 @@ type daemon struct {
 	pushKick chan struct{}
 	lastPush push.Progress // guarded by mu
 
-	mu sync.Mutex
-	st LoopStatus
+	mu        sync.Mutex
+	st        LoopStatus
+	watchRepo *schema.Repo // the repo in force, for the directory watchers (guarded by mu)
 }
 
 func newDaemon(c Config, db *state.DB) *daemon {
@@ -282,7 +299,14 @@ func (d *daemon) cycle(ctx context.Context, reason string) error {
 		d.st.LastSuccess = now
 		d.st.Ready = true
 	}
+	if res.plan != nil {
+		d.st.Reads = readsOf(res.plan, d.good, now)
+	}
+	d.watchRepo = d.good
 	d.mu.Unlock()
+	if res.plan != nil {
+		d.met.observeReads(d.st.Reads, res.applied)
+	}
 	if res.applied {
 		d.met.lastSuccess.Set(float64(now.Unix()))
 	}

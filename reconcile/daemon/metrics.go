@@ -24,6 +24,7 @@ type metrics struct {
 	validationFailures prometheus.Counter
 	platformOps        *prometheus.GaugeVec
 	platformDrift      prometheus.Gauge
+	sync               *syncMetrics
 }
 
 func newMetrics() *metrics {
@@ -63,6 +64,7 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.duration, m.cycles, m.lastSuccess, m.objects, m.changes, m.emailsSent, m.emailsFailed,
 		m.fetchFailures, m.directoryErrors, m.validationFailures, m.platformOps, m.platformDrift,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.sync = newSyncMetrics(m.reg)
 	// Make the vectors visible before their first event.
 	m.changes.WithLabelValues("vmr", "create").Add(0)
 	for _, k := range state.ObjectKinds {

@@ -54,6 +54,15 @@ code { font-size: .95em; } .err { color: #b42318; white-space: pre-wrap; }
 {{if .InvalidCommit}}<tr><th>Invalid commit</th><td><code id="daemon-invalid-commit">{{.InvalidCommit}}</code>
 <ul id="validation-errors">{{range .ValidationErrors}}<li class="err">{{.}}</li>{{end}}</ul></td></tr>{{end}}
 </table>
+{{if .Reads}}<h2>Directory reads</h2>
+<table id="directory-reads">
+<thead><tr><th>Template</th><th>Directory</th><th>Last cycle</th><th>Changes</th><th>Last full read</th><th>Why full</th></tr></thead>
+<tbody>{{range .Reads}}<tr data-template="{{.Template}}">
+<td>{{.Template}}</td><td>{{.Directory}}{{if .Protocol}} ({{.Protocol}}){{end}}</td>
+<td data-template="{{.Template}}" data-field="read-mode">{{.Mode}}</td>
+<td class="n" data-template="{{.Template}}" data-field="read-changes">{{.Changes}}</td>
+<td>{{when .FullRead}}</td><td>{{.Reason}}</td></tr>{{end}}</tbody>
+</table>{{end}}
 {{end}}
 {{with .Policy}}
 <h2>Policy endpoint</h2>

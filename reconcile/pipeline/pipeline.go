@@ -67,6 +67,8 @@ type Pipeline struct {
 	// Progress, when set, shows the delivery's progress line (a terminal).
 	Progress io.Writer
 	Logger   *slog.Logger
+	// Incremental reads directories incrementally where they can (SPEC §7): the daemon.
+	Incremental bool
 }
 
 // Options say where a run enters and what it may do.
@@ -363,7 +365,7 @@ func (p *Pipeline) Plan(ctx context.Context, repo *schema.Repo, commit string) (
 		if err != nil {
 			return nil, err
 		}
-		p.Engine = &reconcile.Engine{Config: p.Config, DB: db, Logger: p.Logger, DefaultEmails: DefaultEmails()}
+		p.Engine = &reconcile.Engine{Config: p.Config, DB: db, Logger: p.Logger, DefaultEmails: DefaultEmails(), Incremental: p.Incremental}
 	}
 	return p.Engine.Plan(ctx, repo, commit)
 }

@@ -1,0 +1,398 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/roster-dev/roster/reconcile/directory"
+	"github.com/roster-dev/roster/reconcile/directory/synctest"
+	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/state"
+)
+
+// syncPerson is a directory entry with a stable id apart from its key (uid), so a rename
+// changes the key and keeps the id.
+type syncPerson struct {
+	id, uid, given, sn, mail, phone string
+	disabled, out                   bool // out: no longer matched by the template's filter
+}
+
+// ldif is the harness's person record with this id, and out of the filter when out.
+func (p syncPerson) ldif() string {
+	rec := person{uid: p.uid, given: p.given, sn: p.sn, mail: p.mail, phone: p.phone, disabled: p.disabled}.ldif()
+	rec = strings.Replace(rec, "entryUUID: uuid-"+p.uid, "entryUUID: "+p.id, 1)
+	if p.out {
+		rec = strings.Replace(rec, "objectClass: inetOrgPerson", "objectClass: person", 1)
+	}
+	return strings.TrimSuffix(rec, "\n")
+}
+
+func syncLDIF(ps []syncPerson) []byte {
+	var b strings.Builder
+	b.WriteString("dn: dc=example,dc=com\nobjectClass: domain\ndc: example\n\ndn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n")
+	for _, p := range ps {
+		b.WriteString(p.ldif())
+		b.WriteString("\n")
+	}
+	return []byte(b.String())
+}
+
+// syncHarness is the harness with the staff template keyed by uid, over a synctest.Dir:
+// inc plans incrementally, full reads everything as commands do.
+type syncHarness struct {
+	*harness
+	dir       *synctest.Dir
+	inc, full *Engine
+	repo      *schema.Repo // loaded once: every cycle is at one commit
+}
+
+func newSyncHarness(t testing.TB, ps []syncPerson) *syncHarness {
+	h := newHarness(t)
+	h.write("templates/staff.yaml", strings.Replace(staffTemplate, "key_attribute: entryUUID", "key_attribute: uid", 1))
+	h.cfg.Directories["corp"] = schema.DirConfig{LDIF: "directory.ldif", BaseDN: "dc=example,dc=com", PageSize: 1000,
+		Sync: schema.SyncAuto, FullRead: schema.Duration{Duration: 24 * 3600e9}}
+	s := &syncHarness{harness: h, dir: synctest.New("dc=example,dc=com", syncLDIF(ps))}
+	open := func(string, schema.DirConfig, *schema.Repo) (directory.Directory, error) { return s.dir, nil }
+	s.inc, s.full = h.engine(), h.engine()
+	s.inc.Incremental, s.inc.OpenDirectory, s.full.OpenDirectory = true, open, open
+	return s
+}
+
+// restart is a new daemon process: a new engine over the same database.
+func (s *syncHarness) restart() {
+	open := s.inc.OpenDirectory
+	s.inc = s.harness.engine()
+	s.inc.Incremental, s.inc.OpenDirectory = true, open
+}
+
+func (s *syncHarness) planWith(e *Engine, commit string) *Plan {
+	s.t.Helper()
+	if s.repo == nil {
+		s.repo = s.loadRepo()
+	}
+	p, err := e.Plan(context.Background(), s.repo, commit)
+	if err != nil {
+		s.t.Fatalf("plan: %v", err)
+	}
+	return p
+}
+
+func (s *syncHarness) applyPlan(p *Plan) {
+	s.t.Helper()
+	if _, err := Apply(context.Background(), s.db, p, ApplyOptions{Actor: "test", Now: s.now}, true); err != nil {
+		s.t.Fatalf("apply: %v", err)
+	}
+}
+
+// planDigest is what a plan does, for comparing an incremental plan with a full one: its
+// changes with their fields, its emails, the warnings that skip objects, its counts.
+func planDigest(p *Plan) string {
+	var lines []string
+	for _, c := range p.All() {
+		l := fmt.Sprintf("change %s %s %s %s", c.Action, c.Kind, c.Template, c.Key)
+		for _, f := range c.Fields {
+			l += fmt.Sprintf(" %s:%v→%v", f.Name, f.Old, f.New)
+		}
+		lines = append(lines, l)
+	}
+	for _, e := range p.Emails {
+		lines = append(lines, fmt.Sprintf("email %s %s %s %s", e.Kind, e.Action, e.To, e.Key))
+	}
+	for _, w := range p.Warnings {
+		if w.Code != "no_email" { // an entry's own notice: shown by full reads only
+			lines = append(lines, "warning "+w.Code+" "+w.Key+" "+w.Message)
+		}
+	}
+	for _, e := range p.Errors {
+		lines = append(lines, "error "+e.Message)
+	}
+	slices.Sort(lines)
+	lines = append(lines, fmt.Sprintf("summary %+v safety %+v", p.Summary, p.Safety))
+	return strings.Join(lines, "\n")
+}
+
+// mutate applies a random change to the people: add, modify, rename (key change), delete,
+// disable / enable, move out of the filter and back. Names, phones and emails come from
+// small pools so that clashes, duplicates and their resolution happen.
+func mutate(rng *rand.Rand, ps []syncPerson, next *int) []syncPerson {
+	given := []string{"Ann", "Bo", "Cy", "Di", "Ed"}
+	sn := []string{"Lee", "Kim", "Roe", "Fox"}
+	phone := func() string {
+		if rng.Intn(4) == 0 {
+			return ""
+		}
+		return fmt.Sprintf("+44 20 7946 %04d", rng.Intn(12))
+	}
+	mail := func(uid string) string {
+		switch rng.Intn(10) {
+		case 0:
+			return ""
+		case 1:
+			return fmt.Sprintf("shared%d@example.com", rng.Intn(2))
+		}
+		return uid + "@example.com"
+	}
+	newPerson := func() syncPerson {
+		*next++
+		uid := fmt.Sprintf("u%03d", *next)
+		return syncPerson{id: fmt.Sprintf("0000%04d-0000-4000-8000-000000000000", *next), uid: uid,
+			given: given[rng.Intn(len(given))], sn: sn[rng.Intn(len(sn))], mail: mail(uid), phone: phone()}
+	}
+	if len(ps) == 0 || rng.Intn(6) == 0 {
+		return append(ps, newPerson())
+	}
+	i := rng.Intn(len(ps))
+	p := &ps[i]
+	switch rng.Intn(8) {
+	case 0:
+		return slices.Delete(ps, i, i+1)
+	case 1:
+		*next++
+		p.uid = fmt.Sprintf("r%03d", *next) // rename: the key changes, the id stays
+	case 2:
+		p.disabled = !p.disabled
+	case 3:
+		p.out = !p.out
+	case 4:
+		p.sn = sn[rng.Intn(len(sn))]
+	case 5:
+		p.phone = phone()
+	case 6:
+		p.mail = mail(p.uid)
+	default:
+		p.given = given[rng.Intn(len(given))]
+	}
+	return ps
+}
+
+// TestPropertyIncrementalEqualsFull: over random change histories — several changes per
+// cycle, an entry changed twice in one cycle, clashes that resolve later, restarts and
+// cycles that never commit (a crash between receiving changes and committing) — the
+// plan of every incremental cycle equals the plan of a full read of the same directory
+// and state, and applying it leaves nothing for a full read to do.
+func TestPropertyIncrementalEqualsFull(t *testing.T) {
+	seeds, cycles := 6, 12
+	if testing.Short() {
+		seeds = 2
+	}
+	incremental := 0
+	for seed := int64(1); seed <= int64(seeds); seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		next := 0
+		var ps []syncPerson
+		for range 24 {
+			ps = mutate(rng, ps, &next)
+		}
+		s := newSyncHarness(t, ps)
+		committed := false // the last cycle committed, with a cookie the directory still accepts
+		for cycle := range cycles {
+			for range 1 + rng.Intn(4) {
+				ps = mutate(rng, ps, &next)
+			}
+			if rng.Intn(3) == 0 { // a second change of the same entries within the cycle
+				s.dir.Update(syncLDIF(ps))
+				for range 1 + rng.Intn(2) {
+					ps = mutate(rng, ps, &next)
+				}
+			}
+			s.dir.Update(syncLDIF(ps))
+			want := s.planWith(s.full, "c1")
+			got := s.planWith(s.inc, "c1")
+			if g, w := planDigest(got), planDigest(want); g != w {
+				t.Fatalf("seed %d cycle %d: incremental plan (%+v) differs from the full read's\n--- incremental\n%s\n--- full\n%s",
+					seed, cycle, got.SyncReads(), g, w)
+			}
+			if r := got.SyncReads(); len(r) != 1 {
+				t.Fatalf("seed %d cycle %d: sync reads %+v", seed, cycle, r)
+			} else if r[0].Mode == ReadIncremental {
+				incremental++
+			} else if committed {
+				t.Fatalf("seed %d cycle %d: read in full after a committed cycle: %+v", seed, cycle, r[0])
+			}
+			switch rng.Intn(6) {
+			case 0: // killed before the commit: the changes come again
+				s.restart()
+				committed = false
+				continue
+			case 1:
+				s.restart()
+			}
+			s.applyPlan(got)
+			committed = true
+			if rng.Intn(10) == 0 {
+				s.dir.Expire() // the server forgets the session: the next cycle reads in full
+				committed = false
+			}
+		}
+		// Quiet cycles settle what the last changes left (a clash freed by a deletion);
+		// then a full read finds nothing to do.
+		for range 4 {
+			want, got := s.planWith(s.full, "c1"), s.planWith(s.inc, "c1")
+			if g, w := planDigest(got), planDigest(want); g != w {
+				t.Fatalf("seed %d, settling: incremental plan differs from the full read's\n--- incremental\n%s\n--- full\n%s", seed, g, w)
+			}
+			if !got.HasChanges() {
+				break
+			}
+			s.applyPlan(got)
+		}
+		if p := s.planWith(s.full, "c1"); p.HasChanges() {
+			t.Fatalf("seed %d: a full read after the incremental cycles still changes: %v", seed, changes(p))
+		}
+	}
+	if incremental < seeds*cycles/2 {
+		t.Errorf("only %d of %d cycles were incremental", incremental, seeds*cycles)
+	}
+}
+
+// TestIncrementalKilledBeforeCommit: a process that received a directory change and was
+// killed (SIGKILL) inside the apply's transaction, before its commit, stored neither the
+// change nor the cookie: the next cycle gets the change again and applies it, and a full
+// read then finds nothing to do.
+func TestIncrementalKilledBeforeCommit(t *testing.T) {
+	if os.Getenv("ROSTER_SYNC_CRASH_CHILD") != "" {
+		crashChild(t)
+		return
+	}
+	dir := t.TempDir()
+	ps := []syncPerson{
+		{id: "00000001-0000-4000-8000-000000000000", uid: "ann", given: "Ann", sn: "Lee", mail: "ann@example.com", phone: "+44 20 7946 0001"},
+		{id: "00000002-0000-4000-8000-000000000000", uid: "bo", given: "Bo", sn: "Kim", mail: "bo@example.com", phone: "+44 20 7946 0002"},
+	}
+	v1 := syncLDIF(ps)
+	ann := ps[0]
+	ann.sn = "Fox"
+	v2 := syncLDIF([]syncPerson{ann}) // ann's surname changed, bo deleted
+	for name, data := range map[string][]byte{"v1.ldif": v1, "v2.ldif": v2} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := newCrashHarness(t, dir, v1)
+	s.applyPlan(s.planWith(s.inc, "c1")) // the full read at v1, cookie stored
+	cookie := func() string {
+		cs, err := s.db.SyncCookies(context.Background())
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("cookies %v: %v", cs, err)
+		}
+		for _, c := range cs {
+			return string(c.Cookie)
+		}
+		return ""
+	}
+	before, version := cookie(), s.count(`SELECT CAST(value AS INTEGER) FROM meta WHERE key='state_version'`)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIncrementalKilledBeforeCommit$", "-test.v=false")
+	cmd.Env = append(os.Environ(), "ROSTER_SYNC_CRASH_CHILD="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		buf := make([]byte, 64)
+		var got []byte
+		for {
+			n, err := out.Read(buf)
+			got = append(got, buf[:n]...)
+			if strings.Contains(string(got), "IN-TX") {
+				ready <- true
+				return
+			}
+			if err != nil {
+				ready <- false
+				return
+			}
+		}
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			cmd.Wait()
+			t.Fatal("the child ended before its apply's commit")
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the child did not reach its commit")
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	if got := cookie(); got != before {
+		t.Fatalf("the cookie moved to %q though the apply never committed", got)
+	}
+	if v := s.count(`SELECT CAST(value AS INTEGER) FROM meta WHERE key='state_version'`); v != version {
+		t.Fatalf("state version %d → %d without a commit", version, v)
+	}
+	// The next cycle (a new process) gets the change again.
+	s.dir.Update(v2)
+	s.restart()
+	p := s.planWith(s.inc, "c1")
+	if r := p.SyncReads(); len(r) != 1 || r[0].Mode != ReadIncremental || r[0].Changes != 2 {
+		t.Fatalf("after the crash: reads %+v", r)
+	}
+	if !contains(changes(p), "delete vmr Bo Kim VMR") || !contains(changes(p), "update vmr Ann Fox VMR") {
+		t.Fatalf("after the crash the changes are not planned again: %v", changes(p))
+	}
+	s.applyPlan(p)
+	if p := s.planWith(s.full, "c1"); p.HasChanges() {
+		t.Fatalf("a full read still changes: %v", changes(p))
+	}
+}
+
+// newCrashHarness is a syncHarness over a database file in dir (shared with the child).
+func newCrashHarness(t *testing.T, dir string, ldif []byte) *syncHarness {
+	db, err := state.Open(context.Background(), filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSyncHarness(t, nil)
+	s.db.Close()
+	s.db = db
+	t.Cleanup(func() { db.Close() })
+	s.dir = synctest.New("dc=example,dc=com", ldif)
+	open := func(string, schema.DirConfig, *schema.Repo) (directory.Directory, error) { return s.dir, nil }
+	s.inc, s.full = s.engine(), s.engine()
+	s.inc.Incremental, s.inc.OpenDirectory, s.full.OpenDirectory = true, open, open
+	return s
+}
+
+// crashChild plans the change from v1 to v2 and stops inside the apply's transaction.
+func crashChild(t *testing.T) {
+	dir := os.Getenv("ROSTER_SYNC_CRASH_CHILD")
+	v1, err := os.ReadFile(filepath.Join(dir, "v1.ldif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := os.ReadFile(filepath.Join(dir, "v2.ldif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newCrashHarness(t, dir, v1)
+	s.dir.Update(v2)
+	p := s.planWith(s.inc, "c1")
+	if !p.HasChanges() {
+		t.Fatal("child: no change planned")
+	}
+	beforeCommit = func() {
+		fmt.Println("IN-TX")
+		os.Stdout.Sync()
+		time.Sleep(time.Hour)
+	}
+	s.applyPlan(p)
+}
