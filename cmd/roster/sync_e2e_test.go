@@ -40,7 +40,7 @@ user:
   license: paid
 emails:
   send: true
-  vmr: {subject: "Your room {{ name }}", body: "{{ description }}"}
+  vmr: {subject: "Your room {{ name }}", body_file: emails/sync.txt}
 `
 
 // TestServeLDAPChangeEmailedInSeconds (SPEC §7, issue #18): serve over a slapd with the
@@ -49,17 +49,16 @@ emails:
 func TestServeLDAPChangeEmailedInSeconds(t *testing.T) {
 	const n = 50000
 	var ldif bytes.Buffer
-	ldif.WriteString("dn: dc=example,dc=com\nobjectClass: domain\ndc: example\n\ndn: ou=people,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n")
 	if err := directory.GeneratePeople(&ldif, n, "dc=example,dc=com"); err != nil {
 		t.Fatal(err)
 	}
-	srv := ldaptest.Start(t, ldaptest.Options{LDIF: ldif.Bytes(), Syncprov: true})
+	srv := ldaptest.Start(t, ldaptest.Options{LDIF: ldif.Bytes(), Syncprov: true, SessionLog: 10000})
 	store := &smtpStore{}
 	port, _ := startSMTP(t, store, "127.0.0.1:0")
 
 	repo := newGitRepo(t)
 	os.Remove(filepath.Join(repo.work, "templates", "contractors.yaml"))
-	repo.write(map[string]string{"templates/staff.yaml": syncE2ETemplate})
+	repo.write(map[string]string{"templates/staff.yaml": syncE2ETemplate, "emails/sync.txt": "{{ description }}\n"})
 	repo.commitPush("staff template for the sync e2e")
 	cfgPath, dir := writeServeConfig(t, serveConfig{URL: repo.bare, Interval: "1h", LDAPURL: srv.URL, MaxEmails: 3 * n, NoMail: true,
 		Extra: fmt.Sprintf("smtp: default: {host: \"127.0.0.1\", port: %d, security: \"none\", from: \"roster@example.com\"}\n", port)})
