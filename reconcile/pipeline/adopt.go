@@ -24,6 +24,9 @@ type Adoption struct {
 	Key    string   `json:"key"`
 	ID     int      `json:"id"`
 	Fields []string `json:"fields,omitempty"`
+	// Conflict says why the object is not adopted: it belongs to someone else (another
+	// roster installation's marker). It is left alone; the push reports it again.
+	Conflict string `json:"conflict,omitempty"`
 
 	ops  []state.PlatformOp
 	objs []state.PlatformObject
@@ -31,7 +34,8 @@ type Adoption struct {
 
 // AdoptResult is what adoption found, and applied when asked.
 type AdoptResult struct {
-	Adopted []Adoption
+	Adopted   []Adoption
+	Conflicts []Adoption // matching objects that belong to someone else, left alone
 	Applied bool
 	Plan    *reconcile.Plan
 }
@@ -70,7 +74,11 @@ func (p *Pipeline) Adopt(ctx context.Context, repo *schema.Repo, commit string, 
 	}
 	candidate := func(x any) {
 		a, ok := adoption(x, view, ids, owned, d.Marker)
-		if ok {
+		switch {
+		case !ok:
+		case a.Conflict != "":
+			out.Conflicts = append(out.Conflicts, a)
+		default:
 			out.Adopted = append(out.Adopted, a)
 		}
 	}
@@ -159,6 +167,11 @@ func adoption(x any, view *platformView, ids map[string]int, owned map[string]bo
 		return a, false
 	}
 	a.ID = ids[string(res)+"\x00"+a.Key]
+	if inst, ok := view.theirs[string(res)+"\x00"+a.Key]; ok {
+		a.ops, a.objs, a.Fields = nil, nil, nil
+		a.Conflict = fmt.Sprintf("carries the marker of another roster installation (%s)", inst)
+		return a, true
+	}
 	a.Fields = opFields(a.ops)
 	a.objs = append(a.objs, state.PlatformObject{Platform: PexipPlatform, Resource: string(res), Key: a.Key, RemoteID: int64(a.ID)})
 	return a, true

@@ -14,6 +14,7 @@
 package pexipfake
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"encoding/pem"
@@ -22,6 +23,7 @@ import (
 	"io"
 	"log"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -57,6 +59,16 @@ type Server struct {
 
 	handlerNanos atomic.Int64
 	stats        Stats
+	log          []Request
+}
+
+// Request is one request the fake answered that writes (POST, PATCH, DELETE), as its
+// log keeps it: tests assert which objects were touched and with which fields.
+type Request struct {
+	Method string
+	Path   string         // without the base path: "conference/12/"
+	Fields map[string]any // the decoded JSON body (nil for DELETE or a body that is not an object)
+	Status int            // the answer; 0 when the connection was dropped
 }
 
 // Stats counts what the fake answered.
@@ -136,6 +148,50 @@ func (s *Server) Stats() Stats {
 	st.ByMethod = maps.Clone(s.stats.ByMethod)
 	st.Times = slices.Clone(s.stats.Times)
 	return st
+}
+
+// Writes returns the log of write requests (POST, PATCH, DELETE) in arrival order.
+func (s *Server) Writes() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.log)
+}
+
+// logWrite appends a write request to the log before it is handled and returns its
+// index; -1 for a read.
+func (s *Server) logWrite(r *http.Request) int {
+	if r.Method == http.MethodGet {
+		return -1
+	}
+	var fields map[string]any
+	if r.Body != nil {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		_ = json.Unmarshal(body, &fields)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = append(s.log, Request{Method: r.Method, Path: strings.TrimPrefix(r.URL.Path, pexip.BasePath), Fields: fields})
+	return len(s.log) - 1
+}
+
+// statusWriter notes the status of an answer into the log.
+type statusWriter struct {
+	http.ResponseWriter
+	s *Server
+	i int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.s.mu.Lock()
+	w.s.log[w.i].Status = code
+	w.s.mu.Unlock()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Hijack lets hangUp close the connection.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
 // Throttle answers the next n requests 429 with Retry-After: retryAfter.
@@ -234,6 +290,9 @@ func (s *Server) fault(now time.Time) (status int, retryAfter string, drop, drop
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { s.handlerNanos.Add(int64(time.Since(start))) }()
+	if i := s.logWrite(r); i >= 0 {
+		w = &statusWriter{ResponseWriter: w, s: s, i: i}
+	}
 	s.mu.Lock()
 	s.stats.Requests++
 	s.stats.ByMethod[r.Method]++
