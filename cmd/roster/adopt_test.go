@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/roster-dev/roster/reconcile/platform/pexip"
 	"github.com/roster-dev/roster/reconcile/platform/pexip/pexipfake"
@@ -86,6 +87,7 @@ type handMade struct {
 // conflict, whose email stays pending.
 func TestAdoptEstate(t *testing.T) {
 	const people = 1000
+	t0 := time.Now()
 	dir := t.TempDir()
 	w := newFaultWorkspace(t, dir, people, "", "")
 	if err := os.WriteFile(filepath.Join(w.repo, "templates", "staff.yaml"), []byte(adoptTemplate), 0o644); err != nil {
@@ -186,6 +188,7 @@ func TestAdoptEstate(t *testing.T) {
 		t.Fatalf("the fake holds %d aliases, want %d", n, 2*(people-1)+1)
 	}
 
+	t.Logf("%s: estate made", time.Since(t0))
 	// The dry run: every matching object listed with what would change; nothing written.
 	out, errOut, code := w.run(t, "platform", "adopt")
 	if code != 0 {
@@ -225,6 +228,7 @@ func TestAdoptEstate(t *testing.T) {
 		t.Fatalf("the dry run changed the state: %s", c)
 	}
 
+	t.Logf("%s: dry run checked", time.Since(t0))
 	// --apply: ownership taken in the state, no request, no created email.
 	if out, errOut, code := w.run(t, "platform", "adopt", "--apply"); code != 0 || !strings.Contains(out, fmt.Sprintf("Adopted %d objects", adoptable)) {
 		t.Fatalf("adopt --apply: exit %d\n%s\n%s", code, tail(out, 3000), errOut)
@@ -241,11 +245,13 @@ func TestAdoptEstate(t *testing.T) {
 		t.Fatalf("created emails enqueued for %v; want only the conflicting %q", created, conflictName)
 	}
 
+	t.Logf("%s: adopted", time.Since(t0))
 	// The next apply: only the differences.
 	out, errOut, code = w.run(t, "apply")
 	if code != 1 || !strings.Contains(out+errOut, "conflict") {
 		t.Fatalf("apply after adoption: exit %d (want 1, the conflict)\n%s\n%s", code, tail(out, 3000), tail(errOut, 3000))
 	}
+	t.Logf("%s: applied", time.Since(t0))
 	patched := map[string]bool{}
 	for _, r := range fake.Writes() {
 		parts := strings.Split(strings.TrimSuffix(r.Path, "/"), "/")
@@ -339,6 +345,7 @@ func TestAdoptEstate(t *testing.T) {
 		}
 	}
 
+	t.Logf("%s: checked", time.Since(t0))
 	// A second apply sends nothing.
 	sent := len(fake.Writes())
 	w.run(t, "apply")

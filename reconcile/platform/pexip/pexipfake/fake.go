@@ -625,17 +625,34 @@ func (s *Server) remove(res pexip.Resource, id int) bool {
 
 // render is the object as GET returns it (a conference with its aliases); under s.mu.
 func (s *Server) render(res pexip.Resource, id int) (map[string]any, bool) {
+	return s.renderWith(res, id, nil)
+}
+
+// aliasIDs maps each conference's URI to its aliases' ids, in id order; under s.mu.
+func (s *Server) aliasIDs() map[string][]int {
+	out := map[string][]int{}
+	for _, aid := range slices.Sorted(maps.Keys(s.objs[pexip.ConferenceAliases])) {
+		uri, _ := s.objs[pexip.ConferenceAliases][aid]["conference"].(string)
+		out[uri] = append(out[uri], aid)
+	}
+	return out
+}
+
+// renderWith is render with the conferences' aliases found in byConf (nil: looked up);
+// under s.mu.
+func (s *Server) renderWith(res pexip.Resource, id int, byConf map[string][]int) (map[string]any, bool) {
 	o, ok := s.objs[res][id]
 	if !ok {
 		return nil, false
 	}
 	out := maps.Clone(o)
 	if res == pexip.Conferences {
+		if byConf == nil {
+			byConf = s.aliasIDs()
+		}
 		aliases := []map[string]any{}
-		for _, aid := range slices.Sorted(maps.Keys(s.objs[pexip.ConferenceAliases])) {
-			if a := s.objs[pexip.ConferenceAliases][aid]; a["conference"] == o["resource_uri"] {
-				aliases = append(aliases, maps.Clone(a))
-			}
+		for _, aid := range byConf[o["resource_uri"].(string)] {
+			aliases = append(aliases, maps.Clone(s.objs[pexip.ConferenceAliases][aid]))
 		}
 		out["aliases"] = aliases
 	}
@@ -675,8 +692,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, res pexip.Resource
 		}
 	}
 	objects := []map[string]any{}
+	var byConf map[string][]int
+	if res == pexip.Conferences {
+		byConf = s.aliasIDs()
+	}
 	for _, id := range match[min(offset, len(match)):min(offset+limit, len(match))] {
-		o, _ := s.render(res, id)
+		o, _ := s.renderWith(res, id, byConf)
 		objects = append(objects, o)
 	}
 	s.mu.Unlock()
@@ -720,8 +741,12 @@ func (s *Server) Objects(res pexip.Resource) []map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []map[string]any
+	var byConf map[string][]int
+	if res == pexip.Conferences {
+		byConf = s.aliasIDs()
+	}
 	for _, id := range slices.Sorted(maps.Keys(s.objs[res])) {
-		o, _ := s.render(res, id)
+		o, _ := s.renderWith(res, id, byConf)
 		out = append(out, o)
 	}
 	return out
