@@ -36,8 +36,8 @@ type Adoption struct {
 type AdoptResult struct {
 	Adopted   []Adoption
 	Conflicts []Adoption // matching objects that belong to someone else, left alone
-	Applied bool
-	Plan    *reconcile.Plan
+	Applied   bool
+	Plan      *reconcile.Plan
 }
 
 // Adopt lists the platform objects that match roster's objects not yet owned: those in
