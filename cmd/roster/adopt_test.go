@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/roster-dev/roster/reconcile/platform/pexip"
-	"github.com/roster-dev/roster/reconcile/platform/pexip/pexipfake"
 )
 
 // adoptTemplate is the examples' staff template (description, two aliases, PIN, call
@@ -104,17 +103,7 @@ func TestAdoptEstate(t *testing.T) {
 			len(rendered["vmr"]), len(rendered["device"]), len(rendered["user"]), people)
 	}
 
-	fake := pexipfake.New("roster", "pw-adopt")
-	t.Cleanup(fake.Close)
-	t.Setenv("PEXIP_ADOPT_PASSWORD", "pw-adopt")
-	cfg, err := os.ReadFile(w.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg = fmt.Appendf(cfg, "platforms: pexip: {url: %q, username: \"roster\", password_env: \"PEXIP_ADOPT_PASSWORD\", mode: \"push\", rate: 600000}\n", fake.URL)
-	if err := os.WriteFile(w.cfg, cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fake := pushToFake(t, w.cfg, "rate: 600000")
 
 	// The estate, made by hand: roster's rendering with some fields different.
 	byID := map[pexip.Resource]map[int]*handMade{pexip.Conferences: {}, pexip.Devices: {}, pexip.EndUsers: {}}
