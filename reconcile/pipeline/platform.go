@@ -108,18 +108,20 @@ func (p *Pipeline) Push(ctx context.Context) (push.Progress, error) {
 	limit := cmp.Or(p.Config.Platforms.Pexip.PushTimeout.Duration, DefaultPushTimeout)
 	pctx, cancel := context.WithTimeout(ctx, limit)
 	pr, err := d.Drain(pctx)
+	// The limit may surface as another error (a SQLite statement interrupted by it).
+	timedOut := err != nil && errors.Is(pctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 	cancel()
 	if p.Progress != nil && pr.Total > 0 {
 		fmt.Fprintln(p.Progress)
 	}
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+	if timedOut {
 		left, cerr := d.DB.PlatformCounts(ctx)
 		if cerr != nil {
 			return pr, errors.Join(err, cerr)
 		}
 		c := left[PexipPlatform]
 		return pr, fmt.Errorf("push to pexip: stopped after %s (platforms.pexip.push_timeout): %d operations done, %d still queued "+
-			"(the platform is down, slow or throttling); the next `roster apply` or the daemon resumes them, and their objects' emails "+
+			"(a queue longer than the limit allows at the rate, or a platform that is down, slow or throttling); the next `roster apply` or the daemon resumes them, and their objects' emails "+
 			"stay pending until then (`roster status` shows the queue): %w",
 			limit, pr.Done, c[state.PlatformPending]+c[state.PlatformSending], err)
 	}
