@@ -290,9 +290,6 @@ func (s *Server) fault(now time.Time) (status int, retryAfter string, drop, drop
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { s.handlerNanos.Add(int64(time.Since(start))) }()
-	if i := s.logWrite(r); i >= 0 {
-		w = &statusWriter{ResponseWriter: w, s: s, i: i}
-	}
 	s.mu.Lock()
 	s.stats.Requests++
 	s.stats.ByMethod[r.Method]++
@@ -300,6 +297,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	status, retryAfter, drop, dropAfter := s.fault(start)
 	latency := s.faults.latency
 	s.mu.Unlock()
+	// Logged after the fault is decided, so that reading the body does not move the
+	// arrival times the rate limit window counts.
+	if i := s.logWrite(r); i >= 0 {
+		w = &statusWriter{ResponseWriter: w, s: s, i: i}
+	}
 	if latency > 0 {
 		time.Sleep(latency)
 	}
