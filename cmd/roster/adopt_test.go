@@ -115,8 +115,8 @@ func TestAdoptEstate(t *testing.T) {
 		}
 		byID[h.res][id] = h
 	}
-	const conflictIndex = 3
-	var conflictName string
+	const conflictIndex, stolenIndex = 3, 5
+	var conflictName, stolenFrom, stolen string
 	for i, v := range rendered["vmr"] {
 		name := v["name"].(string)
 		fields := map[string]any{"service_type": "conference", "aliases": aliasList(v["aliases"])}
@@ -133,6 +133,10 @@ func TestAdoptEstate(t *testing.T) {
 			continue
 		}
 		fields = maps.Clone(fields)
+		if i == stolenIndex { // a hand-made room holds one of its aliases
+			stolenFrom, stolen = name, v["aliases"].([]any)[0].(string)
+			fields["aliases"] = aliasList(v["aliases"].([]any)[1:])
+		}
 		differ(h, fields, i%4 == 0, "description", "Old room of "+name)
 		differ(h, fields, i%7 == 0, "pin", "999999")
 		differ(h, fields, i%5 == 0, "max_callrate_in", 2048)
@@ -165,8 +169,9 @@ func TestAdoptEstate(t *testing.T) {
 	}
 	// Objects roster would not make.
 	others := []*handMade{{res: pexip.Conferences, key: "Board room"}, {res: pexip.Devices, key: "lobby@dev.example.com"},
-		{res: pexip.EndUsers, key: "visitor@elsewhere.example"}}
+		{res: pexip.EndUsers, key: "visitor@elsewhere.example"}, {res: pexip.Conferences, key: "Old lobby"}}
 	put(others[0], map[string]any{"name": "Board room", "description": "made by hand", "aliases": []any{map[string]any{"alias": "board@example.com"}}})
+	put(others[3], map[string]any{"name": "Old lobby", "aliases": []any{map[string]any{"alias": stolen}}})
 	put(others[1], map[string]any{"alias": "lobby@dev.example.com", "description": "lobby screen"})
 	put(others[2], map[string]any{"primary_email_address": "visitor@elsewhere.example", "first_name": "Vi"})
 	before := map[pexip.Resource][]map[string]any{}
@@ -196,8 +201,8 @@ func TestAdoptEstate(t *testing.T) {
 				t.Fatalf("the dry run does not list %s %q:\n%s", res, h.key, tail(out, 3000))
 			}
 			want := h.send
-			if res == pexip.EndUsers {
-				want = h.diff
+			if h.key == stolenFrom {
+				want = union(want, "aliases") // the alias held by Old lobby is still to make
 			}
 			if got.id != id || fmt.Sprint(got.fields) != fmt.Sprint(sorted(want)) {
 				t.Fatalf("the dry run lists %s %q as id %d changing %v; want id %d changing %v", res, h.key, got.id, got.fields, id, sorted(want))
@@ -209,6 +214,9 @@ func TestAdoptEstate(t *testing.T) {
 	}
 	if !strings.Contains(out, "conflict vmr") || !strings.Contains(out, conflictName) || !strings.Contains(out, "0badc0de") {
 		t.Fatalf("the dry run does not report the conflict on %q:\n%s", conflictName, tail(out, 3000))
+	}
+	if !regexp.MustCompile(`(?m)^conflict alias\s+` + regexp.QuoteMeta(stolen) + ` .*belongs to conference "Old lobby"`).MatchString(out) {
+		t.Fatalf("the dry run does not report alias %q held by Old lobby:\n%s", stolen, tail(out, 3000))
 	}
 	if ws := fake.Writes(); len(ws) != 0 {
 		t.Fatalf("the dry run sent %d writes, first %+v", len(ws), ws[0])
@@ -247,6 +255,9 @@ func TestAdoptEstate(t *testing.T) {
 		res := pexip.Resource(parts[0])
 		if r.Method == "POST" && res == pexip.Conferences && r.Fields["name"] == conflictName && r.Status == 400 {
 			continue // the create of the conflicting room, refused: the conflict
+		}
+		if r.Method == "POST" && res == pexip.ConferenceAliases && r.Fields["alias"] == stolen && r.Status == 400 {
+			continue // the alias Old lobby holds, refused: a conflict
 		}
 		if r.Method != "PATCH" || len(parts) != 2 {
 			t.Fatalf("after adoption the push sent %s %s %v (answered %d)", r.Method, r.Path, r.Fields, r.Status)
@@ -313,6 +324,14 @@ func TestAdoptEstate(t *testing.T) {
 	}
 	if n := fake.Count(pexip.ConferenceAliases); n != len(before[pexip.ConferenceAliases]) {
 		t.Fatalf("%d aliases after the push, %d before", n, len(before[pexip.ConferenceAliases]))
+	}
+
+	var conflicts []string
+	if err := db.Select(&conflicts, `SELECT object_key FROM platform_ops WHERE status = 'conflict' ORDER BY object_key`); err != nil {
+		t.Fatal(err)
+	}
+	if want := sorted([]string{conflictName, stolen}); fmt.Sprint(conflicts) != fmt.Sprint(want) {
+		t.Fatalf("conflicts recorded: %q; want %q", conflicts, want)
 	}
 
 	// Emails: none created for an adopted object; the conflict's waits.
