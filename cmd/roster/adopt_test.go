@@ -19,9 +19,9 @@ import (
 )
 
 // adoptTemplate is the examples' staff template (description, two aliases, PIN, call
-// rates, participant limit, a device with a description, an end user) with names made
-// unique by the uid (generated given names and surnames repeat).
-const adoptTemplate = `name: staff
+// rates, participant limit, a device with a description) with names made unique by the
+// uid (generated given names and surnames repeat), and faultTemplate's user and emails.
+var adoptTemplate = `name: staff
 description: VMRs and devices for all staff
 source: corp
 user_search_dn: ou=people
@@ -51,19 +51,7 @@ device:
   password: "{{ ''|pex_random_pin(12) }}"
   tag: staff
   primary_owner_email_address: "{{mail}}"
-user:
-  first_name: "{{givenName}}"
-  last_name: "{{sn}}"
-  email: "{{mail}}"
-  language: en-us
-  time_zone: London
-  host_privilege: HOST
-  license: paid
-emails:
-  send: true
-  vmr: {subject: "Your room {{ name }}", body_file: emails/vmr.txt}
-  device: {subject: "Your device {{ device_alias }}", body_file: emails/device.txt}
-`
+` + faultTemplate[strings.Index(faultTemplate, "user:\n"):] // the same user and emails
 
 // handMade is one object put on the fake before roster: its resource, unique value, the
 // fields it holds and the fields roster's push must send to it (nil: no request).
