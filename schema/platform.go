@@ -39,6 +39,9 @@ type PexipConfig struct {
 	PolicyUnknown string `json:"policy_unknown"`   // continue | reject
 	// CheckInterval is how often serve checks the platform for drift (push; default 24h).
 	CheckInterval Duration `json:"check_interval"`
+	// PushTimeout bounds a command's push (apply, remind, notify; default 15m): then the
+	// command stops, exits 1, and the rest stays queued for the next run or the daemon.
+	PushTimeout Duration `json:"push_timeout"`
 }
 
 // checkPlatforms checks what the CUE schema cannot say: where plain HTTP is allowed and

@@ -96,16 +96,16 @@ func TestPlatformConfigValid(t *testing.T) {
 	}{
 		{"none", platformBase, nil, RolePrimary},
 		{"push with defaults", platformBase + `platforms: pexip: {url: "https://pexip.example.com", username: "roster", password_env: "PEXIP_PASSWORD", mode: "push"}` + "\n",
-			&PexipConfig{URL: "https://pexip.example.com", Username: "roster", PasswordEnv: "PEXIP_PASSWORD", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue", CheckInterval: day}, RolePrimary},
+			&PexipConfig{URL: "https://pexip.example.com", Username: "roster", PasswordEnv: "PEXIP_PASSWORD", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue", CheckInterval: day, PushTimeout: quarter}, RolePrimary},
 		{"http on loopback", platformBase + `platforms: pexip: {url: "http://127.0.0.1:8081/", username: "r", password_env: "P", mode: "push", rate: 60, ca_file: "/etc/ca.pem"}` + "\n",
-			&PexipConfig{URL: "http://127.0.0.1:8081/", Username: "r", PasswordEnv: "P", CAFile: "/etc/ca.pem", Mode: PexipPush, Rate: 60, PolicyUnknown: "continue", CheckInterval: day}, RolePrimary},
+			&PexipConfig{URL: "http://127.0.0.1:8081/", Username: "r", PasswordEnv: "P", CAFile: "/etc/ca.pem", Mode: PexipPush, Rate: 60, PolicyUnknown: "continue", CheckInterval: day, PushTimeout: quarter}, RolePrimary},
 		{"http on localhost and ipv6 loopback", platformBase + `platforms: pexip: {url: "http://[::1]:8081", username: "r", password_env: "P", mode: "push"}` + "\n",
-			&PexipConfig{URL: "http://[::1]:8081", Username: "r", PasswordEnv: "P", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue", CheckInterval: day}, RolePrimary},
+			&PexipConfig{URL: "http://[::1]:8081", Username: "r", PasswordEnv: "P", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue", CheckInterval: day, PushTimeout: quarter}, RolePrimary},
 		{"policy replica", platformBase + `role: "replica"
 platforms: pexip: {username: "pexip", password_env: "P", mode: "policy", policy_listen: "0.0.0.0:8443", policy_cert_file: "/etc/roster/policy.pem", policy_key_file: "/etc/roster/policy.key", policy_unknown: "reject"}` + "\n",
-			&PexipConfig{Username: "pexip", PasswordEnv: "P", Mode: PexipPolicy, Rate: 900, PolicyListen: "0.0.0.0:8443", PolicyCert: "/etc/roster/policy.pem", PolicyKey: "/etc/roster/policy.key", PolicyUnknown: "reject", CheckInterval: day}, RoleReplica},
+			&PexipConfig{Username: "pexip", PasswordEnv: "P", Mode: PexipPolicy, Rate: 900, PolicyListen: "0.0.0.0:8443", PolicyCert: "/etc/roster/policy.pem", PolicyKey: "/etc/roster/policy.key", PolicyUnknown: "reject", CheckInterval: day, PushTimeout: quarter}, RoleReplica},
 		{"policy plain on loopback", platformBase + `platforms: pexip: {username: "pexip", password_env: "P", mode: "policy", policy_listen: "127.0.0.1:8443"}` + "\n",
-			&PexipConfig{Username: "pexip", PasswordEnv: "P", Mode: PexipPolicy, Rate: 900, PolicyListen: "127.0.0.1:8443", PolicyUnknown: "continue", CheckInterval: day}, RolePrimary},
+			&PexipConfig{Username: "pexip", PasswordEnv: "P", Mode: PexipPolicy, Rate: 900, PolicyListen: "127.0.0.1:8443", PolicyUnknown: "continue", CheckInterval: day, PushTimeout: quarter}, RolePrimary},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -141,7 +141,7 @@ func TestShippedConfigsPlatforms(t *testing.T) {
 		want *PexipConfig
 	}{
 		{"../examples/deploy/config.cue", &PexipConfig{URL: "https://pexip-mgr.example.com", Username: "roster",
-			PasswordEnv: "PEXIP_PASSWORD", CAFile: "/etc/roster/pexip-ca.pem", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue", CheckInterval: day}},
+			PasswordEnv: "PEXIP_PASSWORD", CAFile: "/etc/roster/pexip-ca.pem", Mode: PexipPush, Rate: 900, PolicyUnknown: "continue", CheckInterval: day, PushTimeout: quarter}},
 		{"../config.cue", nil},
 	}
 	for _, tc := range cases {
@@ -161,3 +161,6 @@ func TestShippedConfigsPlatforms(t *testing.T) {
 
 // day is check_interval's default.
 var day = Duration{24 * time.Hour}
+
+// quarter is push_timeout's default, 15 minutes.
+var quarter = Duration{15 * time.Minute}

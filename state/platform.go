@@ -455,6 +455,23 @@ func (db *DB) ReleasePlatformClaims(ctx context.Context, now time.Time) (int, er
 	return int(n), nil
 }
 
+// ReleasePlatformOps makes the given operations, claimed by this deliverer and left
+// unanswered (it stopped), pending and due at now, so that the next run takes them at
+// once rather than after their lease.
+func (db *DB) ReleasePlatformOps(ctx context.Context, ids []int64, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+		return execByIDs(ctx, tx, `UPDATE platform_ops SET status = 'pending', next_try = ?
+			WHERE status = 'sending' AND id IN`, FormatTime(now), ids)
+	})
+	if err != nil {
+		return fmt.Errorf("release platform operations: %w", err)
+	}
+	return nil
+}
+
 // RequeuePlatformOp is an operator retrying a failed or conflicting operation: pending,
 // due now, its tries counted afresh.
 func (db *DB) RequeuePlatformOp(ctx context.Context, id int64, now time.Time) error {

@@ -58,6 +58,12 @@ func runAdopt(ctx context.Context, a *app) error {
 		}
 		fmt.Fprintln(a.stdout, line)
 	}
+	for _, c := range res.Conflicts {
+		fmt.Fprintf(a.stdout, "conflict %-6s %s (id %d) %s: left alone\n", c.Kind, c.Key, c.ID, c.Conflict)
+	}
+	if len(res.Conflicts) > 0 {
+		fmt.Fprintf(a.stdout, "%d objects roster would own belong to someone else: roster leaves them alone and its push reports them as conflicts.\n", len(res.Conflicts))
+	}
 	switch {
 	case len(res.Adopted) == 0:
 		fmt.Fprintln(a.stdout, "Nothing to adopt: no object on pexip matches one roster would own and does not.")

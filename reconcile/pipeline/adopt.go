@@ -24,6 +24,9 @@ type Adoption struct {
 	Key    string   `json:"key"`
 	ID     int      `json:"id"`
 	Fields []string `json:"fields,omitempty"`
+	// Conflict says why the object is not adopted: it belongs to someone else (another
+	// roster installation's marker). It is left alone; the push reports it again.
+	Conflict string `json:"conflict,omitempty"`
 
 	ops  []state.PlatformOp
 	objs []state.PlatformObject
@@ -31,9 +34,10 @@ type Adoption struct {
 
 // AdoptResult is what adoption found, and applied when asked.
 type AdoptResult struct {
-	Adopted []Adoption
-	Applied bool
-	Plan    *reconcile.Plan
+	Adopted   []Adoption
+	Conflicts []Adoption // matching objects that belong to someone else, left alone
+	Applied   bool
+	Plan      *reconcile.Plan
 }
 
 // Adopt lists the platform objects that match roster's objects not yet owned: those in
@@ -68,15 +72,34 @@ func (p *Pipeline) Adopt(ctx context.Context, repo *schema.Repo, commit string, 
 	for _, o := range objs {
 		owned[o.Resource+"\x00"+o.Key] = true
 	}
+	held := aliasHolders(view)
+	rosters := map[string]bool{} // names of roster's VMRs, owned or to be created
 	candidate := func(x any) {
+		if v, ok := x.(*account.VMR); ok {
+			out.Conflicts = append(out.Conflicts, aliasConflicts(v, view, held, ids, owned, rosters)...)
+		}
 		a, ok := adoption(x, view, ids, owned, d.Marker)
-		if ok {
+		switch {
+		case !ok:
+		case a.Conflict != "":
+			out.Conflicts = append(out.Conflicts, a)
+		default:
 			out.Adopted = append(out.Adopted, a)
 		}
 	}
 	actual, err := d.DB.LoadActual(ctx)
 	if err != nil {
 		return out, err
+	}
+	for _, v := range actual.VMRs {
+		rosters[v.Name] = true
+	}
+	for _, c := range plan.All() {
+		if _, n := c.Objects(); c.Action == account.ActionCreate {
+			if v, ok := n.(*account.VMR); ok {
+				rosters[v.Name] = true
+			}
+		}
 	}
 	for _, v := range actual.VMRs {
 		candidate(v)
@@ -159,9 +182,43 @@ func adoption(x any, view *platformView, ids map[string]int, owned map[string]bo
 		return a, false
 	}
 	a.ID = ids[string(res)+"\x00"+a.Key]
+	if inst, ok := view.theirs[string(res)+"\x00"+a.Key]; ok {
+		a.ops, a.objs, a.Fields = nil, nil, nil
+		a.Conflict = fmt.Sprintf("carries the marker of another roster installation (%s)", inst)
+		return a, true
+	}
 	a.Fields = opFields(a.ops)
 	a.objs = append(a.objs, state.PlatformObject{Platform: PexipPlatform, Resource: string(res), Key: a.Key, RemoteID: int64(a.ID)})
 	return a, true
+}
+
+// aliasHolders maps every conference alias on the platform to its conference's name.
+func aliasHolders(view *platformView) map[string]string {
+	out := map[string]string{}
+	for name, v := range view.vmrs {
+		for _, a := range v.Aliases {
+			out[a] = name
+		}
+	}
+	return out
+}
+
+// aliasConflicts lists the aliases of roster's VMR v that another conference holds on
+// the platform, one roster neither owns, marked nor would own (rosters: an alias moving
+// between two of roster's rooms is no conflict): roster leaves them there, and the push
+// of the alias reports the conflict.
+func aliasConflicts(v *account.VMR, view *platformView, held map[string]string, ids map[string]int, owned, rosters map[string]bool) []Adoption {
+	var out []Adoption
+	for _, al := range v.Aliases {
+		holder, ok := held[al]
+		conf := string(pexip.Conferences) + "\x00" + holder
+		if !ok || rosters[holder] || owned[string(pexip.ConferenceAliases)+"\x00"+al] || owned[conf] || view.ours[conf] {
+			continue
+		}
+		out = append(out, Adoption{Kind: "alias", Key: al, ID: ids[string(pexip.ConferenceAliases)+"\x00"+al],
+			Conflict: fmt.Sprintf("belongs to conference %q, not to %q", holder, v.Name)})
+	}
+	return out
 }
 
 // marked is ops with roster's marker added (markOp) unless the platform's object key of

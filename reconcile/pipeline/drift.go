@@ -55,19 +55,28 @@ type platformView struct {
 	devices map[string]push.Device
 	users   map[string]push.User
 	ours    map[string]bool // resource + "\x00" + key of the objects carrying this roster's marker
+	// theirs maps resource + "\x00" + key of the objects carrying another roster's marker
+	// to that installation's instance.
+	theirs map[string]string
 }
 
 // see records in ours the platform's object key of res when its description carries
-// roster's marker.
+// roster's marker, in theirs when it carries another installation's.
 func (v *platformView) see(m pexip.Marker, res pexip.Resource, key, description string) {
-	if m.Ours(description) {
+	inst, ok := pexip.Owner(description)
+	switch {
+	case !ok:
+	case inst == m.Instance:
 		v.ours[string(res)+"\x00"+key] = true
+	default:
+		v.theirs[string(res)+"\x00"+key] = inst
 	}
 }
 
 // readPlatform lists every conference, alias, device and end user, page by page.
 func readPlatform(ctx context.Context, c *pexip.Client, m pexip.Marker) (*platformView, error) {
-	v := &platformView{vmrs: map[string]push.VMR{}, devices: map[string]push.Device{}, users: map[string]push.User{}, ours: map[string]bool{}}
+	v := &platformView{vmrs: map[string]push.VMR{}, devices: map[string]push.Device{}, users: map[string]push.User{},
+		ours: map[string]bool{}, theirs: map[string]string{}}
 	confs, err := pexip.ListAll[pexip.Conference](ctx, c, pexip.Conferences, nil)
 	if err != nil {
 		return nil, err

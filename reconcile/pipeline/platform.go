@@ -5,7 +5,9 @@ package pipeline
 // precedes the room.
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"github.com/roster-dev/roster/reconcile/platform/pexip"
 	"github.com/roster-dev/roster/reconcile/platform/push"
 	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/state"
 )
 
 // PexipPlatform is the platform name of platforms.pexip in the queue and in status.
@@ -85,10 +88,15 @@ func ProgressLine(w io.Writer) func(push.Progress) {
 	}
 }
 
-// Push drains the queue of every platform in push mode (step 5, before the emails). The
-// queue stays durable: what a stop or a failure leaves is pushed by the next run or the
-// daemon. Failed operations and conflicts are reported on Out; they keep their objects'
-// emails pending.
+// DefaultPushTimeout bounds a command's push when config.cue gives no
+// platforms.pexip.push_timeout (its CUE default says the same).
+const DefaultPushTimeout = 15 * time.Minute
+
+// Push drains the queue of every platform in push mode (step 5, before the emails), for
+// at most platforms.pexip.push_timeout: a command must not hang on a dead or throttling
+// platform. The queue stays durable: what the limit, a stop or a failure leaves is pushed
+// by the next run or the daemon. Failed operations, conflicts and operations left queued
+// are reported; they keep their objects' emails pending.
 func (p *Pipeline) Push(ctx context.Context) (push.Progress, error) {
 	if len(PushPlatforms(p.Config)) == 0 {
 		return push.Progress{}, nil
@@ -97,9 +105,25 @@ func (p *Pipeline) Push(ctx context.Context) (push.Progress, error) {
 	if err != nil {
 		return push.Progress{}, fmt.Errorf("push to pexip: %w", err)
 	}
-	pr, err := d.Drain(ctx)
+	limit := cmp.Or(p.Config.Platforms.Pexip.PushTimeout.Duration, DefaultPushTimeout)
+	pctx, cancel := context.WithTimeout(ctx, limit)
+	pr, err := d.Drain(pctx)
+	// The limit may surface as another error (a SQLite statement interrupted by it).
+	timedOut := err != nil && errors.Is(pctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
+	cancel()
 	if p.Progress != nil && pr.Total > 0 {
 		fmt.Fprintln(p.Progress)
+	}
+	if timedOut {
+		left, cerr := d.DB.PlatformCounts(ctx)
+		if cerr != nil {
+			return pr, errors.Join(err, cerr)
+		}
+		c := left[PexipPlatform]
+		return pr, fmt.Errorf("push to pexip: stopped after %s (platforms.pexip.push_timeout): %d operations done, %d still queued "+
+			"(a queue longer than the limit allows at the rate, or a platform that is down, slow or throttling); the next `roster apply` or the daemon resumes them, and their objects' emails "+
+			"stay pending until then (`roster status` shows the queue): %w",
+			limit, pr.Done, c[state.PlatformPending]+c[state.PlatformSending], err)
 	}
 	if err != nil {
 		return pr, fmt.Errorf("push to pexip: %w", err)

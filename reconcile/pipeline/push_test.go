@@ -395,3 +395,81 @@ func TestPushRepairGuard(t *testing.T) {
 		t.Fatal("the allowed repair did not delete the extra conference")
 	}
 }
+
+// TestPushTimeout: a command's push stops at platforms.pexip.push_timeout when the
+// platform throttles every request, and when it answers slowly: the apply returns an
+// error that names the limit, every operation not done stays queued (none left claimed),
+// the emails of the unpushed objects stay pending, and the next apply, the platform
+// healthy again, delivers the rest, each object once.
+func TestPushTimeout(t *testing.T) {
+	ctx := context.Background()
+	fake := pexipfake.New("roster", "s3cret-pexip")
+	t.Cleanup(fake.Close)
+	t.Setenv("PEXIP_PASSWORD", "s3cret-pexip")
+	f := newFixture(t, "max_delete_fraction: 1, max_emails: 10000", fmt.Sprintf(
+		`platforms: pexip: {url: %q, username: "roster", password_env: "PEXIP_PASSWORD", mode: "push", rate: 60000, push_timeout: "1500ms"}`, fake.URL))
+	run := func() error {
+		t.Helper()
+		start := time.Now()
+		_, err := f.p.Run(ctx, pipeline.Options{Actor: "test", Deliver: true})
+		// Far above the limit, far below the retries' own schedule (Retry-After 600 s).
+		if took := time.Since(start); took > 25*time.Second {
+			t.Fatalf("the apply took %s with a push_timeout of 1.5 s", took)
+		}
+		return err
+	}
+	vmrEmailsSent := func() int {
+		return f.count(`SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND kind IN ('vmr', 'device')`)
+	}
+
+	// A throttling platform: every request 429, Retry-After 10 minutes.
+	fake.Storm(time.Hour, "600")
+	err := run()
+	if err == nil || !strings.Contains(err.Error(), "push_timeout") || !strings.Contains(err.Error(), "still queued") {
+		t.Fatalf("a throttled push: %v", err)
+	}
+	total := f.count(`SELECT COUNT(*) FROM platform_ops`)
+	if n := f.count(`SELECT COUNT(*) FROM platform_ops WHERE status = 'pending'`); total == 0 || n != total {
+		t.Fatalf("%d of %d operations pending after the stop; the rest: %d sending", n, total,
+			f.count(`SELECT COUNT(*) FROM platform_ops WHERE status = 'sending'`))
+	}
+	if n := vmrEmailsSent(); n != 0 {
+		t.Fatalf("%d VMR and device emails sent while nothing reached the platform", n)
+	}
+	if fake.Stats().Throttled == 0 {
+		t.Fatal("the fake throttled nothing: the test tested nothing")
+	}
+
+	// A slow platform: each answer takes 400 ms, so only part of the queue goes.
+	fake.Storm(0, "")
+	fake.Latency(400 * time.Millisecond)
+	err = run()
+	if err == nil || !strings.Contains(err.Error(), "push_timeout") {
+		t.Fatalf("a slow push: %v", err)
+	}
+	done := f.count(`SELECT COUNT(*) FROM platform_ops WHERE status = 'done'`)
+	if done == 0 || done == total || f.count(`SELECT COUNT(*) FROM platform_ops WHERE status = 'sending'`) != 0 {
+		t.Fatalf("after a slow push %d of %d operations done, %d left claimed", done, total,
+			f.count(`SELECT COUNT(*) FROM platform_ops WHERE status = 'sending'`))
+	}
+	if sent := vmrEmailsSent(); sent >= f.count(`SELECT COUNT(*) FROM outbox WHERE kind IN ('vmr', 'device')`) {
+		t.Fatalf("all %d VMR and device emails sent with %d of %d operations done", sent, done, total)
+	}
+
+	// Healthy again: the next apply resumes and finishes.
+	fake.Latency(0)
+	if err := run(); err != nil {
+		t.Fatalf("the resuming apply: %v", err)
+	}
+	if n := f.count(`SELECT COUNT(*) FROM platform_ops WHERE status != 'done'`); n != 0 {
+		t.Fatalf("%d operations not done after the resuming apply", n)
+	}
+	actual, err := f.db.LoadActual(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOnFake(t, fake, actual)
+	if n := f.count(`SELECT COUNT(*) FROM outbox WHERE status != 'sent' AND kind IN ('vmr', 'device')`); n != 0 {
+		t.Fatalf("%d VMR and device emails still pending after the push finished", n)
+	}
+}

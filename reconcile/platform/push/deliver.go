@@ -104,7 +104,7 @@ func (d *Deliverer) Drain(ctx context.Context) (Progress, error) {
 		// Outcomes are recorded as they come, a group at a time: a stop loses the record
 		// of few answers (whose operations are sent again and meet their own objects), and
 		// progress moves while a batch is sent at the rate.
-		sent, err := d.deliverAll(ctx, ops, func(outcomes []state.PlatformOutcome) error {
+		sent, unanswered, err := d.deliverAll(ctx, ops, func(outcomes []state.PlatformOutcome) error {
 			t0 := time.Now()
 			err := d.DB.RecordPlatformOutcomes(context.WithoutCancel(ctx), outcomes)
 			p.QueueTime += time.Since(t0)
@@ -115,6 +115,18 @@ func (d *Deliverer) Drain(ctx context.Context) (Progress, error) {
 			return nil
 		})
 		p.SendTime += sent
+		if len(unanswered) > 0 {
+			// Stopped (a command's push_timeout, a signal): what got no answer is due again
+			// at once for the next run, not after its lease. A request cut short may have
+			// acted; its create then meets roster's marker.
+			ids := make([]int64, len(unanswered))
+			for i, op := range unanswered {
+				ids[i] = op.ID
+			}
+			if rerr := d.DB.ReleasePlatformOps(context.WithoutCancel(ctx), ids, d.now()); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
 		if err != nil {
 			return p, err
 		}
@@ -201,9 +213,9 @@ const (
 
 // deliverAll sends ops (independent of each other, as claimed) on the workers and hands
 // their outcomes to record in groups, as they come. Outcomes of requests the context cut
-// short are not answers: they are not recorded, their operations stay claimed and are
-// released at the next start.
-func (d *Deliverer) deliverAll(ctx context.Context, ops []state.PlatformOp, record func([]state.PlatformOutcome) error) (time.Duration, error) {
+// short are not answers: they are not recorded but returned as unanswered, for the caller
+// to release.
+func (d *Deliverer) deliverAll(ctx context.Context, ops []state.PlatformOp, record func([]state.PlatformOutcome) error) (time.Duration, []state.PlatformOp, error) {
 	workers := cmp.Or(max(d.Workers, 0), 4)
 	var sending atomic.Int64
 	next := make(chan state.PlatformOp)
@@ -232,6 +244,7 @@ func (d *Deliverer) deliverAll(ctx context.Context, ops []state.PlatformOp, reco
 	tick := time.NewTicker(recordEvery)
 	defer tick.Stop()
 	var group []state.PlatformOutcome
+	var unanswered []state.PlatformOp
 	var failed error
 	flush := func() {
 		if len(group) > 0 && failed == nil {
@@ -244,10 +257,12 @@ func (d *Deliverer) deliverAll(ctx context.Context, ops []state.PlatformOp, reco
 		case o, ok := <-results:
 			if !ok {
 				flush()
-				return time.Duration(sending.Load()), failed
+				return time.Duration(sending.Load()), unanswered, failed
 			}
 			if o.Status != "" {
 				group = append(group, o)
+			} else {
+				unanswered = append(unanswered, o.Op)
 			}
 			if len(group) >= recordGroup {
 				flush()

@@ -14,6 +14,7 @@
 package pexipfake
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"encoding/pem"
@@ -22,6 +23,7 @@ import (
 	"io"
 	"log"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -59,6 +61,16 @@ type Server struct {
 	handlerNanos atomic.Int64
 	stats        Stats
 	onCreate     atomic.Pointer[func(pexip.Resource, int)]
+	log          []Request
+}
+
+// Request is one request the fake answered that writes (POST, PATCH, DELETE), as its
+// log keeps it: tests assert which objects were touched and with which fields.
+type Request struct {
+	Method string
+	Path   string         // without the base path: "conference/12/"
+	Fields map[string]any // the decoded JSON body (nil for DELETE or a body that is not an object)
+	Status int            // the answer; 0 when the connection was dropped
 }
 
 // Stats counts what the fake answered.
@@ -138,6 +150,50 @@ func (s *Server) Stats() Stats {
 	st.ByMethod = maps.Clone(s.stats.ByMethod)
 	st.Times = slices.Clone(s.stats.Times)
 	return st
+}
+
+// Writes returns the log of write requests (POST, PATCH, DELETE) in arrival order.
+func (s *Server) Writes() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.log)
+}
+
+// logWrite appends a write request to the log before it is handled and returns its
+// index; -1 for a read.
+func (s *Server) logWrite(r *http.Request) int {
+	if r.Method == http.MethodGet {
+		return -1
+	}
+	var fields map[string]any
+	if r.Body != nil {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		_ = json.Unmarshal(body, &fields)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = append(s.log, Request{Method: r.Method, Path: strings.TrimPrefix(r.URL.Path, pexip.BasePath), Fields: fields})
+	return len(s.log) - 1
+}
+
+// statusWriter notes the status of an answer into the log.
+type statusWriter struct {
+	http.ResponseWriter
+	s *Server
+	i int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.s.mu.Lock()
+	w.s.log[w.i].Status = code
+	w.s.mu.Unlock()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Hijack lets hangUp close the connection.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
 // Throttle answers the next n requests 429 with Retry-After: retryAfter.
@@ -243,6 +299,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	status, retryAfter, drop, dropAfter := s.fault(start)
 	latency := s.faults.latency
 	s.mu.Unlock()
+	// Logged after the fault is decided, so that reading the body does not move the
+	// arrival times the rate limit window counts.
+	if i := s.logWrite(r); i >= 0 {
+		w = &statusWriter{ResponseWriter: w, s: s, i: i}
+	}
 	if latency > 0 {
 		time.Sleep(latency)
 	}
@@ -603,7 +664,8 @@ func (s *Server) remove(res pexip.Resource, id int) bool {
 	return true
 }
 
-// render is the object as GET returns it (a conference with its aliases); under s.mu.
+// render is the object as GET returns it (a conference with its aliases, in id order, from
+// the aliasesOf index); under s.mu.
 func (s *Server) render(res pexip.Resource, id int) (map[string]any, bool) {
 	o, ok := s.objs[res][id]
 	if !ok {

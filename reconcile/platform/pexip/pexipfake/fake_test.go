@@ -1,6 +1,7 @@
 package pexipfake
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -58,6 +59,24 @@ func TestFakeIsStrict(t *testing.T) {
 			}
 		})
 	}
+	// The log of writes: every non-GET request above, in order, with its body and answer;
+	// nothing of the reads nor of the edits by hand below.
+	var want []string
+	for _, tc := range cases {
+		if tc.method != "GET" {
+			want = append(want, fmt.Sprintf("%s %s %d", tc.method, tc.path, tc.status))
+		}
+	}
+	var got []string
+	for _, r := range s.Writes() {
+		got = append(got, fmt.Sprintf("%s %s %d", r.Method, r.Path, r.Status))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("write log\n%q\nwant\n%q", got, want)
+	}
+	if last := s.Writes()[len(want)-1]; last.Fields["name"] != "Room" || len(last.Fields) != 1 {
+		t.Errorf("the PATCH is logged with fields %v", last.Fields)
+	}
 	if _, err := s.Put(pexip.Conferences, map[string]any{"name": "Other"}); err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +85,9 @@ func TestFakeIsStrict(t *testing.T) {
 	}
 	if !s.Remove(pexip.Conferences, cid) || s.Count(pexip.ConferenceAliases) != 0 {
 		t.Errorf("removing a conference left %d aliases", s.Count(pexip.ConferenceAliases))
+	}
+	if n := len(s.Writes()); n != len(want) {
+		t.Errorf("edits by hand logged: %d writes, %d requests", n, len(want))
 	}
 }
 
