@@ -5,6 +5,7 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -12,7 +13,6 @@ import (
 	"github.com/roster-dev/roster/reconcile/directory"
 	"github.com/roster-dev/roster/schema"
 	"github.com/roster-dev/roster/schema/account"
-	"github.com/roster-dev/roster/schema/pattern"
 )
 
 // declared adds the VMRs and devices declared by hand (sync tag "manual").
@@ -53,19 +53,21 @@ func validDeclared(d *Desired, out *entryOutput, key string, pos schema.Pos) boo
 	return false
 }
 
-func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entryOutput {
+// renderEntry renders one entry with r, a renderer of the calling goroutine's own (reused
+// from entry to entry: its dn map is the only per-entry state it keeps).
+func renderEntry(in Inputs, c *compiled, idx *refIndex, r *renderer, e *directory.Entry) entryOutput {
 	t := c.t
-	r := &renderer{attrs: e.Attrs, extra: pattern.Vars{"dn": e.DN}, seed: pattern.Seed{Template: t.Name, EntryKey: e.Key}}
+	r.reset(t.Name, e)
 	var out entryOutput
 	if c.vmr != nil && c.vmr[0] != nil { // the name's pattern (the first field)
 		dv := &DesiredVMR{VMR: t.VMR.VMR, Overridable: c.vmrOverridable} // numbers and flags are literal
 		renderFields(r, vmrPatternNames, account.VMRFields, c.vmr, &dv.VMR)
 		dv.Aliases, dv.SyncTag, dv.EntryKey = nil, t.Name, e.Key
-		seen := map[string]bool{}
 		for i, p := range c.vAliases {
-			a := r.s(fmt.Sprintf("vmr.aliases[%d]", i), p)
-			if a != "" && !seen[a] {
-				seen[a] = true
+			if a := r.s(c.vAliasNames[i], p); a != "" && !slices.Contains(dv.Aliases, a) {
+				if dv.Aliases == nil {
+					dv.Aliases = make([]string, 0, len(c.vAliases))
+				}
 				dv.Aliases = append(dv.Aliases, a)
 			}
 		}
@@ -95,7 +97,7 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 			var tr [10]string
 			for i, p := range c.uTracking {
 				if p != nil {
-					tr[i] = r.s("user.tracking."+trackingSlots[i], p)
+					tr[i] = r.s(trackingPatternNames[i], p)
 				}
 			}
 			u.Tracking = account.MakeTracking(tr)
