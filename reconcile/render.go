@@ -119,10 +119,12 @@ type compiled struct {
 
 var identRE = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_-]*`)
 var tagRE = regexp.MustCompile(`\{\{.*?\}\}|\{%.*?%\}`)
+var quotedRE = regexp.MustCompile(`'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"`)
 
 // attributesOf lists the directory attributes a set of patterns may read: every name
-// inside {{ }} and {% %}. Extra names (filters, keywords) cost nothing; a missing one
-// would render empty, so the list errs on the side of more.
+// inside {{ }} and {% %}, but inside quoted strings ('Staff member' is no attribute).
+// Extra names (filters, keywords) cost little; a missing one would render empty, so the
+// list errs on the side of more.
 func attributesOf(srcs []string, extra ...string) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -135,7 +137,7 @@ func attributesOf(srcs []string, extra ...string) []string {
 	}
 	for _, s := range srcs {
 		for _, tag := range tagRE.FindAllString(s, -1) {
-			for _, id := range identRE.FindAllString(tag, -1) {
+			for _, id := range identRE.FindAllString(quotedRE.ReplaceAllString(tag, " "), -1) {
 				add(id)
 			}
 		}
