@@ -21,6 +21,10 @@ import (
 type measured struct {
 	Seconds float64 `json:"seconds"`
 	RSSMiB  float64 `json:"peak_rss_mib"`
+	// UserCPU and SysCPU are the process's CPU seconds: on a shared machine they say more
+	// than Seconds about its own cost.
+	UserCPU float64 `json:"user_cpu_seconds"`
+	SysCPU  float64 `json:"sys_cpu_seconds"`
 }
 
 type benchRow struct {
@@ -62,7 +66,8 @@ func measure(t *testing.T, cmd *exec.Cmd) measured {
 		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, stderr.String())
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return measured{Seconds: time.Since(start).Seconds(), RSSMiB: float64(ru.Maxrss) / 1024}
+	return measured{Seconds: time.Since(start).Seconds(), RSSMiB: float64(ru.Maxrss) / 1024,
+		UserCPU: time.Duration(ru.Utime.Nano()).Seconds(), SysCPU: time.Duration(ru.Stime.Nano()).Seconds()}
 }
 
 // TestEndToEndBench is `make bench`'s side-by-side run (skipped unless ROSTER_BENCH=1): for

@@ -123,9 +123,9 @@ func benchRealistic(t *testing.T, bin string, n int, profDir string) realisticRo
 	}
 	row.PlanRatio = row.NoopPlan.Seconds / row.LDAPSearch.Seconds
 	row.ApplyRatio = row.InitialApply.Seconds / row.LDAPSearch.Seconds
-	t.Logf("realistic N=%d (+%d CSV users, %d invites; load %s): ldapsearch %.2fs / %.2fs, apply %.2fs (%.0f MiB, %d created, %d emails), no-op plan %.2fs (%.0f MiB)",
-		n, csvUsers, invites, row.LoadAvg, row.LDAPSearchRuns[0].Seconds, row.LDAPSearchRuns[1].Seconds, row.InitialApply.Seconds, row.InitialApply.RSSMiB, row.Created, row.Emails,
-		row.NoopPlan.Seconds, row.NoopPlan.RSSMiB)
+	t.Logf("realistic N=%d (+%d CSV users, %d invites; load %s): ldapsearch %.2fs / %.2fs, apply %.2fs (%.2fs user CPU, %.0f MiB, %d created, %d emails), no-op plan %.2fs (%.2fs user + %.2fs sys CPU, %.0f MiB)",
+		n, csvUsers, invites, row.LoadAvg, row.LDAPSearchRuns[0].Seconds, row.LDAPSearchRuns[1].Seconds, row.InitialApply.Seconds, row.InitialApply.UserCPU, row.InitialApply.RSSMiB, row.Created, row.Emails,
+		row.NoopPlan.Seconds, row.NoopPlan.UserCPU, row.NoopPlan.SysCPU, row.NoopPlan.RSSMiB)
 	return row
 }
 
