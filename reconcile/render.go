@@ -401,11 +401,16 @@ func renderBatch(in Inputs, c *compiled, idx *refIndex, entries []directory.Entr
 
 // renderer renders one entry's fields, remembering the first error.
 type renderer struct {
-	attrs map[string][]string
-	extra pattern.Vars
-	seed  pattern.Seed
-	err   error
-	at    string
+	// the objects of the entry being rendered (renderEntry copies out those it keeps)
+	vmr     DesiredVMR
+	aliases []string
+	device  DesiredDevice
+	user    DesiredUser
+	attrs   map[string][]string
+	extra   pattern.Vars
+	seed    pattern.Seed
+	err     error
+	at      string
 }
 
 // reset readies r for entry e: its attributes, its dn (in a map r keeps: a pattern only

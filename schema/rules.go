@@ -64,6 +64,15 @@ func CheckAliasCount(n int) error {
 	return nil
 }
 
+// aliasBadASCII marks the ASCII characters an alias may not hold: spaces, controls and
+// <>"\`{}|^ (what CheckAlias's Unicode checks say of them).
+var aliasBadASCII = func() (bad [utf8.RuneSelf]bool) {
+	for r := rune(0); r < utf8.RuneSelf; r++ {
+		bad[r] = unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune("<>\"\\`{}|^", r)
+	}
+	return bad
+}()
+
 // isAliasHost says whether h is the part after "@" of a URI alias: a domain name or IPv4
 // address (dot-separated labels of ASCII letters, digits and inner hyphens), or an IPv6
 // literal in brackets, with an optional port of 1 to 5 digits. It is the expression
@@ -150,6 +159,9 @@ func CheckAlias(s string) error {
 		return err
 	}
 	for _, r := range s {
+		if r < utf8.RuneSelf && !aliasBadASCII[r] {
+			continue // the common case, without the Unicode tables
+		}
 		if unicode.IsSpace(r) || unicode.IsControl(r) || strings.ContainsRune("<>\"\\`{}|^", r) {
 			return fmt.Errorf("%q contains %q; %s, without spaces or any of <>\"\\`{}|^", s, r, aliasForms)
 		}
