@@ -182,11 +182,11 @@ func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 	q, args := dg.vmrQuery()
 	var masked []bool
 	err := eachRowArgs(sc, q, args, func(r []driver.Value) error {
-		tag := rawStr(r[1])
-		ix.VMRs = append(ix.VMRs, ObjectRef{ID: rawInt(r[0]), Owner: dg.Owner(tag, rawStr(r[2])),
-			Digest: maphash.String(dg.Seed, rawStr(r[3]))})
-		masked = append(masked, rawInt(r[4]) != 0)
-		countTag(ix.vmrTags, tag)
+		owner := rawStr(r[1])
+		ix.VMRs = append(ix.VMRs, ObjectRef{ID: rawInt(r[0]), Owner: maphash.String(dg.Seed, owner),
+			Digest: maphash.String(dg.Seed, rawStr(r[2]))})
+		masked = append(masked, rawInt(r[3]) != 0)
+		countTag(ix.vmrTags, ownerTag(owner))
 		return nil
 	})
 	if err != nil {
@@ -232,9 +232,9 @@ func vmrPos(refs []ObjectRef, id int64) int {
 func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 	q, args := dg.deviceQuery()
 	return eachRowArgs(sc, q, args, func(r []driver.Value) error {
-		tag := rawStr(r[1])
-		ix.Devices = append(ix.Devices, ObjectRef{ID: rawInt(r[0]), Owner: dg.Owner(tag, rawStr(r[2])), Digest: maphash.String(dg.Seed, rawStr(r[3]))})
-		countTag(ix.deviceTags, tag)
+		owner := rawStr(r[1])
+		ix.Devices = append(ix.Devices, ObjectRef{ID: rawInt(r[0]), Owner: maphash.String(dg.Seed, owner), Digest: maphash.String(dg.Seed, rawStr(r[2]))})
+		countTag(ix.deviceTags, ownerTag(owner))
 		return nil
 	})
 }
@@ -242,10 +242,15 @@ func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 	var ar arena
 	return eachRow(sc, userQuery(), func(r []driver.Value) error {
-		// id, lower(email), userid, sync_tag, entry_key, flags, digest text
-		tag, key, flags := rawStr(r[3]), rawStr(r[4]), rawInt(r[5])
+		// id, lower(email)+userid+sync_tag+entry_key, their first three lengths, flags, digest text
+		id, text, flags := rawInt(r[0]), rawStr(r[1]), rawInt(r[5])
+		le, lu, lt := int(rawInt(r[2])), int(rawInt(r[3])), int(rawInt(r[4]))
+		if le < 0 || lu < 0 || lt < 0 || le+lu+lt > len(text) {
+			return fmt.Errorf("user %d: its texts are not as long as their lengths say", id)
+		}
+		tag := text[le+lu : le+lu+lt]
 		active := flags&1 != 0
-		u := newUserRef(&ar, rawInt(r[0]), rawStr(r[1]), rawStr(r[2]), tag, key)
+		u := newUserRef(&ar, id, text[:le], text[le:le+lu], tag, text[le+lu+lt:])
 		u.Local, u.Active, u.Digest = flags&2 != 0, active, maphash.String(dg.Seed, rawStr(r[6]))
 		ix.Users = append(ix.Users, u)
 		if active && flags&4 != 0 {
