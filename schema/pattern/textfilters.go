@@ -159,24 +159,27 @@ func tRegexReplace(a *argPack) (func(string) (string, error), error) {
 	if c := classRunOf(re); c != nil && !strings.Contains(tmpl, "$") {
 		return func(s string) (string, error) { return c.replaceAll(s, tmpl) }, nil
 	}
-	return func(s string) (string, error) {
-		matches := re.FindAllStringSubmatchIndex(s, -1)
-		if matches == nil {
-			return s, nil
+	return func(s string) (string, error) { return regexpReplace(re, tmpl, s) }, nil
+}
+
+// regexpReplace replaces every match of re in s by the Expand template tmpl.
+func regexpReplace(re *regexp.Regexp, tmpl, s string) (string, error) {
+	matches := re.FindAllStringSubmatchIndex(s, -1)
+	if matches == nil {
+		return s, nil
+	}
+	var out []byte
+	last := 0
+	for _, m := range matches {
+		out = append(out, s[last:m[0]]...)
+		out = re.ExpandString(out, tmpl, s, m)
+		last = m[1]
+		if len(out) > maxValueBytes {
+			return "", fmt.Errorf("result longer than %d bytes", maxValueBytes)
 		}
-		var out []byte
-		last := 0
-		for _, m := range matches {
-			out = append(out, s[last:m[0]]...)
-			out = re.ExpandString(out, tmpl, s, m)
-			last = m[1]
-			if len(out) > maxValueBytes {
-				return "", fmt.Errorf("result longer than %d bytes", maxValueBytes)
-			}
-		}
-		out = append(out, s[last:]...)
-		return string(out), nil
-	}, nil
+	}
+	out = append(out, s[last:]...)
+	return string(out), nil
 }
 
 // classRun is a regular expression that is one character class, alone ([^A-Z]) or
