@@ -111,6 +111,7 @@ type compiled struct {
 	t                                                  *schema.Template
 	vmr, device                                        []*pattern.Template // by field of account.VMRFields, DeviceFields (patternField)
 	vAliases                                           []*pattern.Template
+	vAliasNames                                        []string // "vmr.aliases[0]", … (render errors' field names)
 	uFirst, uLast, uEmail, uLang, uTZ, uHost, uLicense *pattern.Template
 	uTracking                                          [10]*pattern.Template
 	hasTracking                                        bool
@@ -120,10 +121,12 @@ type compiled struct {
 
 var identRE = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_-]*`)
 var tagRE = regexp.MustCompile(`\{\{.*?\}\}|\{%.*?%\}`)
+var quotedRE = regexp.MustCompile(`'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"`)
 
 // attributesOf lists the directory attributes a set of patterns may read: every name
-// inside {{ }} and {% %}. Extra names (filters, keywords) cost nothing; a missing one
-// would render empty, so the list errs on the side of more.
+// inside {{ }} and {% %}, but inside quoted strings ('Staff member' is no attribute).
+// Extra names (filters, keywords) cost little; a missing one would render empty, so the
+// list errs on the side of more.
 func attributesOf(srcs []string, extra ...string) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -136,7 +139,7 @@ func attributesOf(srcs []string, extra ...string) []string {
 	}
 	for _, s := range srcs {
 		for _, tag := range tagRE.FindAllString(s, -1) {
-			for _, id := range identRE.FindAllString(tag, -1) {
+			for _, id := range identRE.FindAllString(quotedRE.ReplaceAllString(tag, " "), -1) {
 				add(id)
 			}
 		}
@@ -162,6 +165,12 @@ func patternNames[T any](prefix string, fields []account.Field[T]) []string {
 }
 
 var (
+	trackingPatternNames = func() (f [10]string) {
+		for i, slot := range trackingSlots {
+			f[i] = "user.tracking." + slot
+		}
+		return f
+	}()
 	vmrPatternNames    = patternNames("vmr.", account.VMRFields)
 	devicePatternNames = patternNames("device.", account.DeviceFields)
 )
@@ -203,7 +212,8 @@ func compileTemplate(env *pattern.Env, t *schema.Template) (*compiled, []string,
 		v := t.VMR
 		c.vmr = compileFields(comp, vmrPatternNames, account.VMRFields, &v.VMR)
 		for i, a := range v.Aliases {
-			c.vAliases = append(c.vAliases, comp(fmt.Sprintf("vmr.aliases[%d]", i), a))
+			name := fmt.Sprintf("vmr.aliases[%d]", i)
+			c.vAliases, c.vAliasNames = append(c.vAliases, comp(name, a)), append(c.vAliasNames, name)
 		}
 		for _, f := range v.Overridable {
 			c.vmrOverridable[f] = true
@@ -223,7 +233,7 @@ func compileTemplate(env *pattern.Env, t *schema.Template) (*compiled, []string,
 		c.uHost, c.uLicense = comp("user.host_privilege", u.HostPrivilege), comp("user.license", u.License)
 		for slot, src := range u.Tracking {
 			if i := account.SlotIndex(slot); i < 10 {
-				c.uTracking[i] = comp("user.tracking."+slot, src)
+				c.uTracking[i] = comp(trackingPatternNames[i], src)
 				c.hasTracking = true
 			}
 		}
@@ -384,8 +394,9 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 // renderBatch renders entries into results (same index) on several goroutines.
 func renderBatch(in Inputs, c *compiled, idx *refIndex, entries []directory.Entry, results []entryOutput, workers int) {
 	if workers <= 1 || len(entries) < 64 {
+		var r renderer
 		for i := range entries {
-			results[i] = renderEntry(in, c, idx, &entries[i])
+			results[i] = renderEntry(in, c, idx, &r, &entries[i])
 		}
 		return
 	}
@@ -399,8 +410,9 @@ func renderBatch(in Inputs, c *compiled, idx *refIndex, entries []directory.Entr
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var r renderer
 			for i := lo; i < hi; i++ {
-				results[i] = renderEntry(in, c, idx, &entries[i])
+				results[i] = renderEntry(in, c, idx, &r, &entries[i])
 			}
 		}()
 	}
@@ -409,11 +421,27 @@ func renderBatch(in Inputs, c *compiled, idx *refIndex, entries []directory.Entr
 
 // renderer renders one entry's fields, remembering the first error.
 type renderer struct {
-	attrs map[string][]string
-	extra pattern.Vars
-	seed  pattern.Seed
-	err   error
-	at    string
+	// the objects of the entry being rendered (renderEntry copies out those it keeps)
+	vmr     DesiredVMR
+	aliases []string
+	device  DesiredDevice
+	user    DesiredUser
+	attrs   map[string][]string
+	extra   pattern.Vars
+	seed    pattern.Seed
+	err     error
+	at      string
+}
+
+// reset readies r for entry e: its attributes, its dn (in a map r keeps: a pattern only
+// reads it) and its seed; no error.
+func (r *renderer) reset(template string, e *directory.Entry) {
+	if r.extra == nil {
+		r.extra = pattern.Vars{}
+	}
+	r.attrs, r.extra["dn"] = e.Attrs, e.DN
+	r.seed = pattern.Seed{Template: template, EntryKey: e.Key}
+	r.err, r.at = nil, ""
 }
 
 func (r *renderer) s(field string, p *pattern.Template) string {

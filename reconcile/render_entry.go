@@ -5,6 +5,7 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -12,7 +13,6 @@ import (
 	"github.com/roster-dev/roster/reconcile/directory"
 	"github.com/roster-dev/roster/schema"
 	"github.com/roster-dev/roster/schema/account"
-	"github.com/roster-dev/roster/schema/pattern"
 )
 
 // declared adds the VMRs and devices declared by hand (sync tag "manual").
@@ -53,21 +53,25 @@ func validDeclared(d *Desired, out *entryOutput, key string, pos schema.Pos) boo
 	return false
 }
 
-func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entryOutput {
+// renderEntry renders one entry with r, a renderer of the calling goroutine's own (reused
+// from entry to entry). The objects are rendered into r's own and copied out only when
+// they are kept, changed: in a no-op plan an entry allocates none.
+func renderEntry(in Inputs, c *compiled, idx *refIndex, r *renderer, e *directory.Entry) entryOutput {
 	t := c.t
-	r := &renderer{attrs: e.Attrs, extra: pattern.Vars{"dn": e.DN}, seed: pattern.Seed{Template: t.Name, EntryKey: e.Key}}
+	r.reset(t.Name, e)
 	var out entryOutput
 	if c.vmr != nil && c.vmr[0] != nil { // the name's pattern (the first field)
-		dv := &DesiredVMR{VMR: t.VMR.VMR, Overridable: c.vmrOverridable} // numbers and flags are literal
+		dv := &r.vmr
+		*dv = DesiredVMR{VMR: t.VMR.VMR, Overridable: c.vmrOverridable} // numbers and flags are literal
 		renderFields(r, vmrPatternNames, account.VMRFields, c.vmr, &dv.VMR)
-		dv.Aliases, dv.SyncTag, dv.EntryKey = nil, t.Name, e.Key
-		seen := map[string]bool{}
+		dv.Aliases, dv.SyncTag, dv.EntryKey = r.aliases[:0], t.Name, e.Key
 		for i, p := range c.vAliases {
-			a := r.s(fmt.Sprintf("vmr.aliases[%d]", i), p)
-			if a != "" && !seen[a] {
-				seen[a] = true
+			if a := r.s(c.vAliasNames[i], p); a != "" && !slices.Contains(dv.Aliases, a) {
 				dv.Aliases = append(dv.Aliases, a)
 			}
+		}
+		if r.aliases = dv.Aliases; len(dv.Aliases) == 0 {
+			dv.Aliases = nil
 		}
 		if dv.Name != "" {
 			dv.Overrides = allowedOverrides(in.Repo.Overrides.VMRs[dv.Name], c.vmrOverridable, t.Emails.AllowEmailOverride)
@@ -75,7 +79,8 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 		}
 	}
 	if c.device != nil && c.device[0] != nil && (!e.Disabled || t.Device.SyncIfAccountDisabled) { // the alias's pattern
-		dd := &DesiredDevice{Device: t.Device.Device, Overridable: c.devOverridable}
+		dd := &r.device
+		*dd = DesiredDevice{Device: t.Device.Device, Overridable: c.devOverridable}
 		renderFields(r, devicePatternNames, account.DeviceFields, c.device, &dd.Device)
 		dd.SyncTag, dd.EntryKey = t.Name, e.Key
 		if dd.Alias != "" {
@@ -84,7 +89,8 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 		}
 	}
 	if c.uEmail != nil {
-		u := &DesiredUser{User: account.User{
+		u := &r.user
+		*u = DesiredUser{User: account.User{
 			FirstName: r.s("user.first_name", c.uFirst), LastName: r.s("user.last_name", c.uLast),
 			Email: strings.ToLower(r.s("user.email", c.uEmail)), Language: r.s("user.language", c.uLang),
 			TimeZone: r.s("user.time_zone", c.uTZ), HostPrivilege: strings.ToUpper(r.s("user.host_privilege", c.uHost)),
@@ -95,7 +101,7 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 			var tr [10]string
 			for i, p := range c.uTracking {
 				if p != nil {
-					tr[i] = r.s("user.tracking."+trackingSlots[i], p)
+					tr[i] = r.s(trackingPatternNames[i], p)
 				}
 			}
 			u.Tracking = account.MakeTracking(tr)
@@ -126,6 +132,19 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, e *directory.Entry) entr
 				Message: fmt.Sprintf("%s:%d:%d: pattern %s: %v; this entry's objects are left unchanged", pos.Path, pos.Line, pos.Col, r.at, r.err)},
 			keep: []owner{ownerKey(t.Name, e.Key, "")},
 		}
+	}
+	if out.vmr != nil {
+		v := *out.vmr
+		v.Aliases = slices.Clone(v.Aliases) // r's, until the next entry
+		out.vmr = &v
+	}
+	if out.device != nil {
+		d := *out.device
+		out.device = &d
+	}
+	if out.user != nil {
+		u := *out.user
+		out.user = &u
 	}
 	return out
 }

@@ -223,7 +223,27 @@ func fieldsText[T any](t *sqlText, fields []account.Field[T], mask map[string][]
 	}
 }
 
-// vmrQuery selects id, sync_tag, owner key and digest text of every VMR.
+// ownerText is the SQL of the text Owner hashes for a row: its sync tag and owner key
+// (the SQL expression key), each length-prefixed. One text where two made the driver
+// allocate twice per row; ownerTag reads the tag back.
+func ownerText(key string) string {
+	return "(octet_length(sync_tag) || ':' || sync_tag || octet_length(" + key + ") || ':' || " + key + ")"
+}
+
+// ownerTag is the sync tag at the start of an owner text ("" if it is not one).
+func ownerTag(text string) string {
+	i := strings.IndexByte(text, ':')
+	if i < 0 {
+		return ""
+	}
+	n, err := strconv.Atoi(text[:i])
+	if err != nil || n < 0 || n > len(text)-i-1 {
+		return ""
+	}
+	return text[i+1 : i+1+n]
+}
+
+// vmrQuery selects id, owner text and digest text of every VMR.
 func (s *DigestSpec) vmrQuery() (string, []driver.Value) {
 	var t sqlText
 	fieldsText(&t, account.VMRFields, s.VMRMask)
@@ -233,19 +253,21 @@ func (s *DigestSpec) vmrQuery() (string, []driver.Value) {
 	if tags := tagsMasking(s.VMRMask, "aliases"); len(tags) > 0 {
 		masked = "(" + t.in(tags) + ")"
 	}
-	return `SELECT id, sync_tag, CASE WHEN sync_tag = '` + account.ManualTag + `' OR entry_key = '' THEN name ELSE entry_key END, ` +
+	return `SELECT id, ` + ownerText(`CASE WHEN sync_tag = '`+account.ManualTag+`' OR entry_key = '' THEN name ELSE entry_key END`) + `, ` +
 		t.sql() + `, ` + masked + ` FROM vmrs ORDER BY id`, t.args
 }
 
-// deviceQuery selects id, sync_tag, owner key and digest text of every device.
+// deviceQuery selects id, owner text and digest text of every device.
 func (s *DigestSpec) deviceQuery() (string, []driver.Value) {
 	var t sqlText
 	fieldsText(&t, account.DeviceFields, s.DeviceMask)
-	return `SELECT id, sync_tag, CASE WHEN sync_tag = '` + account.ManualTag + `' OR entry_key = '' THEN alias ELSE entry_key END, ` +
+	return `SELECT id, ` + ownerText(`CASE WHEN sync_tag = '`+account.ManualTag+`' OR entry_key = '' THEN alias ELSE entry_key END`) + `, ` +
 		t.sql() + ` FROM devices ORDER BY id`, t.args
 }
 
-// userQuery selects what UserRef holds (flags: 1 active, 2 local, 4 paid) and the digest text.
+// userQuery selects what UserRef holds — its texts end to end and the lengths of the
+// email, USERID and sync tag among them (one text: one allocation of the driver's where
+// four were); flags: 1 active, 2 local, 4 paid — and the digest text.
 func userQuery() string {
 	var t sqlText
 	for _, c := range []string{"first_name", "last_name", "language", "host_privilege", "time_zone"} {
@@ -256,6 +278,6 @@ func userQuery() string {
 	for _, c := range []string{"origin", "license", "sync_tag", "entry_key"} {
 		t.col(c, "s", nil)
 	}
-	return `SELECT id, lower(email), userid, sync_tag, entry_key,
+	return `SELECT id, lower(email) || userid || sync_tag || entry_key, octet_length(lower(email)), octet_length(userid), octet_length(sync_tag),
 		(active != 0) | ((origin = 'local') << 1) | ((license = 'paid') << 2), ` + t.sql() + ` FROM users ORDER BY id`
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"database/sql/driver"
 	"errors"
@@ -176,35 +177,64 @@ func (ix *Index) totals() Totals {
 }
 
 func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
-	// The aliases first, in table order, summed by VMR (see DigestSpec.alias).
-	sums := map[int64]uint64{}
-	err := eachRow(sc, `SELECT vmr_id, pos, alias FROM vmr_aliases`, func(r []driver.Value) error {
-		sums[rawInt(r[0])] += dg.alias(int(rawInt(r[1])), rawStr(r[2]))
+	// The VMRs first, in id order, each with the digest of its fields; then the aliases,
+	// in table order, summed by VMR (see DigestSpec.alias) into a slice by position.
+	q, args := dg.vmrQuery()
+	var masked []bool
+	err := eachRowArgs(sc, q, args, func(r []driver.Value) error {
+		owner := rawStr(r[1])
+		ix.VMRs = append(ix.VMRs, ObjectRef{ID: rawInt(r[0]), Owner: maphash.String(dg.Seed, owner),
+			Digest: maphash.String(dg.Seed, rawStr(r[2]))})
+		masked = append(masked, rawInt(r[3]) != 0)
+		countTag(ix.vmrTags, ownerTag(owner))
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	q, args := dg.vmrQuery()
-	return eachRowArgs(sc, q, args, func(r []driver.Value) error {
-		id, tag := rawInt(r[0]), rawStr(r[1])
-		var aliases uint64
-		if rawInt(r[4]) == 0 { // not masked
-			aliases = sums[id]
+	sums := make([]uint64, len(ix.VMRs))
+	err = eachRow(sc, `SELECT vmr_id, pos, alias FROM vmr_aliases`, func(r []driver.Value) error {
+		if i := vmrPos(ix.VMRs, rawInt(r[0])); i >= 0 {
+			sums[i] += dg.alias(int(rawInt(r[1])), rawStr(r[2]))
 		}
-		ix.VMRs = append(ix.VMRs, ObjectRef{ID: id, Owner: dg.Owner(tag, rawStr(r[2])),
-			Digest: dg.withAliases(maphash.String(dg.Seed, rawStr(r[3])), aliases)})
-		countTag(ix.vmrTags, tag)
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	for i := range ix.VMRs {
+		var aliases uint64
+		if !masked[i] {
+			aliases = sums[i]
+		}
+		ix.VMRs[i].Digest = dg.withAliases(ix.VMRs[i].Digest, aliases)
+	}
+	return nil
+}
+
+// vmrPos finds the VMR with id in refs (in id order): where ids run without gaps, at
+// its offset from the first, else by binary search; -1 when absent (an alias whose VMR
+// was not read: none, in one read transaction).
+func vmrPos(refs []ObjectRef, id int64) int {
+	if len(refs) == 0 {
+		return -1
+	}
+	if i := id - refs[0].ID; i >= 0 && i < int64(len(refs)) && refs[i].ID == id {
+		return int(i)
+	}
+	i, ok := slices.BinarySearchFunc(refs, id, func(r ObjectRef, id int64) int { return cmp.Compare(r.ID, id) })
+	if !ok {
+		return -1
+	}
+	return i
 }
 
 func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 	q, args := dg.deviceQuery()
 	return eachRowArgs(sc, q, args, func(r []driver.Value) error {
-		tag := rawStr(r[1])
-		ix.Devices = append(ix.Devices, ObjectRef{ID: rawInt(r[0]), Owner: dg.Owner(tag, rawStr(r[2])), Digest: maphash.String(dg.Seed, rawStr(r[3]))})
-		countTag(ix.deviceTags, tag)
+		owner := rawStr(r[1])
+		ix.Devices = append(ix.Devices, ObjectRef{ID: rawInt(r[0]), Owner: maphash.String(dg.Seed, owner), Digest: maphash.String(dg.Seed, rawStr(r[2]))})
+		countTag(ix.deviceTags, ownerTag(owner))
 		return nil
 	})
 }
@@ -212,10 +242,15 @@ func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 	var ar arena
 	return eachRow(sc, userQuery(), func(r []driver.Value) error {
-		// id, lower(email), userid, sync_tag, entry_key, flags, digest text
-		tag, key, flags := rawStr(r[3]), rawStr(r[4]), rawInt(r[5])
+		// id, lower(email)+userid+sync_tag+entry_key, their first three lengths, flags, digest text
+		id, text, flags := rawInt(r[0]), rawStr(r[1]), rawInt(r[5])
+		le, lu, lt := int(rawInt(r[2])), int(rawInt(r[3])), int(rawInt(r[4]))
+		if le < 0 || lu < 0 || lt < 0 || le+lu+lt > len(text) {
+			return fmt.Errorf("user %d: its texts are not as long as their lengths say", id)
+		}
+		tag := text[le+lu : le+lu+lt]
 		active := flags&1 != 0
-		u := newUserRef(&ar, rawInt(r[0]), rawStr(r[1]), rawStr(r[2]), tag, key)
+		u := newUserRef(&ar, id, text[:le], text[le:le+lu], tag, text[le+lu+lt:])
 		u.Local, u.Active, u.Digest = flags&2 != 0, active, maphash.String(dg.Seed, rawStr(r[6]))
 		ix.Users = append(ix.Users, u)
 		if active && flags&4 != 0 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -57,8 +58,20 @@ type mixedRow struct {
 	PlanOverValidate float64  `json:"plan_minus_validate_seconds"`
 }
 
+// measure runs cmd and measures its wall time, CPU and peak RSS.
+//
+// The peak RSS the kernel reports for a child (ru_maxrss) starts from this process's own:
+// Go starts it with clone(CLONE_VM), sharing this process's memory until the exec, and the
+// high-water mark survives the exec. A child started after the test decoded a large plan
+// or generated 400,000 people so reported the test's peak, not its own (seen: a 90 MiB
+// no-op plan measured as 250 MiB). Returning freed memory and resetting this process's
+// high-water mark (clear_refs 5, Linux 4.0+) first leaves a few MiB of the test's in it.
 func measure(t *testing.T, cmd *exec.Cmd) measured {
 	t.Helper()
+	debug.FreeOSMemory()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		t.Logf("peak RSS figures include the test's own: %v", err)
+	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	start := time.Now()

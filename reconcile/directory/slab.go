@@ -74,7 +74,9 @@ func entryOf(r *Record, projs []projection, all bool, sl *slab) Entry {
 			e.Attrs[a.Name] = sl.take(a.Values)
 		}
 	} else {
-		e.Attrs = make(map[string][]string, len(projs))
+		// sized by what the record holds: a template's attribute list errs on the side
+		// of more names, and a map sized for them all was most of an entry's cost
+		e.Attrs = make(map[string][]string, min(len(r.Attrs), len(projs)))
 	}
 	for _, p := range projs {
 		if v := r.values(p.lower); v != nil {
