@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -236,7 +237,7 @@ func TestServePolicyTLS(t *testing.T) {
 	r := newGitRepo(t)
 	c1 := r.commitPush("initial")
 	cert := policytest.SelfSigned(t, t.TempDir())
-	cfg, _ := writeServeConfig(t, serveConfig{URL: r.bare, Interval: "200ms", Extra: fmt.Sprintf(`platforms: pexip: {username: "pexip-node",
+	cfg, _ := writeServeConfig(t, serveConfig{URL: r.bare, Interval: "200ms", ListenAddr: freeLoopbackAddr(t), Extra: fmt.Sprintf(`platforms: pexip: {username: "pexip-node",
 	password_env: "ROSTER_TEST_POLICY_PASSWORD", mode: "policy", policy_listen: "127.0.0.1:0", policy_cert_file: %q, policy_key_file: %q}
 `, cert.CertFile, cert.KeyFile)})
 	d := startServe(t, cfg)
@@ -254,5 +255,44 @@ func TestServePolicyTLS(t *testing.T) {
 	plain.BaseURL, plain.Client = "http://"+s.Policy.Listen, &http.Client{}
 	if d := plain.ServiceConfiguration(context.Background(), "board@example.com", nil); d.Kind != policytest.Fallback || d.HTTPStatus == http.StatusOK {
 		t.Errorf("plain HTTP to the TLS listener: HTTP %d %v, want no answer", d.HTTPStatus, d.Kind)
+	}
+
+	// `roster status` reads the running daemon's endpoint: listener, role, snapshot,
+	// answers by outcome (one room so far; the plain HTTP attempt never reached the handler).
+	status := func(args ...string) string {
+		t.Helper()
+		var out, errb strings.Builder
+		if err := Run(context.Background(), append([]string{"status", "--config", cfg}, args...), &out, &errb); err != nil {
+			t.Fatalf("roster status %v: %v\n%s", args, err, errb.String())
+		}
+		return out.String()
+	}
+	s = d.status()
+	text := status()
+	for _, want := range []string{
+		fmt.Sprintf("Policy endpoint: %s (HTTPS), role primary, unknown aliases: continue.", s.Policy.Listen),
+		fmt.Sprintf("  serving state %d, built %s", s.StateVersion, s.Policy.Snapshot.BuiltAt.UTC().Format(time.RFC3339)),
+		fmt.Sprintf(": %d rooms (%d aliases), %d devices, %d bytes\n", s.Policy.Snapshot.Rooms, s.Policy.Snapshot.RoomAliases,
+			s.Policy.Snapshot.Devices, s.Policy.Snapshot.Bytes),
+		"  1 requests since start: 1 room, 0 device, 0 unknown, 0 reject, 0 unauthorized, 0 bad_request, 0 unavailable\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("roster status lacks %q:\n%s", want, text)
+		}
+	}
+	var js Status
+	if err := json.Unmarshal([]byte(status("--format", "json")), &js); err != nil || js.Policy == nil ||
+		js.Policy.Role != "primary" || js.Policy.Answers["room"] != 1 || js.Policy.Snapshot == nil || js.Policy.Snapshot.Rooms != s.Policy.Snapshot.Rooms {
+		t.Errorf("roster status --format json: policy %+v (%v), want the daemon's", js.Policy, err)
+	}
+	if code, page := d.get("/"); code != http.StatusOK || !strings.Contains(page, `<td id="policy-role">primary</td>`) ||
+		!strings.Contains(page, `<td id="policy-answers">1 room, 0 device, 0 unknown,`) {
+		t.Errorf("status page: HTTP %d, lacks the role or the answers:\n%s", code, page)
+	}
+	// Without the daemon, status says where the endpoint should be and why it cannot tell more.
+	d.stop()
+	text = status()
+	if !strings.Contains(text, "Policy endpoint: 127.0.0.1:0 (HTTPS), role primary") || !strings.Contains(text, "its state is unknown: no answer from the daemon at http://") {
+		t.Errorf("roster status without the daemon:\n%s", text)
 	}
 }
