@@ -96,7 +96,8 @@ type policyProbe struct {
 // two aliases and a device). Then a fake conferencing node in this process sends
 // ROSTER_BENCH_POLICY_RATE requests/s (default 2,000; open loop: latency counts from each
 // request's intended send time, so a stall is not hidden by requests not sent) for at
-// least ROSTER_BENCH_POLICY_SECONDS (default 30). Two seconds in, a commit changes every
+// least ROSTER_BENCH_POLICY_SECONDS (default 30). ROSTER_BENCH_POLICY_BASELINE seconds in
+// (default 10: the latency without an apply, for comparison), a commit changes every
 // room's description and PIN and every device's password and the daemon is kicked by
 // its webhook: the full apply (plan, write, policy snapshot rebuild) runs under the
 // load, which goes on until two seconds after the new state is answered.
@@ -104,8 +105,9 @@ type policyProbe struct {
 // Checked: every answer is the right object and wholly one version (a room's PIN and
 // description from the same commit), no answer from the old version after one from the
 // new, zero errors, the whole estate changed; p99 ≤ 5 ms. Printed: client latency
-// p50/p99/p99.9/max, a per-second timeline, the server's own latency histogram (from its
-// /metrics), the daemon's CPU and the machine's load average; written to
+// p50/p99/p99.9/max (overall, and before, during and after the apply), a per-second
+// timeline, from the daemon's /metrics the handler's own time, its goroutines' wait for
+// a CPU and its GC pauses, the daemon's CPU and the machine's load average; written to
 // $ROSTER_BENCH_POLICY_OUT (default bench-results/policy.json). ROSTER_BENCH_POLICY_PROFILE
 // names a file for the daemon's CPU profile; the daemon's log (GODEBUG=gctrace=1 shows its
 // collections) is copied beside the JSON.
@@ -117,6 +119,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 	people := (rooms*50 + 48) / 49 // one person in 50 is disabled: no room
 	rate := benchEnvInt("ROSTER_BENCH_POLICY_RATE", 2000)
 	minLoad := time.Duration(benchEnvInt("ROSTER_BENCH_POLICY_SECONDS", 30)) * time.Second
+	baseline := time.Duration(benchEnvInt("ROSTER_BENCH_POLICY_BASELINE", 10)) * time.Second
 
 	bin := filepath.Join(t.TempDir(), "roster")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -209,7 +212,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 		}
 	}
 
-	metrics0 := scrapeHistogram(t, d.url("/metrics"))
+	metrics0 := scrapeHistograms(t, d.url("/metrics"))
 	cpu0 := processCPU(cmd.Process.Pid)
 	var firstNew atomic.Int64 // unix nanos of the first answer from version 2 completing
 	firstNew.Store(1<<63 - 1)
@@ -256,7 +259,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 	applyDone := make(chan struct{})
 	go func() {
 		defer close(applyDone)
-		time.Sleep(2 * time.Second)
+		time.Sleep(baseline)
 		r.write(map[string]string{"templates/staff.yaml": policyBenchTemplate(2)})
 		c2 := r.commitPush("v2: every room's description and PIN, every device's password")
 		pushedAt = time.Now()
@@ -299,7 +302,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 	if s2 == nil {
 		t.Fatal("the second apply never completed")
 	}
-	metrics1 := scrapeHistogram(t, d.url("/metrics"))
+	metrics1 := scrapeHistograms(t, d.url("/metrics"))
 
 	// After the load: the whole estate answers version 2.
 	notNew := 0
@@ -340,21 +343,53 @@ func TestPolicyApplyLoad(t *testing.T) {
 		"p50_ms": ms(q(0.5)), "p90_ms": ms(q(0.9)), "p99_ms": ms(q(0.99)), "p999_ms": ms(q(0.999)), "max_ms": ms(q(1)),
 		"errors": len(problems), "mixed_answers": mixed, "answers_by_version": versions,
 		"daemon_cpu_seconds": cpu.Seconds(), "load_average": benchLoadAverage(),
-		"server_histogram": diffHistogram(metrics0, metrics1),
 	}
+	hists := map[string][]histBucket{}
+	for _, name := range benchHistograms {
+		hists[name] = diffHistogram(metrics0[name], metrics1[name])
+	}
+	res["histograms"] = hists
 	fmt.Printf("\npolicy load: %d rooms, %d devices; %d requests in %.1f s (%.0f/s), open loop, latency from intended send time\n",
 		s1.Policy.Snapshot.Rooms, s1.Policy.Snapshot.Devices, len(probes), elapsed.Seconds(), float64(len(probes))/elapsed.Seconds())
 	fmt.Printf("full apply under load: pushed at +%.1f s, new state answered at +%.1f s (%.1f s)\n",
 		pushedAt.Sub(t0).Seconds(), appliedAt.Sub(t0).Seconds(), appliedAt.Sub(pushedAt).Seconds())
 	fmt.Printf("latency p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n", q(0.5).Round(time.Microsecond), q(0.9).Round(time.Microsecond),
 		q(0.99).Round(time.Microsecond), q(0.999).Round(time.Microsecond), q(1).Round(time.Microsecond))
+	for _, w := range []struct {
+		name     string
+		from, to time.Time
+	}{{"before the apply", t0, pushedAt}, {"during the apply", pushedAt, appliedAt}, {"after it", appliedAt, t0.Add(elapsed)}} {
+		var l []time.Duration
+		for _, p := range probes {
+			if !p.due.Before(w.from) && p.due.Before(w.to) {
+				l = append(l, p.latency)
+			}
+		}
+		slices.Sort(l)
+		if len(l) > 0 {
+			pct := func(f float64) time.Duration { return l[min(len(l)-1, int(f*float64(len(l))))].Round(time.Microsecond) }
+			fmt.Printf("  %-17s %6d requests: p50 %v  p99 %v  p99.9 %v  max %v\n", w.name, len(l), pct(0.5), pct(0.99), pct(0.999), pct(1))
+			res["p99_ms_"+strings.ReplaceAll(w.name, " ", "_")] = ms(pct(0.99))
+		}
+	}
 	fmt.Printf("errors %d, mixed answers %d, answers by version %v, version-2 misses after the load %d/2000\n", len(problems), mixed, versions, notNew)
 	fmt.Printf("daemon CPU %.1f s in %.1f s (%.2f cores); machine load average %s\n", cpu.Seconds(), elapsed.Seconds(),
 		cpu.Seconds()/elapsed.Seconds(), benchLoadAverage())
-	fmt.Printf("server-side latency (roster_policy_request_duration_seconds during the load):\n")
-	for _, bkt := range res["server_histogram"].([]histBucket) {
-		fmt.Printf("  ≤ %-8s %8d  %6.2f%%\n", bkt.Le, bkt.Count, bkt.Percent)
+	fmt.Printf("in the daemon during the load (upper bounds of the buckets holding p50, p99, p99.9):\n")
+	for _, c := range []struct{ name, what string }{
+		{"roster_policy_request_duration_seconds", "policy answer, handler's own time"},
+		{"go_sched_latencies_seconds", "goroutine runnable → running (CPU wait)"},
+		{"go_sched_pauses_total_gc_seconds", "GC stop-the-world pauses"},
+	} {
+		h := hists[c.name]
+		fmt.Printf("  %-42s %8d: p50 ≤ %-9s p99 ≤ %-9s p99.9 ≤ %s\n", c.what, h[len(h)-1].Count, histQuantile(h, 0.5),
+			histQuantile(h, 0.99), histQuantile(h, 0.999))
 	}
+	fmt.Printf("  policy answer time by bucket:")
+	for _, bkt := range hists["roster_policy_request_duration_seconds"] {
+		fmt.Printf(" ≤%s %.2f%%", bkt.Le, bkt.Percent)
+	}
+	fmt.Println()
 	fmt.Printf("timeline (second: requests, p99, max):\n")
 	printTimeline(probes, t0)
 	out := os.Getenv("ROSTER_BENCH_POLICY_OUT")
@@ -499,31 +534,59 @@ func benchLoadAverage() string {
 	return strings.Join(f[:min(3, len(f))], " ")
 }
 
-// scrapeHistogram reads the cumulative buckets of the policy latency histogram.
-func scrapeHistogram(t *testing.T, u string) map[string]float64 {
+// The daemon's histograms the benchmark reads: the policy answers' own time, how long
+// its goroutines waited for a CPU, and the collector's stop-the-world pauses.
+var benchHistograms = []string{"roster_policy_request_duration_seconds", "go_sched_latencies_seconds", "go_sched_pauses_total_gc_seconds"}
+
+// scrapeHistograms reads the cumulative buckets of benchHistograms: name → le → count.
+func scrapeHistograms(t *testing.T, u string) map[string]map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(u)
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
 	}
 	defer resp.Body.Close()
-	m := map[string]float64{}
+	m := map[string]map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
-	const prefix = `roster_policy_request_duration_seconds_bucket{le="`
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, prefix) {
-			continue
+		for _, name := range benchHistograms {
+			prefix := name + `_bucket{le="`
+			if !strings.HasPrefix(line, prefix) {
+				continue
+			}
+			le, rest, _ := strings.Cut(line[len(prefix):], `"}`)
+			v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if m[name] == nil {
+				m[name] = map[string]float64{}
+			}
+			m[name][le] = v
 		}
-		le, rest, _ := strings.Cut(line[len(prefix):], `"}`)
-		v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-		m[le] = v
 	}
 	io.Copy(io.Discard, resp.Body)
-	if len(m) == 0 {
-		t.Fatal("metrics: no roster_policy_request_duration_seconds buckets")
+	for _, name := range benchHistograms {
+		if len(m[name]) == 0 {
+			t.Fatalf("metrics: no %s buckets", name)
+		}
 	}
 	return m
+}
+
+// histQuantile is the upper bound of the bucket holding quantile q of a diffed histogram.
+func histQuantile(h []histBucket, q float64) string {
+	if len(h) == 0 {
+		return "?"
+	}
+	total := float64(h[len(h)-1].Count)
+	for _, b := range h {
+		if float64(b.Count) >= q*total {
+			if v, err := strconv.ParseFloat(b.Le, 64); err == nil && v < 1e6 {
+				return time.Duration(v * float64(time.Second)).String()
+			}
+			return b.Le
+		}
+	}
+	return "?"
 }
 
 // histBucket is one bucket of the server's latency histogram over the load: requests
