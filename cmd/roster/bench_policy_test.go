@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -69,15 +68,7 @@ func benchEnvInt(name string, def int) int {
 }
 
 // freeLoopbackAddr returns a loopback address with a port free at the time of asking.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeLoopbackAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)) }
 
 // policyProbe is one request of the load: when it was due, how long it took from then,
 // the version of the state it was answered from (0: none, e.g. an unknown alias) and
@@ -392,15 +383,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 	fmt.Println()
 	fmt.Printf("timeline (second: requests, p99, max):\n")
 	printTimeline(probes, t0)
-	out := os.Getenv("ROSTER_BENCH_POLICY_OUT")
-	if out == "" {
-		out = "../../bench-results/policy.json"
-	}
-	os.MkdirAll(filepath.Dir(out), 0o755)
-	data, _ := json.MarshalIndent(res, "", "  ")
-	if err := os.WriteFile(out, data, 0o644); err != nil {
-		t.Error(err)
-	}
+	out := writeBenchJSON(t, "ROSTER_BENCH_POLICY_OUT", "policy.json", res)
 	if serveLog, err := os.ReadFile(logPath); err == nil { // the daemon's log beside the figures
 		os.WriteFile(strings.TrimSuffix(out, ".json")+"-serve.log", serveLog, 0o644)
 	}
