@@ -111,6 +111,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 	rate := benchEnvInt("ROSTER_BENCH_POLICY_RATE", 2000)
 	minLoad := time.Duration(benchEnvInt("ROSTER_BENCH_POLICY_SECONDS", 30)) * time.Second
 	baseline := time.Duration(benchEnvInt("ROSTER_BENCH_POLICY_BASELINE", 10)) * time.Second
+	applyTimeout := time.Duration(benchEnvInt("ROSTER_BENCH_POLICY_APPLY_TIMEOUT", 1800)) * time.Second
 
 	bin := filepath.Join(t.TempDir(), "roster")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -258,9 +259,15 @@ func TestPolicyApplyLoad(t *testing.T) {
 		if code := d.hook(sign([]byte(hookSecret), body), body); code/100 != 2 {
 			t.Errorf("webhook: HTTP %d", code)
 		}
-		s2 = waitServe("the second apply and its policy snapshot", 30*time.Minute, func(s *Status) bool {
-			return s.AppliedCommit == c2 && s.StateVersion > v1State && s.Policy.Snapshot.Version == fmt.Sprintf("state %d", s.StateVersion)
-		})
+		// Polled here, not with waitServe: the load's figures are reported even when the
+		// apply does not finish within applyTimeout.
+		for deadline := time.Now().Add(applyTimeout); time.Now().Before(deadline); time.Sleep(time.Second) {
+			if s, ok := tryStatus(d.url("/api/status")); ok && s.AppliedCommit == c2 && s.StateVersion > v1State &&
+				s.Policy.Snapshot.Version == fmt.Sprintf("state %d", s.StateVersion) {
+				s2, appliedAt = s, time.Now()
+				return
+			}
+		}
 		appliedAt = time.Now()
 	}()
 	interval := time.Second / time.Duration(rate)
@@ -291,7 +298,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 	close(results)
 	<-collected
 	if s2 == nil {
-		t.Fatal("the second apply never completed")
+		t.Errorf("the second apply was not answered within %v (ROSTER_BENCH_POLICY_APPLY_TIMEOUT seconds); the figures cover the load until then", applyTimeout)
 	}
 	metrics1 := scrapeHistograms(t, d.url("/metrics"))
 

@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/roster-dev/roster/reconcile"
 	"github.com/roster-dev/roster/reconcile/policy"
 	"github.com/roster-dev/roster/schema"
 )
@@ -79,9 +82,31 @@ func (d *daemon) initPolicy(ctx context.Context, listen bool) error {
 	}
 	pe.listen = pe.ln.Addr().String()
 	d.policy = pe
+	sparePolicyP(d.log)
 	d.rebuildPolicy(ctx)
 	return nil
 }
+
+// sparePolicyP gives the process two Ps (Go's right to run code) more than it has CPUs
+// and caps the plan's CPU-bound workers at the CPUs. A reconcile's busy goroutines (the
+// render's workers and the directory reader feeding them) then never occupy every P: a
+// policy request runs as soon as it arrives, its thread scheduled by the kernel beside
+// the render's, instead of queueing until the Go scheduler preempts a render worker
+// (every 10 ms). An explicit GOMAXPROCS in the environment is left alone.
+// Once per process: several daemons in one process (tests) share it.
+func sparePolicyP(log *slog.Logger) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	spareP.Do(func() {
+		cpus := runtime.GOMAXPROCS(0)
+		reconcile.SetParallelism(cpus)
+		runtime.GOMAXPROCS(cpus + 2)
+		log.Info("serve: policy mode keeps a P free for the policy answers", "gomaxprocs", cpus+2, "plan_workers", cpus)
+	})
+}
+
+var spareP sync.Once
 
 // startPolicy serves policy requests until stop is called (after the mailer's last run,
 // so the nodes get answers while the daemon shuts down). failed reports a server that
