@@ -205,7 +205,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 	}
 
 	metrics0 := scrapeHistograms(t, d.url("/metrics"))
-	cpu0 := processCPU(cmd.Process.Pid)
+	cpu0, self0 := processCPU(cmd.Process.Pid), processCPU(os.Getpid())
 	var firstNew atomic.Int64 // unix nanos of the first answer from version 2 completing
 	firstNew.Store(1<<63 - 1)
 
@@ -294,7 +294,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 	close(jobs)
 	wg.Wait()
 	elapsed := time.Since(t0)
-	cpu := processCPU(cmd.Process.Pid) - cpu0
+	cpu, selfCPU := processCPU(cmd.Process.Pid)-cpu0, processCPU(os.Getpid())-self0
 	close(results)
 	<-collected
 	if s2 == nil {
@@ -340,7 +340,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 		"apply_seconds": appliedAt.Sub(pushedAt).Seconds(), "apply_start_s": pushedAt.Sub(t0).Seconds(), "apply_end_s": appliedAt.Sub(t0).Seconds(),
 		"p50_ms": ms(q(0.5)), "p90_ms": ms(q(0.9)), "p99_ms": ms(q(0.99)), "p999_ms": ms(q(0.999)), "max_ms": ms(q(1)),
 		"errors": len(problems), "mixed_answers": mixed, "answers_by_version": versions,
-		"daemon_cpu_seconds": cpu.Seconds(), "load_average": benchLoadAverage(),
+		"daemon_cpu_seconds": cpu.Seconds(), "node_cpu_seconds": selfCPU.Seconds(), "load_average": benchLoadAverage(),
 	}
 	hists := map[string][]histBucket{}
 	for _, name := range benchHistograms {
@@ -371,8 +371,9 @@ func TestPolicyApplyLoad(t *testing.T) {
 		}
 	}
 	fmt.Printf("errors %d, mixed answers %d, answers by version %v, version-2 misses after the load %d/2000\n", len(problems), mixed, versions, notNew)
-	fmt.Printf("daemon CPU %.1f s in %.1f s (%.2f cores); machine load average %s\n", cpu.Seconds(), elapsed.Seconds(),
-		cpu.Seconds()/elapsed.Seconds(), benchLoadAverage())
+	fmt.Printf("daemon CPU %.1f s in %.1f s (%.2f cores); the node (this process) %.1f s (%.0f µs a request); machine load average %s\n",
+		cpu.Seconds(), elapsed.Seconds(), cpu.Seconds()/elapsed.Seconds(), selfCPU.Seconds(),
+		float64(selfCPU.Microseconds())/float64(max(len(probes), 1)), benchLoadAverage())
 	fmt.Printf("in the daemon during the load (upper bounds of the buckets holding p50, p99, p99.9):\n")
 	for _, c := range []struct{ name, what string }{
 		{"roster_policy_request_duration_seconds", "policy answer, handler's own time"},
