@@ -340,7 +340,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 		"apply_seconds": appliedAt.Sub(pushedAt).Seconds(), "apply_start_s": pushedAt.Sub(t0).Seconds(), "apply_end_s": appliedAt.Sub(t0).Seconds(),
 		"p50_ms": ms(q(0.5)), "p90_ms": ms(q(0.9)), "p99_ms": ms(q(0.99)), "p999_ms": ms(q(0.999)), "max_ms": ms(q(1)),
 		"errors": len(problems), "mixed_answers": mixed, "answers_by_version": versions,
-		"daemon_cpu_seconds": cpu.Seconds(), "node_cpu_seconds": selfCPU.Seconds(), "load_average": benchLoadAverage(),
+		"daemon_cpu_seconds": cpu.Seconds(), "node_cpu_seconds": selfCPU.Seconds(), "load_average": policytest.LoadAverage(),
 	}
 	hists := map[string][]histBucket{}
 	for _, name := range benchHistograms {
@@ -373,7 +373,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 	fmt.Printf("errors %d, mixed answers %d, answers by version %v, version-2 misses after the load %d/2000\n", len(problems), mixed, versions, notNew)
 	fmt.Printf("daemon CPU %.1f s in %.1f s (%.2f cores); the node (this process) %.1f s (%.0f µs a request); machine load average %s\n",
 		cpu.Seconds(), elapsed.Seconds(), cpu.Seconds()/elapsed.Seconds(), selfCPU.Seconds(),
-		float64(selfCPU.Microseconds())/float64(max(len(probes), 1)), benchLoadAverage())
+		float64(selfCPU.Microseconds())/float64(max(len(probes), 1)), policytest.LoadAverage())
 	fmt.Printf("in the daemon during the load (upper bounds of the buckets holding p50, p99, p99.9):\n")
 	for _, c := range []struct{ name, what string }{
 		{"roster_policy_request_duration_seconds", "policy answer, handler's own time"},
@@ -413,7 +413,7 @@ func TestPolicyApplyLoad(t *testing.T) {
 		t.Errorf("%.0f requests/s, want about %d", got, rate)
 	}
 	if p99 := q(0.99); p99 > 5*time.Millisecond {
-		t.Errorf("p99 latency %v, want ≤ 5ms (machine load average %s)", p99, benchLoadAverage())
+		t.Errorf("p99 latency %v, want ≤ 5ms (machine load average %s)", p99, policytest.LoadAverage())
 	}
 }
 
@@ -516,14 +516,6 @@ func processCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }
 
-func benchLoadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
-}
 
 // The daemon's histograms the benchmark reads: the policy answers' own time, how long
 // its goroutines waited for a CPU, and the collector's stop-the-world pauses.
