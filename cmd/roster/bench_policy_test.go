@@ -516,7 +516,6 @@ func processCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }
 
-
 // The daemon's histograms the benchmark reads: the policy answers' own time, how long
 // its goroutines waited for a CPU, and the collector's stop-the-world pauses.
 var benchHistograms = []string{"roster_policy_request_duration_seconds", "go_sched_latencies_seconds", "go_sched_pauses_total_gc_seconds"}
