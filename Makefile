@@ -2,7 +2,7 @@
 # make bench runs the benchmarks and writes bench-results/.
 GO ?= go
 
-.PHONY: test deps vet bench run
+.PHONY: test deps vet bench bench-policy run
 
 test: deps vet
 	$(GO) test -count=1 -timeout 14m ./...
@@ -24,8 +24,20 @@ run:
 # users and invitations, beside ldapsearch). Sizes: ROSTER_BENCH_SIZES, ROSTER_BENCH_MIXED
 # (0 skips); ROSTER_BENCH_PROFILES=simple or realistic runs one; ROSTER_BENCH_PROFILE_DIR
 # receives CPU profiles of the realistic apply and plan. Results land in bench-results/
-# (bench.txt, e2e.txt, e2e.json with the realistic rows under "realistic"). Takes 15-20 min.
+# (bench.txt, e2e.txt, e2e.json with the realistic rows under "realistic"), then
+# bench-policy. Takes 25-30 min.
 bench: deps
 	@mkdir -p bench-results
 	ROSTER_BENCH_N=400000 ROSTER_BENCH_LDAP=1 $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./... | tee bench-results/bench.txt
 	ROSTER_BENCH=1 ROSTER_BENCH_PROFILES=$${ROSTER_BENCH_PROFILES:-simple,realistic} ROSTER_BENCH_OUT=$(CURDIR)/bench-results/e2e.json $(GO) test -run TestEndToEndBench -v -timeout 60m ./cmd/roster | tee bench-results/e2e.txt
+	$(MAKE) bench-policy
+
+# bench-policy: the policy load benchmark alone (issue 19): `roster serve` with 400,000
+# rooms answers a fake conferencing node sending 2,000 requests/s on loopback (open loop)
+# while a full apply changing every room runs; prints p50/p99/p99.9/max, errors, mixed
+# answers, the server-side histogram and a per-second timeline. Sizes:
+# ROSTER_BENCH_POLICY_ROOMS, _RATE, _SECONDS; ROSTER_BENCH_POLICY_PROFILE=FILE writes the
+# daemon's CPU profile. Results: bench-results/policy.txt, policy.json, policy-serve.log.
+bench-policy:
+	@mkdir -p bench-results
+	ROSTER_BENCH_POLICY=1 ROSTER_BENCH_POLICY_OUT=$(CURDIR)/bench-results/policy.json $(GO) test -count=1 -run '^TestPolicyApplyLoad$$' -v -timeout 60m ./cmd/roster | tee bench-results/policy.txt

@@ -296,11 +296,28 @@ func sortChanges(cs []*Change) {
 	}
 }
 
-// parallel calls fn(0) … fn(n-1) on up to GOMAXPROCS goroutines and waits for them.
+// maxWorkers caps the goroutines a plan computes with (0: GOMAXPROCS); see SetParallelism.
+var maxWorkers atomic.Int32
+
+// SetParallelism caps the goroutines a plan's CPU-bound stages (render, fingerprints) run
+// on at n (0: GOMAXPROCS, the default). The daemon in policy mode runs with two Ps more
+// than CPUs and sets this to the CPUs, so that a policy request always finds a P free
+// instead of waiting up to Go's 10 ms preemption slice behind the render.
+func SetParallelism(n int) { maxWorkers.Store(int32(max(n, 0))) }
+
+// parallelism is how many goroutines a CPU-bound stage uses.
+func parallelism() int {
+	if n := int(maxWorkers.Load()); n > 0 {
+		return min(n, runtime.GOMAXPROCS(0))
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// parallel calls fn(0) … fn(n-1) on up to parallelism() goroutines and waits for them.
 func parallel(n int, fn func(int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for w := 0; w < min(n, runtime.GOMAXPROCS(0)); w++ {
+	for w := 0; w < min(n, parallelism()); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -31,7 +30,7 @@ type Inputs struct {
 	// DefaultEmails are the built-in activation, invite and admin_summary emails, used where
 	// settings.yaml gives none.
 	DefaultEmails map[string]MailSpec
-	// Workers renders entries in parallel (default GOMAXPROCS).
+	// Workers renders entries in parallel (default GOMAXPROCS, or SetParallelism's cap).
 	Workers int
 	// refs, when set, gives the index of the actual state when Render first needs it (so
 	// the caller can load it while the directory search starts); Render then marks each
@@ -279,7 +278,7 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 	}
 	workers := in.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		workers = parallelism()
 	}
 	out := &templateOutput{keep: map[owner]bool{}}
 	// A pipeline: the directory fills batches while one goroutine renders them in order,

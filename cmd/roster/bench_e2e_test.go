@@ -145,15 +145,23 @@ func TestEndToEndBench(t *testing.T) {
 		growth := printRealistic(rows)
 		results["realistic"] = map[string]any{"rows": rows, "growth": growth}
 	}
-	out := os.Getenv("ROSTER_BENCH_OUT")
+	writeBenchJSON(t, "ROSTER_BENCH_OUT", "e2e.json", results)
+}
+
+// writeBenchJSON writes v as indented JSON to the file $env names, else to
+// bench-results/name, and returns the path.
+func writeBenchJSON(t *testing.T, env, name string, v any) string {
+	t.Helper()
+	out := os.Getenv(env)
 	if out == "" {
-		out = "../../bench-results/e2e.json"
+		out = filepath.Join("..", "..", "bench-results", name)
 	}
 	os.MkdirAll(filepath.Dir(out), 0o755)
-	data, _ := json.MarshalIndent(results, "", "  ")
+	data, _ := json.MarshalIndent(v, "", "  ")
 	if err := os.WriteFile(out, data, 0o644); err != nil {
-		t.Fatal(err)
+		t.Error(err)
 	}
+	return out
 }
 
 // benchSimple is the simple profile (testdata/bench-template.yaml, no emails): the rows for

@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -45,7 +45,7 @@ func decide(d policytest.Decision) answer { return answer{d.Kind, d.Service, d.C
 // alias answers its room and every device alias its credentials, identically on all
 // three; unknown and deleted aliases get policy_unknown; wrong credentials get 401; a
 // rendered PIN change is answered only once the apply that makes it committed; only the
-// primary delivers mail.
+// primary's SMTP server receives mail.
 func TestServePolicyReplicas(t *testing.T) {
 	t.Setenv("ROSTER_SECRET_KEY", "policy-replicas")
 	const password = "node-s3cret"
@@ -57,9 +57,16 @@ func TestServePolicyReplicas(t *testing.T) {
 	roles := []string{"primary", "replica", "replica"}
 	daemons := make([]*daemonUnderTest, len(roles))
 	dirs := make([]string, len(roles))
+	// Each daemon has an SMTP server of its own (in process, on loopback).
+	t.Setenv("ROSTER_TEST_POLICY_SMTP_PASSWORD", "smtp-s3cret")
+	smtps := make([]*smtpStore, len(roles))
 	for i, role := range roles {
+		smtps[i] = &smtpStore{user: "roster", pwd: "smtp-s3cret"}
+		port, _ := startSMTP(t, smtps[i], "127.0.0.1:0")
 		var cfg string
-		cfg, dirs[i] = writeServeConfig(t, serveConfig{URL: r.bare, Interval: "200ms", Extra: policyConfig(role)})
+		cfg, dirs[i] = writeServeConfig(t, serveConfig{URL: r.bare, Interval: "200ms", NoMail: true, Extra: policyConfig(role) + fmt.Sprintf(
+			`smtp: default: {host: "127.0.0.1", port: %d, security: "none", username: "roster", password_env: "ROSTER_TEST_POLICY_SMTP_PASSWORD", from: "roster@example.com"}
+`, port)})
 		daemons[i] = startServe(t, cfg)
 	}
 	nodes := make([]*policytest.Node, len(roles))
@@ -119,6 +126,13 @@ func TestServePolicyReplicas(t *testing.T) {
 		}
 	}
 
+	const deleted, deletedName = "standup@example.com", "Engineering Stand-up"
+	for i, n := range nodes {
+		if a := decide(n.ServiceConfiguration(ctx, deleted, nil)); a.Kind != policytest.Conference || a.Service.Name != deletedName {
+			t.Fatalf("%s on daemon %d before its deletion: %+v, want %s", deleted, i, a, deletedName)
+		}
+	}
+
 	// Commit 2: every contractor's PIN is rendered as the same 8 digits instead of a
 	// random PIN (staff PINs are overridable: never overwritten), and a declared
 	// room is deleted. A node polling the primary sees the new PIN only when the state
@@ -136,7 +150,7 @@ func TestServePolicyReplicas(t *testing.T) {
 	}
 	r.write(map[string]string{
 		"templates/contractors.yaml": strings.Replace(r.read("templates/contractors.yaml"), `pin: "{{ ''|pex_random_pin(8) }}"`, `pin: "`+newPIN+`"`, 1),
-		"vmrs/team-rooms.yaml":       dropEntry(t, r.read("vmrs/team-rooms.yaml"), "Engineering Stand-up"),
+		"vmrs/team-rooms.yaml":       dropEntry(t, r.read("vmrs/team-rooms.yaml"), deletedName),
 	})
 	c2 := r.commitPush("contractor PINs are rendered from the template; the stand-up room goes")
 	deadline := time.Now().Add(60 * time.Second)
@@ -167,7 +181,7 @@ func TestServePolicyReplicas(t *testing.T) {
 		d.waitStatus("the second commit's policy snapshot", 30*time.Second, func(s *Status) bool {
 			return s.AppliedCommit == c2 && s.Policy.Snapshot.Version == fmt.Sprintf("state %d", s.StateVersion)
 		})
-		if a := decide(nodes[i].ServiceConfiguration(ctx, "standup@example.com", nil)); a.Kind != policytest.Reject {
+		if a := decide(nodes[i].ServiceConfiguration(ctx, deleted, nil)); a.Kind != policytest.Reject {
 			t.Errorf("deleted alias on daemon %d: %+v, want reject (policy_unknown)", i, a)
 		}
 	}
@@ -181,18 +195,18 @@ func TestServePolicyReplicas(t *testing.T) {
 		}
 	}
 
-	// Mail: the primary delivers into its mail_dir; the replicas never send.
-	daemons[0].waitStatus("the primary's emails", 20*time.Second, func(s *Status) bool { return s.Outbox["sent"] > 0 && s.Outbox["pending"] == 0 })
-	if files, _ := filepath.Glob(filepath.Join(dirs[0], "outbox", "*.eml")); len(files) == 0 {
-		t.Error("the primary's mail_dir is empty")
+	// Mail: the primary's SMTP server receives every email; the replicas never send.
+	ps := daemons[0].waitStatus("the primary's emails", 20*time.Second, func(s *Status) bool { return s.Outbox["sent"] > 0 && s.Outbox["pending"] == 0 })
+	if got := len(smtps[0].messages()); got != ps.Outbox["sent"] {
+		t.Errorf("the primary's SMTP server received %d messages, its outbox says %d sent", got, ps.Outbox["sent"])
 	}
 	for i := 1; i < len(daemons); i++ {
 		s := daemons[i].status()
 		if s.Outbox["sent"] != 0 || s.Outbox["pending"] == 0 {
 			t.Errorf("replica %d outbox = %v, want everything pending, nothing sent", i, s.Outbox)
 		}
-		if _, err := os.Stat(filepath.Join(dirs[i], "outbox")); !os.IsNotExist(err) {
-			t.Errorf("replica %d wrote a mail_dir (stat: %v)", i, err)
+		if got := len(smtps[i].messages()); got != 0 {
+			t.Errorf("replica %d's SMTP server received %d messages, want none", i, got)
 		}
 	}
 
@@ -236,7 +250,7 @@ func TestServePolicyTLS(t *testing.T) {
 	r := newGitRepo(t)
 	c1 := r.commitPush("initial")
 	cert := policytest.SelfSigned(t, t.TempDir())
-	cfg, _ := writeServeConfig(t, serveConfig{URL: r.bare, Interval: "200ms", Extra: fmt.Sprintf(`platforms: pexip: {username: "pexip-node",
+	cfg, _ := writeServeConfig(t, serveConfig{URL: r.bare, Interval: "200ms", ListenAddr: freeLoopbackAddr(t), Extra: fmt.Sprintf(`platforms: pexip: {username: "pexip-node",
 	password_env: "ROSTER_TEST_POLICY_PASSWORD", mode: "policy", policy_listen: "127.0.0.1:0", policy_cert_file: %q, policy_key_file: %q}
 `, cert.CertFile, cert.KeyFile)})
 	d := startServe(t, cfg)
@@ -254,5 +268,44 @@ func TestServePolicyTLS(t *testing.T) {
 	plain.BaseURL, plain.Client = "http://"+s.Policy.Listen, &http.Client{}
 	if d := plain.ServiceConfiguration(context.Background(), "board@example.com", nil); d.Kind != policytest.Fallback || d.HTTPStatus == http.StatusOK {
 		t.Errorf("plain HTTP to the TLS listener: HTTP %d %v, want no answer", d.HTTPStatus, d.Kind)
+	}
+
+	// `roster status` reads the running daemon's endpoint: listener, role, snapshot,
+	// answers by outcome (one room so far; the plain HTTP attempt never reached the handler).
+	status := func(args ...string) string {
+		t.Helper()
+		var out, errb strings.Builder
+		if err := Run(context.Background(), append([]string{"status", "--config", cfg}, args...), &out, &errb); err != nil {
+			t.Fatalf("roster status %v: %v\n%s", args, err, errb.String())
+		}
+		return out.String()
+	}
+	s = d.status()
+	text := status()
+	for _, want := range []string{
+		fmt.Sprintf("Policy endpoint: %s (HTTPS), role primary, unknown aliases: continue.", s.Policy.Listen),
+		fmt.Sprintf("  serving state %d, built %s", s.StateVersion, s.Policy.Snapshot.BuiltAt.UTC().Format(time.RFC3339)),
+		fmt.Sprintf(": %d rooms (%d aliases), %d devices, %d bytes\n", s.Policy.Snapshot.Rooms, s.Policy.Snapshot.RoomAliases,
+			s.Policy.Snapshot.Devices, s.Policy.Snapshot.Bytes),
+		"  1 requests since start: 1 room, 0 device, 0 unknown, 0 reject, 0 unauthorized, 0 bad_request, 0 unavailable\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("roster status lacks %q:\n%s", want, text)
+		}
+	}
+	var js Status
+	if err := json.Unmarshal([]byte(status("--format", "json")), &js); err != nil || js.Policy == nil ||
+		js.Policy.Role != "primary" || js.Policy.Answers["room"] != 1 || js.Policy.Snapshot == nil || js.Policy.Snapshot.Rooms != s.Policy.Snapshot.Rooms {
+		t.Errorf("roster status --format json: policy %+v (%v), want the daemon's", js.Policy, err)
+	}
+	if code, page := d.get("/"); code != http.StatusOK || !strings.Contains(page, `<td id="policy-role">primary</td>`) ||
+		!strings.Contains(page, `<td id="policy-answers">1 room, 0 device, 0 unknown,`) {
+		t.Errorf("status page: HTTP %d, lacks the role or the answers:\n%s", code, page)
+	}
+	// Without the daemon, status says where the endpoint should be and why it cannot tell more.
+	d.stop()
+	text = status()
+	if !strings.Contains(text, "Policy endpoint: 127.0.0.1:0 (HTTPS), role primary") || !strings.Contains(text, "its state is unknown: no answer from the daemon at http://") {
+		t.Errorf("roster status without the daemon:\n%s", text)
 	}
 }

@@ -39,7 +39,8 @@ func runOutbox(ctx context.Context, a *app, rest []string) error {
 	return nil
 }
 
-// runStatus: `roster status [--format json]`.
+// runStatus: `roster status [--format json]`: the state database's view, and in policy mode
+// the running daemon's policy endpoint.
 func runStatus(ctx context.Context, a *app, _ []string) error {
 	db, err := a.database(ctx)
 	if err != nil {
@@ -49,6 +50,12 @@ func runStatus(ctx context.Context, a *app, _ []string) error {
 	if err != nil {
 		return err
 	}
+	cfg, err := a.config()
+	if err != nil {
+		return err
+	}
+	// The policy endpoint lives in the daemon's memory: its running state comes from it.
+	s.Policy = daemon.QueryPolicyStatus(ctx, cfg)
 	if a.opt.format == "json" {
 		enc := json.NewEncoder(a.stdout)
 		enc.SetIndent("", "  ")

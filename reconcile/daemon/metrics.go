@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"regexp"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -63,7 +64,8 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.duration, m.cycles, m.lastSuccess, m.objects, m.changes, m.emailsSent, m.emailsFailed,
 		m.fetchFailures, m.directoryErrors, m.validationFailures, m.platformOps, m.platformDrift,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(runtimeLatencies)),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.sync = newSyncMetrics(m.reg)
 	// Make the vectors visible before their first event.
 	m.changes.WithLabelValues("vmr", "create").Add(0)
@@ -72,6 +74,13 @@ func newMetrics() *metrics {
 	}
 	return m
 }
+
+// runtimeLatencies adds two of the Go runtime's histograms to the default Go metrics:
+// how long goroutines wait for a CPU once runnable (go_sched_latencies_seconds) and the
+// stop-the-world pauses of the collector (go_sched_pauses_total_gc_seconds). A policy
+// answer's own work takes microseconds (roster_policy_request_duration_seconds); these
+// show what else its latency under a running reconcile is made of.
+var runtimeLatencies = collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/sched/(latencies|pauses/total/gc):seconds$`)}
 
 // refreshObjects sets roster_objects from the database.
 func (m *metrics) refreshObjects(ctx context.Context, db *state.DB) {

@@ -3,6 +3,8 @@ package daemon
 import (
 	"html/template"
 	"time"
+
+	"github.com/roster-dev/roster/reconcile/policy"
 )
 
 // The status page: plain HTML (no scripts), refreshed by a meta tag, like Pexip's LDAP sync
@@ -16,6 +18,7 @@ var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
 	"short":          shortCommit,
+	"outcomes":       policy.Outcomes,
 	"or0":            func(m map[string]int, k string) int { return m[k] },
 	"platformStates": func() []string { return []string{"pending", "sending", "done", "failed", "conflict"} },
 	"outboxStates": func() []string {
@@ -68,11 +71,14 @@ code { font-size: .95em; } .err { color: #b42318; white-space: pre-wrap; }
 <h2>Policy endpoint</h2>
 <table id="policy">
 <tr><th>Listening</th><td id="policy-listen"><code>{{.Listen}}</code> ({{if .TLS}}HTTPS{{else}}plain HTTP, loopback{{end}})</td></tr>
+<tr><th>Role</th><td id="policy-role">{{.Role}}</td></tr>
 <tr><th>Serving</th><td id="policy-ready">{{if .Ready}}yes{{else}}no snapshot yet (nodes fall back){{end}}</td></tr>
 {{with .Snapshot}}<tr><th>Snapshot</th><td id="policy-version">{{.Version}}</td></tr>
 <tr><th>Built</th><td id="policy-built">{{when .BuiltAt}} in {{.BuildDuration}}</td></tr>
-<tr><th>Rooms / aliases / devices</th><td class="n" id="policy-counts">{{.Rooms}} / {{.RoomAliases}} / {{.Devices}}</td></tr>{{end}}
+<tr><th>Rooms / aliases / devices</th><td class="n" id="policy-counts">{{.Rooms}} / {{.RoomAliases}} / {{.Devices}}</td></tr>
+<tr><th>Index size</th><td class="n" id="policy-bytes">{{.Bytes}} bytes</td></tr>{{end}}
 <tr><th>Unknown aliases</th><td id="policy-unknown">{{.PolicyUnknown}}</td></tr>
+<tr><th>Answers since start</th><td id="policy-answers">{{$answers := .Answers}}{{range $i, $o := outcomes}}{{if $i}}, {{end}}{{index $answers $o}} {{$o}}{{end}}</td></tr>
 {{if .LastBuildError}}<tr><th>Last rebuild failed</th><td id="policy-error" class="err">{{.LastBuildError}}</td></tr>{{end}}
 </table>
 {{end}}

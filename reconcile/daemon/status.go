@@ -229,6 +229,7 @@ func (s *Status) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "  %s operation #%d %s %s %q: %s\n", p.Status, p.ID, p.Op, p.Resource, p.Key, p.Error)
 		}
 	}
+	s.Policy.writeText(w, time.Now())
 	if len(s.Invites) > 0 {
 		fmt.Fprintln(w, "Pending invitations:")
 		for _, in := range s.Invites {

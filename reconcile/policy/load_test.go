@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,7 +178,7 @@ func TestPolicyLoad(t *testing.T) {
 		q(serverLat, 0.5), q(serverLat, 0.99), q(serverLat, 0.999), q(serverLat, 1))
 	t.Logf("process CPU %v in %v (%.2f cores): %v per request, node and server and rebuilds together; machine load average %s",
 		cpu.Round(time.Millisecond), elapsed.Round(time.Millisecond), cpu.Seconds()/elapsed.Seconds(),
-		(cpu / time.Duration(max(len(lat), 1))).Round(time.Microsecond), loadAverage())
+		(cpu / time.Duration(max(len(lat), 1))).Round(time.Microsecond), policytest.LoadAverage())
 	st2 := p.srv.Status()
 	t.Logf("answers: %v", st2.Answers)
 	for i, pr := range problems {
@@ -198,17 +197,6 @@ func TestPolicyLoad(t *testing.T) {
 	if swaps.Load() < 2 {
 		t.Errorf("only %d swaps during the run", swaps.Load())
 	}
-}
-
-// loadAverage is /proc/loadavg's first three figures, where there is one: the load
-// benchmark shares its machine, and its latencies mean little without it.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
 }
 
 // discardWriter is a ResponseWriter that keeps only the status, so that the benchmark

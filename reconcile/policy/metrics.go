@@ -24,6 +24,9 @@ var outcomeNames = [numOutcomes]string{"room", "device", "unknown", "reject", "u
 
 func (o outcome) String() string { return outcomeNames[o] }
 
+// Outcomes are the names of the answers' outcomes, in the order status shows them.
+func Outcomes() []string { return outcomeNames[:] }
+
 // endpoint is the kind of request, by path.
 type endpoint uint8
 
