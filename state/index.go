@@ -176,9 +176,18 @@ func (ix *Index) totals() Totals {
 }
 
 func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
+	return indexVMRsWhere(sc, ix, dg, "", nil)
+}
+
+// indexVMRsWhere indexes the VMRs of the WHERE clause where (on id; "" = all), with args.
+func indexVMRsWhere(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec, where string, whereArgs []driver.Value) error {
 	// The aliases first, in table order, summed by VMR (see DigestSpec.alias).
 	sums := map[int64]uint64{}
-	err := eachRow(sc, `SELECT vmr_id, pos, alias FROM vmr_aliases`, func(r []driver.Value) error {
+	aq := `SELECT vmr_id, pos, alias FROM vmr_aliases`
+	if where != "" {
+		aq += " WHERE vmr_" + where // where begins with the id column
+	}
+	err := eachRowArgs(sc, aq, whereArgs, func(r []driver.Value) error {
 		sums[rawInt(r[0])] += dg.alias(int(rawInt(r[1])), rawStr(r[2]))
 		return nil
 	})
@@ -186,6 +195,9 @@ func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 		return err
 	}
 	q, args := dg.vmrQuery()
+	if where != "" {
+		q, args = whereIDs(q, "vmrs", where), append(args, whereArgs...)
+	}
 	return eachRowArgs(sc, q, args, func(r []driver.Value) error {
 		id, tag := rawInt(r[0]), rawStr(r[1])
 		var aliases uint64
@@ -201,6 +213,10 @@ func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 
 func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 	q, args := dg.deviceQuery()
+	return indexDevicesQuery(sc, ix, dg, q, args)
+}
+
+func indexDevicesQuery(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec, q string, args []driver.Value) error {
 	return eachRowArgs(sc, q, args, func(r []driver.Value) error {
 		tag := rawStr(r[1])
 		ix.Devices = append(ix.Devices, ObjectRef{ID: rawInt(r[0]), Owner: dg.Owner(tag, rawStr(r[2])), Digest: maphash.String(dg.Seed, rawStr(r[3]))})
@@ -210,8 +226,12 @@ func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 }
 
 func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
+	return indexUsersQuery(sc, ix, dg, userQuery(), nil)
+}
+
+func indexUsersQuery(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec, q string, args []driver.Value) error {
 	var ar arena
-	return eachRow(sc, userQuery(), func(r []driver.Value) error {
+	return eachRowArgs(sc, q, args, func(r []driver.Value) error {
 		// id, lower(email), userid, sync_tag, entry_key, flags, digest text
 		tag, key, flags := rawStr(r[3]), rawStr(r[4]), rawInt(r[5])
 		active := flags&1 != 0
