@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand"
 	"os"
 	"slices"
@@ -157,6 +158,9 @@ func slapdHistory(t *testing.T, seed int64, cycles, sessionLog int) int {
 			return "test-secret-key"
 		}
 		e.Incremental = incremental
+		if os.Getenv("ROSTER_TEST_DEBUG") != "" && incremental {
+			e.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
 		return e
 	}
 	s := &syncHarness{harness: h, inc: engine(true), full: engine(false)}
@@ -193,6 +197,7 @@ func slapdHistory(t *testing.T, seed int64, cycles, sessionLog int) int {
 		} else if committed {
 			t.Fatalf("seed %d cycle %d: read in full after a committed cycle: %+v", seed, cycle, r[0])
 		}
+		planner := s.inc
 		switch rng.Intn(8) {
 		case 0: // killed before the commit: the changes come again
 			s.inc = engine(true)
@@ -206,6 +211,9 @@ func slapdHistory(t *testing.T, seed int64, cycles, sessionLog int) int {
 			conn = srv.Conn()
 		}
 		s.applyPlan(got)
+		if got.HasChanges() && !checkRefreshedIndex(t, planner) {
+			t.Fatalf("seed %d cycle %d: no refreshed index after the apply", seed, cycle)
+		}
 		committed = true
 	}
 	for range 4 {

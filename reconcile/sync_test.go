@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -184,7 +185,7 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 	if testing.Short() {
 		seeds = 2
 	}
-	incremental := 0
+	incremental, refreshed := 0, 0
 	for seed := int64(1); seed <= int64(seeds); seed++ {
 		rng := rand.New(rand.NewSource(seed))
 		next := 0
@@ -218,6 +219,7 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 			} else if committed {
 				t.Fatalf("seed %d cycle %d: read in full after a committed cycle: %+v", seed, cycle, r[0])
 			}
+			planner := s.inc
 			switch rng.Intn(6) {
 			case 0: // killed before the commit: the changes come again
 				s.restart()
@@ -227,6 +229,9 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 				s.restart()
 			}
 			s.applyPlan(got)
+			if got.HasChanges() && checkRefreshedIndex(t, planner) {
+				refreshed++
+			}
 			committed = true
 			if rng.Intn(10) == 0 {
 				s.dir.Expire() // the server forgets the session: the next cycle reads in full
@@ -251,6 +256,9 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 	}
 	if incremental < seeds*cycles/2 {
 		t.Errorf("only %d of %d cycles were incremental", incremental, seeds*cycles)
+	}
+	if refreshed < seeds*cycles/4 {
+		t.Errorf("only %d applied cycles left a refreshed index", refreshed)
 	}
 }
 
@@ -395,4 +403,31 @@ func crashChild(t *testing.T) {
 		time.Sleep(time.Hour)
 	}
 	s.applyPlan(p)
+}
+
+// checkRefreshedIndex: when the engine holds an index of the current state version (one
+// refreshed after its own apply), it equals the index a full load gives with the same
+// digester. Returns whether there was one to check.
+func checkRefreshedIndex(t testing.TB, e *Engine) bool {
+	t.Helper()
+	e.mu.Lock()
+	c := e.index
+	e.mu.Unlock()
+	ctx := context.Background()
+	if c == nil {
+		return false
+	}
+	if v, err := e.DB.StateVersion(ctx); err != nil || v != c.ix.Small.StateVersion {
+		return false
+	}
+	want, err := e.DB.LoadIndex(ctx, c.dg.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.ix.VMRs, want.VMRs) || !slices.Equal(c.ix.Devices, want.Devices) ||
+		!slices.Equal(c.ix.Users, want.Users) || !reflect.DeepEqual(c.ix.Totals, want.Totals) {
+		t.Fatalf("the refreshed index differs from a full load: totals %+v, want %+v; objects\n%+v\n%+v\n%+v\nwant\n%+v\n%+v\n%+v",
+			c.ix.Totals, want.Totals, c.ix.VMRs, c.ix.Devices, c.ix.Users, want.VMRs, want.Devices, want.Users)
+	}
+	return true
 }
