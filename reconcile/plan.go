@@ -51,7 +51,7 @@ type Plan struct {
 	// applied, set on an incremental plan made with the engine's cached index, is called
 	// once the plan is applied as the next state version: the engine refreshes that index
 	// in place of reloading it (sync.go).
-	applied func(ctx context.Context)
+	applied func(ctx context.Context, version int64)
 
 	// Announcements are the announcements this plan sends (announce.go); JSON only when any.
 	Announcements []*Announcement `json:"-"`
