@@ -164,16 +164,6 @@ func slapdHistory(t *testing.T, seed int64, cycles, sessionLog int) int {
 		return e
 	}
 	s := &syncHarness{harness: h, inc: engine(true), full: engine(false)}
-	check := func(what string) *Plan {
-		t.Helper()
-		want := s.planWith(s.full, "c1")
-		got := s.planWith(s.inc, "c1")
-		if g, w := planDigest(got), planDigest(want); g != w {
-			t.Fatalf("seed %d, %s: incremental plan (%+v) differs from the full read's\n--- incremental\n%s\n--- full\n%s",
-				seed, what, got.SyncReads(), g, w)
-		}
-		return got
-	}
 	incremental := 0
 	committed := false // the last cycle committed
 	for cycle := range cycles {
@@ -189,14 +179,7 @@ func slapdHistory(t *testing.T, seed int64, cycles, sessionLog int) int {
 			}
 		}
 		writeSlapd(t, conn, had, ps)
-		got := check(fmt.Sprintf("cycle %d", cycle))
-		if r := got.SyncReads(); len(r) != 1 {
-			t.Fatalf("seed %d cycle %d: sync reads %+v", seed, cycle, r)
-		} else if r[0].Mode == ReadIncremental {
-			incremental++
-		} else if committed {
-			t.Fatalf("seed %d cycle %d: read in full after a committed cycle: %+v", seed, cycle, r[0])
-		}
+		got := s.cycle(fmt.Sprintf("seed %d cycle %d", seed, cycle), committed, &incremental)
 		planner := s.inc
 		switch rng.Intn(8) {
 		case 0: // killed before the commit: the changes come again
@@ -217,7 +200,7 @@ func slapdHistory(t *testing.T, seed int64, cycles, sessionLog int) int {
 		committed = true
 	}
 	for range 4 {
-		got := check("settling")
+		got := s.cycle(fmt.Sprintf("seed %d, settling", seed), false, new(int))
 		if !got.HasChanges() {
 			break
 		}

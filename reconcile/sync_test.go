@@ -206,19 +206,7 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 				}
 			}
 			s.dir.Update(syncLDIF(ps))
-			want := s.planWith(s.full, "c1")
-			got := s.planWith(s.inc, "c1")
-			if g, w := planDigest(got), planDigest(want); g != w {
-				t.Fatalf("seed %d cycle %d: incremental plan (%+v) differs from the full read's\n--- incremental\n%s\n--- full\n%s",
-					seed, cycle, got.SyncReads(), g, w)
-			}
-			if r := got.SyncReads(); len(r) != 1 {
-				t.Fatalf("seed %d cycle %d: sync reads %+v", seed, cycle, r)
-			} else if r[0].Mode == ReadIncremental {
-				incremental++
-			} else if committed {
-				t.Fatalf("seed %d cycle %d: read in full after a committed cycle: %+v", seed, cycle, r[0])
-			}
+			got := s.cycle(fmt.Sprintf("seed %d cycle %d", seed, cycle), committed, &incremental)
 			planner := s.inc
 			switch rng.Intn(6) {
 			case 0: // killed before the commit: the changes come again
@@ -403,6 +391,26 @@ func crashChild(t *testing.T) {
 		time.Sleep(time.Hour)
 	}
 	s.applyPlan(p)
+}
+
+// cycle plans incrementally and in full, fails unless the plans are the same, counts an
+// incremental read in *incremental, fails on a full read after a committed cycle, and
+// returns the incremental plan.
+func (s *syncHarness) cycle(what string, committed bool, incremental *int) *Plan {
+	s.t.Helper()
+	want := s.planWith(s.full, "c1")
+	got := s.planWith(s.inc, "c1")
+	if g, w := planDigest(got), planDigest(want); g != w {
+		s.t.Fatalf("%s: incremental plan (%+v) differs from the full read's\n--- incremental\n%s\n--- full\n%s", what, got.SyncReads(), g, w)
+	}
+	if r := got.SyncReads(); len(r) != 1 {
+		s.t.Fatalf("%s: sync reads %+v", what, r)
+	} else if r[0].Mode == ReadIncremental {
+		*incremental++
+	} else if committed {
+		s.t.Fatalf("%s: read in full after a committed cycle: %+v", what, r[0])
+	}
+	return got
 }
 
 // checkRefreshedIndex: when the engine holds an index of the current state version (one
