@@ -18,7 +18,9 @@
 //   - engine.go: the plan of one commit: read the state's index, open the directories,
 //     render, load what the diff must see (hydrate), diff
 //   - sync.go: incremental directory reads (SPEC §7): only changed entries rendered, the
-//     others' objects marked unchanged, the cookie stored with the apply
+//     others' objects marked unchanged, the cookie stored with the apply; after the
+//     engine's own apply the cached state index is refreshed in place
+//     (state.RefreshIndex), not reloaded
 //   - render.go: directory entries × sync templates → desired objects (Desired), in batches;
 //     render_entry.go: one entry, the declared objects, the value limits; mail.go: the
 //     email templates; usermerge.go: directory and CSV users into one account per email

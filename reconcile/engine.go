@@ -198,6 +198,10 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	}
 	hydrated := time.Since(start)
 	p := Diff(desired, actual)
+	if sp != nil && got != nil && got.err == nil && p.HasChanges() {
+		ix := got.ix
+		p.applied = func(ctx context.Context, version int64) { e.refreshIndex(ctx, commit, dg, ix, p, version) }
+	}
 	p.loaded = len(actual.VMRs) + len(actual.Devices) + len(actual.Users)
 	if sp != nil {
 		p.syncWrites, p.syncReads = sp.writes(p, desired), sp.infos(desired)

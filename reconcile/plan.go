@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -47,6 +48,10 @@ type Plan struct {
 	// in the apply's transaction; syncReads say how each template was read.
 	syncWrites []state.SyncWrite
 	syncReads  []SyncRead
+	// applied, set on an incremental plan made with the engine's cached index, is called
+	// once the plan is applied as the next state version: the engine refreshes that index
+	// in place of reloading it (sync.go).
+	applied func(ctx context.Context, version int64)
 
 	// Announcements are the announcements this plan sends (announce.go); JSON only when any.
 	Announcements []*Announcement `json:"-"`

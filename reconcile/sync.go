@@ -35,6 +35,7 @@ import (
 
 	"github.com/roster-dev/roster/reconcile/directory"
 	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
 )
 
@@ -653,6 +654,79 @@ func (e *Engine) keepIndex(commit string, dg *digester, ix *state.Index) {
 		e.keys = nil // hashed with another seed
 	}
 	e.index = &indexCache{commit: commit, dg: dg, ix: ix}
+}
+
+// refreshIndex follows the engine's own apply of p, planned with ix, which made state
+// version: when ix is the cached index, the cache takes ix with the rows p touched and
+// created read again (a handful instead of the whole state), so the next cycle does not
+// reload the index. Any failure, or another write since (the state is no longer at
+// version), drops the cache instead: the next cycle loads the index in full.
+func (e *Engine) refreshIndex(ctx context.Context, commit string, dg *digester, ix *state.Index, p *Plan, version int64) {
+	e.mu.Lock()
+	c := e.index
+	e.mu.Unlock()
+	if c == nil || c.ix != ix || c.dg != dg || c.commit != commit {
+		return
+	}
+	if p.Len() > 10000 { // a first apply, say: loading the index in full costs no more
+		return
+	}
+	var t state.Touched
+	for _, ch := range p.All() {
+		switch o := ch.oldObj.(type) {
+		case *account.VMR:
+			t.VMRs = append(t.VMRs, state.TouchedRow{ID: o.ID, SyncTag: o.SyncTag})
+		case *account.Device:
+			t.Devices = append(t.Devices, state.TouchedRow{ID: o.ID, SyncTag: o.SyncTag})
+		case *account.User:
+			t.Users = append(t.Users, state.TouchedUser{ID: o.ID, SyncTag: o.SyncTag, Active: o.Active, Paid: o.License == "paid"})
+		}
+	}
+	start := time.Now()
+	fresh, err := e.DB.RefreshIndex(ctx, ix, dg.spec, t)
+	e.logger().Debug("index refreshed after the apply", "vmrs", len(t.VMRs), "devices", len(t.Devices), "users", len(t.Users),
+		"took", time.Since(start), "err", err)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.index != c {
+		return
+	}
+	if err == nil && fresh.Small.StateVersion != version {
+		err = fmt.Errorf("refresh index: the state moved to version %d after the apply's %d", fresh.Small.StateVersion, version)
+	}
+	if err != nil {
+		e.logger().Debug("index refresh failed; the next cycle loads it in full", "err", err)
+		e.index = nil
+		return
+	}
+	e.index = &indexCache{commit: commit, dg: dg, ix: fresh}
+	if c.tables != nil && samePositions(ix, fresh) {
+		e.index.tables = c.tables // the lookup tables map hashes to positions: still right
+	}
+}
+
+// samePositions says whether every object of b is at its position in a with the same
+// owner (a user: the same email), as after a write that only updated objects in place.
+func samePositions(a, b *state.Index) bool {
+	if len(a.VMRs) != len(b.VMRs) || len(a.Devices) != len(b.Devices) || len(a.Users) != len(b.Users) {
+		return false
+	}
+	for i := range a.VMRs {
+		if a.VMRs[i].ID != b.VMRs[i].ID || a.VMRs[i].Owner != b.VMRs[i].Owner {
+			return false
+		}
+	}
+	for i := range a.Devices {
+		if a.Devices[i].ID != b.Devices[i].ID || a.Devices[i].Owner != b.Devices[i].Owner {
+			return false
+		}
+	}
+	for i := range a.Users {
+		if a.Users[i].ID != b.Users[i].ID || a.Users[i].Email() != b.Users[i].Email() {
+			return false
+		}
+	}
+	return true
 }
 
 // searchKeys returns the entries of sr's search, from the cache while its sync token holds.

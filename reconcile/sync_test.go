@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"syscall"
@@ -184,7 +185,7 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 	if testing.Short() {
 		seeds = 2
 	}
-	incremental := 0
+	incremental, refreshed := 0, 0
 	for seed := int64(1); seed <= int64(seeds); seed++ {
 		rng := rand.New(rand.NewSource(seed))
 		next := 0
@@ -205,19 +206,8 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 				}
 			}
 			s.dir.Update(syncLDIF(ps))
-			want := s.planWith(s.full, "c1")
-			got := s.planWith(s.inc, "c1")
-			if g, w := planDigest(got), planDigest(want); g != w {
-				t.Fatalf("seed %d cycle %d: incremental plan (%+v) differs from the full read's\n--- incremental\n%s\n--- full\n%s",
-					seed, cycle, got.SyncReads(), g, w)
-			}
-			if r := got.SyncReads(); len(r) != 1 {
-				t.Fatalf("seed %d cycle %d: sync reads %+v", seed, cycle, r)
-			} else if r[0].Mode == ReadIncremental {
-				incremental++
-			} else if committed {
-				t.Fatalf("seed %d cycle %d: read in full after a committed cycle: %+v", seed, cycle, r[0])
-			}
+			got := s.cycle(fmt.Sprintf("seed %d cycle %d", seed, cycle), committed, &incremental)
+			planner := s.inc
 			switch rng.Intn(6) {
 			case 0: // killed before the commit: the changes come again
 				s.restart()
@@ -227,6 +217,9 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 				s.restart()
 			}
 			s.applyPlan(got)
+			if got.HasChanges() && checkRefreshedIndex(t, planner) {
+				refreshed++
+			}
 			committed = true
 			if rng.Intn(10) == 0 {
 				s.dir.Expire() // the server forgets the session: the next cycle reads in full
@@ -251,6 +244,9 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 	}
 	if incremental < seeds*cycles/2 {
 		t.Errorf("only %d of %d cycles were incremental", incremental, seeds*cycles)
+	}
+	if refreshed < seeds*cycles/4 {
+		t.Errorf("only %d applied cycles left a refreshed index", refreshed)
 	}
 }
 
@@ -395,4 +391,51 @@ func crashChild(t *testing.T) {
 		time.Sleep(time.Hour)
 	}
 	s.applyPlan(p)
+}
+
+// cycle plans incrementally and in full, fails unless the plans are the same, counts an
+// incremental read in *incremental, fails on a full read after a committed cycle, and
+// returns the incremental plan.
+func (s *syncHarness) cycle(what string, committed bool, incremental *int) *Plan {
+	s.t.Helper()
+	want := s.planWith(s.full, "c1")
+	got := s.planWith(s.inc, "c1")
+	if g, w := planDigest(got), planDigest(want); g != w {
+		s.t.Fatalf("%s: incremental plan (%+v) differs from the full read's\n--- incremental\n%s\n--- full\n%s", what, got.SyncReads(), g, w)
+	}
+	if r := got.SyncReads(); len(r) != 1 {
+		s.t.Fatalf("%s: sync reads %+v", what, r)
+	} else if r[0].Mode == ReadIncremental {
+		*incremental++
+	} else if committed {
+		s.t.Fatalf("%s: read in full after a committed cycle: %+v", what, r[0])
+	}
+	return got
+}
+
+// checkRefreshedIndex: when the engine holds an index of the current state version (one
+// refreshed after its own apply), it equals the index a full load gives with the same
+// digester. Returns whether there was one to check.
+func checkRefreshedIndex(t testing.TB, e *Engine) bool {
+	t.Helper()
+	e.mu.Lock()
+	c := e.index
+	e.mu.Unlock()
+	ctx := context.Background()
+	if c == nil {
+		return false
+	}
+	if v, err := e.DB.StateVersion(ctx); err != nil || v != c.ix.Small.StateVersion {
+		return false
+	}
+	want, err := e.DB.LoadIndex(ctx, c.dg.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.ix.VMRs, want.VMRs) || !slices.Equal(c.ix.Devices, want.Devices) ||
+		!slices.Equal(c.ix.Users, want.Users) || !reflect.DeepEqual(c.ix.Totals, want.Totals) {
+		t.Fatalf("the refreshed index differs from a full load: totals %+v, want %+v; objects\n%+v\n%+v\n%+v\nwant\n%+v\n%+v\n%+v",
+			c.ix.Totals, want.Totals, c.ix.VMRs, c.ix.Devices, c.ix.Users, want.VMRs, want.Devices, want.Users)
+	}
+	return true
 }

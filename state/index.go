@@ -177,9 +177,18 @@ func (ix *Index) totals() Totals {
 }
 
 func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
+	return indexVMRsWhere(sc, ix, dg, "", nil)
+}
+
+// indexVMRsWhere indexes the VMRs of the WHERE clause where (on id; "" = all), with args.
+func indexVMRsWhere(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec, where string, whereArgs []driver.Value) error {
 	// The VMRs first, in id order, each with the digest of its fields; then the aliases,
 	// in table order, summed by VMR (see DigestSpec.alias) into a slice by position.
 	q, args := dg.vmrQuery()
+	if where != "" {
+		q, args = whereIDs(q, "vmrs", where), append(args, whereArgs...)
+	}
+	first := len(ix.VMRs)
 	var masked []bool
 	err := eachRowArgs(sc, q, args, func(r []driver.Value) error {
 		owner := rawStr(r[1])
@@ -192,9 +201,14 @@ func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 	if err != nil {
 		return err
 	}
-	sums := make([]uint64, len(ix.VMRs))
-	err = eachRow(sc, `SELECT vmr_id, pos, alias FROM vmr_aliases`, func(r []driver.Value) error {
-		if i := vmrPos(ix.VMRs, rawInt(r[0])); i >= 0 {
+	read := ix.VMRs[first:]
+	sums := make([]uint64, len(read))
+	aq := `SELECT vmr_id, pos, alias FROM vmr_aliases`
+	if where != "" {
+		aq += " WHERE vmr_" + where // where begins with the id column
+	}
+	err = eachRowArgs(sc, aq, whereArgs, func(r []driver.Value) error {
+		if i := vmrPos(read, rawInt(r[0])); i >= 0 {
 			sums[i] += dg.alias(int(rawInt(r[1])), rawStr(r[2]))
 		}
 		return nil
@@ -202,12 +216,12 @@ func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 	if err != nil {
 		return err
 	}
-	for i := range ix.VMRs {
+	for i := range read {
 		var aliases uint64
 		if !masked[i] {
 			aliases = sums[i]
 		}
-		ix.VMRs[i].Digest = dg.withAliases(ix.VMRs[i].Digest, aliases)
+		read[i].Digest = dg.withAliases(read[i].Digest, aliases)
 	}
 	return nil
 }
@@ -231,6 +245,10 @@ func vmrPos(refs []ObjectRef, id int64) int {
 
 func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 	q, args := dg.deviceQuery()
+	return indexDevicesQuery(sc, ix, dg, q, args)
+}
+
+func indexDevicesQuery(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec, q string, args []driver.Value) error {
 	return eachRowArgs(sc, q, args, func(r []driver.Value) error {
 		owner := rawStr(r[1])
 		ix.Devices = append(ix.Devices, ObjectRef{ID: rawInt(r[0]), Owner: maphash.String(dg.Seed, owner), Digest: maphash.String(dg.Seed, rawStr(r[2]))})
@@ -240,8 +258,12 @@ func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 }
 
 func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
+	return indexUsersQuery(sc, ix, dg, userQuery(), nil)
+}
+
+func indexUsersQuery(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec, q string, args []driver.Value) error {
 	var ar arena
-	return eachRow(sc, userQuery(), func(r []driver.Value) error {
+	return eachRowArgs(sc, q, args, func(r []driver.Value) error {
 		// id, lower(email)+userid+sync_tag+entry_key, their first three lengths, flags, digest text
 		id, text, flags := rawInt(r[0]), rawStr(r[1]), rawInt(r[5])
 		le, lu, lt := int(rawInt(r[2])), int(rawInt(r[3])), int(rawInt(r[4]))

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/roster-dev/roster/reconcile/directory"
 	"github.com/roster-dev/roster/reconcile/directory/ldaptest"
 )
@@ -45,9 +47,14 @@ emails:
 
 // TestServeLDAPChangeEmailedInSeconds (SPEC §7, issue #18): serve over a slapd with the
 // syncprov overlay and 50,000 people; ldapmodify of one person's sn → that VMR's update
-// email reaches a real SMTP server (in-process, go-smtp) within 2 s.
+// email reaches a real SMTP server (in-process, go-smtp) within 2 s. make test runs it on
+// 10,000 people (the initial apply and serve's first full read of 50,000 cost ~40 s);
+// make bench (ROSTER_BENCH) on 50,000, where the 2 s is asserted.
 func TestServeLDAPChangeEmailedInSeconds(t *testing.T) {
-	const n = 50000
+	n := 10000
+	if os.Getenv("ROSTER_BENCH") != "" {
+		n = 50000
+	}
 	var ldif bytes.Buffer
 	if err := directory.GeneratePeople(&ldif, n, "dc=example,dc=com"); err != nil {
 		t.Fatal(err)
@@ -58,7 +65,12 @@ func TestServeLDAPChangeEmailedInSeconds(t *testing.T) {
 
 	repo := newGitRepo(t)
 	os.Remove(filepath.Join(repo.work, "templates", "contractors.yaml"))
-	repo.write(map[string]string{"templates/staff.yaml": syncE2ETemplate, "emails/sync.txt": "{{ description }}\n"})
+	// The example overrides name fields the example templates allow overriding; the
+	// replacement template allows none, so they go too.
+	os.Remove(filepath.Join(repo.work, "overrides.yaml"))
+	// 50,000 paid users are beyond the example's licence budget: no limit here.
+	settings := strings.Replace(repo.read("settings.yaml"), "licenses: {paid: 2000}", "licenses: {paid: 0}", 1)
+	repo.write(map[string]string{"settings.yaml": settings, "templates/staff.yaml": syncE2ETemplate, "emails/sync.txt": "{{ description }}\n"})
 	repo.commitPush("staff template for the sync e2e")
 	cfgPath, dir := writeServeConfig(t, serveConfig{URL: repo.bare, Interval: "1h", LDAPURL: srv.URL, MaxEmails: 3 * n, NoMail: true,
 		Extra: fmt.Sprintf("smtp: default: {host: \"127.0.0.1\", port: %d, security: \"none\", from: \"roster@example.com\"}\n", port)})
@@ -75,8 +87,13 @@ func TestServeLDAPChangeEmailedInSeconds(t *testing.T) {
 	if _, errOut, code := w.run("apply", "--no-send"); code != 0 {
 		t.Fatalf("initial apply: %s", errOut)
 	}
-	db := openDB(t, filepath.Join(dir, "roster.db"))
-	if _, err := db.Exec(`DELETE FROM outbox`); err != nil {
+	db, err := sqlx.Open("sqlite3", "file:"+filepath.Join(dir, "roster.db")+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`DELETE FROM outbox`)
+	db.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	d := startServe(t, cfgPath)
