@@ -197,7 +197,7 @@ func (d *daemon) persist(ctx context.Context, repo *schema.Repo, t *schema.Templ
 	if err != nil {
 		return err
 	}
-	if protocol != "syncrepl" {
+	if protocol != directory.ModeSyncrepl {
 		return watchError("no persistent search on this directory (" + protocol + "); polling")
 	}
 	if d.pipe.Engine == nil {
