@@ -50,7 +50,7 @@ type SyncRead struct {
 	Directory string    `json:"directory"`
 	Template  string    `json:"template"`
 	Mode      string    `json:"mode"`             // full | incremental
-	Protocol  string    `json:"protocol"`         // syncrepl | dirsync | "" (full reads only)
+	Protocol  string    `json:"protocol"`         // syncrepl | dirsync | usn | "" (full reads only)
 	Reason    string    `json:"reason,omitempty"` // why a full read: "no cookie", "commit changed", …
 	Changes   int       `json:"changes"`          // entries changed or deleted (incremental)
 	Pending   int       `json:"pending"`          // pending entries read again (incremental)
@@ -59,7 +59,7 @@ type SyncRead struct {
 
 // uuidAttribute is the attribute that carries an entry's stable id.
 func uuidAttribute(protocol string) string {
-	if protocol == directory.ModeDirSync {
+	if directory.ObjectGUIDMode(protocol) {
 		return "objectGUID"
 	}
 	return "entryUUID"
@@ -81,7 +81,7 @@ func entryUUID(protocol string, attrs map[string][]string) string {
 	if len(v) == 0 || v[0] == "" {
 		return ""
 	}
-	if protocol == directory.ModeDirSync {
+	if directory.ObjectGUIDMode(protocol) {
 		return hex.EncodeToString([]byte(v[0]))
 	}
 	return strings.ToLower(v[0])
@@ -93,7 +93,7 @@ func uuidFilter(protocol string, uuids []string) string {
 	b.WriteString("(|")
 	for _, u := range uuids {
 		b.WriteString("(" + uuidAttribute(protocol) + "=")
-		if protocol == directory.ModeDirSync {
+		if directory.ObjectGUIDMode(protocol) {
 			raw, _ := hex.DecodeString(u)
 			for _, c := range raw {
 				fmt.Fprintf(&b, "\\%02x", c)
@@ -364,7 +364,7 @@ func orAll(f string) string {
 
 // uuidValue is the attribute value of an id as entryUUID writes it (objectGUID raw).
 func uuidValue(protocol, u string) string {
-	if protocol == directory.ModeDirSync {
+	if directory.ObjectGUIDMode(protocol) {
 		raw, _ := hex.DecodeString(u)
 		return string(raw)
 	}

@@ -60,7 +60,8 @@ type ldapDirectory struct {
 	syncConns map[*ldap.Conn]struct{} // of the incremental reads running (sync.go)
 	closed    bool
 
-	syncMode atomic.Pointer[string] // what Mode detected
+	syncMode       atomic.Pointer[string] // what Mode detected
+	dirsyncAllowed atomic.Pointer[bool]   // what the DirSync probe found (usn.go)
 }
 
 // NewLDAP checks the configuration and returns a Directory for it. It does not connect:

@@ -19,7 +19,12 @@ import (
 const (
 	ModeSyncrepl = "syncrepl" // RFC 4533 content synchronization (OpenLDAP's syncprov)
 	ModeDirSync  = "dirsync"  // Active Directory's DirSync control
+	ModeUSN      = "usn"      // Active Directory's uSNChanged, where the bind may not use DirSync
 )
+
+// ObjectGUIDMode says whether a mode keys entries by objectGUID (Active Directory), whose
+// Change.UUID is the hex of its bytes, rather than by entryUUID.
+func ObjectGUIDMode(mode string) bool { return mode == ModeDirSync || mode == ModeUSN }
 
 // Change is one entry that changed since the cookie: Entry nil means deleted, or moved out of
 // the search scope or filter (the caller drops whatever that UUID made).
@@ -44,17 +49,18 @@ type SyncResult struct {
 	Refresh bool
 }
 
-// Syncer is implemented by directories that can read incrementally (LDAP with syncprov or
-// DirSync). The LDAP Directory NewLDAP returns implements it; Mode says whether the server
-// supports it.
+// Syncer is implemented by directories that can read incrementally (LDAP with syncprov, DirSync or
+// Active Directory's uSNChanged). The LDAP Directory NewLDAP returns implements it; Mode says whether
+// the server supports it.
 //
 // known lists the UUIDs the caller holds for the request (what earlier reads of that request
 // returned and the caller has not dropped). It is iterated only when the server answers
 // with RFC 4533's present phase (syncprov without a session log, or a cookie older than its
-// session log): the server then lists the UUIDs still present, and every known UUID it did
-// not list (and that is not in Changes) is returned as a deletion. A nil known means none.
+// session log), or by the usn mode's own present phase whenever the DC changed: the UUIDs
+// still present are listed, and every known UUID not listed (and not in Changes) is
+// returned as a deletion. A nil known means none (the usn mode then reports no deletions).
 type Syncer interface {
-	// Mode detects support: "syncrepl", "dirsync" or "" (full reads only).
+	// Mode detects support: "syncrepl", "dirsync", "usn" or "" (full reads only).
 	Mode(ctx context.Context) (string, error)
 	// Baseline returns a cookie that marks "now", taken just before a full read, so the next
 	// Changes call returns at least everything that changed from then (duplicates are fine,
@@ -88,6 +94,8 @@ func untagCookie(c []byte) (mode string, raw []byte, ok bool) {
 		return ModeSyncrepl, c[len(syncreplTag):], true
 	case bytes.HasPrefix(c, dirsyncTag):
 		return ModeDirSync, c[len(dirsyncTag):], true
+	case bytes.HasPrefix(c, usnTag):
+		return ModeUSN, c[len(usnTag):], true
 	}
 	return "", nil, false
 }
@@ -171,13 +179,15 @@ func (w *watchdog) err(err error) error {
 
 // rootDSE is what Mode and Baseline read of the root DSE.
 type rootDSE struct {
-	controls []string
-	contexts []string // namingContexts
+	controls   []string
+	contexts   []string // namingContexts
+	highestUSN string   // highestCommittedUSN (Active Directory)
+	dsService  string   // dsServiceName: the DN of the DC's nTDSDSA object (Active Directory)
 }
 
 func (d *ldapDirectory) readRootDSE(c *ldap.Conn) (rootDSE, error) {
 	res, err := searchWithin(c, d.cfg.Timeout, ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
-		"(objectClass=*)", []string{"supportedControl", "namingContexts"}, nil))
+		"(objectClass=*)", []string{"supportedControl", "namingContexts", "highestCommittedUSN", "dsServiceName"}, nil))
 	if err != nil {
 		return rootDSE{}, fmt.Errorf("read root dse: %w", err)
 	}
@@ -185,6 +195,8 @@ func (d *ldapDirectory) readRootDSE(c *ldap.Conn) (rootDSE, error) {
 	for _, e := range res.Entries {
 		r.controls = append(r.controls, e.GetAttributeValues("supportedControl")...)
 		r.contexts = append(r.contexts, e.GetAttributeValues("namingContexts")...)
+		r.highestUSN = e.GetAttributeValue("highestCommittedUSN")
+		r.dsService = e.GetAttributeValue("dsServiceName")
 	}
 	return r, nil
 }
@@ -213,8 +225,10 @@ func under(dn, base string) bool {
 
 // Mode detects what the server supports: a syncrepl probe (a refreshOnly sync search of the
 // base DN alone, which fails with unavailableCriticalExtension where no syncprov overlay
-// serves that database), else the DirSync control in the root DSE's supportedControl
-// (Active Directory), else "". The answer is kept for Baseline.
+// serves that database); else, where the root DSE lists the DirSync control (Active
+// Directory), DirSync if a probe shows the bind account may use it (probeDirSync); else,
+// where the root DSE has highestCommittedUSN and the DC's invocationId can be read, the
+// uSNChanged mode (usn.go); else "". The answer is kept for Baseline.
 func (d *ldapDirectory) Mode(ctx context.Context) (string, error) {
 	c, done, err := d.syncConn(ctx)
 	if err != nil {
@@ -236,7 +250,21 @@ func (d *ldapDirectory) Mode(ctx context.Context) (string, error) {
 		}
 	}
 	if mode == "" && slices.Contains(dse.controls, ldap.ControlTypeDirSync) {
-		mode = ModeDirSync
+		ok, err := d.probeDirSync(c, dse)
+		if err != nil {
+			return "", d.fail("detect sync mode", err)
+		}
+		if ok {
+			mode = ModeDirSync
+		}
+	}
+	if mode == "" && dse.highestUSN != "" {
+		if _, err := d.readUSNMark(c, dse); err != nil {
+			d.log.Info("ldap sync: the server has USNs but the domain controller's invocationId cannot be read; full reads only",
+				"directory", d.safeURL, "error", err)
+		} else {
+			mode = ModeUSN
+		}
 	}
 	d.syncMode.Store(&mode)
 	return mode, nil
@@ -286,6 +314,8 @@ var ErrNoSync = errors.New("the directory supports no incremental read")
 //
 // With DirSync it is DirSync passes from no cookie asking for objectGUID alone, the entries
 // discarded: AD's cookie is a watermark of the naming context, obtained no cheaper.
+//
+// With uSNChanged it is the DC's invocationId and highestCommittedUSN (usn.go).
 func (d *ldapDirectory) Baseline(ctx context.Context, req Request) ([]byte, error) {
 	mode, err := d.mode(ctx)
 	if err != nil {
@@ -324,6 +354,12 @@ func (d *ldapDirectory) Baseline(ctx context.Context, req Request) ([]byte, erro
 			return nil, d.fail(op, err)
 		}
 		return tagCookie(dirsyncTag, raw), nil
+	case ModeUSN:
+		m, err := d.currentUSNMark(c)
+		if err != nil {
+			return nil, d.fail(op, err)
+		}
+		return m.cookie(), nil
 	}
 	return nil, d.fail(op, ErrNoSync)
 }
@@ -368,7 +404,8 @@ func (d *ldapDirectory) contextCSNCookie(c *ldap.Conn, base string) ([]byte, err
 
 // Changes returns what changed since cookie: one refreshOnly sync search (syncrepl), or
 // DirSync passes until the server has no more, each changed object then read again with the
-// request's filter and attributes (dirsync).
+// request's filter and attributes (dirsync), or a search by uSNChanged and a present phase
+// (usn).
 func (d *ldapDirectory) Changes(ctx context.Context, req Request, cookie []byte, known iter.Seq[string]) (SyncResult, error) {
 	mode, raw, ok := untagCookie(cookie)
 	if !ok {
@@ -382,8 +419,11 @@ func (d *ldapDirectory) Changes(ctx context.Context, req Request, cookie []byte,
 	defer done()
 	base := searchBase(req.SearchDN, d.cfg.BaseDN)
 	op := fmt.Sprintf("changes under %q", base)
-	if mode == ModeDirSync {
+	switch mode {
+	case ModeDirSync:
 		return d.dirsyncChanges(ctx, c, req, raw)
+	case ModeUSN:
+		return d.usnChanges(ctx, c, req, raw, known)
 	}
 	start := time.Now()
 	s, err := d.refresh(ctx, c, req, raw, known, false)
