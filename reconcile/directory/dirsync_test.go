@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -17,11 +18,14 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// No Active Directory or Samba AD DC runs here: DirSync is tested against fakeAD, a loopback
-// LDAP responder that answers as MS-ADTS describes AD's DirSync (changed objects since a
-// watermark cookie, with objectGUID and only what changed; tombstones with isDeleted TRUE
-// under CN=Deleted Objects; the "more data" flag; <GUID=hex> base DNs), with messages built
-// with go-asn1-ber and decoded by go-ldap, as a real exchange would be.
+// DirSync and the uSNChanged mode are tested against fakeAD, a loopback LDAP responder that
+// answers as MS-ADTS describes AD's DirSync (changed objects since a watermark cookie, with
+// objectGUID and only what changed; tombstones with isDeleted TRUE under CN=Deleted Objects;
+// the "more data" flag; <GUID=hex> base DNs; insufficientAccessRights to an account without
+// Replicating Directory Changes) and its USNs (uSNChanged on each object, the root DSE's
+// highestCommittedUSN and dsServiceName, the nTDSDSA object's invocationId), with messages
+// built with go-asn1-ber and decoded by go-ldap, as a real exchange would be. The same
+// scenarios run against a real Samba AD DC in samba_test.go.
 
 type adObject struct {
 	guid    [16]byte
@@ -37,11 +41,19 @@ type fakeAD struct {
 	nc       string // the naming context
 	pageSize int    // objects per DirSync answer
 
-	mu      sync.Mutex
-	objects []*adObject
-	usn     int
-	cookies []string   // cookies of the DirSync requests, in order ("" = none)
-	attrs   [][]string // attribute lists of the DirSync requests
+	mu         sync.Mutex
+	objects    []*adObject
+	usn        int
+	cookies    []string   // cookies of the DirSync requests, in order ("" = none)
+	attrs      [][]string // attribute lists of the DirSync requests
+	noDirSync  bool       // the bind account lacks Replicating Directory Changes
+	invocation [16]byte   // the DC's invocationId: another value is another DC
+	filters    []string   // filters of the plain subtree searches, in order
+}
+
+// dsService is the DN of the fake DC's nTDSDSA object.
+func (f *fakeAD) dsService() string {
+	return "CN=NTDS Settings,CN=DC1,CN=Servers,CN=Default-First-Site-Name,CN=Sites,CN=Configuration," + f.nc
 }
 
 func startFakeAD(t testing.TB) *fakeAD {
@@ -49,7 +61,7 @@ func startFakeAD(t testing.TB) *fakeAD {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeAD{t: t, ln: ln, nc: "DC=ad,DC=example", pageSize: 3}
+	f := &fakeAD{t: t, ln: ln, nc: "DC=ad,DC=example", pageSize: 3, invocation: [16]byte{0: 0x1c, 15: 1}}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -236,9 +248,16 @@ func (f *fakeAD) search(c net.Conn, id int64, op *ber.Packet, controls []*ber.Pa
 		f.write(c, id, result(done, ldap.LDAPResultSyncRefreshRequired, "refresh required"))
 	case base == "":
 		f.write(c, id, entryPacket("", map[string][]string{
-			"supportedcontrol": {ldap.ControlTypeDirSync, ldap.ControlTypePaging},
-			"namingcontexts":   {f.nc, "CN=Configuration," + f.nc},
+			"supportedcontrol":    {ldap.ControlTypeDirSync, ldap.ControlTypePaging},
+			"namingcontexts":      {f.nc, "CN=Configuration," + f.nc},
+			"highestcommittedusn": {strconv.Itoa(f.usn)},
+			"dsservicename":       {f.dsService()},
 		}, attrs))
+		f.write(c, id, result(done, 0, ""))
+	case dirsync && f.noDirSync:
+		f.write(c, id, result(done, ldap.LDAPResultInsufficientAccessRights, "00000005: SecErr: DSID-03152857, problem 4003 (INSUFF_ACCESS_RIGHTS)"))
+	case base == f.dsService():
+		f.write(c, id, entryPacket(base, map[string][]string{"invocationid": {string(f.invocation[:])}}, attrs))
 		f.write(c, id, result(done, 0, ""))
 	case dirsync:
 		f.cookies = append(f.cookies, cookie)
@@ -288,6 +307,18 @@ func (f *fakeAD) search(c net.Conn, id int64, op *ber.Packet, controls []*ber.Pa
 			f.write(c, id, entryPacket(found.dn, found.attrs, attrs))
 		}
 		f.write(c, id, result(done, 0, ""))
+	case under(base, f.nc) && op.Children[1].Value == int64(ldap.ScopeWholeSubtree):
+		// A plain subtree search (paged or not: all in one page, as AD's last page).
+		f.filters = append(f.filters, filter)
+		for _, o := range f.objects {
+			if !o.deleted && under(o.dn, base) && matches(f.t, filter, o) {
+				a := maps.Clone(o.attrs)
+				a["objectguid"] = []string{string(o.guid[:])}
+				a["usnchanged"] = []string{strconv.Itoa(o.usn)}
+				f.write(c, id, entryPacket(o.dn, a, attrs))
+			}
+		}
+		f.write(c, id, result(done, 0, ""))
 	default:
 		f.t.Errorf("fake AD: unexpected search of %q %s", base, filter)
 		f.write(c, id, result(done, ldap.LDAPResultUnwillingToPerform, "unexpected"))
@@ -304,6 +335,7 @@ func matches(t testing.TB, filter string, o *adObject) bool {
 	for n, v := range o.attrs {
 		r.Attrs = append(r.Attrs, Attribute{Name: n, Values: v, lower: n})
 	}
+	r.Attrs = append(r.Attrs, Attribute{Name: "uSNChanged", Values: []string{strconv.Itoa(o.usn)}, lower: "usnchanged"})
 	return fl.Match(r)
 }
 
@@ -332,6 +364,10 @@ func TestDirSyncLoopback(t *testing.T) {
 	ctx := context.Background()
 	if mode, err := sy.Mode(ctx); err != nil || mode != ModeDirSync {
 		t.Fatalf("mode %q, %v", mode, err)
+	}
+	// The probe of the bind account's right: one DirSync request from no cookie.
+	if cookies, _ := f.sent(); !slices.Equal(cookies, []string{""}) {
+		t.Fatalf("probe cookies sent %q", cookies)
 	}
 	cookie, err := sy.Baseline(ctx, adReq)
 	if err != nil {
