@@ -43,10 +43,22 @@ func slapdAttrs(p syncPerson) map[string][]string {
 	return a
 }
 
-// writeSlapd makes slapd hold want instead of had, by LDAP writes as an administrator
-// would make them: add, delete, modrdn (a rename, or a move out of the search base and
-// back with newSuperior), modify of the changed attributes (a disable is employeeType).
-func writeSlapd(t *testing.T, c *ldap.Conn, had, want []syncPerson) {
+// ldapLayout is where and how a directory holds the harness's people: slapd's (uid=x
+// under ou=people, cn "given sn") or Active Directory's (CN=x, cn being the RDN).
+type ldapLayout struct {
+	dn    func(syncPerson) string
+	rdn   func(syncPerson) string
+	attrs func(syncPerson) map[string][]string // besides objectClass and the RDN
+}
+
+var slapdLayout = ldapLayout{dn: slapdDN, rdn: func(p syncPerson) string { return "uid=" + p.uid },
+	attrs: func(p syncPerson) map[string][]string { a := slapdAttrs(p); a["uid"] = []string{p.uid}; return a }}
+
+// writeLDAP makes the directory hold want instead of had, by LDAP writes as an
+// administrator would make them: add, delete, modrdn (a rename, or a move out of the
+// search base and back with newSuperior), modify of the changed attributes (a disable is
+// employeeType).
+func writeLDAP(t *testing.T, c *ldap.Conn, l ldapLayout, had, want []syncPerson) {
 	t.Helper()
 	old := map[string]syncPerson{}
 	for _, p := range had {
@@ -56,33 +68,32 @@ func writeSlapd(t *testing.T, c *ldap.Conn, had, want []syncPerson) {
 		o, ok := old[p.id]
 		delete(old, p.id)
 		if !ok {
-			req := ldap.NewAddRequest(slapdDN(p), nil)
+			req := ldap.NewAddRequest(l.dn(p), nil)
 			req.Attribute("objectClass", []string{"inetOrgPerson"})
-			req.Attribute("uid", []string{p.uid})
-			for name, vals := range slapdAttrs(p) {
+			for name, vals := range l.attrs(p) {
 				if len(vals) > 0 {
 					req.Attribute(name, vals)
 				}
 			}
 			if err := c.Add(req); err != nil {
-				t.Fatalf("add %s: %v", slapdDN(p), err)
+				t.Fatalf("add %s: %v", l.dn(p), err)
 			}
 			continue
 		}
 		if o.uid != p.uid || o.out != p.out {
 			sup := ""
 			if o.out != p.out {
-				sup = strings.SplitN(slapdDN(p), ",", 2)[1]
+				sup = strings.SplitN(l.dn(p), ",", 2)[1]
 			}
-			if err := c.ModifyDN(ldap.NewModifyDNRequest(slapdDN(o), "uid="+p.uid, true, sup)); err != nil {
-				t.Fatalf("modrdn %s → %s: %v", slapdDN(o), slapdDN(p), err)
+			if err := c.ModifyDN(ldap.NewModifyDNRequest(l.dn(o), l.rdn(p), true, sup)); err != nil {
+				t.Fatalf("modrdn %s → %s: %v", l.dn(o), l.dn(p), err)
 			}
 		}
-		req := ldap.NewModifyRequest(slapdDN(p), nil)
-		oa := slapdAttrs(o)
-		for name, vals := range slapdAttrs(p) {
-			if strings.Join(vals, "\n") == strings.Join(oa[name], "\n") {
-				continue
+		req := ldap.NewModifyRequest(l.dn(p), nil)
+		oa := l.attrs(o)
+		for name, vals := range l.attrs(p) {
+			if strings.Join(vals, "\n") == strings.Join(oa[name], "\n") || len(vals) > 0 && strings.EqualFold(name+"="+vals[0], l.rdn(p)) {
+				continue // unchanged, or the RDN the modrdn set
 			}
 			if len(vals) == 0 {
 				req.Delete(name, nil)
@@ -92,13 +103,13 @@ func writeSlapd(t *testing.T, c *ldap.Conn, had, want []syncPerson) {
 		}
 		if len(req.Changes) > 0 {
 			if err := c.Modify(req); err != nil {
-				t.Fatalf("modify %s: %v", slapdDN(p), err)
+				t.Fatalf("modify %s: %v", l.dn(p), err)
 			}
 		}
 	}
 	for _, o := range old {
-		if err := c.Del(ldap.NewDelRequest(slapdDN(o), nil)); err != nil {
-			t.Fatalf("delete %s: %v", slapdDN(o), err)
+		if err := c.Del(ldap.NewDelRequest(l.dn(o), nil)); err != nil {
+			t.Fatalf("delete %s: %v", l.dn(o), err)
 		}
 	}
 }
@@ -133,27 +144,48 @@ func TestPropertyIncrementalEqualsFullSlapd(t *testing.T) {
 // slapdHistory runs one random history of cycles against a fresh slapd and returns how
 // many cycles read incrementally.
 func slapdHistory(t *testing.T, seed int64, cycles, sessionLog int) int {
-	rng := rand.New(rand.NewSource(seed))
 	srv := ldaptest.Start(t, ldaptest.Options{Syncprov: true, SessionLog: sessionLog,
 		LDIF: []byte("dn: ou=gone,dc=example,dc=com\nobjectClass: organizationalUnit\nou: gone\n")})
-	conn := srv.Conn()
-	defer conn.Close()
+	return ldapHistory(t, seed, cycles, historyDirectory{
+		conn: srv.Conn, restart: srv.Restart, layout: slapdLayout, searchDN: "ou=people",
+		cfg: schema.DirConfig{URL: srv.URL, BaseDN: srv.BaseDN, BindDN: srv.AdminDN}, password: srv.AdminPassword})
+}
+
+// historyDirectory is the server an ldapHistory writes to and reads.
+type historyDirectory struct {
+	conn     func() *ldap.Conn // an administrator's connection
+	restart  func()            // restarts the server keeping its data; nil: not done
+	layout   ldapLayout
+	searchDN string // the template's user_search_dn
+	protocol string // the incremental protocol every cycle must use; "" = not checked
+	cfg      schema.DirConfig
+	password string
+}
+
+// ldapHistory runs one random history of cycles against a directory and returns how many
+// cycles read incrementally.
+func ldapHistory(t *testing.T, seed int64, cycles int, dir historyDirectory) int {
+	rng := rand.New(rand.NewSource(seed))
+	conn := dir.conn()
+	defer func() { conn.Close() }()
 	next := 0
 	var ps []syncPerson
 	for range 24 {
 		ps = mutate(rng, ps, &next)
 	}
-	writeSlapd(t, conn, nil, ps)
+	writeLDAP(t, conn, dir.layout, nil, ps)
 
 	h := newHarness(t)
-	h.write("templates/staff.yaml", strings.Replace(staffTemplate, "key_attribute: entryUUID", "key_attribute: uid", 1))
-	h.cfg.Directories["corp"] = schema.DirConfig{URL: srv.URL, BaseDN: srv.BaseDN, BindDN: srv.AdminDN, BindPasswordEnv: "BIND_PW",
-		PageSize: 1000, Sync: schema.SyncAuto, FullRead: schema.Duration{Duration: 24 * 3600e9}}
+	tpl := strings.Replace(staffTemplate, "key_attribute: entryUUID", "key_attribute: uid", 1)
+	h.write("templates/staff.yaml", strings.Replace(tpl, "user_search_dn: ou=people", "user_search_dn: "+dir.searchDN, 1))
+	cfg := dir.cfg
+	cfg.BindPasswordEnv, cfg.PageSize, cfg.Sync, cfg.FullRead = "BIND_PW", 1000, schema.SyncAuto, schema.Duration{Duration: 24 * 3600e9}
+	h.cfg.Directories["corp"] = cfg
 	engine := func(incremental bool) *Engine {
 		e := h.engine()
 		e.Getenv = func(k string) string {
 			if k == "BIND_PW" {
-				return srv.AdminPassword
+				return dir.password
 			}
 			return "test-secret-key"
 		}
@@ -172,14 +204,17 @@ func slapdHistory(t *testing.T, seed int64, cycles, sessionLog int) int {
 			ps = mutate(rng, ps, &next)
 		}
 		if rng.Intn(3) == 0 { // the same entries changed again within the cycle
-			writeSlapd(t, conn, had, ps)
+			writeLDAP(t, conn, dir.layout, had, ps)
 			had = slices.Clone(ps)
 			for range 1 + rng.Intn(2) {
 				ps = mutate(rng, ps, &next)
 			}
 		}
-		writeSlapd(t, conn, had, ps)
+		writeLDAP(t, conn, dir.layout, had, ps)
 		got := s.cycle(fmt.Sprintf("seed %d cycle %d", seed, cycle), committed, &incremental)
+		if r := got.SyncReads(); dir.protocol != "" && r[0].Protocol != dir.protocol {
+			t.Fatalf("seed %d cycle %d: read with %q, want %q", seed, cycle, r[0].Protocol, dir.protocol)
+		}
 		planner := s.inc
 		switch rng.Intn(8) {
 		case 0: // killed before the commit: the changes come again
@@ -188,10 +223,12 @@ func slapdHistory(t *testing.T, seed int64, cycles, sessionLog int) int {
 			continue
 		case 1: // a new daemon process
 			s.inc = engine(true)
-		case 2: // slapd restarted: the stored cookie still holds
-			srv.Restart()
-			conn.Close()
-			conn = srv.Conn()
+		case 2: // the server restarted: the stored cookie still holds
+			if dir.restart != nil {
+				dir.restart()
+				conn.Close()
+				conn = dir.conn()
+			}
 		}
 		s.applyPlan(got)
 		if got.HasChanges() && !checkRefreshedIndex(t, planner) {

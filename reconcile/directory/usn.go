@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -117,7 +119,11 @@ func (d *ldapDirectory) probeDirSync(c *ldap.Conn, dse rootDSE) (bool, error) {
 	case err == nil, ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded):
 		allowed = true
 	case ldap.IsErrorAnyOf(err, ldap.LDAPResultInsufficientAccessRights, ldap.LDAPResultUnwillingToPerform, ldap.LDAPResultUnavailableCriticalExtension):
-		d.log.Info("ldap sync: the bind account may not use DirSync (it needs Replicating Directory Changes); reading changes by uSNChanged",
+		level := slog.LevelDebug
+		if _, seen := dirsyncRefused.LoadOrStore(d.safeURL+" "+d.cfg.BindDN, true); !seen {
+			level = slog.LevelInfo // once per process: every plan opens the directory anew
+		}
+		d.log.Log(context.Background(), level, "ldap sync: the bind account may not use DirSync (it needs Replicating Directory Changes); reading changes by uSNChanged",
 			"directory", d.safeURL, "error", err)
 	default:
 		return false, fmt.Errorf("dirsync probe of %q: %w", nc, err)
@@ -125,6 +131,9 @@ func (d *ldapDirectory) probeDirSync(c *ldap.Conn, dse rootDSE) (bool, error) {
 	d.dirsyncAllowed.Store(&allowed)
 	return allowed, nil
 }
+
+// dirsyncRefused holds the servers and bind accounts whose DirSync refusal was logged.
+var dirsyncRefused sync.Map
 
 // usnChanges reads what changed since raw ("<invocationId>;<usn>"): the entries of the
 // request with uSNChanged above the cookie's USN (a paged search, as Search reads), and,
