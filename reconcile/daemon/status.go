@@ -18,11 +18,13 @@ type Status struct {
 	StateVersion  int64              `json:"state_version"`
 	AppliedCommit string             `json:"applied_commit"`
 	Templates     []state.SyncStatus `json:"templates"`
-	Outbox        map[string]int     `json:"outbox"`
-	FailedEmails  []FailedEmail      `json:"failed_emails"`
-	Invites       []PendingInvite    `json:"pending_invites"`
-	Objects       map[string]int     `json:"objects"`
-	Recent        []state.AuditEntry `json:"recent_changes"`
+	// DirectoryReads are the templates read incrementally, with their protocol.
+	DirectoryReads []DirectoryRead    `json:"incremental_reads"`
+	Outbox         map[string]int     `json:"outbox"`
+	FailedEmails   []FailedEmail      `json:"failed_emails"`
+	Invites        []PendingInvite    `json:"pending_invites"`
+	Objects        map[string]int     `json:"objects"`
+	Recent         []state.AuditEntry `json:"recent_changes"`
 	// Announcements are the announcements sent, newest first, with their delivery.
 	Announcements []state.AnnouncementStatus `json:"announcements"`
 	// Platforms is each platform's queue (SPEC §8): operations by status, the
@@ -123,6 +125,9 @@ func ReadStatus(ctx context.Context, db *state.DB, now time.Time) (*Status, erro
 	if s.Templates, err = db.SyncStatuses(ctx); err != nil {
 		return nil, err
 	}
+	if s.DirectoryReads, err = directoryReads(ctx, db); err != nil {
+		return nil, fmt.Errorf("read status: %w", err)
+	}
 	if s.Outbox, err = db.OutboxCounts(ctx); err != nil {
 		return nil, err
 	}
@@ -192,6 +197,7 @@ func (s *Status) WriteText(w io.Writer) {
 			t.Created, t.Updated, t.Deleted, t.Deactivated, t.Unchanged, len(t.Warnings), t.LastError)
 	}
 	tw.Flush()
+	writeDirectoryReads(w, s.DirectoryReads)
 	fmt.Fprintf(w, "\nObjects: %d VMRs (%d aliases), %d devices, %d active users, %d deactivated, %d pending invitations.\n",
 		s.Objects["vmrs"], s.Objects["aliases"], s.Objects["devices"], s.Objects["users_active"], s.Objects["users_deactivated"], s.Objects["invites_pending"])
 	var parts []string

@@ -46,6 +46,7 @@ type syncMetrics struct {
 	changes     *prometheus.CounterVec
 	lastChanges *prometheus.GaugeVec
 	fullRead    *prometheus.GaugeVec
+	protocol    *prometheus.GaugeVec
 }
 
 func newSyncMetrics(reg *prometheus.Registry) *syncMetrics {
@@ -58,14 +59,21 @@ func newSyncMetrics(reg *prometheus.Registry) *syncMetrics {
 			Help: "Directory entries changed or deleted in the last cycle's incremental read."}, []string{"directory", "template"}),
 		fullRead: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "roster_directory_last_full_read_timestamp_seconds",
 			Help: "Unix time of the template's last full directory read."}, []string{"directory", "template"}),
+		protocol: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "roster_directory_read_protocol",
+			Help: "1 for the incremental protocol the template's directory is read with (syncrepl, dirsync or usn); no series when full reads only."},
+			[]string{"directory", "template", "protocol"}),
 	}
-	reg.MustRegister(m.incremental, m.changes, m.lastChanges, m.fullRead)
+	reg.MustRegister(m.incremental, m.changes, m.lastChanges, m.fullRead, m.protocol)
 	return m
 }
 
 // observeReads sets the directory metrics after a cycle.
 func (m *metrics) observeReads(reads []reconcile.SyncRead, applied bool) {
+	m.sync.protocol.Reset() // a protocol no longer used (auto detected another) leaves no series
 	for _, r := range reads {
+		if r.Protocol != "" {
+			m.sync.protocol.WithLabelValues(r.Directory, r.Template, r.Protocol).Set(1)
+		}
 		inc := 0.0
 		if r.Mode == reconcile.ReadIncremental {
 			inc = 1
