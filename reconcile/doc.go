@@ -38,8 +38,9 @@
 //     state version
 //   - manual.go: the operator's one-off plans: reminders, Notify Now, accepting invitations
 //
-// Subpackages: directory (LDAP with its bulk search reader and incremental reads, and
-// LDIF), source (Git and folders), pipeline (the orchestrator), daemon (serve: loop, webhook, pages, metrics),
+// Subpackages: directory (LDAP with its bulk search reader and incremental reads: sync.go
+// syncrepl, dirsync.go AD DirSync, usn.go AD uSNChanged; and LDIF; ldaptest / sambatest
+// start a real slapd / Samba AD DC for tests), source (Git and folders), pipeline (the orchestrator), daemon (serve: loop, webhook, pages, metrics),
 // loop (the daemon's trigger loop and lock), platform/pexip and platform/push (delivery to
 // Pexip Infinity), policy (Pexip's external policy answers).
 //
