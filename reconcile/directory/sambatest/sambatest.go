@@ -339,3 +339,6 @@ func (b *syncBuffer) Bytes() []byte {
 }
 
 func (b *syncBuffer) String() string { return string(b.Bytes()) }
+
+// PID is samba's process id (for CPU figures from /proc).
+func (s *Server) PID() int { return s.cmd.Process.Pid }
