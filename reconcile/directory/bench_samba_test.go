@@ -79,16 +79,7 @@ func BenchmarkSambaAD(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		measure := func(name string, op func(b *testing.B)) {
-			b.Run(mode.name+"/"+name, func(b *testing.B) {
-				c0, s0 := cpuTime(), procCPU(s.PID())
-				b.ResetTimer()
-				op(b)
-				b.StopTimer()
-				b.ReportMetric(float64((cpuTime()-c0).Microseconds())/1000/float64(b.N), "client-cpu-ms/op")
-				b.ReportMetric(float64((procCPU(s.PID())-s0).Microseconds())/1000/float64(b.N), "samba-cpu-ms/op")
-			})
-		}
+		measure := func(name string, op func(b *testing.B)) { measureCPU(b, mode.name+"/"+name, "samba", s.PID(), op) }
 		measure("full-read", func(b *testing.B) {
 			for b.Loop() {
 				if err := d.Search(ctx, req, func(directory.Entry) error { return nil }); err != nil {

@@ -44,14 +44,7 @@ func BenchmarkSync(b *testing.B) {
 			b.Fatalf("full read: %d entries", len(m))
 		}
 		measure := func(name string, op func(b *testing.B)) {
-			b.Run(fmt.Sprintf("sessionlog=%d/%s", sl, name), func(b *testing.B) {
-				c0, s0 := cpuTime(), procCPU(s.PID())
-				b.ResetTimer()
-				op(b)
-				b.StopTimer()
-				b.ReportMetric(float64((cpuTime()-c0).Microseconds())/1000/float64(b.N), "client-cpu-ms/op")
-				b.ReportMetric(float64((procCPU(s.PID())-s0).Microseconds())/1000/float64(b.N), "slapd-cpu-ms/op")
-			})
+			measureCPU(b, fmt.Sprintf("sessionlog=%d/%s", sl, name), "slapd", s.PID(), op)
 		}
 		measure("baseline-contextCSN", func(b *testing.B) {
 			for b.Loop() {
@@ -136,6 +129,19 @@ func BenchmarkSync(b *testing.B) {
 }
 
 // procCPU returns the user+system CPU time of process pid (0 when unknown).
+// measureCPU runs op as sub-benchmark name and reports, per operation, this process's
+// CPU and that of the server process pid (called server in the metric's name).
+func measureCPU(b *testing.B, name, server string, pid int, op func(b *testing.B)) {
+	b.Run(name, func(b *testing.B) {
+		c0, s0 := cpuTime(), procCPU(pid)
+		b.ResetTimer()
+		op(b)
+		b.StopTimer()
+		b.ReportMetric(float64((cpuTime()-c0).Microseconds())/1000/float64(b.N), "client-cpu-ms/op")
+		b.ReportMetric(float64((procCPU(pid)-s0).Microseconds())/1000/float64(b.N), server+"-cpu-ms/op")
+	})
+}
+
 func procCPU(pid int) time.Duration {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {

@@ -347,20 +347,79 @@ var adReq = Request{
 	Attributes:     []string{"cn", "mail"},
 }
 
-func TestDirSyncLoopback(t *testing.T) {
-	f := startFakeAD(t)
-	staff := "OU=Staff," + f.nc
+// openStaff puts User1..7 under OU=Staff of the fake AD and one person elsewhere, and
+// opens the directory.
+func openStaff(t *testing.T, f *fakeAD) (Directory, Syncer) {
+	t.Helper()
 	for i := byte(1); i <= 7; i++ {
 		name := fmt.Sprintf("User%d", i)
-		f.put(i, "CN="+name+","+staff, person(name))
+		f.put(i, "CN="+name+",OU=Staff,"+f.nc, person(name))
 	}
 	f.put(8, "CN=Elsewhere,OU=Other,"+f.nc, person("Elsewhere"))
 	d, err := NewLDAP(Config{URL: f.url(), BaseDN: f.nc, BindDN: "CN=reader," + f.nc, BindPassword: "x", Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	sy := d.(Syncer)
+	t.Cleanup(func() { d.Close() })
+	return d, d.(Syncer)
+}
+
+// changeStaff makes, at USNs 9 to 17, the changes every mode must report: a modify, a
+// delete, a move out of the base, a disable, an object leaving the filter, one changed
+// twice and renamed, an add, and a change outside the base.
+func changeStaff(f *fakeAD) {
+	staff := "OU=Staff," + f.nc
+	f.put(1, "CN=User1,"+staff, person("User1", "mail", "first@ad.example"))                     // modify
+	f.put(2, "", nil)                                                                            // delete
+	f.put(3, "CN=User3,OU=Other,"+f.nc, person("User3"))                                         // moved out of the base
+	f.put(4, "CN=User4,"+staff, person("User4", "userAccountControl", "514"))                    // disabled
+	f.put(5, "CN=User5,"+staff, map[string][]string{"objectclass": {"user"}, "name": {"User5"}}) // left the filter (no mail)
+	f.put(6, "CN=User6,"+staff, person("User6", "mail", "once@ad.example"))
+	f.put(6, "CN=Renamed6,"+staff, person("Renamed6", "mail", "twice@ad.example")) // twice, and renamed
+	f.put(9, "CN=New9,"+staff, person("New9"))                                     // added
+	f.put(8, "CN=Elsewhere,OU=Other,"+f.nc, person("Elsewhere", "sn", "x"))        // outside the base all along
+}
+
+// staffChanges is what Changes must report after changeStaff, by UUID.
+func staffChanges() map[string]string {
+	return map[string]string{
+		guidHex(1): "CN=User1,OU=Staff,DC=ad,DC=example key=user1 mail=[first@ad.example] cn=[User1] disabled=false",
+		guidHex(2): "deleted",
+		guidHex(3): "deleted",
+		guidHex(4): "CN=User4,OU=Staff,DC=ad,DC=example key=user4 mail=[user4@ad.example] cn=[User4] disabled=true",
+		guidHex(5): "deleted",
+		guidHex(6): "CN=Renamed6,OU=Staff,DC=ad,DC=example key=renamed6 mail=[twice@ad.example] cn=[Renamed6] disabled=false",
+		guidHex(9): "CN=New9,OU=Staff,DC=ad,DC=example key=new9 mail=[new9@ad.example] cn=[New9] disabled=false",
+	}
+}
+
+// checkChanges compares changes, each UUID at most once, with want.
+func checkChanges(t *testing.T, changes []Change, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, c := range changes {
+		if _, dup := got[c.UUID]; dup {
+			t.Errorf("%s twice", c.UUID)
+		}
+		if c.Entry == nil {
+			got[c.UUID] = "deleted"
+			continue
+		}
+		got[c.UUID] = fmt.Sprintf("%s key=%s mail=%s cn=%s disabled=%v", c.Entry.DN, c.Entry.Key, c.Entry.Attrs["mail"], c.Entry.Attrs["cn"], c.Entry.Disabled)
+	}
+	for u, w := range want {
+		if got[u] != w {
+			t.Errorf("%s: got %q, want %q", u, got[u], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d changes, want %d: %v", len(got), len(want), got)
+	}
+}
+
+func TestDirSyncLoopback(t *testing.T) {
+	f := startFakeAD(t)
+	_, sy := openStaff(t, f)
 	ctx := context.Background()
 	if mode, err := sy.Mode(ctx); err != nil || mode != ModeDirSync {
 		t.Fatalf("mode %q, %v", mode, err)
@@ -387,15 +446,7 @@ func TestDirSyncLoopback(t *testing.T) {
 	}
 	cookie = res.Cookie
 
-	f.put(1, "CN=User1,"+staff, person("User1", "mail", "first@ad.example"))                     // modify
-	f.put(2, "", nil)                                                                            // delete
-	f.put(3, "CN=User3,OU=Other,"+f.nc, person("User3"))                                         // moved out of the base
-	f.put(4, "CN=User4,"+staff, person("User4", "userAccountControl", "514"))                    // disabled
-	f.put(5, "CN=User5,"+staff, map[string][]string{"objectclass": {"user"}, "name": {"User5"}}) // left the filter (no mail)
-	f.put(6, "CN=User6,"+staff, person("User6", "mail", "once@ad.example"))
-	f.put(6, "CN=Renamed6,"+staff, person("Renamed6", "mail", "twice@ad.example")) // twice, and renamed
-	f.put(9, "CN=New9,"+staff, person("New9"))                                     // added
-	f.put(8, "CN=Elsewhere,OU=Other,"+f.nc, person("Elsewhere", "sn", "x"))        // outside the base all along
+	changeStaff(f)
 	f.sent()
 	res, err = sy.Changes(ctx, adReq, cookie, nil)
 	if err != nil || res.Refresh {
@@ -412,35 +463,9 @@ func TestDirSyncLoopback(t *testing.T) {
 			t.Errorf("dirsync attributes %q lack %s", attrs[len(attrs)-1], a)
 		}
 	}
-	got := map[string]string{}
-	for _, c := range res.Changes {
-		if _, dup := got[c.UUID]; dup {
-			t.Errorf("%s twice", c.UUID)
-		}
-		if c.Entry == nil {
-			got[c.UUID] = "deleted"
-			continue
-		}
-		got[c.UUID] = fmt.Sprintf("%s key=%s mail=%s cn=%s disabled=%v", c.Entry.DN, c.Entry.Key, c.Entry.Attrs["mail"], c.Entry.Attrs["cn"], c.Entry.Disabled)
-	}
-	want := map[string]string{
-		guidHex(1): "CN=User1,OU=Staff,DC=ad,DC=example key=user1 mail=[first@ad.example] cn=[User1] disabled=false",
-		guidHex(2): "deleted",
-		guidHex(3): "deleted",
-		guidHex(4): "CN=User4,OU=Staff,DC=ad,DC=example key=user4 mail=[user4@ad.example] cn=[User4] disabled=true",
-		guidHex(5): "deleted",
-		guidHex(6): "CN=Renamed6,OU=Staff,DC=ad,DC=example key=renamed6 mail=[twice@ad.example] cn=[Renamed6] disabled=false",
-		guidHex(9): "CN=New9,OU=Staff,DC=ad,DC=example key=new9 mail=[new9@ad.example] cn=[New9] disabled=false",
-		guidHex(8): "deleted", // outside the base: the caller drops what it never had
-	}
-	for u, w := range want {
-		if got[u] != w {
-			t.Errorf("%s: got %q, want %q", u, got[u], w)
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("%d changes, want %d: %v", len(got), len(want), got)
-	}
+	want := staffChanges()
+	want[guidHex(8)] = "deleted" // outside the base: the caller drops what it never had
+	checkChanges(t, res.Changes, want)
 	// The new cookie is current.
 	res2, err := sy.Changes(ctx, adReq, res.Cookie, nil)
 	if err != nil || res2.Refresh || len(res2.Changes) != 0 {
