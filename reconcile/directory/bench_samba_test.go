@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,13 +21,7 @@ import (
 // over every user; dirsync: one pass and the changed object read again). It reports this
 // process's CPU and samba's per operation. Set ROSTER_BENCH_SAMBA=1.
 func BenchmarkSambaAD(b *testing.B) {
-	if os.Getenv("ROSTER_BENCH_SAMBA") != "1" {
-		b.Skip("set ROSTER_BENCH_SAMBA=1 to run (adds the users to a Samba AD DC over LDAP)")
-	}
-	n := 5_000
-	if v, err := strconv.Atoi(os.Getenv("ROSTER_BENCH_SAMBA_N")); err == nil && v > 0 {
-		n = v
-	}
+	n := benchSize(b, "ROSTER_BENCH_SAMBA", "adds the users to a Samba AD DC over LDAP", "ROSTER_BENCH_SAMBA_N", 5_000)
 	s := sambatest.Start(b)
 	c := s.Admin(b)
 	ou := "OU=Bench," + sambatest.BaseDN

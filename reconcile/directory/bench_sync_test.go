@@ -23,13 +23,7 @@ import (
 // (slapd-cpu-ms, from /proc/<pid>/stat, 10 ms ticks) per operation, steadier than wall
 // time on a shared machine. Set ROSTER_BENCH_LDAP=1.
 func BenchmarkSync(b *testing.B) {
-	if os.Getenv("ROSTER_BENCH_LDAP") != "1" {
-		b.Skip("set ROSTER_BENCH_LDAP=1 to run (slapadds the people twice)")
-	}
-	n := 50_000
-	if v, err := strconv.Atoi(os.Getenv("ROSTER_BENCH_N")); err == nil && v > 0 {
-		n = v
-	}
+	n := benchSize(b, "ROSTER_BENCH_LDAP", "slapadds the people twice", "ROSTER_BENCH_N", 50_000)
 	file := peopleFile(b, n)
 	ctx := context.Background()
 	for _, sl := range []int{0, 10000} {
@@ -129,6 +123,18 @@ func BenchmarkSync(b *testing.B) {
 }
 
 // procCPU returns the user+system CPU time of process pid (0 when unknown).
+// benchSize skips b unless the environment variable gate is 1 (the benchmark is slow: why),
+// and returns the size the variable size names, else def.
+func benchSize(b *testing.B, gate, why, size string, def int) int {
+	if os.Getenv(gate) != "1" {
+		b.Skipf("set %s=1 to run (%s)", gate, why)
+	}
+	if v, err := strconv.Atoi(os.Getenv(size)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
 // measureCPU runs op as sub-benchmark name and reports, per operation, this process's
 // CPU and that of the server process pid (called server in the metric's name).
 func measureCPU(b *testing.B, name, server string, pid int, op func(b *testing.B)) {

@@ -56,7 +56,7 @@ type Server struct {
 	tb   testing.TB
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *syncBuffer
+	out  string // samba's stdout and stderr
 	once sync.Once
 }
 
@@ -213,9 +213,14 @@ func (s *Server) start() error {
 	if err := os.WriteFile(conf, []byte(c.String()), 0o644); err != nil {
 		return err
 	}
-	s.out = &syncBuffer{}
+	s.out = filepath.Join(s.Dir, "samba.out")
+	out, err := os.Create(s.out)
+	if err != nil {
+		return err
+	}
+	defer out.Close() // samba holds its own descriptor
 	cmd := exec.Command(SambaPath, "-i", "-M", "single", "-s", conf)
-	cmd.Stdout, cmd.Stderr = s.out, s.out
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // so Stop ends whatever it started
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start samba: %w", err)
@@ -226,14 +231,14 @@ func (s *Server) start() error {
 	for {
 		select {
 		case <-s.done:
-			return fmt.Errorf("samba exited before answering on %s: %s", addr, tail(s.out.Bytes()))
+			return fmt.Errorf("samba exited before answering on %s: %s", addr, tail(s.log()))
 		default:
 		}
 		if err := s.ping(); err == nil {
 			return nil
 		} else if time.Now().After(deadline) {
 			s.stop()
-			return fmt.Errorf("samba did not answer on %s within 60 s: %v: %s", addr, err, tail(s.out.Bytes()))
+			return fmt.Errorf("samba did not answer on %s within 60 s: %v: %s", addr, err, tail(s.log()))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -310,8 +315,11 @@ func (s *Server) stop() {
 	}
 }
 
-// Log is what samba printed.
-func (s *Server) Log() string { return s.out.String() }
+// log is what samba printed.
+func (s *Server) log() []byte {
+	b, _ := os.ReadFile(s.out)
+	return b
+}
 
 func tail(b []byte) string {
 	const n = 2000
@@ -320,25 +328,6 @@ func tail(b []byte) string {
 	}
 	return string(bytes.TrimSpace(b))
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.b.Bytes())
-}
-
-func (b *syncBuffer) String() string { return string(b.Bytes()) }
 
 // PID is samba's process id (for CPU figures from /proc).
 func (s *Server) PID() int { return s.cmd.Process.Pid }
