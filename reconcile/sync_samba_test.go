@@ -35,9 +35,9 @@ func adLayout(ou string) ldapLayout {
 // TestPropertyIncrementalEqualsFullSamba is TestPropertyIncrementalEqualsFullSlapd against
 // a real Samba AD DC: the same random histories (add, modify, rename, delete, disable /
 // enable, a move out of the search base and back, an entry changed twice within one cycle,
-// daemon restarts, cycles killed before their commit), read with DirSync by Administrator
-// and by uSNChanged by an ordinary account, and every incremental plan equals the plan of
-// a full read. Samba is not restarted (sambatest gives each start a new address).
+// daemon restarts, cycles killed before their commit, the DC restarted: its cookies still
+// hold), read with DirSync by Administrator and by uSNChanged by an ordinary account, and
+// every incremental plan equals the plan of a full read.
 func TestPropertyIncrementalEqualsFullSamba(t *testing.T) {
 	seeds, cycles := 2, 8
 	if os.Getenv("ROSTER_BENCH") != "" {
@@ -49,7 +49,7 @@ func TestPropertyIncrementalEqualsFullSamba(t *testing.T) {
 		{directory.ModeDirSync, sambatest.AdminBind, sambatest.AdminPassword},
 	} {
 		t.Run(tc.protocol, func(t *testing.T) {
-			incremental := 0
+			incremental, restarts := 0, 0
 			for seed := int64(1); seed <= int64(seeds); seed++ {
 				ou := fmt.Sprintf("OU=H%d-%s,%s", seed, tc.protocol, sambatest.BaseDN)
 				admin := srv.Admin(t)
@@ -61,11 +61,11 @@ func TestPropertyIncrementalEqualsFullSamba(t *testing.T) {
 					}
 				}
 				incremental += ldapHistory(t, seed, cycles, historyDirectory{
-					conn:   func() *ldap.Conn { return srv.Admin(t) },
+					conn: func() *ldap.Conn { return srv.Admin(t) }, restart: func() { restarts++; srv.Restart() },
 					layout: adLayout(ou), searchDN: fmt.Sprintf("OU=People,OU=H%d-%s", seed, tc.protocol), protocol: tc.protocol,
 					cfg: schema.DirConfig{URL: srv.URL, BaseDN: sambatest.BaseDN, BindDN: tc.bind}, password: tc.password})
 			}
-			t.Logf("%d of %d cycles incremental", incremental, seeds*cycles)
+			t.Logf("%d of %d cycles incremental, %d DC restarts", incremental, seeds*cycles, restarts)
 			if incremental < seeds*cycles/2 {
 				t.Errorf("only %d of %d cycles were incremental", incremental, seeds*cycles)
 			}

@@ -79,7 +79,11 @@ func Start(tb testing.TB) *Server {
 		tb.Fatalf("sambatest: copy the provisioned domain: %v: %s", err, out)
 	}
 	for attempt := 0; ; attempt++ {
-		if err = s.start(); err == nil || attempt == 4 {
+		addr, aerr := freeAddr()
+		if aerr != nil {
+			tb.Fatalf("sambatest: %v", aerr)
+		}
+		if err = s.start(addr); err == nil || attempt == 4 {
 			break
 		}
 	}
@@ -171,13 +175,9 @@ func provision() (string, error) {
 	return final, nil
 }
 
-// start picks a free loopback address, writes smb.conf for it and runs samba until its
-// LDAP server answers.
-func (s *Server) start() error {
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
+// start writes smb.conf for the loopback address addr and runs samba until its LDAP
+// server answers.
+func (s *Server) start(addr string) error {
 	s.Addr, s.URL = addr, "ldap://"+addr
 	run := filepath.Join(s.Dir, "run")
 	if err := os.MkdirAll(run, 0o755); err != nil {
@@ -300,6 +300,16 @@ func (s *Server) Admin(tb testing.TB) *ldap.Conn {
 
 // Stop ends samba (SIGTERM to its process group, SIGKILL after 10 s).
 func (s *Server) Stop() { s.once.Do(s.stop) }
+
+// Restart stops samba and starts it again on the same address and database: the DC keeps
+// its invocationId and USNs, as a restarted domain controller does.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.stop()
+	if err := s.start(s.Addr); err != nil {
+		s.tb.Fatalf("sambatest: restart: %v", err)
+	}
+}
 
 func (s *Server) stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
