@@ -23,7 +23,7 @@ const (
 	wordRequests     = 1
 	wordAnswers      = wordRequests + int(numEndpoints)
 	wordBuckets      = wordAnswers + int(numOutcomes) // one per latencyBuckets bound, then +Inf
-	numBuckets       = 13 // len(latencyBuckets), checked by init
+	numBuckets       = 13                             // len(latencyBuckets), checked by init
 	wordLatencySum   = wordBuckets + numBuckets + 1
 	countersWords    = wordLatencySum + 1
 	CountersFileSize = countersWords * 8 // bytes of a counters file

@@ -209,4 +209,3 @@ func mappedTable(b []byte) []uint64 {
 	}
 	return unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/8)
 }
-
