@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -308,5 +311,60 @@ func TestServePolicyTLS(t *testing.T) {
 	text = status()
 	if !strings.Contains(text, "Policy endpoint: 127.0.0.1:0 (HTTPS), role primary") || !strings.Contains(text, "its state is unknown: no answer from the daemon at http://") {
 		t.Errorf("roster status without the daemon:\n%s", text)
+	}
+}
+
+// TestServePolicyAnswererRestart: in policy mode the answers come from a separate
+// answering process; killed, it is restarted by the daemon, serves the same listener and
+// the same snapshot again, and the daemon's counts of its answers go on. Stopping the
+// daemon stops it.
+func TestServePolicyAnswererRestart(t *testing.T) {
+	t.Setenv("ROSTER_SECRET_KEY", "policy-restart")
+	const password = "node-s3cret"
+	t.Setenv("ROSTER_TEST_POLICY_PASSWORD", password)
+	r := newGitRepo(t)
+	c1 := r.commitPush("initial")
+	cfg, _ := writeServeConfig(t, serveConfig{URL: r.bare, Interval: "1h", NoMail: true, Extra: policyConfig("primary")})
+	d := startServe(t, cfg)
+	s := d.waitStatus("the first sync and its policy snapshot", 110*time.Second, func(s *Status) bool {
+		return s.AppliedCommit == c1 && s.Policy != nil && s.Policy.Ready && s.Policy.Snapshot.Version == fmt.Sprintf("state %d", s.StateVersion)
+	})
+	pid := s.Policy.AnswererPID
+	if pid == 0 || pid == os.Getpid() {
+		t.Fatalf("answerer pid %d (the daemon's process is %d): want a process of its own", pid, os.Getpid())
+	}
+	node := policyNode(t, d, password)
+	board := func(when string) {
+		t.Helper()
+		node.Client.CloseIdleConnections()
+		if a := decide(node.ServiceConfiguration(context.Background(), "board@example.com", nil)); a.Kind != policytest.Conference || a.Service.Name != "Board Room" {
+			t.Fatalf("board@example.com %s: %+v, want Board Room", when, a)
+		}
+	}
+	board("before the kill")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	s = d.waitStatus("a new answering process serving the snapshot", 30*time.Second, func(s *Status) bool {
+		return s.Policy.AnswererPID != 0 && s.Policy.AnswererPID != pid && s.Policy.Ready &&
+			s.Policy.Snapshot.Version == fmt.Sprintf("state %d", s.StateVersion)
+	})
+	if s.Policy.AnswererRestarts != 1 {
+		t.Errorf("%d restarts, want 1", s.Policy.AnswererRestarts)
+	}
+	board("after the restart")
+	if got := d.status().Policy.Answers["room"]; got != 2 {
+		t.Errorf("%d room answers counted across the restart, want 2", got)
+	}
+	if _, m := d.get("/metrics"); !strings.Contains(m, `roster_policy_answers_total{outcome="room"} 2`) {
+		t.Errorf("/metrics lacks the 2 room answers")
+	}
+	if !strings.Contains(d.log.String(), "policy answerer exited; restarting it") {
+		t.Errorf("the restart is not logged")
+	}
+	newPID := s.Policy.AnswererPID
+	d.stop()
+	if err := syscall.Kill(newPID, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the answering process %d outlives the daemon: %v", newPID, err)
 	}
 }
