@@ -41,7 +41,8 @@
 // Subpackages: directory (LDAP with its bulk search reader and incremental reads, and
 // LDIF), source (Git and folders), pipeline (the orchestrator), daemon (serve: loop, webhook, pages, metrics),
 // loop (the daemon's trigger loop and lock), platform/pexip and platform/push (delivery to
-// Pexip Infinity), policy (Pexip's external policy answers).
+// Pexip Infinity), policy (Pexip's external policy answers, served by a separate answering
+// process the daemon supervises and hands each snapshot to as a mapped file).
 //
 // # One entry's journey, from the directory to an SMTP message (12 files)
 //

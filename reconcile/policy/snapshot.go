@@ -8,6 +8,12 @@
 // background never blocks it. Server is the http.Handler; Listen opens its listener
 // (TLS, or plain HTTP on loopback only).
 //
+// In `roster serve` the answers come from a process of their own (answerer.go), so that
+// the reconciler's heap, collections and CPU never delay one: the daemon's Supervisor
+// (supervisor.go) starts it, hands it the listener, writes each snapshot to a file
+// (snapfile.go) that the process maps read-only and swaps in, and reads its Counters
+// from a file both map shared.
+//
 // Memory: 400,000 rooms must fit comfortably, so a snapshot holds no Go object per room.
 // Every record lives in one string (the arena) as length-prefixed fields and varints,
 // and the alias index is an open-addressing table of uint64 entries (32 bits of the
