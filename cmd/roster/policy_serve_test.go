@@ -363,6 +363,9 @@ func TestServePolicyAnswererRestart(t *testing.T) {
 		t.Errorf("the restart is not logged")
 	}
 	newPID := s.Policy.AnswererPID
+	if _, page := d.get("/"); !strings.Contains(page, fmt.Sprintf(`<td id="policy-answerer">pid %d, 1 restarts</td>`, newPID)) {
+		t.Errorf("the status page lacks the answering process %d and its restart", newPID)
+	}
 	d.stop()
 	if err := syscall.Kill(newPID, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("the answering process %d outlives the daemon: %v", newPID, err)

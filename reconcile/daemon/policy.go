@@ -272,4 +272,5 @@ func (p *PolicyStatus) writeText(w io.Writer, now time.Time) {
 		parts = append(parts, fmt.Sprintf("%d %s", p.Answers[o], o))
 	}
 	fmt.Fprintf(w, "  %d requests since start: %s\n", total, strings.Join(parts, ", "))
+	fmt.Fprintf(w, "  answering process: pid %d, %d restarts\n", p.AnswererPID, p.AnswererRestarts)
 }

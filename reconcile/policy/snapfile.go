@@ -38,6 +38,9 @@ const (
 	hTags, hVersion, hSize, hChecksum      = 96, 104, 112, 120
 )
 
+// snapTempPattern names a snapshot file being written.
+const snapTempPattern = ".policy-snapshot-*"
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // littleEndian: tables are written and mapped as the machine's own uint64s.
@@ -51,7 +54,7 @@ func WriteFile(path string, s *Snapshot, seq uint64) (err error) {
 		return errors.New("write policy snapshot file: only little-endian machines are supported")
 	}
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".policy-snapshot-*")
+	f, err := os.CreateTemp(dir, snapTempPattern) // mode 0600: the file holds PINs and passwords
 	if err != nil {
 		return fmt.Errorf("write policy snapshot file: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -75,6 +76,12 @@ func NewSupervisor(cfg SupervisorConfig) (*Supervisor, error) {
 	var err error
 	if s.lnFile, err = cfg.Listener.File(); err != nil {
 		return nil, fmt.Errorf("policy answerer: listener: %w", err)
+	}
+	// Files a daemon killed while writing a snapshot left behind.
+	if old, err := filepath.Glob(filepath.Join(filepath.Dir(cfg.Answerer.SnapshotPath), snapTempPattern)); err == nil {
+		for _, f := range old {
+			os.Remove(f)
+		}
 	}
 	// Counts start at zero with the daemon, and survive the answering process's restarts.
 	os.Remove(cfg.CountersPath)
