@@ -24,6 +24,18 @@ platforms: pexip: {username: "pexip-node", password_env: "ROSTER_TEST_POLICY_PAS
 `, role)
 }
 
+// nodePassword is the nodes' policy password (ROSTER_TEST_POLICY_PASSWORD).
+const nodePassword = "node-s3cret"
+
+// policyRepo sets the secret key and the nodes' password for a policy test and makes its
+// repo with examples/ committed.
+func policyRepo(t *testing.T, secretKey string) (*gitRepo, string) {
+	t.Setenv("ROSTER_SECRET_KEY", secretKey)
+	t.Setenv("ROSTER_TEST_POLICY_PASSWORD", nodePassword)
+	r := newGitRepo(t)
+	return r, r.commitPush("initial")
+}
+
 // policyNode is a fake conferencing node calling d's policy listener.
 func policyNode(t *testing.T, d *daemonUnderTest, password string) *policytest.Node {
 	t.Helper()
@@ -50,13 +62,8 @@ func decide(d policytest.Decision) answer { return answer{d.Kind, d.Service, d.C
 // rendered PIN change is answered only once the apply that makes it committed; only the
 // primary's SMTP server receives mail.
 func TestServePolicyReplicas(t *testing.T) {
-	t.Setenv("ROSTER_SECRET_KEY", "policy-replicas")
-	const password = "node-s3cret"
-	t.Setenv("ROSTER_TEST_POLICY_PASSWORD", password)
+	r, c1 := policyRepo(t, "policy-replicas")
 	ctx := context.Background()
-	r := newGitRepo(t)
-	c1 := r.commitPush("initial")
-
 	roles := []string{"primary", "replica", "replica"}
 	daemons := make([]*daemonUnderTest, len(roles))
 	dirs := make([]string, len(roles))
@@ -80,7 +87,7 @@ func TestServePolicyReplicas(t *testing.T) {
 		if !strings.Contains(d.log.String(), "role="+roles[i]) {
 			t.Errorf("daemon %d does not log its role %s", i, roles[i])
 		}
-		nodes[i] = policyNode(t, d, password)
+		nodes[i] = policyNode(t, d, nodePassword)
 	}
 
 	db := openDB(t, filepath.Join(dirs[0], "roster.db"))
@@ -248,11 +255,7 @@ func dropEntry(t *testing.T, yaml, name string) string {
 // HTTPS (here on loopback); a node that trusts the certificate gets its answer, a plain
 // HTTP request none.
 func TestServePolicyTLS(t *testing.T) {
-	t.Setenv("ROSTER_SECRET_KEY", "policy-tls")
-	const password = "node-s3cret"
-	t.Setenv("ROSTER_TEST_POLICY_PASSWORD", password)
-	r := newGitRepo(t)
-	c1 := r.commitPush("initial")
+	r, c1 := policyRepo(t, "policy-tls")
 	cert := policytest.SelfSigned(t, t.TempDir())
 	cfg, _ := writeServeConfig(t, serveConfig{URL: r.bare, Interval: "200ms", ListenAddr: freeLoopbackAddr(t), Extra: fmt.Sprintf(`platforms: pexip: {username: "pexip-node",
 	password_env: "ROSTER_TEST_POLICY_PASSWORD", mode: "policy", policy_listen: "127.0.0.1:0", policy_cert_file: %q, policy_key_file: %q}
@@ -264,7 +267,7 @@ func TestServePolicyTLS(t *testing.T) {
 	if !s.Policy.TLS {
 		t.Errorf("policy status = %+v, want tls", s.Policy)
 	}
-	n := &policytest.Node{BaseURL: "https://" + s.Policy.Listen, Username: "pexip-node", Password: password, Client: cert.Client()}
+	n := &policytest.Node{BaseURL: "https://" + s.Policy.Listen, Username: "pexip-node", Password: nodePassword, Client: cert.Client()}
 	if a := decide(n.ServiceConfiguration(context.Background(), "sip:board@example.com", nil)); a.Kind != policytest.Conference || a.Service.Name != "Board Room" {
 		t.Errorf("board@example.com over HTTPS: %+v, want Board Room", a)
 	}
@@ -319,11 +322,7 @@ func TestServePolicyTLS(t *testing.T) {
 // the same snapshot again, and the daemon's counts of its answers go on. Stopping the
 // daemon stops it.
 func TestServePolicyAnswererRestart(t *testing.T) {
-	t.Setenv("ROSTER_SECRET_KEY", "policy-restart")
-	const password = "node-s3cret"
-	t.Setenv("ROSTER_TEST_POLICY_PASSWORD", password)
-	r := newGitRepo(t)
-	c1 := r.commitPush("initial")
+	r, c1 := policyRepo(t, "policy-restart")
 	cfg, _ := writeServeConfig(t, serveConfig{URL: r.bare, Interval: "1h", NoMail: true, Extra: policyConfig("primary")})
 	d := startServe(t, cfg)
 	s := d.waitStatus("the first sync and its policy snapshot", 110*time.Second, func(s *Status) bool {
@@ -333,7 +332,7 @@ func TestServePolicyAnswererRestart(t *testing.T) {
 	if pid == 0 || pid == os.Getpid() {
 		t.Fatalf("answerer pid %d (the daemon's process is %d): want a process of its own", pid, os.Getpid())
 	}
-	node := policyNode(t, d, password)
+	node := policyNode(t, d, nodePassword)
 	board := func(when string) {
 		t.Helper()
 		node.Client.CloseIdleConnections()
