@@ -290,9 +290,14 @@ func (s *Supervisor) command() *exec.Cmd {
 		cmd = exec.Command(selfExecutable(), AnswererCommand)
 		cmd.Args[0] = os.Args[0]
 	}
-	// The profiles named for the daemon are the daemon's.
+	// The profiles named for the daemon are the daemon's; ROSTER_ANSWERER_CPUPROFILE
+	// names the answering process's (written when it stops).
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ROSTER_CPUPROFILE=") && !strings.HasPrefix(kv, "ROSTER_MEMPROFILE=") {
+		switch {
+		case strings.HasPrefix(kv, "ROSTER_CPUPROFILE="), strings.HasPrefix(kv, "ROSTER_MEMPROFILE="):
+		case strings.HasPrefix(kv, "ROSTER_ANSWERER_CPUPROFILE="):
+			cmd.Env = append(cmd.Env, "ROSTER_CPUPROFILE="+strings.TrimPrefix(kv, "ROSTER_ANSWERER_CPUPROFILE="))
+		default:
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
