@@ -42,7 +42,8 @@
 // syncrepl, dirsync.go AD DirSync, usn.go AD uSNChanged; and LDIF; ldaptest / sambatest
 // start a real slapd / Samba AD DC for tests), source (Git and folders), pipeline (the orchestrator), daemon (serve: loop, webhook, pages, metrics),
 // loop (the daemon's trigger loop and lock), platform/pexip and platform/push (delivery to
-// Pexip Infinity), policy (Pexip's external policy answers).
+// Pexip Infinity), policy (Pexip's external policy answers, served by a separate answering
+// process the daemon supervises and hands each snapshot to as a mapped file).
 //
 // # One entry's journey, from the directory to an SMTP message (12 files)
 //

@@ -18,6 +18,8 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
+
+	"github.com/roster-dev/roster/reconcile/policy"
 )
 
 // gcPercent is the garbage collector's target unless GOGC says otherwise. roster's big
@@ -129,6 +131,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		return nil
+	}
+	if args[0] == policy.AnswererCommand { // hidden: started by `roster serve` in policy mode
+		return policy.RunAnswerer(ctx, stderr)
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +22,18 @@ func policyConfig(role string) string {
 	return fmt.Sprintf(`role: %q
 platforms: pexip: {username: "pexip-node", password_env: "ROSTER_TEST_POLICY_PASSWORD", mode: "policy", policy_listen: "127.0.0.1:0", policy_unknown: "reject"}
 `, role)
+}
+
+// nodePassword is the nodes' policy password (ROSTER_TEST_POLICY_PASSWORD).
+const nodePassword = "node-s3cret"
+
+// policyRepo sets the secret key and the nodes' password for a policy test and makes its
+// repo with examples/ committed.
+func policyRepo(t *testing.T, secretKey string) (*gitRepo, string) {
+	t.Setenv("ROSTER_SECRET_KEY", secretKey)
+	t.Setenv("ROSTER_TEST_POLICY_PASSWORD", nodePassword)
+	r := newGitRepo(t)
+	return r, r.commitPush("initial")
 }
 
 // policyNode is a fake conferencing node calling d's policy listener.
@@ -47,13 +62,8 @@ func decide(d policytest.Decision) answer { return answer{d.Kind, d.Service, d.C
 // rendered PIN change is answered only once the apply that makes it committed; only the
 // primary's SMTP server receives mail.
 func TestServePolicyReplicas(t *testing.T) {
-	t.Setenv("ROSTER_SECRET_KEY", "policy-replicas")
-	const password = "node-s3cret"
-	t.Setenv("ROSTER_TEST_POLICY_PASSWORD", password)
+	r, c1 := policyRepo(t, "policy-replicas")
 	ctx := context.Background()
-	r := newGitRepo(t)
-	c1 := r.commitPush("initial")
-
 	roles := []string{"primary", "replica", "replica"}
 	daemons := make([]*daemonUnderTest, len(roles))
 	dirs := make([]string, len(roles))
@@ -77,7 +87,7 @@ func TestServePolicyReplicas(t *testing.T) {
 		if !strings.Contains(d.log.String(), "role="+roles[i]) {
 			t.Errorf("daemon %d does not log its role %s", i, roles[i])
 		}
-		nodes[i] = policyNode(t, d, password)
+		nodes[i] = policyNode(t, d, nodePassword)
 	}
 
 	db := openDB(t, filepath.Join(dirs[0], "roster.db"))
@@ -245,11 +255,7 @@ func dropEntry(t *testing.T, yaml, name string) string {
 // HTTPS (here on loopback); a node that trusts the certificate gets its answer, a plain
 // HTTP request none.
 func TestServePolicyTLS(t *testing.T) {
-	t.Setenv("ROSTER_SECRET_KEY", "policy-tls")
-	const password = "node-s3cret"
-	t.Setenv("ROSTER_TEST_POLICY_PASSWORD", password)
-	r := newGitRepo(t)
-	c1 := r.commitPush("initial")
+	r, c1 := policyRepo(t, "policy-tls")
 	cert := policytest.SelfSigned(t, t.TempDir())
 	cfg, _ := writeServeConfig(t, serveConfig{URL: r.bare, Interval: "200ms", ListenAddr: freeLoopbackAddr(t), Extra: fmt.Sprintf(`platforms: pexip: {username: "pexip-node",
 	password_env: "ROSTER_TEST_POLICY_PASSWORD", mode: "policy", policy_listen: "127.0.0.1:0", policy_cert_file: %q, policy_key_file: %q}
@@ -261,7 +267,7 @@ func TestServePolicyTLS(t *testing.T) {
 	if !s.Policy.TLS {
 		t.Errorf("policy status = %+v, want tls", s.Policy)
 	}
-	n := &policytest.Node{BaseURL: "https://" + s.Policy.Listen, Username: "pexip-node", Password: password, Client: cert.Client()}
+	n := &policytest.Node{BaseURL: "https://" + s.Policy.Listen, Username: "pexip-node", Password: nodePassword, Client: cert.Client()}
 	if a := decide(n.ServiceConfiguration(context.Background(), "sip:board@example.com", nil)); a.Kind != policytest.Conference || a.Service.Name != "Board Room" {
 		t.Errorf("board@example.com over HTTPS: %+v, want Board Room", a)
 	}
@@ -308,5 +314,59 @@ func TestServePolicyTLS(t *testing.T) {
 	text = status()
 	if !strings.Contains(text, "Policy endpoint: 127.0.0.1:0 (HTTPS), role primary") || !strings.Contains(text, "its state is unknown: no answer from the daemon at http://") {
 		t.Errorf("roster status without the daemon:\n%s", text)
+	}
+}
+
+// TestServePolicyAnswererRestart: in policy mode the answers come from a separate
+// answering process; killed, it is restarted by the daemon, serves the same listener and
+// the same snapshot again, and the daemon's counts of its answers go on. Stopping the
+// daemon stops it.
+func TestServePolicyAnswererRestart(t *testing.T) {
+	r, c1 := policyRepo(t, "policy-restart")
+	cfg, _ := writeServeConfig(t, serveConfig{URL: r.bare, Interval: "1h", NoMail: true, Extra: policyConfig("primary")})
+	d := startServe(t, cfg)
+	s := d.waitStatus("the first sync and its policy snapshot", 110*time.Second, func(s *Status) bool {
+		return s.AppliedCommit == c1 && s.Policy != nil && s.Policy.Ready && s.Policy.Snapshot.Version == fmt.Sprintf("state %d", s.StateVersion)
+	})
+	pid := s.Policy.AnswererPID
+	if pid == 0 || pid == os.Getpid() {
+		t.Fatalf("answerer pid %d (the daemon's process is %d): want a process of its own", pid, os.Getpid())
+	}
+	node := policyNode(t, d, nodePassword)
+	board := func(when string) {
+		t.Helper()
+		node.Client.CloseIdleConnections()
+		if a := decide(node.ServiceConfiguration(context.Background(), "board@example.com", nil)); a.Kind != policytest.Conference || a.Service.Name != "Board Room" {
+			t.Fatalf("board@example.com %s: %+v, want Board Room", when, a)
+		}
+	}
+	board("before the kill")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	s = d.waitStatus("a new answering process serving the snapshot", 30*time.Second, func(s *Status) bool {
+		return s.Policy.AnswererPID != 0 && s.Policy.AnswererPID != pid && s.Policy.Ready &&
+			s.Policy.Snapshot.Version == fmt.Sprintf("state %d", s.StateVersion)
+	})
+	if s.Policy.AnswererRestarts != 1 {
+		t.Errorf("%d restarts, want 1", s.Policy.AnswererRestarts)
+	}
+	board("after the restart")
+	if got := d.status().Policy.Answers["room"]; got != 2 {
+		t.Errorf("%d room answers counted across the restart, want 2", got)
+	}
+	if _, m := d.get("/metrics"); !strings.Contains(m, `roster_policy_answers_total{outcome="room"} 2`) {
+		t.Errorf("/metrics lacks the 2 room answers")
+	}
+	if !strings.Contains(d.log.String(), "policy answerer exited; restarting it") {
+		t.Errorf("the restart is not logged")
+	}
+	newPID := s.Policy.AnswererPID
+	if _, page := d.get("/"); !strings.Contains(page, fmt.Sprintf(`<td id="policy-answerer">pid %d, 1 restarts</td>`, newPID)) {
+		t.Errorf("the status page lacks the answering process %d and its restart", newPID)
+	}
+	d.stop()
+	if err := syscall.Kill(newPID, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the answering process %d outlives the daemon: %v", newPID, err)
 	}
 }

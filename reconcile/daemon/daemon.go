@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -112,6 +113,7 @@ func Serve(ctx context.Context, c Config) error {
 		return err
 	}
 	d := newDaemon(c, db)
+	d.stateDir = filepath.Dir(strings.TrimPrefix(strings.SplitN(c.DSN, "?", 2)[0], "file:"))
 	if testHook != nil {
 		testHook(d)
 	}
@@ -125,6 +127,7 @@ func Serve(ctx context.Context, c Config) error {
 	if err := d.initPolicy(ctx, !c.Once); err != nil {
 		return err
 	}
+	defer d.closePolicy() // idempotent: the normal path stops it earlier, after the last mail
 
 	if c.Once {
 		err := d.cycle(ctx, "once")
@@ -215,12 +218,14 @@ type daemon struct {
 	badErrs     []string
 	lastMailErr string // the last error an admin was emailed about
 
-	mail     *notify.Deliverer // nil: no smtp server and no mail_dir, or a replica
-	policy   *policyEndpoint   // nil: not in policy mode
-	mailKick chan struct{}
-	push     *push.Deliverer // nil: no platform in push mode
-	pushKick chan struct{}
-	lastPush push.Progress // guarded by mu
+	mail        *notify.Deliverer // nil: no smtp server and no mail_dir, or a replica
+	policy      *policyEndpoint   // nil: not in policy mode
+	stateDir    string            // the state database's directory (the policy snapshot file)
+	policyNiced bool              // lowerPriority has logged
+	mailKick    chan struct{}
+	push        *push.Deliverer // nil: no platform in push mode
+	pushKick    chan struct{}
+	lastPush    push.Progress // guarded by mu
 
 	mu        sync.Mutex
 	st        LoopStatus
@@ -273,6 +278,7 @@ func (d *daemon) cycle(ctx context.Context, reason string) error {
 	log := d.log.With("reason", reason)
 	log.Debug("serve: cycle start")
 
+	d.lowerPriority() // threads started since the last cycle
 	res := d.reconcile(ctx, log)
 	d.policyAfterCycle(ctx, res)
 	took := time.Since(start)

@@ -73,6 +73,7 @@ code { font-size: .95em; } .err { color: #b42318; white-space: pre-wrap; }
 <tr><th>Listening</th><td id="policy-listen"><code>{{.Listen}}</code> ({{if .TLS}}HTTPS{{else}}plain HTTP, loopback{{end}})</td></tr>
 <tr><th>Role</th><td id="policy-role">{{.Role}}</td></tr>
 <tr><th>Serving</th><td id="policy-ready">{{if .Ready}}yes{{else}}no snapshot yet (nodes fall back){{end}}</td></tr>
+<tr><th>Answering process</th><td id="policy-answerer">{{if .AnswererPID}}pid {{.AnswererPID}}{{else}}not running (being restarted){{end}}, {{.AnswererRestarts}} restarts</td></tr>
 {{with .Snapshot}}<tr><th>Snapshot</th><td id="policy-version">{{.Version}}</td></tr>
 <tr><th>Built</th><td id="policy-built">{{when .BuiltAt}} in {{.BuildDuration}}</td></tr>
 <tr><th>Rooms / aliases / devices</th><td class="n" id="policy-counts">{{.Rooms}} / {{.RoomAliases}} / {{.Devices}}</td></tr>

@@ -10,21 +10,23 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/roster-dev/roster/reconcile"
 	"github.com/roster-dev/roster/reconcile/policy"
 	"github.com/roster-dev/roster/schema"
 )
 
 // Policy mode (SPEC §8): the daemon answers the conferencing nodes' external policy
-// requests on a listener of its own (policy_listen), from a policy.Index built from the
-// state at start and rebuilt after each apply that changed something. The rebuild reads
-// one committed state and publishes it with one atomic swap: a request never waits for a
-// reconcile and never sees half of an apply.
+// requests on a listener of its own (policy_listen). The answers come from a separate
+// answering process (policy.RunAnswerer, `roster policy-answer`) that the daemon starts
+// and supervises, so that the reconciler's heap, collections and CPU never stall a call
+// (issue 19). The daemon builds the snapshot from the state at start and after each apply
+// that changed something, writes it to a file in the state directory and tells the
+// process, which maps it and swaps it in at once: a request never waits for a reconcile
+// and never sees half of an apply.
 
 // PolicyStatus is the policy endpoint's state on the status page and /api/status.
 type PolicyStatus struct {
@@ -32,20 +34,25 @@ type PolicyStatus struct {
 	TLS           bool   `json:"tls"`
 	Role          string `json:"role"` // primary or replica (SPEC §8): both answer alike
 	policy.Status        // the snapshot served (version, counts, built_at) and the answers given
-	// LastBuildError is why the last rebuild failed; the previous snapshot stays served.
+	// LastBuildError is why the last rebuild failed, or why the answering process
+	// refused the last snapshot file; the previous snapshot stays served.
 	LastBuildError string `json:"last_build_error,omitempty"`
+	// AnswererPID is the answering process's (0: not running, being restarted);
+	// AnswererRestarts counts its restarts since the daemon started.
+	AnswererPID      int `json:"answerer_pid,omitempty"`
+	AnswererRestarts int `json:"answerer_restarts"`
 	// Unreachable is set by `roster status` alone: why it could not read the running
 	// daemon's endpoint (the rest then comes from config.cue).
 	Unreachable string `json:"unreachable,omitempty"`
 }
 
-// policyEndpoint is the daemon's policy server.
+// policyEndpoint is the daemon's side of the policy answers.
 type policyEndpoint struct {
-	idx    policy.Index
-	srv    *policy.Server
+	sup    *policy.Supervisor
 	ln     net.Listener
 	listen string
 	tls    bool
+	reject bool
 
 	mu      sync.Mutex // guards lastErr; never held by a request
 	lastErr string
@@ -59,100 +66,95 @@ func policyConfig(cfg *schema.Config) *schema.PexipConfig {
 	return nil
 }
 
-// initPolicy makes the policy endpoint (with its metrics on the daemon's registry) and
-// builds the first snapshot from the state as it is, so the nodes get answers before the
-// first cycle ends. listen false (--once) builds nothing and opens no listener.
+// initPolicy opens the policy listener, starts the answering process (with its counters
+// on the daemon's metrics) and builds the first snapshot from the state as it is, so the
+// nodes get answers before the first cycle ends. listen false (--once) starts nothing.
 func (d *daemon) initPolicy(ctx context.Context, listen bool) error {
 	px := policyConfig(d.cfg)
 	if px == nil || !listen {
 		return nil
 	}
-	pe := &policyEndpoint{listen: px.PolicyListen, tls: px.PolicyCert != ""}
-	met, err := policy.NewMetrics(d.met.reg, &pe.idx)
-	if err != nil {
-		return fmt.Errorf("serve: policy metrics: %w", err)
-	}
-	pe.srv, err = policy.NewServer(&pe.idx, policy.Config{Username: px.Username, Password: os.Getenv(px.PasswordEnv),
-		Unknown: px.PolicyUnknown, Logger: d.log, Metrics: met})
-	if err != nil {
+	acfg := policy.AnswererConfig{Username: px.Username, Password: os.Getenv(px.PasswordEnv), Unknown: px.PolicyUnknown,
+		CertFile: px.PolicyCert, KeyFile: px.PolicyKey, SnapshotPath: filepath.Join(d.stateDir, "policy.snapshot"),
+		Debug: d.log.Enabled(ctx, slog.LevelDebug)}
+	// The answering process would refuse the same: say it here, once, with the setting's name.
+	if _, err := policy.NewServer(&policy.Index{}, policy.Config{Username: acfg.Username, Password: acfg.Password, Unknown: acfg.Unknown}); err != nil {
 		return fmt.Errorf("serve: %w (platforms.pexip.username, password_env %s)", err, px.PasswordEnv)
 	}
-	if pe.ln, err = policy.Listen(px.PolicyListen, px.PolicyCert, px.PolicyKey); err != nil {
+	ln, err := policy.ListenTCP(px.PolicyListen, px.PolicyCert, px.PolicyKey)
+	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	pe.listen = pe.ln.Addr().String()
+	sup, err := policy.NewSupervisor(policy.SupervisorConfig{Listener: ln, Answerer: acfg,
+		CountersPath: filepath.Join(d.stateDir, "policy.counters"), Logger: d.log})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	pe := &policyEndpoint{sup: sup, ln: ln, listen: ln.Addr().String(), tls: px.PolicyCert != "", reject: px.PolicyUnknown == "reject"}
+	if err := policy.RegisterMetrics(d.met.reg, sup.Counters(), func() *policy.SnapshotStats { return sup.State().Served }); err != nil {
+		pe.close()
+		return fmt.Errorf("serve: policy metrics: %w", err)
+	}
 	d.policy = pe
-	sparePolicyP(d.log)
+	d.lowerPriority()
 	d.rebuildPolicy(ctx)
 	return nil
 }
 
-// sparePolicyP gives the process two Ps (Go's right to run code) more than it has CPUs
-// and caps the plan's CPU-bound workers at the CPUs. A reconcile's busy goroutines (the
-// render's workers and the directory reader feeding them) then never occupy every P: a
-// policy request runs as soon as it arrives, its thread scheduled by the kernel beside
-// the render's, instead of queueing until the Go scheduler preempts a render worker
-// (every 10 ms). An explicit GOMAXPROCS in the environment is left alone.
-// Once per process: several daemons in one process (tests) share it.
-func sparePolicyP(log *slog.Logger) {
-	if os.Getenv("GOMAXPROCS") != "" {
-		return
-	}
-	spareP.Do(func() {
-		cpus := runtime.GOMAXPROCS(0)
-		reconcile.SetParallelism(cpus)
-		runtime.GOMAXPROCS(cpus + 2)
-		log.Info("serve: policy mode keeps a P free for the policy answers", "gomaxprocs", cpus+2, "plan_workers", cpus)
-	})
+// close stops the answering process (after its answers in flight) and the listener.
+func (pe *policyEndpoint) close() {
+	pe.sup.Stop()
+	pe.ln.Close()
 }
 
-var spareP sync.Once
-
-// startPolicy serves policy requests until stop is called (after the mailer's last run,
-// so the nodes get answers while the daemon shuts down). failed reports a server that
-// stopped by itself; without a policy endpoint it never does.
+// startPolicy reports that policy answers are served until stop is called (after the
+// mailer's last run, so the nodes get answers while the daemon shuts down). The
+// answering process runs from initPolicy on, restarted whenever it dies: failed never
+// reports.
 func (d *daemon) startPolicy() (failed <-chan error, stop func()) {
-	errc := make(chan error, 1)
 	pe := d.policy
 	if pe == nil {
-		return errc, func() {}
+		return nil, func() {}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	d.log.Info("serve: policy listening", "addr", pe.listen, "tls", pe.tls)
-	go func() {
-		defer close(done)
-		if err := policy.Serve(ctx, pe.ln, pe.srv, d.log); err != nil && ctx.Err() == nil {
-			errc <- err
-		}
-	}()
-	return errc, func() { cancel(); <-done }
+	d.log.Info("serve: policy listening", "addr", pe.listen, "tls", pe.tls, "answerer_pid", pe.sup.State().PID)
+	return nil, d.closePolicy
+}
+
+// closePolicy stops the policy endpoint, if any; Serve defers it for the early returns.
+func (d *daemon) closePolicy() {
+	if d.policy != nil {
+		d.policy.close()
+	}
 }
 
 // policyAfterCycle rebuilds the policy snapshot after a cycle whose apply committed
-// changes (or while none is served yet): the new answers appear only after the apply
+// changes (or while none is published yet): the new answers appear only after the apply
 // that makes them, and all at once.
 func (d *daemon) policyAfterCycle(ctx context.Context, res cycleResult) {
 	if d.policy == nil || !res.applied {
 		return
 	}
-	if res.plan.HasChanges() || d.policy.idx.Load() == nil {
+	if res.plan.HasChanges() || d.policy.sup.Published() == 0 {
 		d.rebuildPolicy(ctx)
 	}
 }
 
-// rebuildPolicy reads the state into a new snapshot and swaps it in. On failure the
-// previous snapshot stays served and the status page shows why.
+// rebuildPolicy reads the state into a new snapshot and publishes it to the answering
+// process. On failure the previous snapshot stays served and the status page shows why.
 func (d *daemon) rebuildPolicy(ctx context.Context) {
 	pe := d.policy
 	if pe == nil {
 		return
 	}
 	hint := 0
-	if cur := pe.idx.Load(); cur != nil {
-		hint = cur.Stats().Bytes
+	if cur := pe.sup.State().Served; cur != nil {
+		hint = cur.Bytes
 	}
 	snap, err := d.db.PolicySnapshot(context.WithoutCancel(ctx), hint)
+	if err == nil {
+		err = pe.sup.Publish(snap)
+	}
 	pe.mu.Lock()
 	defer pe.mu.Unlock()
 	if err != nil {
@@ -160,7 +162,6 @@ func (d *daemon) rebuildPolicy(ctx context.Context) {
 		d.log.Warn("serve: policy snapshot; the previous one stays served", "err", err)
 		return
 	}
-	pe.idx.Swap(snap)
 	pe.lastErr = ""
 	st := snap.Stats()
 	d.log.Info("serve: policy snapshot published", "version", st.Version, "rooms", st.Rooms, "aliases", st.RoomAliases,
@@ -173,9 +174,11 @@ func (d *daemon) policyStatus() *PolicyStatus {
 	if pe == nil {
 		return nil
 	}
-	s := &PolicyStatus{Listen: pe.listen, TLS: pe.tls, Role: roleOf(d.cfg), Status: pe.srv.Status()}
+	as := pe.sup.State()
+	s := &PolicyStatus{Listen: pe.listen, TLS: pe.tls, Role: roleOf(d.cfg), Status: policy.NewStatus(as.Served, pe.reject, pe.sup.Counters()),
+		AnswererPID: as.PID, AnswererRestarts: as.Restarts}
 	pe.mu.Lock()
-	s.LastBuildError = pe.lastErr
+	s.LastBuildError = cmp.Or(pe.lastErr, as.Refused)
 	pe.mu.Unlock()
 	return s
 }
@@ -269,4 +272,5 @@ func (p *PolicyStatus) writeText(w io.Writer, now time.Time) {
 		parts = append(parts, fmt.Sprintf("%d %s", p.Answers[o], o))
 	}
 	fmt.Fprintf(w, "  %d requests since start: %s\n", total, strings.Join(parts, ", "))
+	fmt.Fprintf(w, "  answering process: pid %d, %d restarts\n", p.AnswererPID, p.AnswererRestarts)
 }

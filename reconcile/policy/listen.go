@@ -15,31 +15,46 @@ import (
 // serves HTTPS. Without them it serves plain HTTP, which is allowed only on a loopback
 // address: the answers carry PINs and device passwords in clear.
 func Listen(addr, certFile, keyFile string) (net.Listener, error) {
+	ln, err := ListenTCP(addr, certFile, keyFile)
+	if err != nil || certFile == "" {
+		return ln, err
+	}
+	return WrapTLS(ln, certFile, keyFile)
+}
+
+// ListenTCP opens the TCP socket Listen serves on, checking what Listen checks (both
+// files or neither, each loadable; plain HTTP on loopback only). The daemon opens it and
+// hands it to its answering process, which wraps it with WrapTLS.
+func ListenTCP(addr, certFile, keyFile string) (*net.TCPListener, error) {
 	if (certFile == "") != (keyFile == "") {
 		return nil, fmt.Errorf("policy listener %s: give both a certificate and a key file, or neither", addr)
 	}
-	if certFile == "" {
-		if !loopbackAddr(addr) {
-			return nil, fmt.Errorf("policy listener %s: plain HTTP is allowed only on a loopback address (127.0.0.1, ::1, localhost); give a certificate and key for HTTPS", addr)
-		}
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("policy listener: %w", err)
-		}
-		// "localhost" could resolve anywhere: check what was actually bound.
-		if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
-			ln.Close()
-			return nil, fmt.Errorf("policy listener %s: bound %s, not a loopback address; plain HTTP refused", addr, ln.Addr())
-		}
-		return ln, nil
+	if certFile == "" && !loopbackAddr(addr) {
+		return nil, fmt.Errorf("policy listener %s: plain HTTP is allowed only on a loopback address (127.0.0.1, ::1, localhost); give a certificate and key for HTTPS", addr)
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("policy listener %s: load certificate: %w", addr, err)
+	if certFile != "" {
+		if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
+			return nil, fmt.Errorf("policy listener %s: load certificate: %w", addr, err)
+		}
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("policy listener: %w", err)
+	}
+	tl := ln.(*net.TCPListener)
+	// "localhost" could resolve anywhere: check what was actually bound.
+	if ta, ok := ln.Addr().(*net.TCPAddr); certFile == "" && (!ok || !ta.IP.IsLoopback()) {
+		ln.Close()
+		return nil, fmt.Errorf("policy listener %s: bound %s, not a loopback address; plain HTTP refused", addr, ln.Addr())
+	}
+	return tl, nil
+}
+
+// WrapTLS serves HTTPS on ln with the certificate and key files.
+func WrapTLS(ln net.Listener, certFile, keyFile string) (net.Listener, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("policy listener %s: load certificate: %w", ln.Addr(), err)
 	}
 	return tls.NewListener(ln, &tls.Config{
 		Certificates: []tls.Certificate{cert},

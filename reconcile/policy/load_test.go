@@ -72,9 +72,8 @@ func TestPolicyLoad(t *testing.T) {
 	}
 	p := startServer(t, "continue", false, timed)
 	p.node.Client.Transport.(*http.Transport).MaxIdleConnsPerHost = 128
-	var published atomic.Int64
-	p.idx.Swap(first)
-	published.Store(1)
+	var published swapClock
+	published.swap(p.idx, first, 1)
 
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
@@ -89,8 +88,7 @@ func TestPolicyLoad(t *testing.T) {
 			t0 := time.Now()
 			s := buildVersion(t, rooms, devices, v, p.idx.Load())
 			builds = append(builds, time.Since(t0))
-			p.idx.Swap(s)
-			published.Store(int64(v))
+			published.swap(p.idx, s, v)
 			swaps.Add(1)
 		}
 	}()

@@ -32,7 +32,8 @@ type Config struct {
 	// Unknown is policy_unknown: "continue" (the default when empty) or "reject".
 	Unknown string
 	Logger  *slog.Logger
-	Metrics *Metrics // optional
+	// Counters count the requests (RegisterMetrics shows them); nil: counters of its own.
+	Counters *Counters
 }
 
 // Server answers the policy requests from the snapshot current in its Index.
@@ -41,8 +42,7 @@ type Server struct {
 	user, pass       [sha256.Size]byte
 	reject           bool
 	log              *slog.Logger
-	m                *Metrics
-	answers          [numOutcomes]atomic.Uint64
+	c                *Counters
 	lastUnauthorized atomic.Int64 // unix nanoseconds of the last warning
 }
 
@@ -54,7 +54,7 @@ func NewServer(idx *Index, cfg Config) (*Server, error) {
 	if cfg.Username == "" || cfg.Password == "" {
 		return nil, errors.New("policy server: username and password are required (Basic auth)")
 	}
-	s := &Server{idx: idx, log: cfg.Logger, m: cfg.Metrics,
+	s := &Server{idx: idx, log: cfg.Logger, c: cfg.Counters,
 		user: sha256.Sum256([]byte(cfg.Username)), pass: sha256.Sum256([]byte(cfg.Password))}
 	switch cfg.Unknown {
 	case "", "continue":
@@ -65,6 +65,9 @@ func NewServer(idx *Index, cfg Config) (*Server, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.c == nil {
+		s.c = NewCounters()
 	}
 	return s, nil
 }
@@ -124,7 +127,8 @@ func (s *Server) answer(b []byte, r *http.Request) (endpoint, outcome, int, []by
 	case !aliasOK:
 		return ep, outcomeBadRequest, http.StatusBadRequest, append(b, "missing or badly encoded alias\n"...)
 	}
-	snap := s.idx.Load()
+	snap, release := s.idx.Acquire()
+	defer release() // the answer is copied into b: the snapshot may go once it returns
 	if snap == nil {
 		return ep, outcomeUnavailable, http.StatusServiceUnavailable, append(b, "no policy snapshot yet\n"...)
 	}
@@ -168,12 +172,7 @@ func (s *Server) authorized(r *http.Request) bool {
 }
 
 func (s *Server) record(r *http.Request, ep endpoint, out outcome, d time.Duration) {
-	s.answers[out].Add(1)
-	if s.m != nil {
-		s.m.requests[ep].Inc()
-		s.m.answers[out].Inc()
-		s.m.latency.Observe(d.Seconds())
-	}
+	s.c.record(ep, out, d)
 	if out == outcomeUnauthorized {
 		now := time.Now().UnixNano()
 		if last := s.lastUnauthorized.Load(); now-last >= int64(unauthorizedLogEvery) && s.lastUnauthorized.CompareAndSwap(last, now) {
@@ -198,16 +197,20 @@ type Status struct {
 
 // Status reports the snapshot served and the answers given.
 func (s *Server) Status() Status {
-	st := Status{PolicyUnknown: "continue", Answers: make(map[string]uint64, numOutcomes)}
-	if s.reject {
-		st.PolicyUnknown = "reject"
-	}
+	var stats *SnapshotStats
 	if snap := s.idx.Load(); snap != nil {
-		stats := snap.Stats()
-		st.Ready, st.Snapshot = true, &stats
+		st := snap.Stats()
+		stats = &st
 	}
-	for i := range s.answers {
-		st.Answers[outcomeNames[i]] = s.answers[i].Load()
+	return NewStatus(stats, s.reject, s.c)
+}
+
+// NewStatus is the status of a server serving stats (nil: none yet) whose answers c
+// counts: the daemon's view of its answering process.
+func NewStatus(stats *SnapshotStats, reject bool, c *Counters) Status {
+	st := Status{PolicyUnknown: "continue", Ready: stats != nil, Snapshot: stats, Answers: c.Answers()}
+	if reject {
+		st.PolicyUnknown = "reject"
 	}
 	return st
 }

@@ -39,11 +39,12 @@ type policyServer struct {
 func startServer(t testing.TB, unknown string, plain bool, wrap ...func(http.Handler) http.Handler) *policyServer {
 	t.Helper()
 	p := &policyServer{idx: &policy.Index{}, reg: prometheus.NewRegistry()}
-	m, err := policy.NewMetrics(p.reg, p.idx)
-	if err != nil {
+	c := policy.NewCounters()
+	if err := policy.RegisterMetrics(p.reg, c, policy.IndexStats(p.idx)); err != nil {
 		t.Fatal(err)
 	}
-	p.srv, err = policy.NewServer(p.idx, policy.Config{Username: testUser, Password: testPass, Unknown: unknown, Metrics: m})
+	var err error
+	p.srv, err = policy.NewServer(p.idx, policy.Config{Username: testUser, Password: testPass, Unknown: unknown, Counters: c})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,10 +343,11 @@ func TestNewServerConfig(t *testing.T) {
 		t.Error(err)
 	}
 	reg := prometheus.NewRegistry()
-	if _, err := policy.NewMetrics(reg, idx); err != nil {
+	c := policy.NewCounters()
+	if err := policy.RegisterMetrics(reg, c, policy.IndexStats(idx)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := policy.NewMetrics(reg, idx); err == nil || !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+	if err := policy.RegisterMetrics(reg, c, policy.IndexStats(idx)); err == nil || !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 		t.Errorf("registering twice: %v", err)
 	}
 }

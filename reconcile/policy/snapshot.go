@@ -8,6 +8,12 @@
 // background never blocks it. Server is the http.Handler; Listen opens its listener
 // (TLS, or plain HTTP on loopback only).
 //
+// In `roster serve` the answers come from a process of their own (answerer.go), so that
+// the reconciler's heap, collections and CPU never delay one: the daemon's Supervisor
+// (supervisor.go) starts it, hands it the listener, writes each snapshot to a file
+// (snapfile.go) that the process maps read-only and swaps in, and reads its Counters
+// from a file both map shared.
+//
 // Memory: 400,000 rooms must fit comfortably, so a snapshot holds no Go object per room.
 // Every record lives in one string (the arena) as length-prefixed fields and varints,
 // and the alias index is an open-addressing table of uint64 entries (32 bits of the
@@ -20,8 +26,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -221,7 +227,7 @@ func (b *Builder) Finish() (*Snapshot, error) {
 	}
 	s := &Snapshot{
 		version: b.version,
-		seed:    maphash.MakeSeed(),
+		seed:    rand.Uint64(),
 		arena:   arena,
 		tags:    b.tags,
 		rooms:   len(b.rooms), devices: len(b.devices), roomAliases: b.roomAliases,
@@ -241,7 +247,7 @@ type Snapshot struct {
 	version       string
 	builtAt       time.Time
 	buildDuration time.Duration
-	seed          maphash.Seed
+	seed          uint64 // of hashAlias; written to a snapshot file with the tables it placed
 	arena         string
 	tags          []string
 	// roomTable and deviceTable hold an entry per alias: the high 32 bits of the folded
@@ -252,6 +258,10 @@ type Snapshot struct {
 	rooms, devices         int
 	roomAliases            int
 	collisions             int
+	// refs counts the holders of a mapped snapshot (the Index while it is current, and
+	// each request reading it); the last one to let go unmaps it. Nil for a snapshot on
+	// the Go heap, which the collector frees.
+	refs *refCount
 }
 
 // makeTable indexes every alias of the records at offs.
@@ -281,7 +291,7 @@ const tagMask = math.MaxUint32 << 32
 // slot hashes a folded alias to its first slot (from the low 32 bits) and its tag (the
 // high 32 bits, in place).
 func (s *Snapshot) slot(folded string, n int) (int, uint64) {
-	h := maphash.String(s.seed, folded)
+	h := hashAlias(s.seed, folded)
 	return int((h & math.MaxUint32) * uint64(n) >> 32), h & tagMask
 }
 
@@ -451,9 +461,65 @@ type Index struct {
 	cur atomic.Pointer[Snapshot]
 }
 
-// Load returns the current snapshot, or nil before the first Swap.
+// Load returns the current snapshot, or nil before the first Swap. Reading a mapped
+// snapshot's records needs Acquire; its Stats need nothing.
 func (x *Index) Load() *Snapshot { return x.cur.Load() }
 
+// Acquire returns the current snapshot (nil before the first Swap) and the function that
+// lets go of it: a mapped snapshot stays mapped until every request that acquired it
+// has let go, however many swaps happen meanwhile.
+func (x *Index) Acquire() (*Snapshot, func()) {
+	for {
+		s := x.cur.Load()
+		if s == nil || s.refs == nil {
+			return s, func() {}
+		}
+		if s.refs.acquire() {
+			return s, s.refs.release
+		}
+		// Swapped out and released between the Load and the acquire: take the new one.
+	}
+}
+
 // Swap publishes s and returns the snapshot it replaces. Requests already running finish
-// on the old one.
-func (x *Index) Swap(s *Snapshot) *Snapshot { return x.cur.Swap(s) }
+// on the old one. The Index holds a reference to a mapped snapshot while it is current:
+// the one replaced is unmapped once its last request is answered (do not read its
+// records after Swap without Acquire).
+func (x *Index) Swap(s *Snapshot) *Snapshot {
+	old := x.cur.Swap(s)
+	if old != nil && old.refs != nil {
+		old.refs.release()
+	}
+	return old
+}
+
+// refCount counts the holders of a mapped snapshot. Once it reaches zero it never rises
+// again (acquire refuses), and free runs exactly once.
+type refCount struct {
+	n    atomic.Int64
+	free func()
+}
+
+func newRefCount(free func()) *refCount {
+	r := &refCount{free: free}
+	r.n.Store(1) // the Index's, or the opener's until Swap
+	return r
+}
+
+func (r *refCount) acquire() bool {
+	for {
+		n := r.n.Load()
+		if n <= 0 {
+			return false
+		}
+		if r.n.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (r *refCount) release() {
+	if r.n.Add(-1) == 0 {
+		r.free()
+	}
+}

@@ -3,7 +3,10 @@ package policy_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,11 +53,53 @@ func buildVersion(t testing.TB, rooms, devices, v int, prev *policy.Snapshot) *p
 // come from one version, no older than the last one published before the request was
 // sent and no newer than the last one published after its answer came.
 func TestSwapMidTraffic(t *testing.T) {
+	swapMidTraffic(t, func(t *testing.T, s *policy.Snapshot) *policy.Snapshot { return s })
+}
+
+// TestSwapMidTrafficMapped: the same through snapshot files, as the answering process
+// serves them: each version written, mapped and swapped in while requests run; the
+// mappings replaced are unmapped once their requests are answered (only the one served
+// remains).
+func TestSwapMidTrafficMapped(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "policy.snapshot")
+	seq := uint64(0)
+	swapMidTraffic(t, func(t *testing.T, s *policy.Snapshot) *policy.Snapshot {
+		seq++
+		if err := policy.WriteFile(path, s, seq); err != nil {
+			t.Fatal(err)
+		}
+		m, got, err := policy.OpenFile(path)
+		if err != nil || got != seq {
+			t.Fatalf("open file %d: seq %d, %v", seq, got, err)
+		}
+		return m
+	})
+	if n := mappingsOf(t, dir); n != 1 {
+		t.Errorf("%d snapshot files of %s still mapped after the swaps, want the one served", n, dir)
+	}
+}
+
+// mappingsOf counts the distinct files under dir this process maps (Linux; -1 elsewhere).
+func mappingsOf(t *testing.T, dir string) int {
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skip("no /proc/self/maps")
+	}
+	inodes := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 6 && strings.HasPrefix(f[5], dir) {
+			inodes[f[4]] = true
+		}
+	}
+	return len(inodes)
+}
+
+func swapMidTraffic(t *testing.T, prepare func(*testing.T, *policy.Snapshot) *policy.Snapshot) {
 	const rooms, versions, workers = 500, 60, 6
 	p := startServer(t, "continue", true)
-	var published atomic.Int64 // last version whose Swap returned
-	p.idx.Swap(buildVersion(t, rooms, rooms, 1, nil))
-	published.Store(1)
+	var published swapClock
+	published.swap(p.idx, prepare(t, buildVersion(t, rooms, rooms, 1, nil)), 1)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -87,9 +132,7 @@ func TestSwapMidTraffic(t *testing.T) {
 		}()
 	}
 	for v := 2; v <= versions; v++ {
-		s := buildVersion(t, rooms, rooms, v, nil)
-		p.idx.Swap(s)
-		published.Store(int64(v))
+		published.swap(p.idx, prepare(t, buildVersion(t, rooms, rooms, v, nil)), v)
 		time.Sleep(2 * time.Millisecond)
 	}
 	cancel()
@@ -104,6 +147,17 @@ func TestSwapMidTraffic(t *testing.T) {
 	}
 }
 
+// swapClock tells which versions a request may be answered from: at least the last one
+// whose Swap returned before it was sent, at most the last one whose Swap started before
+// its answer came (a Swap that releases a mapping takes a while to return).
+type swapClock struct{ started, done atomic.Int64 }
+
+func (c *swapClock) swap(idx *policy.Index, s *policy.Snapshot, v int) {
+	c.started.Store(int64(v))
+	idx.Swap(s)
+	c.done.Store(int64(v))
+}
+
 // probed is the outcome of one probe: whether the object was answered, how long the
 // node waited, and what was wrong with the answer, if anything.
 type probed struct {
@@ -116,8 +170,8 @@ type probed struct {
 // single version, no older than the last one published before it was sent, no newer
 // than the last one published after it came; an unknown object must be disabled in one
 // of those versions.
-func probe(ctx context.Context, node *policytest.Node, i int, device bool, published *atomic.Int64) probed {
-	lo := published.Load()
+func probe(ctx context.Context, node *policytest.Node, i int, device bool, published *swapClock) probed {
+	lo := published.done.Load()
 	var d policytest.Decision
 	var v int64
 	var pr probed
@@ -137,7 +191,7 @@ func probe(ctx context.Context, node *policytest.Node, i int, device bool, publi
 			}
 		}
 	}
-	hi := published.Load()
+	hi := published.started.Load()
 	pr.elapsed = d.Elapsed
 	switch {
 	case pr.problem != "":
