@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -141,9 +142,11 @@ func benchCycles(b *testing.B, h *harness, eng *Engine, n int, change func(i int
 		rest2 := heapInUse()
 		b.StartTimer()
 		peak = watchPeak()
+		stopProfile := cycleProfile(b, i, "change")
 		t0 = time.Now()
 		p = cycle()
 		one := time.Since(t0)
+		stopProfile()
 		changePeak := peak() - rest2
 		if r := p.SyncReads()[0]; r.Mode != ReadIncremental || r.Changes != 1 || !p.HasChanges() {
 			b.Fatalf("one change: %d changes, reads %+v", p.Len(), p.SyncReads())
@@ -151,9 +154,11 @@ func benchCycles(b *testing.B, h *harness, eng *Engine, n int, change func(i int
 		if i == 0 {
 			b.Logf("one change: %s", strings.Join(changes(p), "; "))
 		}
+		stopProfile = cycleProfile(b, i, "after")
 		t0 = time.Now()
 		p = cycle() // the cycle after the change: the quiet cycle of the next iteration reuses its plan
 		after := time.Since(t0)
+		stopProfile()
 		if p.HasChanges() || p.SyncReads()[0].Mode != ReadIncremental {
 			b.Fatalf("cycle after the change: %d changes, reads %+v", p.Len(), p.SyncReads())
 		}
@@ -164,6 +169,40 @@ func benchCycles(b *testing.B, h *harness, eng *Engine, n int, change func(i int
 		b.ReportMetric(float64(changePeak)/(1<<20), "change-peak-MiB")
 		b.ReportMetric(after.Seconds(), "after-s")
 		b.ReportMetric(float64(rest)/(1<<20), "rest-heap-MiB")
+	}
+}
+
+// cycleProfile writes a CPU profile of one cycle of the first iteration to
+// $ROSTER_BENCH_PROFILE-<name>.cpu (and the allocations since to .alloc) when that
+// variable is set: the per-cycle costs drown in the initial read's in a whole-run profile.
+func cycleProfile(b *testing.B, i int, name string) func() {
+	prefix := os.Getenv("ROSTER_BENCH_PROFILE")
+	if prefix == "" || i > 0 {
+		return func() {}
+	}
+	f, err := os.Create(prefix + "-" + name + ".cpu")
+	if err != nil {
+		b.Fatal(err)
+	}
+	allocs := func(suffix string) { // cumulative: compare with -diff_base
+		runtime.GC()
+		a, err := os.Create(prefix + "-" + name + suffix)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer a.Close()
+		if err := pprof.Lookup("allocs").WriteTo(a, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	allocs(".alloc0")
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		allocs(".alloc")
 	}
 }
 

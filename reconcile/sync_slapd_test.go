@@ -197,6 +197,7 @@ func slapdHistory(t *testing.T, seed int64, cycles, sessionLog int) int {
 		if got.HasChanges() && !checkRefreshedIndex(t, planner) {
 			t.Fatalf("seed %d cycle %d: no refreshed index after the apply", seed, cycle)
 		}
+		checkSyncCache(t, planner)
 		committed = true
 	}
 	for range 4 {

@@ -220,6 +220,7 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 			if got.HasChanges() && checkRefreshedIndex(t, planner) {
 				refreshed++
 			}
+			checkSyncCache(t, planner)
 			committed = true
 			if rng.Intn(10) == 0 {
 				s.dir.Expire() // the server forgets the session: the next cycle reads in full
