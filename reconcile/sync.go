@@ -630,8 +630,8 @@ func (e *Engine) keepIndex(commit string, dg *digester, ix *state.Index) {
 // created read again (a handful instead of the whole state), so the next cycle does not
 // reload the index. Any failure, or another write since (the state is no longer at
 // version), drops the cache instead: the next cycle loads the index in full. It returns
-// the refreshed index, and its lookup tables when every object kept its position (nil
-// when there is no refreshed index, or the tables are to be built again).
+// the refreshed index and its lookup tables (nil when there is no refreshed index, or
+// the plan built none for ix).
 func (e *Engine) refreshIndex(ctx context.Context, commit string, dg *digester, ix *state.Index, p *Plan, version int64) (*state.Index, *refTables) {
 	e.mu.Lock()
 	c := e.index
@@ -671,32 +671,8 @@ func (e *Engine) refreshIndex(ctx context.Context, commit string, dg *digester, 
 		return nil, nil
 	}
 	e.index = &indexCache{commit: commit, dg: dg, ix: fresh}
-	if c.tables != nil && samePositions(ix, fresh) {
-		e.index.tables = c.tables // the lookup tables map hashes to positions: still right
+	if c.tables != nil {
+		e.index.tables = movedTables(c.tables, ix, fresh, dg)
 	}
 	return fresh, e.index.tables
-}
-
-// samePositions says whether every object of b is at its position in a with the same
-// owner (a user: the same email), as after a write that only updated objects in place.
-func samePositions(a, b *state.Index) bool {
-	if len(a.VMRs) != len(b.VMRs) || len(a.Devices) != len(b.Devices) || len(a.Users) != len(b.Users) {
-		return false
-	}
-	for i := range a.VMRs {
-		if a.VMRs[i].ID != b.VMRs[i].ID || a.VMRs[i].Owner != b.VMRs[i].Owner {
-			return false
-		}
-	}
-	for i := range a.Devices {
-		if a.Devices[i].ID != b.Devices[i].ID || a.Devices[i].Owner != b.Devices[i].Owner {
-			return false
-		}
-	}
-	for i := range a.Users {
-		if a.Users[i].ID != b.Users[i].ID || a.Users[i].Email() != b.Users[i].Email() {
-			return false
-		}
-	}
-	return true
 }

@@ -318,9 +318,9 @@ func (es *entrySet) update(w state.SyncWrite, prev map[string]*state.SyncEntry, 
 // the entry sets take what p wrote, at the tokens it recorded (a set not at the token the
 // plan saw is dropped: read again). next is the index of the state after the commit as
 // the engine now holds it (ix when p changed no object; nil when it holds none) and tables
-// its lookup tables, which it has only when every object kept its position: base marks of
-// ix then move to next, the objects p touched and those of the changed entries looked at
-// again; otherwise they are dropped (the next premark computes them).
+// its lookup tables: base marks of ix move to next by object id, the objects p touched or
+// created and those of the changed entries looked at again; without next or its tables
+// they are dropped (the next premark computes them).
 func (e *Engine) syncApplied(sp *syncPlan, p *Plan, dg *digester, ix, next *state.Index, tables *refTables) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -364,7 +364,13 @@ func (e *Engine) syncApplied(sp *syncPlan, p *Plan, dg *digester, ix, next *stat
 			es.base = nil
 			continue
 		}
-		b.ix = next
+		if next != ix {
+			b = &baseMarks{ix: next,
+				vmr:    moveMarks(ix.VMRs, b.vmr, next.VMRs, func(i int) bool { return es.has(next.VMRs[i].Owner) }),
+				device: moveMarks(ix.Devices, b.device, next.Devices, func(i int) bool { return es.has(next.Devices[i].Owner) }),
+				user:   moveMarks(ix.Users, b.user, next.Users, func(i int) bool { return es.ownsUser(&next.Users[i]) })}
+			es.base = b
+		}
 		for _, ch := range p.All() {
 			switch o := ch.oldObj.(type) {
 			case *account.VMR:
