@@ -438,5 +438,39 @@ func checkRefreshedIndex(t testing.TB, e *Engine) bool {
 		t.Fatalf("the refreshed index differs from a full load: totals %+v, want %+v; objects\n%+v\n%+v\n%+v\nwant\n%+v\n%+v\n%+v",
 			c.ix.Totals, want.Totals, c.ix.VMRs, c.ix.Devices, c.ix.Users, want.VMRs, want.Devices, want.Users)
 	}
+	if c.tables != nil { // moved from the index before the apply (movedTables)
+		checkTables(t, c.tables, c.ix, c.dg)
+	}
 	return true
+}
+
+// checkTables: the lookup tables of ix hold every position of ix once, each found by
+// its hash, and nothing else.
+func checkTables(t testing.TB, tables *refTables, ix *state.Index, dg *digester) {
+	t.Helper()
+	for _, k := range []struct {
+		name string
+		t    posTable
+		n    int
+		hash func(int) uint64
+	}{
+		{"vmr", tables.vmrs, len(ix.VMRs), func(i int) uint64 { return ix.VMRs[i].Owner }},
+		{"device", tables.devices, len(ix.Devices), func(i int) uint64 { return ix.Devices[i].Owner }},
+		{"user", tables.users, len(ix.Users), func(i int) uint64 { return dg.email(ix.Users[i].Email()) }},
+	} {
+		held := 0
+		for _, p := range k.t.slots {
+			if p != 0 {
+				held++
+			}
+		}
+		if held != k.n {
+			t.Fatalf("the %s table holds %d positions for %d objects", k.name, held, k.n)
+		}
+		for i := range k.n {
+			if _, ok := k.t.find(k.hash(i), func(p int32) bool { return p == int32(i) }); !ok {
+				t.Fatalf("the %s table does not find position %d by its hash", k.name, i)
+			}
+		}
+	}
 }

@@ -13,16 +13,19 @@ package reconcile
 //     values come from the plan's lookup of the changed ids, the new ones from the
 //     write), at the sync token that write recorded;
 //   - its baseMarks: which objects of one index the entries own (premark without the
-//     affected keys), moved to the index refreshed after an apply when that kept every
-//     object at its position, with only the touched objects and the changed owners'
-//     looked at again.
+//     affected keys), moved by object id to the index refreshed after an apply, with
+//     only the objects the apply touched or created and the changed owners' looked at
+//     again (refresh_tables.go moves the index's lookup tables likewise).
 //
 // A premark then ORs the base marks into the plan's, skipping the objects of the keys
 // the cycle changes: a sequential pass instead of 1.2 million hash lookups. Another
 // writer of sync_entries changes the sync token (state.PutSync records a fresh one when
 // the stored token is not the one the plan saw), and the set is read again; a plan of
-// another index (reloaded, or refreshed with objects created or deleted) computes its
-// base marks again.
+// another index (reloaded, or one the engine did not refresh) computes its base marks
+// again.
+//
+// The engine's plans and applies run one at a time (the daemon's loop): a set is not
+// locked while a plan reads it, nor while the engine updates it after an apply.
 
 import (
 	"cmp"
@@ -36,7 +39,7 @@ import (
 // entrySet is a search's entries as premark needs them, hashed with dg: the multiset of
 // (owner of its key, email of its user) pairs, and the ids of the pending entries.
 type entrySet struct {
-	token   string // the sync token the set is at
+	token   string // the sync token the set is at ("": none, never trusted)
 	dg      *digester
 	tag     string
 	n       int                 // entries
@@ -154,7 +157,7 @@ func (e *Engine) entrySet(ctx context.Context, sr *syncRead, dg *digester) (*ent
 	e.mu.Lock()
 	es := e.sets[sr.req]
 	e.mu.Unlock()
-	if es != nil && es.token == sr.token && es.dg == dg {
+	if es != nil && es.token != "" && es.token == sr.token && es.dg == dg {
 		return es, nil
 	}
 	es, err := e.readEntrySet(ctx, sr.req, sr.token, sr.info.Template, dg)
@@ -175,7 +178,7 @@ func (e *Engine) syncPending(ctx context.Context, sr *syncRead) ([]string, error
 	e.mu.Lock()
 	es := e.sets[sr.req]
 	e.mu.Unlock()
-	if es != nil && es.token == sr.token {
+	if es != nil && es.token != "" && es.token == sr.token {
 		return es.pendingIDs(), nil
 	}
 	return e.DB.SyncPending(ctx, sr.req)
