@@ -173,3 +173,51 @@ func TestSyncCacheOtherWriter(t *testing.T) {
 		t.Fatal("the engine did not read the entries again")
 	}
 }
+
+// TestPosTableRemove: random insertions and removals in a small table, with hashes that
+// crowd a few home slots and runs that wrap around its end, leave every position held
+// found by its hash, and no other.
+func TestPosTableRemove(t *testing.T) {
+	for seed := int64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewSource(seed))
+		hashes := make([]uint64, 12) // position → hash
+		for i := range hashes {
+			hashes[i] = uint64(12 + rng.Intn(8)) // homes 12..19: runs wrap past slot 15
+		}
+		tab := newPosTable(len(hashes)) // 32 slots
+		tab = posTable{slots: tab.slots[:16], mask: 15}
+		held := map[int32]bool{}
+		for range 200 {
+			p := int32(rng.Intn(len(hashes)))
+			if held[p] {
+				if !tab.remove(p, hashes[p], func(q int32) uint64 { return hashes[q] }) {
+					t.Fatalf("seed %d: remove %d: not found", seed, p)
+				}
+				delete(held, p)
+			} else {
+				tab.insert(hashes[p], p)
+				held[p] = true
+			}
+			n := 0
+			for _, s := range tab.slots {
+				if s != 0 {
+					n++
+					if !held[s-1] {
+						t.Fatalf("seed %d: the table holds %d, removed", seed, s-1)
+					}
+				}
+			}
+			if n != len(held) {
+				t.Fatalf("seed %d: the table holds %d positions, want %d", seed, n, len(held))
+			}
+			for q := range held {
+				if _, ok := tab.find(hashes[q], func(i int32) bool { return i == q }); !ok {
+					t.Fatalf("seed %d: %d is not found by its hash after the removals", seed, q)
+				}
+			}
+		}
+		if tab.remove(99, 3, func(q int32) uint64 { return hashes[q] }) {
+			t.Fatalf("seed %d: removed a position the table does not hold", seed)
+		}
+	}
+}
