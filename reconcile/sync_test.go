@@ -175,6 +175,16 @@ func mutate(rng *rand.Rand, ps []syncPerson, next *int) []syncPerson {
 	return ps
 }
 
+// randomPeople is n random changes from no one, and the counter mutate goes on with.
+func randomPeople(rng *rand.Rand, n int) ([]syncPerson, int) {
+	next := 0
+	var ps []syncPerson
+	for range n {
+		ps = mutate(rng, ps, &next)
+	}
+	return ps, next
+}
+
 // TestPropertyIncrementalEqualsFull: over random change histories — several changes per
 // cycle, an entry changed twice in one cycle, clashes that resolve later, restarts and
 // cycles that never commit (a crash between receiving changes and committing) — the
@@ -188,11 +198,7 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 	incremental, refreshed := 0, 0
 	for seed := int64(1); seed <= int64(seeds); seed++ {
 		rng := rand.New(rand.NewSource(seed))
-		next := 0
-		var ps []syncPerson
-		for range 24 {
-			ps = mutate(rng, ps, &next)
-		}
+		ps, next := randomPeople(rng, 24)
 		s := newSyncHarness(t, ps)
 		committed := false // the last cycle committed, with a cookie the directory still accepts
 		for cycle := range cycles {

@@ -83,11 +83,7 @@ func TestSyncCacheEqualsRead(t *testing.T) {
 	checked, withBase := 0, 0
 	for seed := int64(1); seed <= int64(seeds); seed++ {
 		rng := rand.New(rand.NewSource(seed))
-		next := 0
-		var ps []syncPerson
-		for range 30 {
-			ps = mutate(rng, ps, &next)
-		}
+		ps, next := randomPeople(rng, 30)
 		s := newSyncHarness(t, ps)
 		for cycle := range cycles {
 			for range 1 + rng.Intn(3) {
