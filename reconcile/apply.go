@@ -130,8 +130,13 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 		return ApplyResult{}, fmt.Errorf("apply plan: %w", err)
 	}
 	res.Changes, res.Emails = p.Len(), len(p.Emails)+p.announcementEmails()
-	if p.applied != nil && res.StateVersion == p.StateVersion+1 && len(opts.Repair) == 0 && len(opts.AdoptedObjects) == 0 && opts.RepairDone == "" {
-		p.applied(ctx, res.StateVersion)
+	if p.applied != nil {
+		bump := int64(0)
+		if p.HasChanges() {
+			bump = 1
+		}
+		own := res.StateVersion == p.StateVersion+bump && len(opts.Repair) == 0 && len(opts.AdoptedObjects) == 0 && opts.RepairDone == ""
+		p.applied(ctx, res.StateVersion, own)
 	}
 	return res, nil
 }

@@ -20,7 +20,9 @@
 //   - sync.go: incremental directory reads (SPEC §7): only changed entries rendered, the
 //     others' objects marked unchanged, the cookie stored with the apply; after the
 //     engine's own apply the cached state index is refreshed in place
-//     (state.RefreshIndex), not reloaded
+//     (state.RefreshIndex), not reloaded; syncentries.go: each search's entries and the
+//     objects they own, kept across cycles and updated from the engine's own applies;
+//     refresh_tables.go: the index's lookup tables moved to the refreshed index
 //   - render.go: directory entries × sync templates → desired objects (Desired), in batches;
 //     render_entry.go: one entry, the declared objects, the value limits; mail.go: the
 //     email templates; usermerge.go: directory and CSV users into one account per email

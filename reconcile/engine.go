@@ -34,10 +34,11 @@ type Engine struct {
 
 	mu   sync.Mutex
 	last *Plan // the last incremental plan, when it changed nothing (quiet cycles reuse it)
-	// Incremental plans keep the index of the state, and the entries of each search, from
-	// one cycle to the next while the database has not changed (sync.go).
+	// Incremental plans keep the index of the state while the database has not changed
+	// (sync.go), and the entries of each search, updated from the engine's own applies
+	// (syncentries.go), from one cycle to the next.
 	index *indexCache
-	keys  map[string]*keyCache
+	sets  map[string]*entrySet
 }
 
 func (e *Engine) getenv(k string) string {
@@ -198,9 +199,18 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	}
 	hydrated := time.Since(start)
 	p := Diff(desired, actual)
-	if sp != nil && got != nil && got.err == nil && p.HasChanges() {
+	if sp != nil && got != nil && got.err == nil {
 		ix := got.ix
-		p.applied = func(ctx context.Context, version int64) { e.refreshIndex(ctx, commit, dg, ix, p, version) }
+		p.applied = func(ctx context.Context, version int64, own bool) {
+			next, tables := ix, e.cachedTables(ix)
+			switch {
+			case !own:
+				next, tables = nil, nil
+			case p.HasChanges():
+				next, tables = e.refreshIndex(ctx, commit, dg, ix, p, version)
+			}
+			e.syncApplied(sp, p, dg, ix, next, tables)
+		}
 	}
 	p.loaded = len(actual.VMRs) + len(actual.Devices) + len(actual.Users)
 	if sp != nil {

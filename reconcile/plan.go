@@ -48,10 +48,11 @@ type Plan struct {
 	// in the apply's transaction; syncReads say how each template was read.
 	syncWrites []state.SyncWrite
 	syncReads  []SyncRead
-	// applied, set on an incremental plan made with the engine's cached index, is called
-	// once the plan is applied as the next state version: the engine refreshes that index
-	// in place of reloading it (sync.go).
-	applied func(ctx context.Context, version int64)
+	// applied, set on an incremental plan, is called once the plan is committed: own says
+	// the state is then the plan's state and its changes alone, at state version (the
+	// engine refreshes its cached index instead of reloading it), and the engine's
+	// entries of the incremental searches take what the plan wrote (syncentries.go).
+	applied func(ctx context.Context, version int64, own bool)
 
 	// Announcements are the announcements this plan sends (announce.go); JSON only when any.
 	Announcements []*Announcement `json:"-"`

@@ -119,6 +119,7 @@ func syncReq(dir, template string, req directory.Request) string {
 type syncRead struct {
 	info     SyncRead
 	req      string
+	token    string // incremental: the sync token of the search's entries when read
 	syncer   directory.Syncer
 	cookie   []byte // the cookie to store once applied
 	noCookie bool   // an entry came without its id: do not store a cookie (read in full next time)
@@ -127,6 +128,8 @@ type syncRead struct {
 	entries  []directory.Entry
 	gone     map[string]string
 	affected map[string]bool
+	// prev is what the search held of each id changed or pending (nil: new to it).
+	prev map[string]*state.SyncEntry
 	// records are the entries rendered (full: every entry), for sync_entries.
 	records []syncRecord
 	// known is how many entries the search had before this read; added, how many ids it
@@ -244,6 +247,9 @@ func (e *Engine) syncTemplate(ctx context.Context, sp *syncPlan, t *schema.Templ
 		sr.info.FullRead = c.FullReadAt
 	}
 	if sr.info.Reason == "" {
+		if sr.token, err = e.DB.SyncToken(ctx, sr.req); err != nil {
+			return nil, err
+		}
 		var knownErr error
 		res, err := syncer.Changes(ctx, req, c.Cookie, e.DB.KnownSyncIDs(ctx, sr.req, &knownErr))
 		if err == nil {
@@ -281,7 +287,7 @@ func (e *Engine) loadChanges(ctx context.Context, sr *syncRead, req directory.Re
 		last[c.UUID] = c.Entry
 	}
 	sr.info.Changes = len(order)
-	pending, err := e.DB.SyncPending(ctx, sr.req)
+	pending, err := e.syncPending(ctx, sr)
 	if err != nil {
 		return err
 	}
@@ -292,9 +298,18 @@ func (e *Engine) loadChanges(ctx context.Context, sr *syncRead, req directory.Re
 		}
 	}
 	sr.info.Pending = len(again)
-	keys, err := e.DB.SyncKeys(ctx, sr.req, append(slices.Clone(order), again...))
+	looked := append(slices.Clone(order), again...)
+	held, err := e.DB.SyncEntries(ctx, sr.req, looked)
 	if err != nil {
 		return err
+	}
+	keys := make(map[string]string, len(held))
+	sr.prev = make(map[string]*state.SyncEntry, len(looked))
+	for _, u := range looked {
+		sr.prev[u] = nil
+		if en, ok := held[u]; ok {
+			keys[u], sr.prev[u] = en.Key, &en
+		}
 	}
 	sr.gone, sr.affected = map[string]string{}, map[string]bool{}
 	for _, u := range order {
@@ -429,56 +444,6 @@ func (sr *syncRead) record(sp *syncPlan, idx *refIndex, e *directory.Entry, r *e
 // entries is how many entries the search has after an incremental read.
 func (sr *syncRead) entryCount() int { return sr.known + sr.added - len(sr.gone) }
 
-// premark marks unchanged the objects of the search's entries that no change affects:
-// their entries render what they are (they were settled when last applied).
-func (sp *syncPlan) premark(ctx context.Context, sr *syncRead, idx *refIndex) error {
-	if sr.info.Mode != ReadIncremental {
-		return nil
-	}
-	tag := sr.info.Template
-	kc, err := sp.e.searchKeys(ctx, sr, idx.dg)
-	if err != nil {
-		return err
-	}
-	sr.known = len(kc.owners)
-	skip := make(map[uint64]bool, len(sr.affected))
-	for k := range sr.affected {
-		skip[idx.dg.owner(tag, k)] = true
-	}
-	find := func(h uint64) (int32, bool) {
-		if skip[h] {
-			return 0, false
-		}
-		return kc.set.find(h, func(i int32) bool { return kc.owners[i] == h })
-	}
-	has := func(h uint64) bool {
-		_, ok := find(h)
-		return ok
-	}
-	emails := kc.emails
-	ix := idx.ix
-	for i := range ix.VMRs {
-		if has(ix.VMRs[i].Owner) {
-			idx.markVMR(int32(i))
-		}
-	}
-	for i := range ix.Devices {
-		if has(ix.Devices[i].Owner) {
-			idx.markDevice(int32(i))
-		}
-	}
-	for i := range ix.Users {
-		// A user is its entry's when it has the email the entry renders: an account the
-		// entry left behind (its email changed) is not, as a full read would not render it.
-		if u := &ix.Users[i]; !u.Local && u.SyncTag() == tag {
-			if j, ok := find(idx.dg.owner(tag, u.EntryKey())); ok && emails[j] == idx.dg.email(u.Email()) {
-				idx.markUser(int32(i))
-			}
-		}
-	}
-	return nil
-}
-
 // writes are what the plan p records of the sync reads once applied: for each template
 // that did not fail, its cookie and entries, the pending ones found by p's warnings.
 func (sp *syncPlan) writes(p *Plan, d *Desired) []state.SyncWrite {
@@ -508,7 +473,7 @@ func (sp *syncPlan) writes(p *Plan, d *Desired) []state.SyncWrite {
 		if sr == nil || failed[t.Name] || sr.noCookie || sr.cookie == nil {
 			continue
 		}
-		w := state.SyncWrite{Full: sr.info.Mode == ReadFull, Cookie: state.SyncCookie{Req: sr.req, Directory: sr.info.Directory,
+		w := state.SyncWrite{Full: sr.info.Mode == ReadFull, Seen: sr.token, Cookie: state.SyncCookie{Req: sr.req, Directory: sr.info.Directory,
 			Template: sr.info.Template, Mode: sr.info.Protocol, Cookie: sr.cookie, Commit: sp.commit, FullReadAt: sr.info.FullRead}}
 		keys := map[string]int{} // entries by key: a key two entries share makes both pending
 		for _, r := range sr.records {
@@ -520,6 +485,9 @@ func (sp *syncPlan) writes(p *Plan, d *Desired) []state.SyncWrite {
 		}
 		for u := range sr.gone {
 			w.Entries = append(w.Entries, state.SyncEntry{UUID: u, Gone: true})
+		}
+		if w.Full || len(w.Entries) > 0 {
+			w.Token = state.NewSyncToken(len(w.Entries))
 		}
 		out = append(out, w)
 	}
@@ -583,7 +551,7 @@ func (e *Engine) quiet(ctx context.Context, repo *schema.Repo, commit string, sp
 		return nil, err
 	}
 	p := *last
-	p.syncWrites, p.syncReads = nil, nil
+	p.syncWrites, p.syncReads, p.applied = nil, nil, nil // last's apply hook followed last's writes
 	for _, t := range repo.Templates {
 		sr := sp.reads[t.Name]
 		p.syncWrites = append(p.syncWrites, state.SyncWrite{Cookie: state.SyncCookie{Req: sr.req, Directory: sr.info.Directory,
@@ -618,15 +586,6 @@ func (e *Engine) refTables(ix *state.Index) *refTables {
 	return c.tables
 }
 
-// keyCache is a search's entries as premark needs them: owner and user-email hashes
-// (under the index's digester), at a sync token.
-type keyCache struct {
-	token          string
-	dg             *digester
-	owners, emails []uint64
-	set            posTable
-}
-
 // cachedIndex returns the digester and index to plan with when the cache holds them for
 // commit and the state version has not moved; a digester alone (no index) when only the
 // commit matches, so cached keys stay valid; nil, nil otherwise.
@@ -647,11 +606,21 @@ func (e *Engine) cachedIndex(ctx context.Context, sp *syncPlan, commit string) (
 	return c.dg, c.ix
 }
 
+// cachedTables returns the lookup tables the cache holds for ix, without building them.
+func (e *Engine) cachedTables(ix *state.Index) *refTables {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.index == nil || e.index.ix != ix {
+		return nil
+	}
+	return e.index.tables
+}
+
 func (e *Engine) keepIndex(commit string, dg *digester, ix *state.Index) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.index == nil || e.index.dg != dg {
-		e.keys = nil // hashed with another seed
+		e.sets = nil // hashed with another seed
 	}
 	e.index = &indexCache{commit: commit, dg: dg, ix: ix}
 }
@@ -660,16 +629,18 @@ func (e *Engine) keepIndex(commit string, dg *digester, ix *state.Index) {
 // version: when ix is the cached index, the cache takes ix with the rows p touched and
 // created read again (a handful instead of the whole state), so the next cycle does not
 // reload the index. Any failure, or another write since (the state is no longer at
-// version), drops the cache instead: the next cycle loads the index in full.
-func (e *Engine) refreshIndex(ctx context.Context, commit string, dg *digester, ix *state.Index, p *Plan, version int64) {
+// version), drops the cache instead: the next cycle loads the index in full. It returns
+// the refreshed index and its lookup tables (nil when there is no refreshed index, or
+// the plan built none for ix).
+func (e *Engine) refreshIndex(ctx context.Context, commit string, dg *digester, ix *state.Index, p *Plan, version int64) (*state.Index, *refTables) {
 	e.mu.Lock()
 	c := e.index
 	e.mu.Unlock()
 	if c == nil || c.ix != ix || c.dg != dg || c.commit != commit {
-		return
+		return nil, nil
 	}
 	if p.Len() > 10000 { // a first apply, say: loading the index in full costs no more
-		return
+		return nil, nil
 	}
 	var t state.Touched
 	for _, ch := range p.All() {
@@ -689,7 +660,7 @@ func (e *Engine) refreshIndex(ctx context.Context, commit string, dg *digester, 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.index != c {
-		return
+		return nil, nil
 	}
 	if err == nil && fresh.Small.StateVersion != version {
 		err = fmt.Errorf("refresh index: the state moved to version %d after the apply's %d", fresh.Small.StateVersion, version)
@@ -697,67 +668,11 @@ func (e *Engine) refreshIndex(ctx context.Context, commit string, dg *digester, 
 	if err != nil {
 		e.logger().Debug("index refresh failed; the next cycle loads it in full", "err", err)
 		e.index = nil
-		return
+		return nil, nil
 	}
 	e.index = &indexCache{commit: commit, dg: dg, ix: fresh}
-	if c.tables != nil && samePositions(ix, fresh) {
-		e.index.tables = c.tables // the lookup tables map hashes to positions: still right
+	if c.tables != nil {
+		e.index.tables = movedTables(c.tables, ix, fresh, dg)
 	}
-}
-
-// samePositions says whether every object of b is at its position in a with the same
-// owner (a user: the same email), as after a write that only updated objects in place.
-func samePositions(a, b *state.Index) bool {
-	if len(a.VMRs) != len(b.VMRs) || len(a.Devices) != len(b.Devices) || len(a.Users) != len(b.Users) {
-		return false
-	}
-	for i := range a.VMRs {
-		if a.VMRs[i].ID != b.VMRs[i].ID || a.VMRs[i].Owner != b.VMRs[i].Owner {
-			return false
-		}
-	}
-	for i := range a.Devices {
-		if a.Devices[i].ID != b.Devices[i].ID || a.Devices[i].Owner != b.Devices[i].Owner {
-			return false
-		}
-	}
-	for i := range a.Users {
-		if a.Users[i].ID != b.Users[i].ID || a.Users[i].Email() != b.Users[i].Email() {
-			return false
-		}
-	}
-	return true
-}
-
-// searchKeys returns the entries of sr's search, from the cache while its sync token holds.
-func (e *Engine) searchKeys(ctx context.Context, sr *syncRead, dg *digester) (*keyCache, error) {
-	token, err := e.DB.SyncToken(ctx, sr.req)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	kc := e.keys[sr.req]
-	e.mu.Unlock()
-	if kc != nil && kc.token == token && kc.dg == dg {
-		return kc, nil
-	}
-	kc = &keyCache{token: token, dg: dg}
-	tag := sr.info.Template
-	if err := e.DB.EachSyncKey(ctx, sr.req, func(k, email []byte) {
-		kc.owners = append(kc.owners, dg.owner(tag, string(k)))
-		kc.emails = append(kc.emails, dg.email(string(email)))
-	}); err != nil {
-		return nil, err
-	}
-	kc.set = newPosTable(len(kc.owners))
-	for i, h := range kc.owners {
-		kc.set.insert(h, int32(i))
-	}
-	e.mu.Lock()
-	if e.keys == nil {
-		e.keys = map[string]*keyCache{}
-	}
-	e.keys[sr.req] = kc
-	e.mu.Unlock()
-	return kc, nil
+	return fresh, e.index.tables
 }

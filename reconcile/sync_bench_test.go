@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,14 +25,15 @@ import (
 // BenchmarkIncrementalCycle: the daemon's cycle (plan and apply, cookie stored) over a
 // directory read incrementally, after an initial full read of N people: a quiet cycle
 // (no directory change), a cycle with one person's sn changed, and the cycle right after
-// it (quiet again, after the engine's own apply moved the state version). Two directories:
+// it (quiet again, after the engine's own apply moved the state version); then the same
+// for a person added and for that person deleted. Two directories:
 // synctest's (no server, always) and, with ROSTER_BENCH_LDAP=1 (make bench), a real slapd
 // with syncprov and a session log, the change written over LDAP. Targets at 400k: quiet
 // ≤ 0.2 s and ≤ 64 MiB above the resting heap; one change ≤ 0.5 s.
 // Reported: quiet-s, quiet-alloc-MiB (allocated during the cycle, a bound on its growth),
-// quiet-peak-MiB (peak heap in use during it above the heap before), change-s,
-// change-peak-MiB, after-s (the cycle after the change), and rest-heap-MiB (heap in use
-// between cycles).
+// quiet-peak-MiB (peak heap in use during it above the heap before), rest-heap-MiB (heap
+// in use between cycles); for each change (change: one sn; add; delete) <change>-s and
+// <change>-peak-MiB, after-<change>-s and after-<change>-peak-MiB (the cycle after it).
 func BenchmarkIncrementalCycle(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("synctest/%d", n), func(b *testing.B) {
@@ -45,11 +47,25 @@ func BenchmarkIncrementalCycle(b *testing.B) {
 			sn := "sn: " // the first generated person's surname, changed each iteration
 			at := bytes.Index(ldif, []byte("\n"+sn)) + 1
 			end := at + bytes.IndexByte(ldif[at:], '\n')
-			benchCycles(b, h, eng, n, func(i int) {
-				changed := append(append(append([]byte{}, ldif[:at]...), fmt.Sprintf("sn: Changed%d", i)...), ldif[end:]...)
-				if dir.Update(changed) != 1 {
+			var more bytes.Buffer // one person more: the generator's person n
+			if err := directory.GeneratePeople(&more, n+1, "dc=example,dc=com"); err != nil {
+				b.Fatal(err)
+			}
+			hire := bytes.Clone(more.Bytes()[bytes.LastIndex(more.Bytes(), []byte("\ndn: "))+1:])
+			more = bytes.Buffer{}
+			cur := ldif
+			update := func(data []byte) {
+				if dir.Update(data) != 1 {
 					b.Fatal("the change did not take")
 				}
+			}
+			benchCycles(b, h, eng, n, []benchChange{
+				{"change", func(i int) {
+					cur = append(append(append([]byte{}, ldif[:at]...), fmt.Sprintf("sn: Changed%d", i)...), ldif[end:]...)
+					update(cur)
+				}},
+				{"add", func(int) { update(append(bytes.Clone(cur), hire...)) }},
+				{"delete", func(int) { update(cur) }},
 			})
 		})
 		b.Run(fmt.Sprintf("slapd-sessionlog/%d", n), func(b *testing.B) {
@@ -81,20 +97,46 @@ func BenchmarkIncrementalCycle(b *testing.B) {
 			}
 			conn := srv.Conn()
 			defer conn.Close()
-			benchCycles(b, h, eng, n, func(i int) {
-				req := ldap.NewModifyRequest(dn, nil)
-				req.Replace("sn", []string{fmt.Sprintf("Changed%d", i)})
-				if err := conn.Modify(req); err != nil {
-					b.Fatalf("modify %s: %v", dn, err)
-				}
+			hire := "uid=bench-hire,ou=people," + srv.BaseDN
+			benchCycles(b, h, eng, n, []benchChange{
+				{"change", func(i int) {
+					req := ldap.NewModifyRequest(dn, nil)
+					req.Replace("sn", []string{fmt.Sprintf("Changed%d", i)})
+					if err := conn.Modify(req); err != nil {
+						b.Fatalf("modify %s: %v", dn, err)
+					}
+				}},
+				{"add", func(int) {
+					req := ldap.NewAddRequest(hire, nil)
+					for _, a := range [][2]string{{"objectClass", "inetOrgPerson"}, {"uid", "bench-hire"}, {"cn", "Ann Hire bench-hire"},
+						{"givenName", "Ann"}, {"sn", "Hire"}, {"mail", "bench-hire@example.com"}, {"telephoneNumber", "+1 555 9999999"},
+						{"employeeType", "staff"}} {
+						req.Attribute(a[0], []string{a[1]})
+					}
+					if err := conn.Add(req); err != nil {
+						b.Fatalf("add %s: %v", hire, err)
+					}
+				}},
+				{"delete", func(int) {
+					if err := conn.Del(ldap.NewDelRequest(hire, nil)); err != nil {
+						b.Fatalf("delete %s: %v", hire, err)
+					}
+				}},
 			})
 		})
 	}
 }
 
-// benchCycles runs the initial full read and apply, then per iteration a quiet cycle, a
-// change made by change(i) and its cycle, and the cycle after it.
-func benchCycles(b *testing.B, h *harness, eng *Engine, n int, change func(i int)) {
+// benchChange is a directory change of the benchmark: its name (the metrics') and how it
+// is made in iteration i.
+type benchChange struct {
+	name string
+	make func(i int)
+}
+
+// benchCycles runs the initial full read and apply, then per iteration a quiet cycle and,
+// for each change, the change's cycle and the (quiet) cycle after it.
+func benchCycles(b *testing.B, h *harness, eng *Engine, n int, made []benchChange) {
 	eng.Incremental = true
 	if os.Getenv("ROSTER_BENCH_DEBUG") != "" {
 		eng.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -113,12 +155,29 @@ func benchCycles(b *testing.B, h *harness, eng *Engine, n int, change func(i int
 		}
 		return p
 	}
+	quietCheck := func(what string, p *Plan) {
+		if p.HasChanges() || p.SyncReads()[0].Mode != ReadIncremental {
+			b.Fatalf("%s: %d changes, reads %+v", what, p.Len(), p.SyncReads())
+		}
+	}
+	// measured runs one cycle, timed, with the peak of the heap in use above its rest.
+	measured := func(i int, name string) (*Plan, time.Duration, int64) {
+		b.StopTimer()
+		runtime.GC()
+		rest := heapInUse()
+		b.StartTimer()
+		peak := watchPeak()
+		stop := cycleProfile(b, i, name)
+		t0 := time.Now()
+		p := cycle()
+		took := time.Since(t0)
+		stop()
+		return p, took, peak() - rest
+	}
 	start := time.Now()
 	cycle() // the initial full read and apply
 	b.Logf("initial full read + apply of %d: %s", n, time.Since(start).Round(time.Millisecond))
-	if p := cycle(); p.HasChanges() || p.SyncReads()[0].Mode != ReadIncremental {
-		b.Fatalf("second cycle: %d changes, reads %+v", p.Len(), p.SyncReads())
-	}
+	quietCheck("second cycle", cycle())
 	cycle() // the cycle after the second one's (empty) apply
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -132,38 +191,65 @@ func benchCycles(b *testing.B, h *harness, eng *Engine, n int, change func(i int
 		p := cycle()
 		quiet, alloc := time.Since(t0), allocated()-before
 		quietPeak := peak() - rest
-		if p.HasChanges() || p.SyncReads()[0].Mode != ReadIncremental {
-			b.Fatalf("quiet cycle: %d changes, reads %+v", p.Len(), p.SyncReads())
-		}
-		b.StopTimer()
-		change(i)
-		runtime.GC()
-		rest2 := heapInUse()
-		b.StartTimer()
-		peak = watchPeak()
-		t0 = time.Now()
-		p = cycle()
-		one := time.Since(t0)
-		changePeak := peak() - rest2
-		if r := p.SyncReads()[0]; r.Mode != ReadIncremental || r.Changes != 1 || !p.HasChanges() {
-			b.Fatalf("one change: %d changes, reads %+v", p.Len(), p.SyncReads())
-		}
-		if i == 0 {
-			b.Logf("one change: %s", strings.Join(changes(p), "; "))
-		}
-		t0 = time.Now()
-		p = cycle() // the cycle after the change: the quiet cycle of the next iteration reuses its plan
-		after := time.Since(t0)
-		if p.HasChanges() || p.SyncReads()[0].Mode != ReadIncremental {
-			b.Fatalf("cycle after the change: %d changes, reads %+v", p.Len(), p.SyncReads())
-		}
+		quietCheck("quiet cycle", p)
 		b.ReportMetric(quiet.Seconds(), "quiet-s")
 		b.ReportMetric(float64(alloc)/(1<<20), "quiet-alloc-MiB")
 		b.ReportMetric(float64(quietPeak)/(1<<20), "quiet-peak-MiB")
-		b.ReportMetric(one.Seconds(), "change-s")
-		b.ReportMetric(float64(changePeak)/(1<<20), "change-peak-MiB")
-		b.ReportMetric(after.Seconds(), "after-s")
 		b.ReportMetric(float64(rest)/(1<<20), "rest-heap-MiB")
+		for _, c := range made {
+			b.StopTimer()
+			c.make(i)
+			b.StartTimer()
+			p, took, peak := measured(i, c.name)
+			if r := p.SyncReads()[0]; r.Mode != ReadIncremental || r.Changes != 1 || !p.HasChanges() {
+				b.Fatalf("%s: %d changes, reads %+v", c.name, p.Len(), p.SyncReads())
+			}
+			if i == 0 {
+				b.Logf("%s: %s", c.name, strings.Join(changes(p), "; "))
+			}
+			b.ReportMetric(took.Seconds(), c.name+"-s")
+			b.ReportMetric(float64(peak)/(1<<20), c.name+"-peak-MiB")
+			// The cycle after the change: quiet again, after the engine's own apply moved
+			// the state version (the next quiet cycle reuses its plan).
+			p, took, peak = measured(i, "after-"+c.name)
+			quietCheck("cycle after "+c.name, p)
+			b.ReportMetric(took.Seconds(), "after-"+c.name+"-s")
+			b.ReportMetric(float64(peak)/(1<<20), "after-"+c.name+"-peak-MiB")
+		}
+	}
+}
+
+// cycleProfile writes a CPU profile of one cycle of the first iteration to
+// $ROSTER_BENCH_PROFILE-<name>.cpu (and the allocations since to .alloc) when that
+// variable is set: the per-cycle costs drown in the initial read's in a whole-run profile.
+func cycleProfile(b *testing.B, i int, name string) func() {
+	prefix := os.Getenv("ROSTER_BENCH_PROFILE")
+	if prefix == "" || i > 0 {
+		return func() {}
+	}
+	f, err := os.Create(prefix + "-" + name + ".cpu")
+	if err != nil {
+		b.Fatal(err)
+	}
+	allocs := func(suffix string) { // cumulative: compare with -diff_base
+		runtime.GC()
+		a, err := os.Create(prefix + "-" + name + suffix)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer a.Close()
+		if err := pprof.Lookup("allocs").WriteTo(a, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	allocs(".alloc0")
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		allocs(".alloc")
 	}
 }
 

@@ -234,6 +234,7 @@ func ldapHistory(t *testing.T, seed int64, cycles int, dir historyDirectory) int
 		if got.HasChanges() && !checkRefreshedIndex(t, planner) {
 			t.Fatalf("seed %d cycle %d: no refreshed index after the apply", seed, cycle)
 		}
+		checkSyncCache(t, planner)
 		committed = true
 	}
 	for range 4 {

@@ -175,6 +175,16 @@ func mutate(rng *rand.Rand, ps []syncPerson, next *int) []syncPerson {
 	return ps
 }
 
+// randomPeople is n random changes from no one, and the counter mutate goes on with.
+func randomPeople(rng *rand.Rand, n int) ([]syncPerson, int) {
+	next := 0
+	var ps []syncPerson
+	for range n {
+		ps = mutate(rng, ps, &next)
+	}
+	return ps, next
+}
+
 // TestPropertyIncrementalEqualsFull: over random change histories — several changes per
 // cycle, an entry changed twice in one cycle, clashes that resolve later, restarts and
 // cycles that never commit (a crash between receiving changes and committing) — the
@@ -188,11 +198,7 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 	incremental, refreshed := 0, 0
 	for seed := int64(1); seed <= int64(seeds); seed++ {
 		rng := rand.New(rand.NewSource(seed))
-		next := 0
-		var ps []syncPerson
-		for range 24 {
-			ps = mutate(rng, ps, &next)
-		}
+		ps, next := randomPeople(rng, 24)
 		s := newSyncHarness(t, ps)
 		committed := false // the last cycle committed, with a cookie the directory still accepts
 		for cycle := range cycles {
@@ -220,6 +226,7 @@ func TestPropertyIncrementalEqualsFull(t *testing.T) {
 			if got.HasChanges() && checkRefreshedIndex(t, planner) {
 				refreshed++
 			}
+			checkSyncCache(t, planner)
 			committed = true
 			if rng.Intn(10) == 0 {
 				s.dir.Expire() // the server forgets the session: the next cycle reads in full
@@ -433,9 +440,44 @@ func checkRefreshedIndex(t testing.TB, e *Engine) bool {
 		t.Fatal(err)
 	}
 	if !slices.Equal(c.ix.VMRs, want.VMRs) || !slices.Equal(c.ix.Devices, want.Devices) ||
-		!slices.Equal(c.ix.Users, want.Users) || !reflect.DeepEqual(c.ix.Totals, want.Totals) {
-		t.Fatalf("the refreshed index differs from a full load: totals %+v, want %+v; objects\n%+v\n%+v\n%+v\nwant\n%+v\n%+v\n%+v",
-			c.ix.Totals, want.Totals, c.ix.VMRs, c.ix.Devices, c.ix.Users, want.VMRs, want.Devices, want.Users)
+		!slices.Equal(c.ix.Users, want.Users) || !reflect.DeepEqual(c.ix.Totals, want.Totals) ||
+		c.ix.Small.MaxUserSeq != want.Small.MaxUserSeq || c.ix.Small.StateVersion != want.Small.StateVersion {
+		t.Fatalf("the refreshed index differs from a full load: max user seq %d, want %d; totals %+v, want %+v; objects\n%+v\n%+v\n%+v\nwant\n%+v\n%+v\n%+v",
+			c.ix.Small.MaxUserSeq, want.Small.MaxUserSeq, c.ix.Totals, want.Totals, c.ix.VMRs, c.ix.Devices, c.ix.Users, want.VMRs, want.Devices, want.Users)
+	}
+	if c.tables != nil { // moved from the index before the apply (movedTables)
+		checkTables(t, c.tables, c.ix, c.dg)
 	}
 	return true
+}
+
+// checkTables: the lookup tables of ix hold every position of ix once, each found by
+// its hash, and nothing else.
+func checkTables(t testing.TB, tables *refTables, ix *state.Index, dg *digester) {
+	t.Helper()
+	for _, k := range []struct {
+		name string
+		t    posTable
+		n    int
+		hash func(int) uint64
+	}{
+		{"vmr", tables.vmrs, len(ix.VMRs), func(i int) uint64 { return ix.VMRs[i].Owner }},
+		{"device", tables.devices, len(ix.Devices), func(i int) uint64 { return ix.Devices[i].Owner }},
+		{"user", tables.users, len(ix.Users), func(i int) uint64 { return dg.email(ix.Users[i].Email()) }},
+	} {
+		held := 0
+		for _, p := range k.t.slots {
+			if p != 0 {
+				held++
+			}
+		}
+		if held != k.n {
+			t.Fatalf("the %s table holds %d positions for %d objects", k.name, held, k.n)
+		}
+		for i := range k.n {
+			if _, ok := k.t.find(k.hash(i), func(p int32) bool { return p == int32(i) }); !ok {
+				t.Fatalf("the %s table does not find position %d by its hash", k.name, i)
+			}
+		}
+	}
 }

@@ -14,14 +14,16 @@ import (
 // ("local") ones; two directory entries with one email are both skipped with a warning.
 func mergeUsers(d *Desired, remote *UserList, local []*schema.UserRow) UserList {
 	// Users rendered unchanged take part in the duplicate check by email and entry key.
-	sameByEmail := map[string]int32{} // position in d.refs
-	if ri := d.refs; ri != nil {
-		sameByEmail = make(map[string]int32, ri.sameUsers)
-		for i := range ri.ix.Users {
-			if ri.sameUser[i] {
-				sameByEmail[ri.ix.Users[i].Email()] = int32(i)
-			}
+	// They are found by the index's email table (emails are unique in the state), not
+	// gathered into a map: an incremental cycle marks 400,000 and merges a handful.
+	ri := d.refs
+	unmarked := map[int32]bool{} // marked when the merge began: they still take part
+	sameByEmail := func(email string) (int32, bool) {
+		if ri == nil {
+			return 0, false
 		}
+		j, ok := ri.user(email)
+		return j, ok && (ri.sameUser[j] || unmarked[j])
 	}
 	// first is where each email's first directory entry is in remote; more holds the
 	// entries after the first, for the few emails that have several. No per-user slice
@@ -49,7 +51,7 @@ func mergeUsers(d *Desired, remote *UserList, local []*schema.UserRow) UserList 
 		// us is the email's entries in order; an unchanged user's entry stands first, so
 		// a changed entry with its email but another key is a duplicate.
 		head, rest, isPhantom := u, more[email], false
-		if j, ok := sameByEmail[email]; ok {
+		if j, ok := sameByEmail(email); ok {
 			s := &d.refs.ix.Users[j]
 			head = &DesiredUser{User: account.User{Email: email, SyncTag: s.SyncTag(), EntryKey: s.EntryKey()}}
 			rest, isPhantom = append([]*DesiredUser{u}, rest...), true
@@ -71,9 +73,10 @@ func mergeUsers(d *Desired, remote *UserList, local []*schema.UserRow) UserList 
 			d.Warnings = append(d.Warnings, Warning{Code: "duplicate_email", Key: email, Template: distinct[0].SyncTag,
 				Message: fmt.Sprintf("directory entries %s share this email; both skipped (accounts are unique by email)", strings.Join(keys, " and "))})
 			d.Keep[userOwner(email)] = true
-			if j, ok := sameByEmail[email]; ok {
+			if j, ok := sameByEmail(email); ok {
 				// Not unchanged after all: kept as it is, like any ambiguous account.
 				d.refs.unmarkUser(j)
+				unmarked[j] = true
 			}
 			continue
 		}
@@ -84,7 +87,7 @@ func mergeUsers(d *Desired, remote *UserList, local []*schema.UserRow) UserList 
 	// An email taken by a directory entry, changed or unchanged, is the directory's.
 	taken := func(email string) bool {
 		_, remote := first[email]
-		_, same := sameByEmail[email]
+		_, same := sameByEmail(email)
 		return remote || same
 	}
 	for _, row := range local {

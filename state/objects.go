@@ -94,8 +94,13 @@ func (db *DB) loadTables(ctx context.Context, a *Actual, raw map[string]func(*sq
 		}
 		return nil
 	}
-	// The version first: anything committed after it is caught by the re-check.
-	if err := run("meta", loadMeta); err != nil {
+	// The version first: anything committed after it is caught by the re-check. A caller
+	// may read the meta its own way (raw["meta"]: RefreshIndex).
+	meta := loadMeta
+	if raw["meta"] != nil {
+		meta = nil
+	}
+	if err := run("meta", meta); err != nil {
 		return err
 	}
 	errs := make([]error, len(steps))

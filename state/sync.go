@@ -8,6 +8,7 @@ import (
 	"iter"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -42,6 +43,11 @@ type SyncWrite struct {
 	// Entries are upserted, or deleted when Gone.
 	Full    bool
 	Entries []SyncEntry
+	// Token is the sync token to record when entries are written ("": a fresh one), and
+	// Seen the token the plan read them at: when the stored token is no longer Seen,
+	// another writer came between, and a fresh token is recorded instead of Token, so that
+	// a cache expecting Token (the engine's, updated in place) reads the entries again.
+	Token, Seen string
 }
 
 // SyncCookies reads every search's cookie row.
@@ -64,9 +70,10 @@ func (db *DB) SyncCookies(ctx context.Context) (map[string]SyncCookie, error) {
 	return out, rows.Err()
 }
 
-// SyncKeys returns the entry key of each of uuids the search knows (absent ones are new).
-func (db *DB) SyncKeys(ctx context.Context, req string, uuids []string) (map[string]string, error) {
-	out := make(map[string]string, len(uuids))
+// SyncEntries returns the entries of the search with the given ids (absent ones are new
+// to it), with their key, user email and pending flag.
+func (db *DB) SyncEntries(ctx context.Context, req string, uuids []string) (map[string]SyncEntry, error) {
+	out := make(map[string]SyncEntry, len(uuids))
 	for i := 0; i < len(uuids); i += selectionBatch {
 		batch := uuids[i:min(i+selectionBatch, len(uuids))]
 		args := make([]any, 0, len(batch)+1)
@@ -74,17 +81,17 @@ func (db *DB) SyncKeys(ctx context.Context, req string, uuids []string) (map[str
 		for _, u := range batch {
 			args = append(args, u)
 		}
-		rows, err := db.QueryContext(ctx, `SELECT uuid, entry_key FROM sync_entries WHERE req=? AND uuid IN (?`+strings.Repeat(",?", len(batch)-1)+`)`, args...)
+		rows, err := db.QueryContext(ctx, `SELECT uuid, entry_key, email, pending FROM sync_entries WHERE req=? AND uuid IN (?`+strings.Repeat(",?", len(batch)-1)+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("read sync entries: %w", err)
 		}
 		for rows.Next() {
-			var u, k string
-			if err := rows.Scan(&u, &k); err != nil {
+			var e SyncEntry
+			if err := rows.Scan(&e.UUID, &e.Key, &e.Email, &e.Pending); err != nil {
 				rows.Close()
 				return nil, fmt.Errorf("read sync entries: %w", err)
 			}
-			out[u] = k
+			out[e.UUID] = e
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -94,20 +101,21 @@ func (db *DB) SyncKeys(ctx context.Context, req string, uuids []string) (map[str
 	return out, nil
 }
 
-// EachSyncKey calls fn with the key and user email of every entry of the search; the
-// strings are valid during the call only.
-func (db *DB) EachSyncKey(ctx context.Context, req string, fn func(key, email []byte)) error {
-	rows, err := db.QueryContext(ctx, `SELECT entry_key, email FROM sync_entries WHERE req=?`, req)
+// EachSyncEntry calls fn with the id, key, user email and pending flag of every entry of
+// the search, in id order; the byte slices are valid during the call only.
+func (db *DB) EachSyncEntry(ctx context.Context, req string, fn func(uuid, key, email []byte, pending bool)) error {
+	rows, err := db.QueryContext(ctx, `SELECT uuid, entry_key, email, pending FROM sync_entries WHERE req=? ORDER BY uuid`, req)
 	if err != nil {
 		return fmt.Errorf("read sync entries: %w", err)
 	}
 	defer rows.Close()
-	var k, e sql.RawBytes
+	var u, k, e sql.RawBytes
+	var pending bool
 	for rows.Next() {
-		if err := rows.Scan(&k, &e); err != nil {
+		if err := rows.Scan(&u, &k, &e, &pending); err != nil {
 			return fmt.Errorf("read sync entries: %w", err)
 		}
-		fn(k, e)
+		fn(u, k, e, pending)
 	}
 	return rows.Err()
 }
@@ -156,7 +164,20 @@ func PutSync(ctx context.Context, tx *sqlx.Tx, now time.Time, s SyncWrite) error
 	}
 	if s.Full || len(s.Entries) > 0 {
 		// Readers that cache the entries (the daemon's engine) see they changed.
-		if err := SetMeta(ctx, tx, "sync_token:"+c.Req, strconv.FormatInt(time.Now().UnixNano(), 36)+"-"+strconv.Itoa(len(s.Entries))); err != nil {
+		token := s.Token
+		if !s.Full && token != "" {
+			var stored string
+			if err := tx.GetContext(ctx, &stored, `SELECT COALESCE((SELECT value FROM meta WHERE key=?), '')`, "sync_token:"+c.Req); err != nil {
+				return fmt.Errorf("read sync token: %w", err)
+			}
+			if stored != s.Seen {
+				token = ""
+			}
+		}
+		if token == "" {
+			token = NewSyncToken(len(s.Entries))
+		}
+		if err := SetMeta(ctx, tx, "sync_token:"+c.Req, token); err != nil {
 			return err
 		}
 	}
@@ -188,6 +209,14 @@ func PutSync(ctx context.Context, tx *sqlx.Tx, now time.Time, s SyncWrite) error
 	return nil
 }
 
+// NewSyncToken is a token no other write of the entries has: the time and a count.
+func NewSyncToken(n int) string {
+	return strconv.FormatInt(time.Now().UnixNano(), 36) + "-" + strconv.Itoa(n) + "-" + strconv.FormatUint(tokenSeq.Add(1), 36)
+}
+
+// tokenSeq tells apart the tokens one process makes within a clock tick.
+var tokenSeq atomic.Uint64
+
 // SyncToken changes whenever the entries of the search are written: a cache of them
 // made at one token is valid while the token is the same.
 func (db *DB) SyncToken(ctx context.Context, req string) (string, error) {
@@ -202,6 +231,9 @@ func DropSync(ctx context.Context, tx *sqlx.Tx, req string) error {
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM sync_entries WHERE req=?`, req); err != nil {
 		return fmt.Errorf("drop sync entries: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key=?`, "sync_token:"+req); err != nil {
+		return fmt.Errorf("drop sync token: %w", err)
 	}
 	return nil
 }
