@@ -18,7 +18,7 @@ import (
 // open rolls the file back to the old state (and the DSN puts it back in WAL mode).
 // synchronous is FULL meanwhile, rollback mode's setting for a durable commit.
 //
-// When another connection has the database open, SQLite refuses the switch and the
+// When another connection is in use on the database, SQLite refuses the switch and the
 // transaction runs as InTx's, in WAL mode. Readers that open the database while the
 // transaction runs wait for it (busy_timeout) where in WAL mode they would have read the
 // old state; the caller uses this only where that old state is empty.
@@ -29,6 +29,10 @@ func (db *DB) InBulkTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	}
 	defer conn.Close()
 	var mode string
+	// Idle connections of the pool (left by the plan's parallel reads) keep the database
+	// open: close them, then allow database/sql's default two again.
+	db.SetMaxIdleConns(0)
+	db.SetMaxIdleConns(defaultMaxIdleConns)
 	if err := conn.GetContext(ctx, &mode, `PRAGMA journal_mode = DELETE`); err == nil && mode == "delete" {
 		defer restoreWAL(conn)
 		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
@@ -45,6 +49,9 @@ func (db *DB) InBulkTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	}
 	return tx.Commit()
 }
+
+// defaultMaxIdleConns is database/sql's default, which roster does not change.
+const defaultMaxIdleConns = 2
 
 // restoreWAL puts the database back in WAL mode after a bulk transaction. Should that
 // fail (a reader holds a lock), the transaction is still committed and the next

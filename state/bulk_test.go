@@ -18,14 +18,16 @@ import (
 func TestInBulkTx(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		other    bool   // a second connection holds the database open
+		idle     bool   // the pool has idle connections of earlier parallel reads
+		other    bool   // a second connection (another pool, another process) holds the database open
 		fail     bool   // fn returns an error: rolled back
 		wantMode string // the journal mode inside the transaction
 	}{
-		{"alone", false, false, "delete"},
-		{"alone, rolled back", false, true, "delete"},
-		{"beside another connection", true, false, "wal"},
-		{"beside another connection, rolled back", true, true, "wal"},
+		{"alone", false, false, false, "delete"},
+		{"alone, rolled back", false, false, true, "delete"},
+		{"idle connections in the pool", true, false, false, "delete"},
+		{"beside another connection", false, true, false, "wal"},
+		{"beside another connection, rolled back", false, true, true, "wal"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -35,6 +37,24 @@ func TestInBulkTx(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
+			if tc.idle {
+				conns := make([]*sqlx.Conn, 3)
+				for i := range conns {
+					if conns[i], err = db.Connx(ctx); err != nil {
+						t.Fatal(err)
+					}
+					var n int
+					if err := conns[i].GetContext(ctx, &n, `SELECT COUNT(*) FROM meta`); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, c := range conns {
+					c.Close()
+				}
+				if idle := db.Stats().Idle; idle < 2 {
+					t.Fatalf("%d idle connections, want 2", idle)
+				}
+			}
 			if tc.other {
 				other, err := Open(ctx, path)
 				if err != nil {
