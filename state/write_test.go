@@ -54,16 +54,7 @@ func TestWriterBatchErrorSurfaces(t *testing.T) {
 // TestWriterKeepsStatementOrder: an update after queued inserts sees them (it waits for
 // the queue), so a VMR inserted in a full batch can be renamed at once.
 func TestWriterKeepsStatementOrder(t *testing.T) {
-	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "w.db"))
-	check(t, err)
-	defer db.Close()
-	check(t, db.InTx(ctx, func(tx *sqlx.Tx) error {
-		w, err := NewWriter(ctx, tx, time.Now())
-		if err != nil {
-			return err
-		}
-		defer w.Close()
+	db := withWriter(t, func(_ *sqlx.Tx, w *Writer) error {
 		vs := make([]*account.VMR, 2*batchSize)
 		for i := range vs {
 			vs[i] = &account.VMR{Name: fmt.Sprintf("Room %d", i), Aliases: []string{fmt.Sprintf("r%d", i)}, SyncTag: "t", EntryKey: fmt.Sprint(i)}
@@ -72,11 +63,8 @@ func TestWriterKeepsStatementOrder(t *testing.T) {
 			}
 		}
 		vs[0].Name = "Renamed"
-		if err := w.UpdateVMR(vs[0]); err != nil {
-			return err
-		}
-		return w.Flush()
-	}))
+		return w.UpdateVMR(vs[0])
+	})
 	var name string
 	check(t, db.Get(&name, `SELECT name FROM vmrs ORDER BY id LIMIT 1`))
 	var n int
@@ -108,16 +96,7 @@ func TestWriterBatchConstants(t *testing.T) {
 		}
 		want = append(want, r)
 	}
-	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "w.db"))
-	check(t, err)
-	defer db.Close()
-	check(t, db.InTx(ctx, func(tx *sqlx.Tx) error {
-		w, err := NewWriter(ctx, tx, time.Now())
-		if err != nil {
-			return err
-		}
-		defer w.Close()
+	db := withWriter(t, func(_ *sqlx.Tx, w *Writer) error {
 		for i, r := range want {
 			if err := w.Audit(r.Commit, r.Actor, account.KindVMR, account.ActionCreate, r.Key, ""); err != nil {
 				return err
@@ -127,8 +106,8 @@ func TestWriterBatchConstants(t *testing.T) {
 				return err
 			}
 		}
-		return w.Flush()
-	}))
+		return nil
+	})
 	var got []row
 	check(t, db.Select(&got, `SELECT commit_id, actor, key FROM audit ORDER BY id`))
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -155,16 +134,7 @@ func TestWriterBatchConstants(t *testing.T) {
 func TestWriterAliasesFollowTheirVMRs(t *testing.T) {
 	for _, n := range []int{1, batchSize - 1, batchSize, 2*batchSize + 3} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			ctx := context.Background()
-			db, err := Open(ctx, filepath.Join(t.TempDir(), "w.db"))
-			check(t, err)
-			defer db.Close()
-			check(t, db.InTx(ctx, func(tx *sqlx.Tx) error {
-				w, err := NewWriter(ctx, tx, time.Now())
-				if err != nil {
-					return err
-				}
-				defer w.Close()
+			db := withWriter(t, func(tx *sqlx.Tx, w *Writer) error {
 				// NewWriter defers the foreign keys: checked at once, an alias written
 				// before its VMR fails
 				if _, err := tx.Exec(`PRAGMA defer_foreign_keys = OFF`); err != nil {
@@ -177,8 +147,8 @@ func TestWriterAliasesFollowTheirVMRs(t *testing.T) {
 						return err
 					}
 				}
-				return w.Flush()
-			}))
+				return nil
+			})
 			var got []struct {
 				VMR   int64  `db:"vmr_id"`
 				Pos   int    `db:"pos"`
@@ -196,4 +166,26 @@ func TestWriterAliasesFollowTheirVMRs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withWriter opens a fresh database and runs fn with a Writer in one transaction,
+// flushed and committed; it fails the test on an error.
+func withWriter(t *testing.T, fn func(tx *sqlx.Tx, w *Writer) error) *DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "w.db"))
+	check(t, err)
+	t.Cleanup(func() { db.Close() })
+	check(t, db.InTx(ctx, func(tx *sqlx.Tx) error {
+		w, err := NewWriter(ctx, tx, time.Now())
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		if err := fn(tx, w); err != nil {
+			return err
+		}
+		return w.Flush()
+	}))
+	return db
 }
