@@ -218,10 +218,16 @@ func columns[T any](fields []account.Field[T], sep string) string {
 	return strings.Join(names, sep)
 }
 
-// appendColumns appends the values of x's columns, in the order of columns.
+// appendColumns appends the values of x's columns, in the order of columns. Numbers go
+// as int64, a driver value: database/sql converts an int by reflection, and it does so on
+// the batch goroutine, the apply's critical path.
 func appendColumns[T any](args []any, fields []account.Field[T], x *T) []any {
 	for i := range fields {
-		if f := &fields[i]; f.Column != "" {
+		switch f := &fields[i]; {
+		case f.Column == "":
+		case f.Type == account.Int:
+			args = append(args, int64(*f.Num(x)))
+		default:
 			args = append(args, f.Value(x))
 		}
 	}
@@ -402,7 +408,7 @@ func (w *Writer) UpdateVMR(v *account.VMR) error {
 // where they fall.
 func (w *Writer) putAliases(v *account.VMR) {
 	for i, a := range v.Aliases {
-		w.aliases = append(w.aliases, aliasRow{alias: a, vmrID: v.ID, pos: i})
+		w.aliases = append(w.aliases, aliasRow{alias: a, vmrID: v.ID, pos: int64(i)})
 	}
 }
 
@@ -420,7 +426,7 @@ func (w *Writer) queueAliases() error {
 type aliasRow struct {
 	alias string
 	vmrID int64
-	pos   int
+	pos   int64 // a driver value, as vmrID (see appendColumns)
 }
 
 // DeleteVMR removes a VMR; its aliases go with it (ON DELETE CASCADE).
