@@ -18,6 +18,10 @@ import (
 // test kills the process there).
 var beforeCommit func()
 
+// bulkCreations is how many creations make a first apply (state version 0) write in bulk
+// (state.DB.InBulkTx): from there its new pages outweigh the journal-mode switches.
+var bulkCreations = 5000
+
 // ErrStale means the state database changed since the plan was made.
 var ErrStale = errors.New("the plan is stale")
 
@@ -57,7 +61,11 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 	if !p.HasChanges() && !recordStatus && opts.RepairDone == "" && len(opts.AdoptedObjects) == 0 && len(opts.Repair) == 0 && len(p.syncWrites) == 0 {
 		return res, nil
 	}
-	err := db.InTx(ctx, func(tx *sqlx.Tx) error {
+	inTx := db.InTx
+	if p.StateVersion == 0 && p.created.len() >= bulkCreations {
+		inTx = db.InBulkTx // a first apply into an empty database: write its pages once
+	}
+	err := inTx(ctx, func(tx *sqlx.Tx) error {
 		w, err := state.NewWriter(ctx, tx, opts.Now)
 		if err != nil {
 			return err

@@ -61,7 +61,8 @@
 //  6. reconcile/owned.go — ownedKind.planUpdate (or a creation), ownedKind.addEmail: a
 //     Change and an Email for the owner
 //  7. reconcile/safety.go — Plan.Check (called by Pipeline.Guard)
-//  8. reconcile/apply.go — Apply → applyChanges, enqueue
+//  8. reconcile/apply.go — Apply → applyChanges, enqueue (a first apply of 5,000+
+//     creations in state/bulk.go's InBulkTx: rollback-journal mode, pages written once)
 //  9. state/outbox.go — Enqueue in the same transaction; later ClaimDue
 //  10. notify/deliver.go — Deliverer.DeliverAll → DeliverDue
 //  11. notify/compose.go — Composer.Compose: the MIME message (go-message)

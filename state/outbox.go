@@ -233,7 +233,7 @@ func (w *Writer) Enqueue(e *Email) error {
 	if w.vars, err = appendVars(w.vars[:0], e); err != nil {
 		return fmt.Errorf("enqueue email: variables of %s %s: %w", e.Kind, e.ObjectKey, err)
 	}
-	if err := w.add("outbox", e.Commit, e.Kind, e.Action, e.ObjectKey, e.Template, e.To, e.SMTPServer, hash, string(w.vars)); err != nil {
+	if err := w.addConst("outbox", e.Commit, e.Kind, e.Action, e.ObjectKey, e.Template, e.To, e.SMTPServer, hash, string(w.vars)); err != nil {
 		return fmt.Errorf("enqueue email: %s %s: %w", e.Kind, e.ObjectKey, err)
 	}
 	return nil

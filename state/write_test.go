@@ -54,16 +54,7 @@ func TestWriterBatchErrorSurfaces(t *testing.T) {
 // TestWriterKeepsStatementOrder: an update after queued inserts sees them (it waits for
 // the queue), so a VMR inserted in a full batch can be renamed at once.
 func TestWriterKeepsStatementOrder(t *testing.T) {
-	ctx := context.Background()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "w.db"))
-	check(t, err)
-	defer db.Close()
-	check(t, db.InTx(ctx, func(tx *sqlx.Tx) error {
-		w, err := NewWriter(ctx, tx, time.Now())
-		if err != nil {
-			return err
-		}
-		defer w.Close()
+	db := withWriter(t, func(_ *sqlx.Tx, w *Writer) error {
 		vs := make([]*account.VMR, 2*batchSize)
 		for i := range vs {
 			vs[i] = &account.VMR{Name: fmt.Sprintf("Room %d", i), Aliases: []string{fmt.Sprintf("r%d", i)}, SyncTag: "t", EntryKey: fmt.Sprint(i)}
@@ -72,11 +63,8 @@ func TestWriterKeepsStatementOrder(t *testing.T) {
 			}
 		}
 		vs[0].Name = "Renamed"
-		if err := w.UpdateVMR(vs[0]); err != nil {
-			return err
-		}
-		return w.Flush()
-	}))
+		return w.UpdateVMR(vs[0])
+	})
 	var name string
 	check(t, db.Get(&name, `SELECT name FROM vmrs ORDER BY id LIMIT 1`))
 	var n int
@@ -84,4 +72,120 @@ func TestWriterKeepsStatementOrder(t *testing.T) {
 	if name != "Renamed" || n != 2*batchSize {
 		t.Errorf("first VMR %q, %d aliases; want Renamed, %d", name, n, 2*batchSize)
 	}
+}
+
+// TestWriterBatchConstants: audit rows bind their commit and actor once per statement;
+// rows with other constants, across and inside batches, must still land in order with
+// their own values, and an email's commit likewise.
+func TestWriterBatchConstants(t *testing.T) {
+	type row struct {
+		Commit string `db:"commit_id"`
+		Actor  string `db:"actor"`
+		Key    string `db:"key"`
+	}
+	var want []row
+	for i := 0; i < 3*batchSize+11; i++ {
+		r := row{Commit: "c1", Actor: "cli:apply", Key: fmt.Sprint("k", i)}
+		switch {
+		case i >= batchSize/2 && i < batchSize/2+3: // inside the first batch
+			r.Commit = "c2"
+		case i == batchSize+1: // one row
+			r.Actor = "daemon"
+		case i >= 2*batchSize: // the rest, over a full batch and a partial one
+			r.Commit, r.Actor = "c3", "daemon"
+		}
+		want = append(want, r)
+	}
+	db := withWriter(t, func(_ *sqlx.Tx, w *Writer) error {
+		for i, r := range want {
+			if err := w.Audit(r.Commit, r.Actor, account.KindVMR, account.ActionCreate, r.Key, ""); err != nil {
+				return err
+			}
+			if err := w.Enqueue(&Email{Kind: "vmr", Action: "created", ObjectKey: r.Key, To: "a@example.com", Commit: r.Commit,
+				Subject: "s", Body: "b", VarList: []Var{{Name: "i", Value: i}}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var got []row
+	check(t, db.Select(&got, `SELECT commit_id, actor, key FROM audit ORDER BY id`))
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("audit rows:\n got %v\nwant %v", got, want)
+	}
+	var emails []struct {
+		Commit string `db:"commit_id"`
+		Key    string `db:"object_key"`
+		Vars   string `db:"vars"`
+	}
+	check(t, db.Select(&emails, `SELECT commit_id, object_key, vars FROM outbox ORDER BY id`))
+	if len(emails) != len(want) {
+		t.Fatalf("%d outbox rows, want %d", len(emails), len(want))
+	}
+	for i, e := range emails {
+		if e.Commit != want[i].Commit || e.Key != want[i].Key || e.Vars != fmt.Sprintf(`{"i":%d}`, i) {
+			t.Errorf("outbox row %d = %+v, want commit %s, key %s, i %d", i, e, want[i].Commit, want[i].Key, i)
+		}
+	}
+}
+
+// TestWriterAliasesFollowTheirVMRs: aliases are written after their VMR's batch, in VMR
+// order, and a VMR whose batch is still buffered at Flush gets its aliases too.
+func TestWriterAliasesFollowTheirVMRs(t *testing.T) {
+	for _, n := range []int{1, batchSize - 1, batchSize, 2*batchSize + 3} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			db := withWriter(t, func(tx *sqlx.Tx, w *Writer) error {
+				// NewWriter defers the foreign keys: checked at once, an alias written
+				// before its VMR fails
+				if _, err := tx.Exec(`PRAGMA defer_foreign_keys = OFF`); err != nil {
+					return err
+				}
+				for i := 0; i < n; i++ {
+					// aliases in reverse order of their VMRs: the VMR order must win
+					if err := w.InsertVMR(&account.VMR{Name: fmt.Sprintf("Room %d", i), SyncTag: "t", EntryKey: fmt.Sprint(i),
+						Aliases: []string{fmt.Sprintf("z%05d", n-i), fmt.Sprintf("a%05d", n-i)}}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			var got []struct {
+				VMR   int64  `db:"vmr_id"`
+				Pos   int    `db:"pos"`
+				Alias string `db:"alias"`
+			}
+			check(t, db.Select(&got, `SELECT vmr_id, pos, alias FROM vmr_aliases ORDER BY rowid`))
+			if len(got) != 2*n {
+				t.Fatalf("%d aliases, want %d", len(got), 2*n)
+			}
+			for i, a := range got {
+				v := i / 2
+				if a.VMR != int64(v+1) || a.Pos != i%2 || a.Alias != fmt.Sprintf("%c%05d", "za"[i%2], n-v) {
+					t.Fatalf("alias row %d = %+v, want VMR %d's alias %d", i, a, v+1, i%2)
+				}
+			}
+		})
+	}
+}
+
+// withWriter opens a fresh database and runs fn with a Writer in one transaction,
+// flushed and committed; it fails the test on an error.
+func withWriter(t *testing.T, fn func(tx *sqlx.Tx, w *Writer) error) *DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "w.db"))
+	check(t, err)
+	t.Cleanup(func() { db.Close() })
+	check(t, db.InTx(ctx, func(tx *sqlx.Tx) error {
+		w, err := NewWriter(ctx, tx, time.Now())
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		if err := fn(tx, w); err != nil {
+			return err
+		}
+		return w.Flush()
+	}))
+	return db
 }

@@ -1,0 +1,72 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// InBulkTx is InTx for a transaction that writes mostly new pages: a first apply into an
+// empty database, which writes hundreds of megabytes. In WAL mode every page goes to the
+// WAL at commit and is then copied into the database by the checkpoint: written twice,
+// read once more. When this connection is the only one open on the database, the
+// transaction runs in rollback-journal mode instead: pages past the old end of the file
+// need no journal, so they are written once, straight into the database. Crash safety
+// is the journal's: a process killed mid-transaction leaves a hot journal, and the next
+// open rolls the file back to the old state (and the DSN puts it back in WAL mode).
+// synchronous is FULL meanwhile, rollback mode's setting for a durable commit.
+//
+// When another connection is in use on the database, SQLite refuses the switch and the
+// transaction runs as InTx's, in WAL mode. Readers that open the database while the
+// transaction runs wait for it (busy_timeout) where in WAL mode they would have read the
+// old state; the caller uses this only where that old state is empty.
+func (db *DB) InBulkTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	conn, err := db.Connx(ctx)
+	if err != nil {
+		return fmt.Errorf("bulk transaction: %w", err)
+	}
+	defer conn.Close()
+	var mode string
+	// Idle connections of the pool (left by the plan's parallel reads) keep the database
+	// open: close them, then allow database/sql's default two again.
+	db.SetMaxIdleConns(0)
+	db.SetMaxIdleConns(defaultMaxIdleConns)
+	if err := conn.GetContext(ctx, &mode, `PRAGMA journal_mode = DELETE`); err == nil && mode == "delete" {
+		defer restoreWAL(conn)
+		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+			return fmt.Errorf("bulk transaction: %w", err)
+		}
+	}
+	tx, err := conn.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("bulk transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// defaultMaxIdleConns is database/sql's default, which roster does not change.
+const defaultMaxIdleConns = 2
+
+// restoreWAL puts the database back in WAL mode after a bulk transaction. Should that
+// fail (a reader holds a lock), the transaction is still committed and the next
+// connection's DSN switches the mode back: it is only logged.
+func restoreWAL(conn *sqlx.Conn) {
+	ctx := context.Background()
+	var mode string
+	err := conn.GetContext(ctx, &mode, `PRAGMA journal_mode = WAL`)
+	if err == nil && mode != "wal" {
+		err = fmt.Errorf("journal mode is %s", mode)
+	}
+	if _, serr := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err == nil {
+		err = serr
+	}
+	if err != nil {
+		slog.Warn("state database: back to WAL mode after a bulk transaction", "err", err)
+	}
+}
