@@ -31,6 +31,9 @@ type Engine struct {
 	// Incremental lets Plan read directories incrementally where they can (SPEC §7): the
 	// daemon sets it; commands read in full.
 	Incremental bool
+	// NoRenderCache renders every entry of a full read, the render cache (rendercache.go)
+	// neither read nor written.
+	NoRenderCache bool
 
 	mu   sync.Mutex
 	last *Plan // the last incremental plan, when it changed nothing (quiet cycles reuse it)
@@ -183,8 +186,14 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 		}
 		return newRefIndexWith(got.ix, dg, e.refTables(got.ix)), nil
 	}
+	var rc *renderCache
+	if !e.NoRenderCache {
+		if key, err := e.DB.SecretKey(ctx, e.getenv(e.Config.SecretKeyEnv)); err == nil {
+			rc = openRenderCache(ctx, e.DB, e.Config, repo, key)
+		}
+	}
 	desired, err := Render(ctx, Inputs{Config: e.Config, Repo: repo, Commit: commit, Env: env, Directory: open,
-		Now: e.now(), DefaultEmails: e.DefaultEmails, refs: refs, sync: sp})
+		Now: e.now(), DefaultEmails: e.DefaultEmails, refs: refs, sync: sp, cache: rc})
 	if err != nil {
 		if got == nil {
 			<-ch // let the load finish before the caller closes the database
@@ -202,6 +211,7 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 		ix := got.ix
 		p.applied = func(ctx context.Context, version int64) { e.refreshIndex(ctx, commit, dg, ix, p, version) }
 	}
+	rc.keep(ctx, e.DB, e.Logger, p, desired)
 	p.loaded = len(actual.VMRs) + len(actual.Devices) + len(actual.Users)
 	if sp != nil {
 		p.syncWrites, p.syncReads = sp.writes(p, desired), sp.infos(desired)

@@ -1,0 +1,234 @@
+package reconcile
+
+// The render cache during one plan (see rendercache.go): a template's entries are
+// skipped when the cache holds them, every entry's outcome is recorded, and once the
+// plan is applied (or found to change nothing) the settled ones become the next file.
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/roster-dev/roster/reconcile/directory"
+	"github.com/roster-dev/roster/schema"
+	"github.com/roster-dev/roster/state"
+)
+
+// templateCache is the cache as one template's render uses it; nil: no cache.
+type templateCache struct {
+	rc     *renderCache
+	tag    string
+	cached *cachedTemplate // nil: nothing to skip
+	rec    *templateRecords
+}
+
+// templateRecords are what a template's entries rendered, as the cache needs it.
+type templateRecords struct {
+	entries []recordedEntry
+	fresh   int // entries rendered (not skipped) that rendered unchanged
+}
+
+// recordedEntry is one entry that may be settled: it rendered no warning, kept nothing,
+// and none of its objects carries overrides.
+type recordedEntry struct {
+	hash, keyHash uint64
+	flags         uint8
+	same          bool   // every object it renders rendered unchanged
+	email         string // its user's
+	vmr, device   string // names of its changed VMR and device (warnings of claims name them)
+}
+
+// forTemplate returns the cache of template t, or nil: no cache, or t read incrementally
+// (sync.go premarks those entries its own way).
+func (rc *renderCache) forTemplate(t *schema.Template, sr *syncRead) *templateCache {
+	if rc == nil || (sr != nil && sr.info.Mode == ReadIncremental) {
+		return nil
+	}
+	if _, ok := rc.fps[t.Name]; !ok {
+		return nil
+	}
+	tc := &templateCache{rc: rc, tag: t.Name, cached: rc.loaded[t.Name], rec: &templateRecords{}}
+	rc.mu.Lock()
+	rc.records[t.Name] = tc.rec
+	rc.mu.Unlock()
+	return tc
+}
+
+// render renders e, or — when the cache holds it with the same hash and the objects it
+// renders are in the index — returns the entry's objects marked unchanged, as rendering
+// would. *h gets e's hash for record.
+func (tc *templateCache) render(in Inputs, c *compiled, idx *refIndex, r *renderer, e *directory.Entry, h *uint64) entryOutput {
+	if tc == nil || idx == nil || e.Key == "" {
+		return renderEntry(in, c, idx, r, e)
+	}
+	*h = entryHash(tc.rc.seed, e)
+	if out, ok := tc.skip(idx, e, *h); ok {
+		return out
+	}
+	return renderEntry(in, c, idx, r, e)
+}
+
+func (tc *templateCache) skip(idx *refIndex, e *directory.Entry, h uint64) (entryOutput, bool) {
+	ct := tc.cached
+	if ct == nil || idx.ix.Small.StateVersion != tc.rc.version {
+		return entryOutput{}, false
+	}
+	j, ok := ct.set.find(h, func(i int32) bool { return ct.entries[i].hash == h })
+	if !ok {
+		return entryOutput{}, false
+	}
+	ce := &ct.entries[j]
+	out := entryOutput{cached: true}
+	own := ownerKey(tc.tag, e.Key, "")
+	if ce.flags&cachedVMR != 0 {
+		i, ok := idx.vmr(own)
+		if !ok {
+			return entryOutput{}, false
+		}
+		out.sameVMR = i + 1
+	}
+	if ce.flags&cachedDevice != 0 {
+		i, ok := idx.device(own)
+		if !ok {
+			return entryOutput{}, false
+		}
+		out.sameDevice = i + 1
+	}
+	if ce.flags&cachedUser != 0 {
+		if tc.rc.csv[ce.email] {
+			return entryOutput{}, false
+		}
+		i, ok := idx.user(ce.email)
+		if !ok {
+			return entryOutput{}, false
+		}
+		if u := &idx.ix.Users[i]; u.SyncTag() != tc.tag || u.EntryKey() != e.Key {
+			return entryOutput{}, false
+		}
+		out.sameUser = i + 1
+	}
+	return out, true
+}
+
+// record notes what entry e (hash h) rendered to r (renderTemplate's collector: one
+// goroutine a template).
+func (tc *templateCache) record(idx *refIndex, e *directory.Entry, h uint64, r *entryOutput) {
+	if tc == nil || idx == nil || e.Key == "" || r.warn != nil || len(r.keep) > 0 {
+		return
+	}
+	re := recordedEntry{hash: h, keyHash: strHash(tc.rc.seed, e.Key)}
+	if r.vmr != nil {
+		if len(r.vmr.Overrides) > 0 {
+			return
+		}
+		re.flags |= cachedVMR
+		re.vmr = r.vmr.Name
+	}
+	if r.sameVMR != 0 {
+		re.flags |= cachedVMR
+	}
+	if r.device != nil {
+		if len(r.device.Overrides) > 0 || r.device.Disabled {
+			return
+		}
+		re.flags |= cachedDevice
+		re.device = r.device.Alias
+	}
+	if r.sameDevice != 0 {
+		re.flags |= cachedDevice
+	}
+	if r.user != nil {
+		re.flags |= cachedUser
+		re.email = r.user.Email
+	}
+	if r.sameUser != 0 {
+		re.flags |= cachedUser
+		re.email = idx.ix.Users[r.sameUser-1].Email()
+	}
+	if len(re.email) > 0xff || tc.rc.csv[re.email] {
+		return
+	}
+	re.same = r.vmr == nil && r.device == nil && r.user == nil
+	if re.same && !r.cached {
+		tc.rec.fresh++
+	}
+	tc.rec.entries = append(tc.rec.entries, re)
+}
+
+// settled lists, by template, the recorded entries of d's templates that are settled:
+// once applied (applied) those no warning of p names, as sync.go's pending rule; else
+// those that rendered unchanged. Entries sharing a key and failed templates never are.
+func (rc *renderCache) settled(p *Plan, d *Desired, applied bool) map[string][]cachedEntry {
+	warned := map[string]bool{}
+	for _, w := range p.Warnings {
+		warned[w.Key] = true
+	}
+	out := map[string][]cachedEntry{}
+	for _, t := range d.Templates {
+		tr := rc.records[t.Name]
+		if t.Err != nil || tr == nil {
+			continue
+		}
+		keys := make(map[uint64]int, len(tr.entries))
+		for i := range tr.entries {
+			keys[tr.entries[i].keyHash]++
+		}
+		es := make([]cachedEntry, 0, len(tr.entries))
+		for i := range tr.entries {
+			re := &tr.entries[i]
+			if keys[re.keyHash] > 1 || (!applied && !re.same) {
+				continue
+			}
+			if applied && (warned[re.vmr] && re.vmr != "" || warned[re.device] && re.device != "" || warned[re.email] && re.email != "") {
+				continue
+			}
+			es = append(es, cachedEntry{hash: re.hash, flags: re.flags, email: re.email})
+		}
+		out[t.Name] = es
+	}
+	return out
+}
+
+// misses says whether the plan rendered an entry the cache could have skipped next time:
+// whether writing the cache after a plan that changes nothing is worth it.
+func (rc *renderCache) misses(d *Desired) bool {
+	for _, t := range d.Templates {
+		if tr := rc.records[t.Name]; t.Err == nil && tr != nil && tr.fresh > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// keep arranges for p's cache to be written: after p is applied as the next state
+// version (chained before any other hook), or now when p changes nothing and rendered
+// entries the cache did not hold.
+func (rc *renderCache) keep(ctx context.Context, db *state.DB, logger *slog.Logger, p *Plan, d *Desired) {
+	if rc == nil {
+		return
+	}
+	log := func(version int64, n map[string][]cachedEntry, err error) {
+		if logger == nil {
+			return
+		}
+		total := 0
+		for _, es := range n {
+			total += len(es)
+		}
+		logger.Debug("render cache written", "state_version", version, "entries", total, "err", err)
+	}
+	if p.HasChanges() {
+		next := p.applied
+		p.applied = func(ctx context.Context, version int64) {
+			if next != nil {
+				next(ctx, version)
+			}
+			recs := rc.settled(p, d, true)
+			log(version, recs, rc.write(ctx, db, version, recs))
+		}
+		return
+	}
+	if len(p.Errors) == 0 && rc.misses(d) {
+		recs := rc.settled(p, d, false)
+		log(p.StateVersion, recs, rc.write(ctx, db, p.StateVersion, recs))
+	}
+}
