@@ -37,6 +37,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/roster-dev/roster/reconcile/directory"
 	"github.com/roster-dev/roster/schema"
@@ -63,6 +64,7 @@ type renderCache struct {
 	csv     map[string]bool             // emails of users/*.csv rows (merged: never cached)
 	mu      sync.Mutex                  // guards records (templates may render in turn)
 	records map[string]*templateRecords // by template
+	hits    atomic.Int64                // entries skipped
 }
 
 // cachedTemplate is a template's settled entries as read, found by hash.

@@ -62,6 +62,7 @@ func (tc *templateCache) render(in Inputs, c *compiled, idx *refIndex, r *render
 	}
 	*h = entryHash(tc.rc.seed, e)
 	if out, ok := tc.skip(idx, e, *h); ok {
+		tc.rc.hits.Add(1)
 		return out
 	}
 	return renderEntry(in, c, idx, r, e)
@@ -231,4 +232,16 @@ func (rc *renderCache) keep(ctx context.Context, db *state.DB, logger *slog.Logg
 		recs := rc.settled(p, d, false)
 		log(p.StateVersion, recs, rc.write(ctx, db, p.StateVersion, recs))
 	}
+}
+
+// undigested are the templates whose entries the cache holds: their objects' digests are
+// not worth reading (state.DigestSpec.Undigested).
+func (rc *renderCache) undigested() map[string]bool {
+	tags := map[string]bool{}
+	for name, ct := range rc.loaded {
+		if len(ct.entries) > 0 {
+			tags[name] = true
+		}
+	}
+	return tags
 }
