@@ -5,8 +5,10 @@ package reconcile
 // plan is applied (or found to change nothing) the settled ones become the next file.
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"slices"
 
 	"github.com/roster-dev/roster/reconcile/directory"
 	"github.com/roster-dev/roster/schema"
@@ -21,20 +23,28 @@ type templateCache struct {
 	rec    *templateRecords
 }
 
-// templateRecords are what a template's entries rendered, as the cache needs it.
+// templateRecords are what a template's entries rendered, as the cache needs it: 40
+// bytes an entry (a plan of 400,000 people holds them all until it ends).
 type templateRecords struct {
 	entries []recordedEntry
-	fresh   int // entries rendered (not skipped) that rendered unchanged
+	changed []changedNames // of the entries with objects not unchanged (few, but in a first apply)
+	fresh   int            // entries rendered (not skipped) that rendered unchanged
 }
 
 // recordedEntry is one entry that may be settled: it rendered no warning, kept nothing,
 // and none of its objects carries overrides.
 type recordedEntry struct {
 	hash, keyHash uint64
-	flags         uint8
-	same          bool   // every object it renders rendered unchanged
 	email         string // its user's
-	vmr, device   string // names of its changed VMR and device (warnings of claims name them)
+	flags         uint8
+	same          bool // every object it renders rendered unchanged
+}
+
+// changedNames are the names of an entry's changed VMR and device (warnings of claims
+// name them), by position in entries.
+type changedNames struct {
+	entry       int
+	vmr, device string
 }
 
 // forTemplate returns the cache of template t, or nil: no cache, or t read incrementally
@@ -47,6 +57,9 @@ func (rc *renderCache) forTemplate(t *schema.Template, sr *syncRead) *templateCa
 		return nil
 	}
 	tc := &templateCache{rc: rc, tag: t.Name, cached: rc.loaded[t.Name], rec: &templateRecords{}}
+	if tc.cached != nil { // about as many entries as last time
+		tc.rec.entries = make([]recordedEntry, 0, len(tc.cached.entries)+len(tc.cached.entries)/16+64)
+	}
 	rc.mu.Lock()
 	rc.records[t.Name] = tc.rec
 	rc.mu.Unlock()
@@ -117,12 +130,13 @@ func (tc *templateCache) record(idx *refIndex, e *directory.Entry, h uint64, r *
 		return
 	}
 	re := recordedEntry{hash: h, keyHash: strHash(tc.rc.seed, e.Key)}
+	var names changedNames
 	if r.vmr != nil {
 		if len(r.vmr.Overrides) > 0 {
 			return
 		}
 		re.flags |= cachedVMR
-		re.vmr = r.vmr.Name
+		names.vmr = r.vmr.Name
 	}
 	if r.sameVMR != 0 {
 		re.flags |= cachedVMR
@@ -132,7 +146,7 @@ func (tc *templateCache) record(idx *refIndex, e *directory.Entry, h uint64, r *
 			return
 		}
 		re.flags |= cachedDevice
-		re.device = r.device.Alias
+		names.device = r.device.Alias
 	}
 	if r.sameDevice != 0 {
 		re.flags |= cachedDevice
@@ -152,6 +166,10 @@ func (tc *templateCache) record(idx *refIndex, e *directory.Entry, h uint64, r *
 	if re.same && !r.cached {
 		tc.rec.fresh++
 	}
+	if names.vmr != "" || names.device != "" {
+		names.entry = len(tc.rec.entries)
+		tc.rec.changed = append(tc.rec.changed, names)
+	}
 	tc.rec.entries = append(tc.rec.entries, re)
 }
 
@@ -169,22 +187,46 @@ func (rc *renderCache) settled(p *Plan, d *Desired, applied bool) map[string][]c
 		if t.Err != nil || tr == nil {
 			continue
 		}
-		keys := make(map[uint64]int, len(tr.entries))
-		for i := range tr.entries {
-			keys[tr.entries[i].keyHash]++
+		drop := make([]bool, len(tr.entries))
+		for _, i := range sharedKeys(tr.entries) {
+			drop[i] = true
+		}
+		if applied {
+			for _, c := range tr.changed {
+				if c.vmr != "" && warned[c.vmr] || c.device != "" && warned[c.device] {
+					drop[c.entry] = true
+				}
+			}
 		}
 		es := make([]cachedEntry, 0, len(tr.entries))
 		for i := range tr.entries {
 			re := &tr.entries[i]
-			if keys[re.keyHash] > 1 || (!applied && !re.same) {
-				continue
-			}
-			if applied && (warned[re.vmr] && re.vmr != "" || warned[re.device] && re.device != "" || warned[re.email] && re.email != "") {
+			if drop[i] || (!applied && !re.same) || (applied && re.email != "" && warned[re.email]) {
 				continue
 			}
 			es = append(es, cachedEntry{hash: re.hash, flags: re.flags, email: re.email})
 		}
 		out[t.Name] = es
+	}
+	return out
+}
+
+// sharedKeys are the positions of the entries whose key another entry has too.
+func sharedKeys(entries []recordedEntry) []int {
+	type kp struct {
+		key uint64
+		pos int
+	}
+	byKey := make([]kp, len(entries))
+	for i := range entries {
+		byKey[i] = kp{entries[i].keyHash, i}
+	}
+	slices.SortFunc(byKey, func(a, b kp) int { return cmp.Compare(a.key, b.key) })
+	var out []int
+	for i := range byKey {
+		if (i > 0 && byKey[i-1].key == byKey[i].key) || (i+1 < len(byKey) && byKey[i+1].key == byKey[i].key) {
+			out = append(out, byKey[i].pos)
+		}
 	}
 	return out
 }
