@@ -135,9 +135,14 @@ func (e *Engine) Plan(ctx context.Context, repo *schema.Repo, commit string) (*P
 			return p, err
 		}
 	}
+	noCache := e.NoRenderCache
 	for attempt := 1; ; attempt++ {
-		p, err := e.plan(ctx, repo, commit, env, open, sp)
+		p, err := e.plan(ctx, repo, commit, env, open, sp, noCache)
 		if errors.Is(err, state.ErrStateChanged) && attempt < 3 {
+			continue
+		}
+		if errors.Is(err, errCacheConflict) && !noCache {
+			noCache = true
 			continue
 		}
 		return p, err
@@ -152,10 +157,10 @@ func (e *Engine) Plan(ctx context.Context, repo *schema.Repo, commit string) (*P
 //  4. diff.
 //
 // A no-op reconcile of 400,000 people so holds an index of the state, never the state.
-func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env *pattern.Env, open func(string) (directory.Directory, error), sp *syncPlan) (*Plan, error) {
+func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env *pattern.Env, open func(string) (directory.Directory, error), sp *syncPlan, noCache bool) (*Plan, error) {
 	start := time.Now()
 	var rc *renderCache
-	if !e.NoRenderCache {
+	if !noCache {
 		if key, err := e.DB.SecretKey(ctx, e.getenv(e.Config.SecretKeyEnv)); err == nil {
 			rc = openRenderCache(ctx, e.DB, e.Config, repo, key)
 		}

@@ -104,6 +104,9 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 	if d.refs, err = index(); err != nil {
 		return nil, err
 	}
+	if err := in.cache.checkAbsent(&remote); err != nil {
+		return nil, err
+	}
 	d.Users = mergeUsers(d, &remote, repo.Users)
 	return d, nil
 }
@@ -263,6 +266,7 @@ type entryOutput struct {
 	warn                          *Warning
 	keep                          []owner // owner keys whose objects must stay untouched (the entry failed to render)
 	cached                        bool    // from the render cache, not rendered (rendercache.go)
+	absent                        string  // cached: the email of its disabled user, who has no account
 }
 
 func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index func() (*refIndex, error), tracking []*account.TrackingGroup) (*templateOutput, error) {
@@ -294,6 +298,9 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 		for i := range batch {
 			r := &results[i]
 			tc.record(idx, &batch[i], hashes[i], r)
+			if r.absent != "" {
+				tc.rec.absent = append(tc.rec.absent, r.absent)
+			}
 			if r.sameVMR != 0 {
 				idx.markVMR(r.sameVMR - 1)
 			}

@@ -51,6 +51,8 @@ const (
 	cachedVMR    = 1
 	cachedDevice = 2
 	cachedUser   = 4
+	cachedNoMail = 8  // it warns no_email (its notice is made again)
+	cachedAbsent = 16 // its user is disabled and has no account (never created)
 )
 
 // renderCache is one plan's view of the cache: what it read (for skipping) and what its

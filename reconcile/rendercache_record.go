@@ -7,6 +7,7 @@ package reconcile
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 
@@ -27,6 +28,7 @@ type templateCache struct {
 // bytes an entry (a plan of 400,000 people holds them all until it ends).
 type templateRecords struct {
 	entries []recordedEntry
+	absent  []string       // emails of the skipped entries' disabled users without account
 	changed []changedNames // of the entries with objects not unchanged (few, but in a first apply)
 	fresh   int            // entries rendered (not skipped) that rendered unchanged
 }
@@ -107,10 +109,19 @@ func (tc *templateCache) skip(idx *refIndex, e *directory.Entry, h uint64) (entr
 		}
 		out.sameDevice = i + 1
 	}
-	if ce.flags&cachedUser != 0 {
-		if tc.rc.csv[ce.email] {
+	if ce.flags&cachedNoMail != 0 {
+		out.warn = noEmailWarning(tc.tag, e.DN)
+	}
+	if ce.flags&(cachedUser|cachedAbsent) != 0 && tc.rc.csv[ce.email] {
+		return entryOutput{}, false
+	}
+	if ce.flags&cachedAbsent != 0 {
+		if idx.hasUser(ce.email) { // it has an account now: render it
 			return entryOutput{}, false
 		}
+		out.absent = ce.email
+	}
+	if ce.flags&cachedUser != 0 {
 		i, ok := idx.user(ce.email)
 		if !ok {
 			return entryOutput{}, false
@@ -126,10 +137,20 @@ func (tc *templateCache) skip(idx *refIndex, e *directory.Entry, h uint64) (entr
 // record notes what entry e (hash h) rendered to r (renderTemplate's collector: one
 // goroutine a template).
 func (tc *templateCache) record(idx *refIndex, e *directory.Entry, h uint64, r *entryOutput) {
-	if tc == nil || idx == nil || e.Key == "" || r.warn != nil || len(r.keep) > 0 {
+	if tc == nil || idx == nil || e.Key == "" || len(r.keep) > 0 {
 		return
 	}
 	re := recordedEntry{hash: h, keyHash: strHash(tc.rc.seed, e.Key)}
+	if w := r.warn; w != nil {
+		if *w != *noEmailWarning(tc.tag, e.DN) {
+			return
+		}
+		re.flags |= cachedNoMail
+	}
+	if r.absent != "" {
+		re.flags |= cachedAbsent
+		re.email = r.absent
+	}
 	var names changedNames
 	if r.vmr != nil {
 		if len(r.vmr.Overrides) > 0 {
@@ -151,9 +172,17 @@ func (tc *templateCache) record(idx *refIndex, e *directory.Entry, h uint64, r *
 	if r.sameDevice != 0 {
 		re.flags |= cachedDevice
 	}
-	if r.user != nil {
-		re.flags |= cachedUser
-		re.email = r.user.Email
+	absent := false
+	if u := r.user; u != nil {
+		// A disabled directory user without an account is never created: it changes
+		// nothing, but takes part in the check for duplicate emails (checkAbsent).
+		if u.Disabled && !idx.hasUser(u.Email) {
+			re.flags |= cachedAbsent
+			absent = true
+		} else {
+			re.flags |= cachedUser
+		}
+		re.email = u.Email
 	}
 	if r.sameUser != 0 {
 		re.flags |= cachedUser
@@ -162,7 +191,7 @@ func (tc *templateCache) record(idx *refIndex, e *directory.Entry, h uint64, r *
 	if len(re.email) > 0xff || tc.rc.csv[re.email] {
 		return
 	}
-	re.same = r.vmr == nil && r.device == nil && r.user == nil
+	re.same = r.vmr == nil && r.device == nil && (r.user == nil || absent)
 	if re.same && !r.cached {
 		tc.rec.fresh++
 	}
@@ -191,7 +220,7 @@ func (rc *renderCache) settled(p *Plan, d *Desired, applied bool) map[string][]c
 		for _, i := range sharedKeys(tr.entries) {
 			drop[i] = true
 		}
-		if applied {
+		{
 			for _, c := range tr.changed {
 				if c.vmr != "" && warned[c.vmr] || c.device != "" && warned[c.device] {
 					drop[c.entry] = true
@@ -201,7 +230,7 @@ func (rc *renderCache) settled(p *Plan, d *Desired, applied bool) map[string][]c
 		es := make([]cachedEntry, 0, len(tr.entries))
 		for i := range tr.entries {
 			re := &tr.entries[i]
-			if drop[i] || (!applied && !re.same) || (applied && re.email != "" && warned[re.email]) {
+			if drop[i] || (!applied && !re.same) || (re.email != "" && warned[re.email]) {
 				continue
 			}
 			es = append(es, cachedEntry{hash: re.hash, flags: re.flags, email: re.email})
@@ -286,4 +315,41 @@ func (rc *renderCache) undigested() map[string]bool {
 		}
 	}
 	return tags
+}
+
+// hasUser says whether the index has an account with email.
+func (ri *refIndex) hasUser(email string) bool {
+	_, ok := ri.user(email)
+	return ok
+}
+
+// errCacheConflict: an entry the cache skipped would have taken part in a duplicate
+// email; the plan is made again without the cache.
+var errCacheConflict = errors.New("render cache: a skipped entry shares an email with a rendered one")
+
+// checkAbsent makes sure that no disabled user without account that the cache skipped
+// shares its email with a rendered user or another skipped one: rendered, it would have
+// made both duplicates (mergeUsers), which skipping cannot show.
+func (rc *renderCache) checkAbsent(remote *UserList) error {
+	if rc == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, tr := range rc.records {
+		for _, email := range tr.absent {
+			if seen[email] {
+				return errCacheConflict
+			}
+			seen[email] = true
+		}
+	}
+	if len(seen) == 0 {
+		return nil
+	}
+	for i := range remote.Len() {
+		if seen[remote.Key(i)] {
+			return errCacheConflict
+		}
+	}
+	return nil
 }

@@ -209,3 +209,30 @@ func TestRenderCacheStale(t *testing.T) {
 		t.Fatalf("a cache of an older state version skipped %d entries (changes %v)", p.cached, changes(p))
 	}
 }
+
+// TestRenderCacheAbsentUser: a disabled person without account is skipped (it changes
+// nothing), but when a rendered entry takes the same email the plan is made without the
+// cache, so both are reported duplicates exactly as a full render reports them.
+func TestRenderCacheAbsentUser(t *testing.T) {
+	gone := person{uid: "gone", given: "Gone", sn: "Away", mail: "gone@example.com", disabled: true}
+	h := newHarness(t, alice, gone)
+	h.mustApply()
+	if p := h.plan(); p.cached != 2 || p.HasChanges() {
+		t.Fatalf("no-op plan: %d entries skipped, changes %v; want 2, none", p.cached, changes(p))
+	}
+	twin := person{uid: "twin", given: "Twin", sn: "Away", mail: "gone@example.com"}
+	h.directory(alice, gone, twin)
+	full := h.engine()
+	full.NoRenderCache = true
+	want, err := full.Plan(context.Background(), h.loadRepo(), fmt.Sprintf("c%03d", h.seq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := h.plan()
+	if g, w := planAll(got), planAll(want); g != w {
+		t.Fatalf("cached plan differs from a full render's\n--- cached\n%s\n--- full\n%s", g, w)
+	}
+	if !contains(warningCodes(got), "duplicate_email gone@example.com") {
+		t.Fatalf("warnings %v, want duplicate_email gone@example.com", warningCodes(got))
+	}
+}
