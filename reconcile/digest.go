@@ -61,18 +61,18 @@ func (g *digester) email(email string) uint64 { return maphash.String(g.spec.See
 // object with overrides.yaml values is always compared in full by the diff.
 func dropUnchanged(o *entryOutput, idx *refIndex) {
 	if v := o.vmr; v != nil && len(v.Overrides) == 0 {
-		if i, ok := idx.vmr(vmrIdent(&v.VMR).owner()); ok && idx.dg.vmr(&v.VMR) == idx.ix.VMRs[i].Digest {
+		if i, ok := idx.vmr(vmrIdent(&v.VMR).owner()); ok && idx.sameDigest(idx.dg.vmr(&v.VMR), lateVMRs, i, v.SyncTag) {
 			o.vmr, o.sameVMR = nil, i+1
 		}
 	}
 	if d := o.device; d != nil && !d.Disabled && len(d.Overrides) == 0 {
-		if i, ok := idx.device(deviceIdent(&d.Device).owner()); ok && idx.dg.device(&d.Device) == idx.ix.Devices[i].Digest {
+		if i, ok := idx.device(deviceIdent(&d.Device).owner()); ok && idx.sameDigest(idx.dg.device(&d.Device), lateDevices, i, d.SyncTag) {
 			o.device, o.sameDevice = nil, i+1
 		}
 	}
 	if u := o.user; u != nil {
 		if i, ok := idx.user(u.Email); ok {
-			if ref := &idx.ix.Users[i]; ref.SyncTag() == u.SyncTag && ref.EntryKey() == u.EntryKey && idx.userDigest(u) == ref.Digest {
+			if ref := &idx.ix.Users[i]; ref.SyncTag() == u.SyncTag && ref.EntryKey() == u.EntryKey && idx.sameDigest(idx.userDigest(u), lateUsers, i, u.SyncTag) {
 				o.user, o.sameUser = nil, i+1
 			}
 		}

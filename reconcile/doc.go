@@ -28,6 +28,10 @@
 //     email templates; usermerge.go: directory and CSV users into one account per email
 //   - pack.go, desired.go: desired objects packed in pointer-free chunks
 //   - digest.go, index.go: objects whose digest equals the stored one are marked unchanged
+//   - rendercache.go, rendercache_record.go: the render cache beside the state database:
+//     a full read skips the entries settled at the state version (their objects marked
+//     unchanged unrendered); latedigest.go: the digests a command's index left out, read
+//     for the entries rendered anyway
 //   - hydrate.go: which stored objects the diff must see in full, loaded by id
 //   - diff.go: Diff(desired, actual) → *Plan, pure set arithmetic, no I/O; owned.go: VMRs and
 //     devices (one generic ownedKind: match, update, delete, email); claims.go: names and

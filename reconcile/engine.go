@@ -31,6 +31,9 @@ type Engine struct {
 	// Incremental lets Plan read directories incrementally where they can (SPEC §7): the
 	// daemon sets it; commands read in full.
 	Incremental bool
+	// NoRenderCache renders every entry of a full read, the render cache (rendercache.go)
+	// neither read nor written.
+	NoRenderCache bool
 
 	mu   sync.Mutex
 	last *Plan // the last incremental plan, when it changed nothing (quiet cycles reuse it)
@@ -133,9 +136,14 @@ func (e *Engine) Plan(ctx context.Context, repo *schema.Repo, commit string) (*P
 			return p, err
 		}
 	}
+	noCache := e.NoRenderCache
 	for attempt := 1; ; attempt++ {
-		p, err := e.plan(ctx, repo, commit, env, open, sp)
+		p, err := e.plan(ctx, repo, commit, env, open, sp, noCache)
 		if errors.Is(err, state.ErrStateChanged) && attempt < 3 {
+			continue
+		}
+		if errors.Is(err, errCacheConflict) && !noCache {
+			noCache = true
 			continue
 		}
 		return p, err
@@ -150,11 +158,23 @@ func (e *Engine) Plan(ctx context.Context, repo *schema.Repo, commit string) (*P
 //  4. diff.
 //
 // A no-op reconcile of 400,000 people so holds an index of the state, never the state.
-func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env *pattern.Env, open func(string) (directory.Directory, error), sp *syncPlan) (*Plan, error) {
+func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env *pattern.Env, open func(string) (directory.Directory, error), sp *syncPlan, noCache bool) (*Plan, error) {
 	start := time.Now()
+	var rc *renderCache
+	if !noCache {
+		if key, err := e.DB.SecretKey(ctx, e.getenv(e.Config.SecretKeyEnv)); err == nil {
+			rc = openRenderCache(ctx, e.DB, e.Config, repo, key)
+		}
+	}
 	dg, cached := e.cachedIndex(ctx, sp, commit)
 	if dg == nil {
 		dg = newDigester(repo)
+		// A command's index (the daemon keeps its own from cycle to cycle) leaves out the
+		// digests of the templates whose entries the render cache holds: it marks them
+		// unchanged without comparing.
+		if sp == nil && rc != nil {
+			dg.spec.Undigested = rc.undigested()
+		}
 	}
 	type loaded struct {
 		ix  *state.Index
@@ -174,6 +194,7 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 		ch <- loaded{ix, err, time.Since(start)}
 	}()
 	var got *loaded
+	var late *lateDigests
 	refs := func() (*refIndex, error) {
 		if got == nil {
 			l := <-ch
@@ -182,15 +203,23 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 		if got.err != nil {
 			return nil, got.err
 		}
-		return newRefIndexWith(got.ix, dg, e.refTables(got.ix)), nil
+		ri := newRefIndexWith(got.ix, dg, e.refTables(got.ix))
+		if len(dg.spec.Undigested) > 0 {
+			ri.late = &lateDigests{ctx: ctx, db: e.DB, ix: got.ix, spec: dg.spec}
+			late = ri.late
+		}
+		return ri, nil
 	}
 	desired, err := Render(ctx, Inputs{Config: e.Config, Repo: repo, Commit: commit, Env: env, Directory: open,
-		Now: e.now(), DefaultEmails: e.DefaultEmails, refs: refs, sync: sp})
+		Now: e.now(), DefaultEmails: e.DefaultEmails, refs: refs, sync: sp, cache: rc})
 	if err != nil {
 		if got == nil {
 			<-ch // let the load finish before the caller closes the database
 		}
 		return nil, err
+	}
+	if late.stateChanged() {
+		return nil, state.ErrStateChanged
 	}
 	rendered, loadedAt := time.Since(start), got.at
 	actual, err := hydrate(ctx, e.DB, desired)
@@ -212,6 +241,10 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 			e.syncApplied(sp, p, dg, ix, next, tables)
 		}
 	}
+	if rc != nil {
+		p.cached, p.late = int(rc.hits.Load()), late.reads()
+	}
+	rc.keep(ctx, e.DB, e.Logger, p, desired)
 	p.loaded = len(actual.VMRs) + len(actual.Devices) + len(actual.Users)
 	if sp != nil {
 		p.syncWrites, p.syncReads = sp.writes(p, desired), sp.infos(desired)
@@ -220,7 +253,7 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	if e.Logger != nil {
 		e.Logger.Debug("planned", "commit", commit, "render", rendered, "load_index", loadedAt,
 			"load_objects", hydrated-rendered, "diff", time.Since(start)-hydrated, "changes", p.Len(),
-			"loaded", len(actual.VMRs)+len(actual.Devices)+len(actual.Users), "emails", len(p.Emails))
+			"loaded", len(actual.VMRs)+len(actual.Devices)+len(actual.Users), "emails", len(p.Emails), "render_cached", p.cached, "late_digests", p.late)
 	}
 	return p, nil
 }

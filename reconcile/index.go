@@ -55,6 +55,7 @@ type refIndex struct {
 	sameUser            []bool
 	sameVMRs, sameDevs  int
 	sameUsers           int
+	late                *lateDigests // the digests the index left out (nil: none)
 }
 
 func newRefIndex(ix *state.Index, dg *digester) *refIndex {

@@ -41,6 +41,8 @@ type Plan struct {
 	Fingerprint string `json:"fingerprint"`
 
 	loaded int // objects the plan loaded in full (Engine.Plan): what the tests check hydrate by
+	cached int // entries the render cache marked unchanged unrendered (rendercache.go)
+	late   int // reads of digests the index left out (latedigest.go)
 
 	reminders []string // reminder ids carried out by this plan
 

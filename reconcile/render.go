@@ -39,6 +39,9 @@ type Inputs struct {
 	refs func() (*refIndex, error)
 	// sync, when set, reads the templates it holds incrementally (sync.go).
 	sync *syncPlan
+	// cache, when set, skips the entries it holds settled and records the others
+	// (rendercache.go).
+	cache *renderCache
 }
 
 // Render searches the directory for each sync template and renders desired objects. A
@@ -99,6 +102,9 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 	}
 	var err error
 	if d.refs, err = index(); err != nil {
+		return nil, err
+	}
+	if err := in.cache.checkAbsent(&remote); err != nil {
 		return nil, err
 	}
 	d.Users = mergeUsers(d, &remote, repo.Users)
@@ -259,6 +265,8 @@ type entryOutput struct {
 	sameVMR, sameDevice, sameUser int32
 	warn                          *Warning
 	keep                          []owner // owner keys whose objects must stay untouched (the entry failed to render)
+	cached                        bool    // from the render cache, not rendered (rendercache.go)
+	absent                        string  // cached: the email of its disabled user, who has no account
 }
 
 func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index func() (*refIndex, error), tracking []*account.TrackingGroup) (*templateOutput, error) {
@@ -281,13 +289,18 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 		workers = parallelism()
 	}
 	out := &templateOutput{keep: map[owner]bool{}}
+	tc := in.cache.forTemplate(t, sr)
 	// A pipeline: the directory fills batches while one goroutine renders them in order,
 	// so decoding directory responses and rendering overlap on the two cores, and the
 	// search runs ahead (up to queued batches) while the state is still loading.
 	const chunk, queued = 2048, 8
-	collect := func(idx *refIndex, batch []directory.Entry, results []entryOutput) {
+	collect := func(idx *refIndex, batch []directory.Entry, results []entryOutput, hashes []uint64) {
 		for i := range batch {
 			r := &results[i]
+			tc.record(idx, &batch[i], hashes[i], r)
+			if r.absent != "" {
+				tc.rec.absent = append(tc.rec.absent, r.absent)
+			}
 			if r.sameVMR != 0 {
 				idx.markVMR(r.sameVMR - 1)
 			}
@@ -325,15 +338,15 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 	var failed atomic.Bool
 	go func() {
 		defer close(done)
-		results := make([]entryOutput, chunk)
+		results, hashes := make([]entryOutput, chunk), make([]uint64, chunk)
 		for b := range jobs {
 			if renderErr == nil {
 				if idx, err := index(); err != nil {
 					renderErr = err
 					failed.Store(true)
 				} else {
-					renderBatch(in, c, idx, b, results[:len(b)], workers)
-					collect(idx, b, results[:len(b)])
+					renderBatch(in, c, idx, tc, b, results[:len(b)], hashes[:len(b)], workers)
+					collect(idx, b, results[:len(b)], hashes[:len(b)])
 				}
 			}
 			clear(b)
@@ -390,12 +403,13 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 	return out, nil
 }
 
-// renderBatch renders entries into results (same index) on several goroutines.
-func renderBatch(in Inputs, c *compiled, idx *refIndex, entries []directory.Entry, results []entryOutput, workers int) {
+// renderBatch renders entries into results (same index) on several goroutines, with
+// their hashes for the render cache tc (which skips those it holds).
+func renderBatch(in Inputs, c *compiled, idx *refIndex, tc *templateCache, entries []directory.Entry, results []entryOutput, hashes []uint64, workers int) {
 	if workers <= 1 || len(entries) < 64 {
 		var r renderer
 		for i := range entries {
-			results[i] = renderEntry(in, c, idx, &r, &entries[i])
+			results[i] = tc.render(in, c, idx, &r, &entries[i], &hashes[i])
 		}
 		return
 	}
@@ -411,7 +425,7 @@ func renderBatch(in Inputs, c *compiled, idx *refIndex, entries []directory.Entr
 			defer wg.Done()
 			var r renderer
 			for i := lo; i < hi; i++ {
-				results[i] = renderEntry(in, c, idx, &r, &entries[i])
+				results[i] = tc.render(in, c, idx, &r, &entries[i], &hashes[i])
 			}
 		}()
 	}

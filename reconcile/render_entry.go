@@ -113,7 +113,7 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, r *renderer, e *director
 			u.License = "paid"
 		}
 		if u.Email == "" {
-			out.warn = &Warning{Code: "no_email", Key: e.DN, Template: t.Name, Message: "entry has no email address; user not imported"}
+			out.warn = noEmailWarning(t.Name, e.DN)
 		} else {
 			out.user = fillTracking(c.tracking, u)
 		}
@@ -147,6 +147,11 @@ func renderEntry(in Inputs, c *compiled, idx *refIndex, r *renderer, e *director
 		out.user = &u
 	}
 	return out
+}
+
+// noEmailWarning is the notice of an entry of template tmpl, at dn, without email.
+func noEmailWarning(tmpl, dn string) *Warning {
+	return &Warning{Code: "no_email", Key: dn, Template: tmpl, Message: "entry has no email address; user not imported"}
 }
 
 // allowedOverrides keeps the overrides.yaml fields the template allows (SPEC §5.4).

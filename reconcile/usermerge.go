@@ -107,7 +107,7 @@ func mergeUsers(d *Desired, remote *UserList, local []*schema.UserRow) UserList 
 		if ri := d.refs; ri != nil {
 			if i, ok := ri.user(email); ok {
 				if old := &ri.ix.Users[i]; old.Local && (u.givenUserID() == "" || strings.EqualFold(u.givenUserID(), old.UserID())) &&
-					ri.userDigest(u) == old.Digest {
+					ri.sameDigest(ri.userDigest(u), lateUsers, i, old.SyncTag()) {
 					ri.markUser(i)
 					continue
 				}

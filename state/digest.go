@@ -26,6 +26,35 @@ type DigestSpec struct {
 	// digested fields of account.VMRFields and account.DeviceFields.
 	VMRMask    map[string][]string
 	DeviceMask map[string][]string
+	// Undigested are sync tags whose objects LoadIndex reads without digests (their
+	// Digest is Undigested's constant): a plan whose render cache holds the template's
+	// entries compares few of them (rendercache.go), and the digest text is most of what
+	// SQLite builds for the index. An object rendered anyway is then compared in full.
+	Undigested map[string]bool
+}
+
+// Digested says whether the index holds the digests of tag's objects.
+func (s *DigestSpec) Digested(tag string) bool { return !s.Undigested[tag] }
+
+// undigested lists Undigested as an SQL list of string literals, in a fixed order
+// ("" when empty).
+func (s *DigestSpec) undigested() string {
+	tags := make([]string, 0, len(s.Undigested))
+	for tag, ok := range s.Undigested {
+		if ok {
+			tags = append(tags, "'"+strings.ReplaceAll(tag, "'", "''")+"'")
+		}
+	}
+	slices.Sort(tags)
+	return strings.Join(tags, ",")
+}
+
+// digestSQL is the digest text expression text, empty for the undigested tags.
+func (s *DigestSpec) digestSQL(text string) string {
+	if tags := s.undigested(); tags != "" {
+		return "(CASE WHEN sync_tag IN (" + tags + ") THEN '' ELSE " + text + " END)"
+	}
+	return text
 }
 
 // putStr, putInt and putBool write the digest text both sides build (SQLite in the
@@ -254,7 +283,7 @@ func (s *DigestSpec) vmrQuery() (string, []driver.Value) {
 		masked = "(" + t.in(tags) + ")"
 	}
 	return `SELECT id, ` + ownerText(`CASE WHEN sync_tag = '`+account.ManualTag+`' OR entry_key = '' THEN name ELSE entry_key END`) + `, ` +
-		t.sql() + `, ` + masked + ` FROM vmrs ORDER BY id`, t.args
+		s.digestSQL(t.sql()) + `, ` + masked + ` FROM vmrs ORDER BY id`, t.args
 }
 
 // deviceQuery selects id, owner text and digest text of every device.
@@ -262,13 +291,13 @@ func (s *DigestSpec) deviceQuery() (string, []driver.Value) {
 	var t sqlText
 	fieldsText(&t, account.DeviceFields, s.DeviceMask)
 	return `SELECT id, ` + ownerText(`CASE WHEN sync_tag = '`+account.ManualTag+`' OR entry_key = '' THEN alias ELSE entry_key END`) + `, ` +
-		t.sql() + ` FROM devices ORDER BY id`, t.args
+		s.digestSQL(t.sql()) + ` FROM devices ORDER BY id`, t.args
 }
 
 // userQuery selects what UserRef holds — its texts end to end and the lengths of the
 // email, USERID and sync tag among them (one text: one allocation of the driver's where
 // four were); flags: 1 active, 2 local, 4 paid — and the digest text.
-func userQuery() string {
+func (s *DigestSpec) userQuery() string {
 	var t sqlText
 	for _, c := range []string{"first_name", "last_name", "language", "host_privilege", "time_zone"} {
 		t.col(c, "s", nil)
@@ -279,5 +308,5 @@ func userQuery() string {
 		t.col(c, "s", nil)
 	}
 	return `SELECT id, lower(email) || userid || sync_tag || entry_key, octet_length(lower(email)), octet_length(userid), octet_length(sync_tag),
-		(active != 0) | ((origin = 'local') << 1) | ((license = 'paid') << 2), ` + t.sql() + ` FROM users ORDER BY id`
+		(active != 0) | ((origin = 'local') << 1) | ((license = 'paid') << 2), ` + s.digestSQL(t.sql()) + ` FROM users ORDER BY id`
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -207,6 +208,13 @@ func indexVMRsWhere(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec, where str
 	if where != "" {
 		aq += " WHERE vmr_" + where // where begins with the id column
 	}
+	if tags := dg.undigested(); tags != "" { // their aliases count in no digest
+		op := " WHERE "
+		if where != "" {
+			op = " AND "
+		}
+		aq += op + "vmr_id IN (SELECT id FROM vmrs WHERE sync_tag NOT IN (" + tags + "))"
+	}
 	err = eachRowArgs(sc, aq, whereArgs, func(r []driver.Value) error {
 		if i := vmrPos(read, rawInt(r[0])); i >= 0 {
 			sums[i] += dg.alias(int(rawInt(r[1])), rawStr(r[2]))
@@ -258,7 +266,7 @@ func indexDevicesQuery(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec, q stri
 }
 
 func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
-	return indexUsersQuery(sc, ix, dg, userQuery(), nil)
+	return indexUsersQuery(sc, ix, dg, dg.userQuery(), nil)
 }
 
 func indexUsersQuery(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec, q string, args []driver.Value) error {
@@ -449,4 +457,65 @@ func countTag(m map[string]int, tag string) {
 		tag = strings.Clone(tag)
 	}
 	m[tag]++
+}
+
+// Digests reads the digests under dg of the objects of table ("vmrs", "devices" or
+// "users") with ids (nil: all of them), in id order, as of ix's state version
+// (ErrStateChanged otherwise). A plan whose index left some templates' digests out
+// (DigestSpec.Undigested) reads those it turns out to need.
+func (db *DB) Digests(ctx context.Context, ix *Index, dg *DigestSpec, table string, ids []int64) ([]int64, []uint64, error) {
+	full := *dg
+	full.Undigested = nil
+	var where string
+	var args []driver.Value
+	if ids != nil {
+		b, err := json.Marshal(ids)
+		if err != nil {
+			return nil, nil, fmt.Errorf("load digests: %w", err)
+		}
+		where, args = "id IN (SELECT value FROM json_each(?))", []driver.Value{string(b)}
+	}
+	var outIDs []int64
+	var out []uint64
+	err := db.rawLoad(ctx, nil, func(sc *sqlite3.SQLiteConn, _ *Actual) error {
+		fresh := Index{vmrTags: map[string]int{}, deviceTags: map[string]int{}, userTags: map[string]int{}}
+		var err error
+		switch table {
+		case "vmrs":
+			err = indexVMRsWhere(sc, &fresh, &full, where, args)
+		case "devices":
+			q, qargs := full.deviceQuery()
+			if where != "" {
+				q = whereIDs(q, "devices", where)
+			}
+			err = indexDevicesQuery(sc, &fresh, &full, q, append(qargs, args...))
+		case "users":
+			q := full.userQuery()
+			if where != "" {
+				q = whereIDs(q, "users", where)
+			}
+			err = indexUsersQuery(sc, &fresh, &full, q, args)
+		default:
+			err = fmt.Errorf("no table %q in the index", table)
+		}
+		for _, r := range fresh.VMRs {
+			outIDs, out = append(outIDs, r.ID), append(out, r.Digest)
+		}
+		for _, r := range fresh.Devices {
+			outIDs, out = append(outIDs, r.ID), append(out, r.Digest)
+		}
+		for _, u := range fresh.Users {
+			outIDs, out = append(outIDs, u.ID), append(out, u.Digest)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("load digests: %s: %w", table, err)
+	}
+	if v, err := db.StateVersion(ctx); err != nil {
+		return nil, nil, fmt.Errorf("load digests: %w", err)
+	} else if v != ix.Small.StateVersion {
+		return nil, nil, ErrStateChanged
+	}
+	return outIDs, out, nil
 }

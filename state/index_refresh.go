@@ -106,7 +106,7 @@ func (db *DB) RefreshIndex(ctx context.Context, old *Index, dg *DigestSpec, touc
 				ix.Users, err = refreshObjects(old.Users, ids(len(touched.Users), func(i int) int64 { return touched.Users[i].ID }), "users",
 					func(where string, args []driver.Value) ([]UserRef, error) {
 						fresh := Index{userTags: ix.userTags}
-						err := indexUsersQuery(sc, &fresh, dg, whereIDs(userQuery(), "users", where), args)
+						err := indexUsersQuery(sc, &fresh, dg, whereIDs(dg.userQuery(), "users", where), args)
 						ix.activePaid += fresh.activePaid
 						return fresh.Users, err
 					})
