@@ -55,7 +55,13 @@ func dumpTables(t *testing.T, h *harness, tables ...string) string {
 	t.Helper()
 	out := ""
 	for _, table := range tables {
-		rows, err := h.db.Queryx(`SELECT * FROM ` + table + ` ORDER BY 1`)
+		q := `SELECT * FROM ` + table
+		if table == "meta" {
+			// The render cache's token is random by design (rendercache.go): not a row
+			// the apply wrote.
+			q += ` WHERE key != 'render_cache'`
+		}
+		rows, err := h.db.Queryx(q + ` ORDER BY 1`)
 		if err != nil {
 			t.Fatal(err)
 		}
