@@ -178,7 +178,26 @@ func (ix *Index) totals() Totals {
 }
 
 func indexVMRs(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
+	ix.VMRs = presize(sc, "vmrs", ix.VMRs)
 	return indexVMRsWhere(sc, ix, dg, "", nil)
+}
+
+// presize gives refs room for every row of table when it is empty: the largest id bounds
+// the row count (one B-tree seek), where growing by appending copied the 400,000-row
+// lists of a no-op plan several times over (~0.7 s of CPU at 400k, pprof).
+func presize[T any](sc *sqlite3.SQLiteConn, table string, refs []T) []T {
+	if len(refs) > 0 {
+		return refs
+	}
+	var n int64
+	_ = eachRowArgs(sc, `SELECT coalesce(max(id), 0) FROM `+table, nil, func(r []driver.Value) error {
+		n = rawInt(r[0])
+		return nil
+	})
+	if n <= 0 || n > 1<<26 { // no rows, or ids too sparse to trust as a count
+		return refs
+	}
+	return make([]T, 0, n)
 }
 
 // indexVMRsWhere indexes the VMRs of the WHERE clause where (on id; "" = all), with args.
@@ -190,7 +209,7 @@ func indexVMRsWhere(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec, where str
 		q, args = whereIDs(q, "vmrs", where), append(args, whereArgs...)
 	}
 	first := len(ix.VMRs)
-	var masked []bool
+	masked := make([]bool, 0, cap(ix.VMRs)-first)
 	err := eachRowArgs(sc, q, args, func(r []driver.Value) error {
 		owner := rawStr(r[1])
 		ix.VMRs = append(ix.VMRs, ObjectRef{ID: rawInt(r[0]), Owner: maphash.String(dg.Seed, owner),
@@ -253,6 +272,7 @@ func vmrPos(refs []ObjectRef, id int64) int {
 
 func indexDevices(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
 	q, args := dg.deviceQuery()
+	ix.Devices = presize(sc, "devices", ix.Devices)
 	return indexDevicesQuery(sc, ix, dg, q, args)
 }
 
@@ -266,6 +286,7 @@ func indexDevicesQuery(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec, q stri
 }
 
 func indexUsers(sc *sqlite3.SQLiteConn, ix *Index, dg *DigestSpec) error {
+	ix.Users = presize(sc, "users", ix.Users)
 	return indexUsersQuery(sc, ix, dg, dg.userQuery(), nil)
 }
 
