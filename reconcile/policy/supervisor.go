@@ -297,6 +297,9 @@ func (s *Supervisor) command() *exec.Cmd {
 		case strings.HasPrefix(kv, "ROSTER_CPUPROFILE="), strings.HasPrefix(kv, "ROSTER_MEMPROFILE="):
 		case strings.HasPrefix(kv, "ROSTER_ANSWERER_CPUPROFILE="):
 			cmd.Env = append(cmd.Env, "ROSTER_CPUPROFILE="+strings.TrimPrefix(kv, "ROSTER_ANSWERER_CPUPROFILE="))
+		case strings.HasPrefix(kv, "ROSTER_ANSWERER_GOMAXPROCS="):
+			// The answering process's own GOMAXPROCS (the daemon's stays as it is).
+			cmd.Env = append(cmd.Env, "GOMAXPROCS="+strings.TrimPrefix(kv, "ROSTER_ANSWERER_GOMAXPROCS="))
 		default:
 			cmd.Env = append(cmd.Env, kv)
 		}
