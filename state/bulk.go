@@ -43,11 +43,7 @@ func (db *DB) InBulkTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("bulk transaction: %w", err)
 	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return runTx(tx, fn)
 }
 
 // defaultMaxIdleConns is database/sql's default, which roster does not change.

@@ -159,6 +159,11 @@ func (db *DB) InTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	if err != nil {
 		return err
 	}
+	return runTx(tx, fn)
+}
+
+// runTx runs fn in tx and commits, or rolls back when fn fails.
+func runTx(tx *sqlx.Tx, fn func(tx *sqlx.Tx) error) error {
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err

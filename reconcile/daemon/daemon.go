@@ -167,7 +167,7 @@ func Serve(ctx context.Context, c Config) error {
 	go func() { defer close(pushDone); d.pusher(loopCtx) }()
 	go d.checker(loopCtx)
 	go d.watch(loopCtx)
-	policyFailed, stopPolicy := d.startPolicy()
+	d.logPolicy()
 
 	var runErr error
 	select {
@@ -177,10 +177,6 @@ func Serve(ctx context.Context, c Config) error {
 		runErr = fmt.Errorf("serve: http: %w", err)
 		stopLoop()
 		<-loopDone
-	case err := <-policyFailed:
-		runErr = fmt.Errorf("serve: %w", err)
-		stopLoop()
-		<-loopDone
 	}
 	d.setState("stopping")
 	stopLoop()
@@ -188,7 +184,7 @@ func Serve(ctx context.Context, c Config) error {
 	<-pushDone
 	d.log.Info("serve: stopping; delivering what is due", "grace", deliverGrace.String())
 	d.flushMail(ctx)
-	stopPolicy()
+	d.closePolicy()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), httpGrace)
 	if err := srv.Shutdown(sctx); err != nil {
 		d.log.Warn("serve: http shutdown", "err", err)

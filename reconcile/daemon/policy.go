@@ -78,7 +78,7 @@ func (d *daemon) initPolicy(ctx context.Context, listen bool) error {
 		CertFile: px.PolicyCert, KeyFile: px.PolicyKey, SnapshotPath: filepath.Join(d.stateDir, "policy.snapshot"),
 		Debug: d.log.Enabled(ctx, slog.LevelDebug)}
 	// The answering process would refuse the same: say it here, once, with the setting's name.
-	if _, err := policy.NewServer(&policy.Index{}, policy.Config{Username: acfg.Username, Password: acfg.Password, Unknown: acfg.Unknown}); err != nil {
+	if err := (policy.Config{Username: acfg.Username, Password: acfg.Password, Unknown: acfg.Unknown}).Validate(); err != nil {
 		return fmt.Errorf("serve: %w (platforms.pexip.username, password_env %s)", err, px.PasswordEnv)
 	}
 	ln, err := policy.ListenTCP(px.PolicyListen, px.PolicyCert, px.PolicyKey)
@@ -108,17 +108,13 @@ func (pe *policyEndpoint) close() {
 	pe.ln.Close()
 }
 
-// startPolicy reports that policy answers are served until stop is called (after the
-// mailer's last run, so the nodes get answers while the daemon shuts down). The
-// answering process runs from initPolicy on, restarted whenever it dies: failed never
-// reports.
-func (d *daemon) startPolicy() (failed <-chan error, stop func()) {
-	pe := d.policy
-	if pe == nil {
-		return nil, func() {}
+// logPolicy says where policy answers are served. The answering process runs from
+// initPolicy on, restarted whenever it dies, until closePolicy (after the mailer's last
+// run, so the nodes get answers while the daemon shuts down).
+func (d *daemon) logPolicy() {
+	if pe := d.policy; pe != nil {
+		d.log.Info("serve: policy listening", "addr", pe.listen, "tls", pe.tls, "answerer_pid", pe.sup.State().PID)
 	}
-	d.log.Info("serve: policy listening", "addr", pe.listen, "tls", pe.tls, "answerer_pid", pe.sup.State().PID)
-	return nil, d.closePolicy
 }
 
 // closePolicy stops the policy endpoint, if any; Serve defers it for the early returns.

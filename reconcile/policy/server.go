@@ -46,23 +46,28 @@ type Server struct {
 	lastUnauthorized atomic.Int64 // unix nanoseconds of the last warning
 }
 
+// Validate says what is wrong with cfg's credentials and policy_unknown, if anything.
+func (cfg Config) Validate() error {
+	if cfg.Username == "" || cfg.Password == "" {
+		return errors.New("policy server: username and password are required (Basic auth)")
+	}
+	switch cfg.Unknown {
+	case "", "continue", "reject":
+		return nil
+	}
+	return fmt.Errorf("policy server: policy_unknown %q: want \"continue\" or \"reject\"", cfg.Unknown)
+}
+
 // NewServer makes the policy handler.
 func NewServer(idx *Index, cfg Config) (*Server, error) {
 	if idx == nil {
 		return nil, errors.New("policy server: no index")
 	}
-	if cfg.Username == "" || cfg.Password == "" {
-		return nil, errors.New("policy server: username and password are required (Basic auth)")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	s := &Server{idx: idx, log: cfg.Logger, c: cfg.Counters,
+	s := &Server{idx: idx, log: cfg.Logger, c: cfg.Counters, reject: cfg.Unknown == "reject",
 		user: sha256.Sum256([]byte(cfg.Username)), pass: sha256.Sum256([]byte(cfg.Password))}
-	switch cfg.Unknown {
-	case "", "continue":
-	case "reject":
-		s.reject = true
-	default:
-		return nil, fmt.Errorf("policy server: policy_unknown %q: want \"continue\" or \"reject\"", cfg.Unknown)
-	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
