@@ -32,7 +32,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math/bits"
 	"os"
 	"slices"
 	"strings"
@@ -40,6 +39,7 @@ import (
 	"sync/atomic"
 
 	"github.com/roster-dev/roster/reconcile/directory"
+	"github.com/roster-dev/roster/reconcile/internal/stablehash"
 	"github.com/roster-dev/roster/schema"
 	"github.com/roster-dev/roster/state"
 )
@@ -295,31 +295,10 @@ const (
 	hashK1 = 0xa0761d6478bd642f
 	hashK2 = 0xe7037ed1a0b428db
 	hashK3 = 0x8ebc6af09c88c6e3
-	hashK4 = 0x589965cc75374cc3
 )
 
-// mix is wyhash's: the two halves of a 128-bit product, xored.
-func mix(a, b uint64) uint64 {
-	hi, lo := bits.Mul64(a, b)
-	return hi ^ lo
-}
-
-// strHash is a seeded 64-bit hash of s, stable across processes (the cache outlives
-// one; hash/maphash's seeds cannot be kept), eight bytes a step.
-func strHash(seed uint64, s string) uint64 {
-	h := seed ^ mix(uint64(len(s))^hashK1, hashK2)
-	for len(s) >= 8 {
-		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-		h = mix(w^hashK3, h^hashK4)
-		s = s[8:]
-	}
-	var w uint64
-	for i := len(s) - 1; i >= 0; i-- {
-		w = w<<8 | uint64(s[i])
-	}
-	return mix(w^hashK2^uint64(len(s)), h^hashK1)
-}
+// mix and strHash: a stable hash, since the cache outlives the process.
+var mix, strHash = stablehash.Mix, stablehash.String
 
 // write writes the cache file of state version from recs (template → entries to keep),
 // then records its token in the database; a failure leaves no trusted cache.
