@@ -193,12 +193,19 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions, pq *platformQueue
 				}
 			}
 		}
+		created := map[account.Kind]int{} // creations of each kind so far: their position k
 		for c := range changes {
 			if c.Action != action {
 				continue
 			}
 			if err := applyChange(w, c); err != nil {
 				return fmt.Errorf("%s %s %q: %w", c.Action, c.Kind, c.Key, err)
+			}
+			if action == account.ActionCreate {
+				if id := rowID(c.newObj); id != 0 {
+					p.created.setID(c.Kind, created[c.Kind], id)
+					created[c.Kind]++
+				}
 			}
 			if err := w.Audit(p.Commit, opts.Actor, c.Kind, c.Action, c.Key, auditDetail(c)); err != nil {
 				return err
@@ -212,6 +219,19 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions, pq *platformQueue
 		}
 	}
 	return pq.flush()
+}
+
+// rowID is the row id of a VMR, device or user account (0 for another object).
+func rowID(obj any) int64 {
+	switch x := obj.(type) {
+	case *account.VMR:
+		return x.ID
+	case *account.Device:
+		return x.ID
+	case *account.User:
+		return x.ID
+	}
+	return 0
 }
 
 // writeOwned creates or updates a VMR or device.
@@ -263,8 +283,15 @@ func auditDetail(c *Change) string {
 	return strings.Join(names, ",")
 }
 
-// enqueue writes the plan's emails to the outbox one at a time, each with the variables
-// its template may read (mayRead): they are made here, row by row, and never held.
+// emailsByValue makes enqueue write every email's variables and an audit row per email,
+// as before migration 006: the differential tests compare the two ways.
+var emailsByValue bool
+
+// enqueue writes the plan's emails to the outbox one at a time. An email of a VMR, device
+// or user account the apply created or updated references that row (state.Email.Ref): its
+// variables are made from the row when it is read. Any other email stores the variables
+// its template may read (state.MayRead), made here row by row and never held. Each email
+// is its own audit record.
 func enqueue(w *state.Writer, p *Plan, opts ApplyOptions) error {
 	reads := map[*MailSpec]*mailReads{}
 	var all, used []state.Var
@@ -272,30 +299,65 @@ func enqueue(w *state.Writer, p *Plan, opts ApplyOptions) error {
 		if e.mail == nil {
 			continue
 		}
-		r := reads[e.mail]
-		if r == nil {
-			r = &mailReads{mail: e.mail}
-			reads[e.mail] = r
-		}
-		all, used = p.emailVars(all[:0], e), used[:0]
-		for i, v := range all {
-			if r.reads(i, v.Name) {
-				used = append(used, v)
+		ref := p.emailRef(e)
+		used = nil
+		if ref == 0 {
+			r := reads[e.mail]
+			if r == nil {
+				r = &mailReads{mail: e.mail}
+				reads[e.mail] = r
 			}
-		}
-		if used == nil {
-			used = []state.Var{} // none: not Vars
+			all, used = p.emailVars(all[:0], e), []state.Var{} // none: not Vars
+			for i, v := range all {
+				if r.reads(i, v.Name) {
+					used = append(used, v)
+				}
+			}
 		}
 		if err := w.Enqueue(&state.Email{Kind: string(e.Kind), Action: string(e.Action), ObjectKey: e.Key, Template: e.Template,
 			To: e.To, SMTPServer: e.mail.SMTPServer, Commit: p.Commit, Subject: e.mail.Subject, Body: e.mail.Body,
-			BodyPath: e.mail.BodyPath, HTML: e.mail.HTML, VarList: used}); err != nil {
+			BodyPath: e.mail.BodyPath, HTML: e.mail.HTML, VarList: used, Ref: ref,
+			Audited: !emailsByValue, Actor: opts.Actor}); err != nil {
 			return err
 		}
-		if err := w.Audit(p.Commit, opts.Actor, account.KindEmail, e.Action, string(e.Kind)+" "+e.Key, "to "+e.To); err != nil {
-			return err
+		if emailsByValue {
+			if err := w.Audit(p.Commit, opts.Actor, account.KindEmail, e.Action, string(e.Kind)+" "+e.Key, "to "+e.To); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// emailRef is the row id e's variables are made from when it is read, or 0 when they are
+// stored: only an email of a VMR, device or user account that this apply created or
+// updated (a created or updated email, whose object is what the apply wrote) references
+// its row; a reminder's object is the state before the apply, and keeps its variables.
+func (p *Plan) emailRef(e *Email) int64 {
+	if emailsByValue || (e.Action != account.EmailCreated && e.Action != account.EmailUpdated) {
+		return 0
+	}
+	c := &p.created
+	switch x := e.obj.(type) {
+	case *account.VMR:
+		return x.ID
+	case *account.Device:
+		return x.ID
+	case *account.User:
+		if e.Kind == account.KindActivation {
+			return x.ID
+		}
+	case nil:
+		switch e.Kind {
+		case account.KindVMR:
+			return c.vmrIDs.get(e.at)
+		case account.KindDevice:
+			return c.deviceIDs.get(e.at)
+		case account.KindActivation:
+			return c.userIDs.get(e.at)
+		}
+	}
+	return 0
 }
 
 // mailReads remembers which variables a template may read, by their position in the
@@ -323,9 +385,7 @@ func (r *mailReads) reads(i int, name string) bool {
 // variable is only ever read by its name, written out in the template: a variable whose
 // name appears nowhere in the template's text cannot change what it renders, and is not
 // stored.
-func mayRead(m *MailSpec, name string) bool {
-	return strings.Contains(m.Subject, name) || strings.Contains(m.Body, name)
-}
+func mayRead(m *MailSpec, name string) bool { return state.MayRead(m.Subject, m.Body, name) }
 
 func putStatus(w *state.Writer, p *Plan, opts ApplyOptions) error {
 	warns := map[string][]string{}

@@ -28,6 +28,50 @@ type created struct {
 	user       []createdUser
 	// perTemplate counts the creations of each template, for Plan.Templates.
 	perTemplate map[string]int
+	// The row ids apply gave the creations, by creation position: a creation's email
+	// references its object's row (Plan.emailRef).
+	vmrIDs, deviceIDs, userIDs createdIDs
+}
+
+// createdIDs are row ids by creation position: pos[i] for position i >= 0, own[-1-i] for
+// a position in own's list.
+type createdIDs struct {
+	pos, own []int64
+}
+
+// set records id for position at; n and ownN are the lengths of the two lists.
+func (r *createdIDs) set(at int32, n, ownN int, id int64) {
+	if r.pos == nil {
+		r.pos, r.own = make([]int64, n), make([]int64, ownN)
+	}
+	if at < 0 {
+		r.own[-1-at] = id
+	} else {
+		r.pos[at] = id
+	}
+}
+
+// get is the id recorded for at; 0 when none was.
+func (r *createdIDs) get(at int32) int64 {
+	switch {
+	case at < 0 && int(-1-at) < len(r.own):
+		return r.own[-1-at]
+	case at >= 0 && int(at) < len(r.pos):
+		return r.pos[at]
+	}
+	return 0
+}
+
+// setID records the row id of creation k of kind, as apply wrote it.
+func (c *created) setID(kind account.Kind, k int, id int64) {
+	switch kind {
+	case account.KindVMR:
+		c.vmrIDs.set(c.vmr[k], c.vmrs.Len(), c.ownVMRs.Len(), id)
+	case account.KindDevice:
+		c.deviceIDs.set(c.device[k], c.devices.Len(), c.ownDevices.Len(), id)
+	case account.KindUser:
+		c.userIDs.set(c.user[k].i, c.users.Len(), 0, id)
+	}
 }
 
 // createdUser is a user account to create: the desired user, and what the diff gives it.

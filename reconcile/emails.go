@@ -4,9 +4,6 @@ package reconcile
 // variables each kind's template reads.
 
 import (
-	"slices"
-	"strings"
-
 	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
 )
@@ -44,22 +41,6 @@ func (m *TemplateMail) notifies(fields []FieldChange) bool {
 	return false
 }
 
-// appendFieldVars appends the email variables of x's emailed fields (lists joined by
-// ", ") and the action.
-func appendFieldVars[T any](vars []state.Var, fields []account.Field[T], x *T, action account.Action) []state.Var {
-	for i := range fields {
-		f := &fields[i]
-		switch {
-		case f.Email == "":
-		case f.Type == account.Strings:
-			vars = append(vars, state.Var{Name: f.Email, Value: strings.Join(*f.List(x), ", ")})
-		default:
-			vars = append(vars, state.Var{Name: f.Email, Value: f.Value(x)})
-		}
-	}
-	return append(vars, state.Var{Name: "action", Value: string(action)})
-}
-
 // varMap is vars as a map.
 func varMap(vars []state.Var) map[string]any {
 	m := make(map[string]any, len(vars))
@@ -72,33 +53,10 @@ func varMap(vars []state.Var) map[string]any {
 // VMRVars are the seed's VMR email variables: its emailed fields, the aliases also as a
 // list, and its first URI and numeric aliases.
 func VMRVars(v *account.VMR, action account.Action) map[string]any {
-	return varMap(appendVMRVars(nil, v, action))
-}
-
-func appendVMRVars(vars []state.Var, v *account.VMR, action account.Action) []state.Var {
-	uri, numeric := "", ""
-	for _, a := range v.Aliases {
-		if uri == "" && strings.Contains(a, "@") {
-			uri = a
-		}
-		if numeric == "" && a != "" && strings.Trim(a, "0123456789") == "" {
-			numeric = a
-		}
-	}
-	var list []string // nil when there are none, as it always was (JSON null)
-	if len(v.Aliases) > 0 {
-		list = slices.Clip(v.Aliases)
-	}
-	vars = appendFieldVars(vars, account.VMRFields, v, action)
-	return append(vars, state.Var{Name: "aliases_list", Value: list},
-		state.Var{Name: "uri_alias", Value: uri}, state.Var{Name: "numeric_alias", Value: numeric})
+	return varMap(state.AppendVMRVars(nil, v, string(action)))
 }
 
 // DeviceVars are the seed's device email variables.
 func DeviceVars(dv *account.Device, action account.Action) map[string]any {
-	return varMap(appendDeviceVars(nil, dv, action))
-}
-
-func appendDeviceVars(vars []state.Var, dv *account.Device, action account.Action) []state.Var {
-	return appendFieldVars(vars, account.DeviceFields, dv, action)
+	return varMap(state.AppendDeviceVars(nil, dv, string(action)))
 }

@@ -173,23 +173,23 @@ func (p *Plan) emailVars(buf []state.Var, e *Email) []state.Var {
 	c := &p.created
 	switch x := e.obj.(type) {
 	case *account.VMR:
-		return appendVMRVars(buf, x, e.Action)
+		return state.AppendVMRVars(buf, x, string(e.Action))
 	case *account.Device:
-		return appendDeviceVars(buf, x, e.Action)
+		return state.AppendDeviceVars(buf, x, string(e.Action))
 	case *account.User:
-		return appendUserVars(buf, x, e.Action)
+		return state.AppendUserVars(buf, x, string(e.Action))
 	case *account.Invite:
 		return appendInviteVars(buf, x, e.Action)
 	case nil:
 		switch e.Kind {
 		case account.KindVMR:
-			return appendVMRVars(buf, &atOf(listOf(c.vmrs, &c.ownVMRs, e.at)).VMR, e.Action)
+			return state.AppendVMRVars(buf, &atOf(listOf(c.vmrs, &c.ownVMRs, e.at)).VMR, string(e.Action))
 		case account.KindDevice:
-			return appendDeviceVars(buf, &atOf(listOf(c.devices, &c.ownDevices, e.at)).Device, e.Action)
+			return state.AppendDeviceVars(buf, &atOf(listOf(c.devices, &c.ownDevices, e.at)).Device, string(e.Action))
 		case account.KindActivation:
 			u := &c.users.At(int(e.at)).User
 			u.UserID = strconv.FormatInt(e.seq, 10)
-			return appendUserVars(buf, u, e.Action)
+			return state.AppendUserVars(buf, u, string(e.Action))
 		}
 	}
 	panic(fmt.Sprintf("plan: %s email %s %q has no object", e.Kind, e.Action, e.Key))

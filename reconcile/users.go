@@ -170,13 +170,7 @@ func (p *Plan) addActivation(d *Desired, u *account.User, action account.Action)
 
 // UserVars are the activation email's variables.
 func UserVars(u *account.User, action account.Action) map[string]any {
-	return varMap(appendUserVars(nil, u, action))
-}
-
-func appendUserVars(vars []state.Var, u *account.User, action account.Action) []state.Var {
-	return append(vars, state.Var{Name: "first_name", Value: u.FirstName}, state.Var{Name: "last_name", Value: u.LastName},
-		state.Var{Name: "email", Value: u.Email}, state.Var{Name: "userid", Value: u.UserID},
-		state.Var{Name: "action", Value: string(action)}, state.Var{Name: "license", Value: u.License})
+	return varMap(state.AppendUserVars(nil, u, string(action)))
 }
 
 func userFieldChanges(old, want *account.User) []FieldChange {

@@ -47,6 +47,15 @@ type Email struct {
 	// reuse from one email to the next, where a map would be made per email (names
 	// unique; sorted in place when encoded).
 	VarList []Var
+	// Ref, when not 0, is the row id of the email's object in the table of its kind (vmr →
+	// vmrs, device → devices, activation → users; RefKind), as the apply left it: the
+	// variables are not stored but made from that row when the email is read (Writer.Enqueue
+	// only; see outboxref.go).
+	Ref int64
+	// Audited: the email is its own audit record, by Actor (Writer.Enqueue only): it shows
+	// in RecentAudit after the audit rows written before it.
+	Audited bool
+	Actor   string
 }
 
 // Var is one email variable.
@@ -229,11 +238,28 @@ func (w *Writer) Enqueue(e *Email) error {
 			return fmt.Errorf("enqueue email: template of %s %s: %w", e.Kind, e.ObjectKey, err)
 		}
 	}
-	var err error
-	if w.vars, err = appendVars(w.vars[:0], e); err != nil {
-		return fmt.Errorf("enqueue email: variables of %s %s: %w", e.Kind, e.ObjectKey, err)
+	vars, ref := "", any(nil)
+	if e.Ref != 0 {
+		if !RefKind(e.Kind) {
+			return fmt.Errorf("enqueue email: %s %s: an email of kind %s cannot reference its object", e.Kind, e.ObjectKey, e.Kind)
+		}
+		ref = e.Ref
+	} else {
+		var err error
+		if w.vars, err = appendVars(w.vars[:0], e); err != nil {
+			return fmt.Errorf("enqueue email: variables of %s %s: %w", e.Kind, e.ObjectKey, err)
+		}
+		vars = string(w.vars)
 	}
-	if err := w.addConst("outbox", e.Commit, e.Kind, e.Action, e.ObjectKey, e.Template, e.To, e.SMTPServer, hash, string(w.vars)); err != nil {
+	actor, after := any(nil), any(nil)
+	if e.Audited {
+		n, err := w.lastAudit()
+		if err != nil {
+			return fmt.Errorf("enqueue email: %s %s: %w", e.Kind, e.ObjectKey, err)
+		}
+		actor, after = e.Actor, n
+	}
+	if err := w.addConst("outbox", e.Commit, actor, after, e.Kind, e.Action, e.ObjectKey, e.Template, e.To, e.SMTPServer, hash, vars, ref); err != nil {
 		return fmt.Errorf("enqueue email: %s %s: %w", e.Kind, e.ObjectKey, err)
 	}
 	return nil
@@ -251,7 +277,8 @@ type OutboxRow struct {
 	To            string  `db:"to_addr"`
 	SMTPServer    string  `db:"smtp_server"`
 	EmailTemplate string  `db:"email_template"` // the template hash
-	Vars          string  `db:"vars"`           // JSON object
+	Vars          string  `db:"vars"`           // JSON object (made from the referenced row when RefID is set)
+	RefID         *int64  `db:"ref_id"`         // the row of the email's object (Email.Ref), while it references it
 	Status        string  `db:"status"`
 	Attempts      int     `db:"attempts"`
 	NextAttemptAt string  `db:"next_attempt_at"`
@@ -298,7 +325,7 @@ func plainNumbers(x any) any {
 
 const outboxSelect = `SELECT o.id, o.created_at, o.commit_id, o.kind, o.action, o.object_key, o.template,
 	o.to_addr, o.smtp_server, o.email_template, o.vars, o.status, o.attempts, o.next_attempt_at,
-	o.last_error, o.message_id, o.sent_at, t.subject, t.body, t.body_path, t.html
+	o.last_error, o.message_id, o.sent_at, o.ref_id, t.subject, t.body, t.body_path, t.html
 	FROM outbox o JOIN email_templates t ON t.hash = o.email_template`
 
 // ClaimDue claims up to limit rows due at now — pending rows whose next_attempt_at <= now,
@@ -311,7 +338,7 @@ func (db *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxR
 		// The rows without their templates, then each distinct template once: a batch
 		// shares a few templates, and their bodies are not copied out of SQLite per row.
 		q, err := tx.QueryContext(ctx, `SELECT id, created_at, commit_id, kind, action, object_key, template,
-			to_addr, smtp_server, email_template, vars, status, attempts, next_attempt_at, last_error, message_id, sent_at
+			to_addr, smtp_server, email_template, vars, status, attempts, next_attempt_at, last_error, message_id, sent_at, ref_id
 			FROM outbox o WHERE status IN ('pending', 'sending') AND next_attempt_at <= ? AND `+notWaitingForPlatform+`
 			ORDER BY next_attempt_at, id LIMIT ?`, FormatTime(now), limit)
 		if err != nil {
@@ -323,7 +350,7 @@ func (db *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxR
 			var r OutboxRow
 			if err := q.Scan(&r.ID, &r.CreatedAt, &r.Commit, &r.Kind, &r.Action, &r.ObjectKey, &r.Template,
 				&r.To, &r.SMTPServer, &r.EmailTemplate, &r.Vars, &r.Status, &r.Attempts, &r.NextAttemptAt,
-				&r.LastError, &r.MessageID, &r.SentAt); err != nil {
+				&r.LastError, &r.MessageID, &r.SentAt, &r.RefID); err != nil {
 				return err
 			}
 			rows = append(rows, r)
@@ -333,6 +360,9 @@ func (db *DB) ClaimDue(ctx context.Context, now time.Time, limit int) ([]OutboxR
 		}
 		q.Close()
 		if err := fillTemplates(ctx, tx, rows); err != nil {
+			return err
+		}
+		if err := resolveRefs(ctx, tx, rows); err != nil {
 			return err
 		}
 		if len(rows) == 0 {
@@ -487,7 +517,13 @@ func (db *DB) OutboxCounts(ctx context.Context) (map[string]int, error) {
 // FailedEmails lists up to limit failed rows, oldest first.
 func (db *DB) FailedEmails(ctx context.Context, limit int) ([]OutboxRow, error) {
 	var rows []OutboxRow
-	if err := db.SelectContext(ctx, &rows, outboxSelect+` WHERE o.status = 'failed' ORDER BY o.id LIMIT ?`, limit); err != nil {
+	err := db.readTx(ctx, func(c *sqlx.Conn) error {
+		if err := c.SelectContext(ctx, &rows, outboxSelect+` WHERE o.status = 'failed' ORDER BY o.id LIMIT ?`, limit); err != nil {
+			return err
+		}
+		return resolveRefs(ctx, c, rows)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list failed emails: %w", err)
 	}
 	return rows, nil
@@ -495,11 +531,17 @@ func (db *DB) FailedEmails(ctx context.Context, limit int) ([]OutboxRow, error) 
 
 // OutboxEmail reads one outbox row.
 func (db *DB) OutboxEmail(ctx context.Context, id int64) (OutboxRow, error) {
-	var r OutboxRow
-	if err := db.GetContext(ctx, &r, outboxSelect+` WHERE o.id = ?`, id); err != nil {
-		return r, fmt.Errorf("read outbox row %d: %w", id, err)
+	rows := make([]OutboxRow, 1)
+	err := db.readTx(ctx, func(c *sqlx.Conn) error {
+		if err := c.GetContext(ctx, &rows[0], outboxSelect+` WHERE o.id = ?`, id); err != nil {
+			return err
+		}
+		return resolveRefs(ctx, c, rows)
+	})
+	if err != nil {
+		return rows[0], fmt.Errorf("read outbox row %d: %w", id, err)
 	}
-	return r, nil
+	return rows[0], nil
 }
 
 // DropEmail is the operator dropping a failed (or still pending) message: it is never sent.

@@ -119,10 +119,11 @@ var batchSQL = []struct {
 	{"users", `INSERT INTO users(id, userid, email, first_name, last_name, language, host_privilege, time_zone, tracking,
 		active, origin, license, sync_tag, entry_key, notified_at, created_at, updated_at) VALUES `, "", 0, 15, 2},
 	{"alias", `INSERT INTO vmr_aliases(alias, vmr_id, pos) VALUES `, "", 0, 3, 0},
-	{"audit", `INSERT INTO audit(commit_id, actor, kind, action, key, detail, at) VALUES `, "", 2, 4, 1},
+	// ids from the writer: an email written after an audit row names it (outbox.audit_after)
+	{"audit", `INSERT INTO audit(commit_id, actor, id, kind, action, key, detail, at) VALUES `, "", 2, 5, 1},
 	// pending, no attempt yet, due at the writer's time (Writer.Enqueue)
-	{"outbox", `INSERT INTO outbox(commit_id, kind, action, object_key, template, to_addr, smtp_server, email_template, vars,
-		status, attempts, created_at, next_attempt_at) VALUES `, ",'pending',0", 1, 8, 2},
+	{"outbox", `INSERT INTO outbox(commit_id, actor, audit_after, kind, action, object_key, template, to_addr, smtp_server,
+		email_template, vars, ref_id, status, attempts, created_at, next_attempt_at) VALUES `, ",'pending',0", 3, 9, 2},
 }
 
 // id hands out the next row id of table (one past the highest at the writer's start).
@@ -324,12 +325,14 @@ func NewWriter(ctx context.Context, tx *sqlx.Tx, now time.Time) (*Writer, error)
 		return nil, fmt.Errorf("defer foreign keys: %w", err)
 	}
 	for name, q := range writerSQL {
-		st, err := tx.PreparexContext(ctx, q)
-		if err != nil {
-			w.Close()
-			return nil, fmt.Errorf("prepare %s: %w", name, err)
+		if err := w.prepare(name, q); err != nil {
+			return nil, err
 		}
-		w.stmts[name] = st
+	}
+	for name, q := range refSQL {
+		if err := w.prepare(name, q); err != nil {
+			return nil, err
+		}
 	}
 	for _, b := range batchSQL {
 		bt := &batch{prefix: b.prefix, consts: b.consts, cols: b.cols, fixed: b.fixed, now: b.now}
@@ -346,6 +349,17 @@ func NewWriter(ctx context.Context, tx *sqlx.Tx, now time.Time) (*Writer, error)
 	return w, nil
 }
 
+// prepare prepares the statement name of the writer; on error it closes the writer.
+func (w *Writer) prepare(name, q string) error {
+	st, err := w.tx.PreparexContext(w.ctx, q)
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("prepare %s: %w", name, err)
+	}
+	w.stmts[name] = st
+	return nil
+}
+
 // Close stops the batch executor (after the batches queued) and releases the prepared
 // statements.
 func (w *Writer) Close() {
@@ -358,7 +372,9 @@ func (w *Writer) Close() {
 		st.Close()
 	}
 	for _, b := range w.batches {
-		b.full.Close()
+		if b.full != nil {
+			b.full.Close()
+		}
 	}
 }
 
@@ -388,6 +404,9 @@ func (w *Writer) InsertVMR(v *account.VMR) error {
 
 // UpdateVMR rewrites the VMR with id v.ID and its aliases.
 func (w *Writer) UpdateVMR(v *account.VMR) error {
+	if err := w.materialize("vmr", v.ID); err != nil {
+		return err
+	}
 	if _, err := w.exec("vmr.update", append(appendColumns(nil, account.VMRFields, v), w.now, v.ID)...); err != nil {
 		return fmt.Errorf("update vmr %q: %w", v.Name, err)
 	}
@@ -431,6 +450,9 @@ type aliasRow struct {
 
 // DeleteVMR removes a VMR; its aliases go with it (ON DELETE CASCADE).
 func (w *Writer) DeleteVMR(id int64) error {
+	if err := w.materialize("vmr", id); err != nil {
+		return err
+	}
 	_, err := w.exec("vmr.delete", id)
 	return err
 }
@@ -441,6 +463,9 @@ func (w *Writer) InsertDevice(d *account.Device) error {
 }
 
 func (w *Writer) UpdateDevice(d *account.Device) error {
+	if err := w.materialize("device", d.ID); err != nil {
+		return err
+	}
 	_, err := w.exec("device.update", append(appendColumns(nil, account.DeviceFields, d), w.now, d.ID)...)
 	if err != nil {
 		return fmt.Errorf("update device %q: %w", d.Alias, err)
@@ -449,6 +474,9 @@ func (w *Writer) UpdateDevice(d *account.Device) error {
 }
 
 func (w *Writer) DeleteDevice(id int64) error {
+	if err := w.materialize("device", id); err != nil {
+		return err
+	}
 	_, err := w.exec("device.delete", id)
 	return err
 }
@@ -477,6 +505,9 @@ func (w *Writer) InsertUser(u *account.User) error {
 // UpdateUser rewrites the user with id u.ID. notified_at is only ever set, never cleared:
 // the activation email goes once in a lifetime.
 func (w *Writer) UpdateUser(u *account.User) error {
+	if err := w.materialize("activation", u.ID); err != nil {
+		return err
+	}
 	_, err := w.exec("user.update", u.Email, u.FirstName, u.LastName, u.Language, u.HostPrivilege, u.TimeZone,
 		trackingDB(u.Tracking), u.Active, u.Origin, u.License, u.SyncTag, u.EntryKey, w.notifiedAt(u), w.now, u.ID)
 	if err != nil {
@@ -511,8 +542,22 @@ func (w *Writer) DeleteTrackingGroup(slot string) error {
 
 // Audit records one applied change, email or reminder.
 func (w *Writer) Audit(commit, actor string, kind account.Kind, action account.Action, key, detail string) error {
+	id, err := w.id("audit")
+	if err != nil {
+		return err
+	}
 	// Plain strings: the driver converts a named string type by reflection, an allocation each.
-	return w.addConst("audit", commit, actor, string(kind), string(action), key, detail)
+	return w.addConst("audit", commit, actor, id, string(kind), string(action), key, detail)
+}
+
+// lastAudit is the id of the last audit row written, by this writer or before it (0 for none).
+func (w *Writer) lastAudit() (int64, error) {
+	if n, ok := w.nextID["audit"]; ok {
+		return n - 1, nil
+	}
+	n, err := w.id("audit") // reads the highest id, then gives the id back
+	w.nextID["audit"] = n
+	return n - 1, err
 }
 
 func (w *Writer) ReminderDone(id, commit string) error {
@@ -608,13 +653,37 @@ type AuditEntry struct {
 	Detail string `json:"detail" db:"detail"`
 }
 
-// RecentAudit returns the newest audit rows first.
+// RecentAudit returns the newest audit records first: the audit rows and the emails that
+// are their own audit record (outbox.audit_after, migration 006), each shown as the audit
+// row it replaces (kind "email", key "KIND KEY", detail "to ADDRESS"). An email comes
+// after the audit row it names and before the next one; emails naming the same row come in
+// outbox order. (audit_after grows with the outbox id: the latest emails are the last rows.)
 func (db *DB) RecentAudit(ctx context.Context, limit int) ([]AuditEntry, error) {
-	var out []AuditEntry
-	err := db.SelectContext(ctx, &out, `SELECT at, commit_id, actor, kind, action, key, detail FROM audit
-		ORDER BY id DESC LIMIT ?`, limit)
+	type rec struct {
+		AuditEntry
+		ID    int64 `db:"id"`
+		After int64 `db:"audit_after"`
+	}
+	var audit, emails []rec
+	err := db.readTx(ctx, func(c *sqlx.Conn) error {
+		if err := c.SelectContext(ctx, &audit, `SELECT id, at, commit_id, actor, kind, action, key, detail FROM audit
+			ORDER BY id DESC LIMIT ?`, limit); err != nil {
+			return err
+		}
+		return c.SelectContext(ctx, &emails, `SELECT id, audit_after, created_at AS at, commit_id, actor, 'email' AS kind,
+			action, kind || ' ' || object_key AS key, 'to ' || to_addr AS detail FROM outbox
+			WHERE audit_after IS NOT NULL ORDER BY id DESC LIMIT ?`, limit)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	var out []AuditEntry // nil when there is none, as it always was
+	for len(out) < limit && len(audit)+len(emails) > 0 {
+		if len(emails) > 0 && (len(audit) == 0 || emails[0].After >= audit[0].ID) {
+			out, emails = append(out, emails[0].AuditEntry), emails[1:]
+		} else {
+			out, audit = append(out, audit[0].AuditEntry), audit[1:]
+		}
 	}
 	return out, nil
 }
