@@ -110,6 +110,13 @@ func benchRealistic(t *testing.T, bin string, n int, profDir string) realisticRo
 		t.Fatalf("roster apply --format json: %v", err)
 	}
 	row.Emails, row.Created = applied.Summary.Emails, applied.Summary.Create
+	var dbBytes int64 // the state database after the initial apply (with its WAL, if any)
+	for _, suffix := range []string{"", "-wal"} {
+		if st, err := os.Stat(filepath.Join(dir, "roster.db"+suffix)); err == nil {
+			dbBytes += st.Size()
+		}
+	}
+	t.Logf("realistic N=%d: state database after the initial apply: %.1f MiB", n, float64(dbBytes)/(1<<20))
 	// Every person with mail who is not disabled gets a VMR, a device and an activation
 	// email; every invitee an invitation: at least that many emails must be enqueued.
 	if want := realisticMinEmails(n) + invites; row.Emails < want {
