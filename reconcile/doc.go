@@ -67,7 +67,8 @@
 //  7. reconcile/safety.go — Plan.Check (called by Pipeline.Guard)
 //  8. reconcile/apply.go — Apply → applyChanges, enqueue (a first apply of 5,000+
 //     creations in state/bulk.go's InBulkTx: rollback-journal mode, pages written once)
-//  9. state/outbox.go — Enqueue in the same transaction; later ClaimDue
+//  9. state/outbox.go — Enqueue in the same transaction (an email of a VMR, device or
+//     user the apply wrote references its row: state/outboxref.go); later ClaimDue
 //  10. notify/deliver.go — Deliverer.DeliverAll → DeliverDue
 //  11. notify/compose.go — Composer.Compose: the MIME message (go-message)
 //  12. notify/smtp.go — pool.work → sendMessage hands it to the SMTP server
