@@ -400,7 +400,11 @@ func (r *run) record() (Report, error) {
 }
 
 func (r *run) sent(row state.OutboxRow, messageID string) {
-	r.outcomes.push(result{Outcome: state.Outcome{ID: row.ID, Status: state.OutboxSent, MessageID: messageID, At: r.d.now()}})
+	o := state.Outcome{ID: row.ID, Status: state.OutboxSent, MessageID: messageID, At: r.d.now()}
+	if row.RefID != nil {
+		o.Vars = row.Vars // made from the referenced row at claim: kept with the sent row
+	}
+	r.outcomes.push(result{Outcome: o})
 }
 
 // fail records a try that failed: retried with backoff, or failed after the last try.

@@ -20,12 +20,15 @@ type emailRun struct {
 	audit  []state.AuditEntry        // what status and the status page show
 	refs   int                       // rows that referenced their object after the first apply
 	status []string
+	// failed rows still referencing their object when requeued; sent rows still referencing
+	requeuedRefs, sentRefs int
 }
 
 // refScenario applies the same plans with emails by reference (byValue false) or by
 // value with an audit row each (as before migration 006): creation; a failed email; an
 // update of a person whose creation emails are still pending; a deletion; delivery; an
-// update of the person whose email failed, its requeue and delivery again.
+// update of the person whose email failed, the requeue of it and of a failed email still
+// referencing its object, and delivery again.
 func refScenario(t *testing.T, byValue bool) emailRun {
 	t.Helper()
 	defer func(old bool) { emailsByValue = old }(emailsByValue)
@@ -49,9 +52,13 @@ func refScenario(t *testing.T, byValue bool) emailRun {
 		}
 		return n
 	}
-	failed := id("vmr", "Cat Poe VMR")
-	if err := h.db.MarkFailed(ctx, failed, 3, "550 mailbox unavailable"); err != nil {
-		t.Fatal(err)
+	// cat's email fails and its VMR changes before it is requeued; dan's fails and is
+	// requeued while it still references its device
+	failed := []int64{id("vmr", "Cat Poe VMR"), id("device", "dan@dev.example.com")}
+	for _, f := range failed {
+		if err := h.db.MarkFailed(ctx, f, 3, "550 mailbox unavailable"); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	h.now = h.now.Add(time.Hour)
@@ -72,12 +79,16 @@ func refScenario(t *testing.T, byValue bool) emailRun {
 	ps[2].given = "Catherine" // the failed email's VMR changes before the email is requeued
 	h.directory(append(ps[:1:1], ps[2:]...)...)
 	h.mustApply()
-	if err := h.db.RequeueEmail(ctx, failed, h.now); err != nil {
-		t.Fatal(err)
+	run.requeuedRefs = h.count(`SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND ref_id IS NOT NULL`)
+	for _, f := range failed {
+		if err := h.db.RequeueEmail(ctx, f, h.now); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := d.DeliverDue(ctx); err != nil {
 		t.Fatal(err)
 	}
+	run.sentRefs = h.count(`SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND ref_id IS NOT NULL`)
 
 	run.mail, run.rows = map[string][]byte{}, map[int64]state.OutboxRow{}
 	files, err := os.ReadDir(dir)
@@ -110,8 +121,12 @@ func refScenario(t *testing.T, byValue bool) emailRun {
 // show` shows the same rows, and the audit log shows the same records.
 func TestEmailsByReferenceMatchByValue(t *testing.T) {
 	ref, val := refScenario(t, false), refScenario(t, true)
-	if ref.refs == 0 || val.refs != 0 {
-		t.Fatalf("rows by reference after the first apply: %d with references, %d by value", ref.refs, val.refs)
+	if ref.refs == 0 || val.refs != 0 || ref.requeuedRefs != 1 {
+		t.Fatalf("rows by reference after the first apply: %d with references, %d by value; %d requeued by reference",
+			ref.refs, val.refs, ref.requeuedRefs)
+	}
+	if ref.sentRefs != 0 {
+		t.Errorf("%d sent rows still reference their object: a sent row keeps the variables it was sent with", ref.sentRefs)
 	}
 	if len(val.mail) < 10 {
 		t.Fatalf("only %d messages delivered", len(val.mail))

@@ -418,6 +418,10 @@ type Outcome struct {
 	Err       string    // the reason of a retry or failure
 	MessageID string    // OutboxSent
 	At        time.Time // OutboxSent: when the server accepted it
+	// Vars (OutboxSent) are the variables the message was made with, when its row
+	// referenced its object (OutboxRow.RefID): the sent row keeps them and drops the
+	// reference, so delivered emails leave no reference for a later update to materialize.
+	Vars string
 }
 
 // RecordOutcomes records many outcomes in one transaction (a deliverer commits the results
@@ -443,14 +447,19 @@ func recordOutcomes(ctx context.Context, tx *sqlx.Tx, outcomes []Outcome) error 
 		case OutboxSent:
 			if sent == nil {
 				s, err := tx.PreparexContext(ctx, `UPDATE outbox SET status = 'sent', message_id = ?, sent_at = ?,
-					last_error = '', next_attempt_at = '' WHERE id = ? AND status IN ('pending', 'sending')`)
+					last_error = '', next_attempt_at = '', vars = COALESCE(?, vars), ref_id = IIF(? IS NULL, ref_id, NULL)
+					WHERE id = ? AND status IN ('pending', 'sending')`)
 				if err != nil {
 					return err
 				}
 				defer s.Close()
 				sent = s
 			}
-			if _, err := sent.ExecContext(ctx, o.MessageID, FormatTime(o.At), o.ID); err != nil {
+			vars := any(nil) // keeps the row's vars and reference
+			if o.Vars != "" {
+				vars = o.Vars
+			}
+			if _, err := sent.ExecContext(ctx, o.MessageID, FormatTime(o.At), vars, vars, o.ID); err != nil {
 				return err
 			}
 		case OutboxPending, OutboxFailed:
