@@ -62,14 +62,16 @@ func (r *createdIDs) get(at int32) int64 {
 	return 0
 }
 
-// setID records the row id of creation k of kind, as apply wrote it.
+// setID records the row id of creation k of kind, as apply wrote it (Plan.All yields a
+// kind's recorded creations in order k). A kind whose creations are held as Changes has
+// none recorded: their emails hold their object, with its id.
 func (c *created) setID(kind account.Kind, k int, id int64) {
-	switch kind {
-	case account.KindVMR:
+	switch {
+	case kind == account.KindVMR && k < len(c.vmr):
 		c.vmrIDs.set(c.vmr[k], c.vmrs.Len(), c.ownVMRs.Len(), id)
-	case account.KindDevice:
+	case kind == account.KindDevice && k < len(c.device):
 		c.deviceIDs.set(c.device[k], c.devices.Len(), c.ownDevices.Len(), id)
-	case account.KindUser:
+	case kind == account.KindUser && k < len(c.user):
 		c.userIDs.set(c.user[k].i, c.users.Len(), 0, id)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -41,7 +42,14 @@ func refScenario(t *testing.T, byValue bool) emailRun {
 		{uid: "dan", given: "Dan", sn: "Orr", mail: "dan@example.com", phone: "+44 20 7946 0004"},
 		{uid: "eve", given: "Eve", sn: "Ng", mail: "eve@example.com", phone: "+44 20 7946 0005"},
 	}
-	h := newHarness(t, ps...)
+	// The directory lists them in reverse: the creations' positions in the desired lists
+	// are not the order apply writes them in (by name), nor the emails' order.
+	reversed := func(ps ...person) []person {
+		out := slices.Clone(ps)
+		slices.Reverse(out)
+		return out
+	}
+	h := newHarness(t, reversed(ps...)...)
 	h.mustApply()
 	var run emailRun
 	run.refs = h.count(`SELECT COUNT(*) FROM outbox WHERE ref_id IS NOT NULL`)
@@ -63,10 +71,10 @@ func refScenario(t *testing.T, byValue bool) emailRun {
 
 	h.now = h.now.Add(time.Hour)
 	ps[0].sn, ps[0].phone = "Lee-Smith", "+44 20 7946 0099" // renamed: VMR, aliases, device description
-	h.directory(ps...)
+	h.directory(reversed(ps...)...)
 	h.mustApply()
 	h.now = h.now.Add(time.Hour)
-	h.directory(append(ps[:1:1], ps[2:]...)...) // bob leaves: VMR and device deleted, user deactivated
+	h.directory(reversed(append(ps[:1:1], ps[2:]...)...)...) // bob leaves: VMR and device deleted, user deactivated
 	h.mustApply()
 
 	dir := t.TempDir()
@@ -77,7 +85,7 @@ func refScenario(t *testing.T, byValue bool) emailRun {
 	}
 	h.now = h.now.Add(time.Hour)
 	ps[2].given = "Catherine" // the failed email's VMR changes before the email is requeued
-	h.directory(append(ps[:1:1], ps[2:]...)...)
+	h.directory(reversed(append(ps[:1:1], ps[2:]...)...)...)
 	h.mustApply()
 	run.requeuedRefs = h.count(`SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND ref_id IS NOT NULL`)
 	for _, f := range failed {
