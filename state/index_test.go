@@ -55,7 +55,7 @@ func fill(t *testing.T, db *DB, n int) {
 	check(t, tx.Commit())
 }
 
-func check(t *testing.T, err error) {
+func check(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/roster-dev/roster/schema/account"
@@ -20,43 +21,86 @@ var refTables = map[string]string{"vmr": "vmrs", "device": "devices", "activatio
 // RefKind reports whether an email of kind may reference its object (Email.Ref).
 func RefKind(kind string) bool { _, ok := refTables[kind]; return ok }
 
-// refQueries are the statements that read a referenced object, prepared once per reader.
-var refQueries = map[string]string{
-	"vmr":        `SELECT ` + columns(account.VMRFields, ", ") + ` FROM vmrs WHERE id = ?`,
-	"aliases":    `SELECT alias FROM vmr_aliases WHERE vmr_id = ? ORDER BY pos`,
-	"device":     `SELECT ` + columns(account.DeviceFields, ", ") + ` FROM devices WHERE id = ?`,
-	"activation": `SELECT userid, email, first_name, last_name, license FROM users WHERE id = ?`,
+// refObjects are the objects referenced by a group of emails, read at once (loadRefs).
+type refObjects struct {
+	vmrs    map[int64]*account.VMR
+	devices map[int64]*account.Device
+	users   map[int64]*account.User
+	vars    []Var
+	buf     []byte
 }
 
-// refReader reads referenced objects and makes the variables of the emails naming them.
-type refReader struct {
-	ctx   context.Context
-	q     sqlx.PreparerContext
-	stmts map[string]*sqlx.Stmt
-	vars  []Var
-	buf   []byte
-}
+// refChunk is how many ids one query of loadRefs reads (SQLite allows 32766 parameters).
+const refChunk = 500
 
-func newRefReader(ctx context.Context, q sqlx.PreparerContext) *refReader {
-	return &refReader{ctx: ctx, q: q, stmts: map[string]*sqlx.Stmt{}}
-}
-
-func (r *refReader) close() {
-	for _, st := range r.stmts {
-		st.Close()
+// loadRefs reads the objects ids names, by email kind (RefKind): each table in a query
+// per refChunk ids, not a query per email, so that a claim of emails by reference costs
+// about what it costs by value.
+func loadRefs(ctx context.Context, q sqlx.QueryerContext, ids map[string][]int64) (*refObjects, error) {
+	o := &refObjects{vmrs: map[int64]*account.VMR{}, devices: map[int64]*account.Device{}, users: map[int64]*account.User{}}
+	for kind, all := range ids {
+		for start := 0; start < len(all); start += refChunk {
+			chunk := all[start:min(start+refChunk, len(all))]
+			args := make([]any, len(chunk))
+			for i, id := range chunk {
+				args[i] = id
+			}
+			in := " IN (?" + strings.Repeat(",?", len(chunk)-1) + ")"
+			var err error
+			switch kind {
+			case "vmr":
+				err = eachRef(ctx, q, `SELECT id, `+columns(account.VMRFields, ", ")+` FROM vmrs WHERE id`+in, args, func() ([]any, func()) {
+					v := &account.VMR{}
+					return append([]any{&v.ID}, scanFields(account.VMRFields, v)...), func() { o.vmrs[v.ID] = v }
+				})
+				if err == nil {
+					var id int64
+					var alias string
+					err = eachRef(ctx, q, `SELECT vmr_id, alias FROM vmr_aliases WHERE vmr_id`+in+` ORDER BY vmr_id, pos`, args, func() ([]any, func()) {
+						return []any{&id, &alias}, func() {
+							if v := o.vmrs[id]; v != nil {
+								v.Aliases = append(v.Aliases, alias)
+							}
+						}
+					})
+				}
+			case "device":
+				err = eachRef(ctx, q, `SELECT id, `+columns(account.DeviceFields, ", ")+` FROM devices WHERE id`+in, args, func() ([]any, func()) {
+					d := &account.Device{}
+					return append([]any{&d.ID}, scanFields(account.DeviceFields, d)...), func() { o.devices[d.ID] = d }
+				})
+			case "activation":
+				err = eachRef(ctx, q, `SELECT id, userid, email, first_name, last_name, license FROM users WHERE id`+in, args, func() ([]any, func()) {
+					u := &account.User{}
+					return []any{&u.ID, &u.UserID, &u.Email, &u.FirstName, &u.LastName, &u.License}, func() { o.users[u.ID] = u }
+				})
+			default:
+				err = fmt.Errorf("an email of kind %q references no object", kind)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read the objects emails reference: %w", err)
+			}
+		}
 	}
+	return o, nil
 }
 
-func (r *refReader) stmt(name string) (*sqlx.Stmt, error) {
-	if st, ok := r.stmts[name]; ok {
-		return st, nil
-	}
-	st, err := sqlx.PreparexContext(r.ctx, r.q, refQueries[name])
+// eachRef runs query and scans each row into the destinations row gives, then calls the
+// function it gave with them.
+func eachRef(ctx context.Context, q sqlx.QueryerContext, query string, args []any, row func() ([]any, func())) error {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	r.stmts[name] = st
-	return st, nil
+	defer rows.Close()
+	for rows.Next() {
+		dest, scanned := row()
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		scanned()
+	}
+	return rows.Err()
 }
 
 // scanFields are the scan destinations of x's columns, in the order of columns.
@@ -77,48 +121,31 @@ func scanFields[T any](fields []account.Field[T], x *T) []any {
 }
 
 // objectVars appends the variables of the email of kind and action whose object is row id.
-func (r *refReader) objectVars(vars []Var, kind string, id int64, action string) ([]Var, error) {
-	st, err := r.stmt(kind)
-	if err != nil {
-		return nil, err
-	}
+func (o *refObjects) objectVars(vars []Var, kind string, id int64, action string) ([]Var, bool) {
 	switch kind {
 	case "vmr":
-		v := account.VMR{ID: id}
-		if err := st.QueryRowxContext(r.ctx, id).Scan(scanFields(account.VMRFields, &v)...); err != nil {
-			return nil, err
+		if v := o.vmrs[id]; v != nil {
+			return AppendVMRVars(vars, v, action), true
 		}
-		al, err := r.stmt("aliases")
-		if err != nil {
-			return nil, err
-		}
-		if err := al.SelectContext(r.ctx, &v.Aliases, id); err != nil {
-			return nil, err
-		}
-		return AppendVMRVars(vars, &v, action), nil
 	case "device":
-		d := account.Device{ID: id}
-		if err := st.QueryRowxContext(r.ctx, id).Scan(scanFields(account.DeviceFields, &d)...); err != nil {
-			return nil, err
+		if d := o.devices[id]; d != nil {
+			return AppendDeviceVars(vars, d, action), true
 		}
-		return AppendDeviceVars(vars, &d, action), nil
 	case "activation":
-		u := account.User{ID: id}
-		if err := st.QueryRowxContext(r.ctx, id).Scan(&u.UserID, &u.Email, &u.FirstName, &u.LastName, &u.License); err != nil {
-			return nil, err
+		if u := o.users[id]; u != nil {
+			return AppendUserVars(vars, u, action), true
 		}
-		return AppendUserVars(vars, &u, action), nil
 	}
-	return nil, fmt.Errorf("an email of kind %q references no object", kind)
+	return nil, false
 }
 
 // varsJSON is the vars of an email of kind and action whose template is subject and body
 // and whose object is row id: what Writer.Enqueue stores by value (the variables the
 // template may read, MayRead, as appendVars encodes them).
-func (r *refReader) varsJSON(kind string, id int64, action, subject, body string) (string, error) {
-	all, err := r.objectVars(r.vars[:0], kind, id, action)
-	if err != nil {
-		return "", fmt.Errorf("%s row %d: %w", refTables[kind], id, err)
+func (o *refObjects) varsJSON(kind string, id int64, action, subject, body string) (string, error) {
+	all, ok := o.objectVars(o.vars[:0], kind, id, action)
+	if !ok {
+		return "", fmt.Errorf("%s row %d is gone", refTables[kind], id)
 	}
 	used := all[:0]
 	for _, v := range all {
@@ -126,31 +153,38 @@ func (r *refReader) varsJSON(kind string, id int64, action, subject, body string
 			used = append(used, v)
 		}
 	}
-	r.vars = all
-	if r.buf, err = appendVars(r.buf[:0], &Email{VarList: used}); err != nil {
+	o.vars = all
+	var err error
+	if o.buf, err = appendVars(o.buf[:0], &Email{VarList: used}); err != nil {
 		return "", err
 	}
-	return string(r.buf), nil
+	return string(o.buf), nil
 }
 
 // resolveRefs sets the variables of the rows that reference their object; the rows'
 // templates must be filled.
-func resolveRefs(ctx context.Context, q sqlx.PreparerContext, rows []OutboxRow) error {
-	var r *refReader
+func resolveRefs(ctx context.Context, q sqlx.QueryerContext, rows []OutboxRow) error {
+	ids := map[string][]int64{}
 	for i := range rows {
-		row := &rows[i]
-		if row.RefID == nil {
+		if r := &rows[i]; r.RefID != nil {
+			ids[r.Kind] = append(ids[r.Kind], *r.RefID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	objs, err := loadRefs(ctx, q, ids)
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		r := &rows[i]
+		if r.RefID == nil {
 			continue
 		}
-		if r == nil {
-			r = newRefReader(ctx, q)
-			defer r.close()
+		if r.Vars, err = objs.varsJSON(r.Kind, *r.RefID, r.Action, r.Subject, r.Body); err != nil {
+			return fmt.Errorf("variables of outbox row %d: %w", r.ID, err)
 		}
-		vars, err := r.varsJSON(row.Kind, *row.RefID, row.Action, row.Subject, row.Body)
-		if err != nil {
-			return fmt.Errorf("variables of outbox row %d: %w", row.ID, err)
-		}
-		row.Vars = vars
 	}
 	return nil
 }
@@ -175,10 +209,12 @@ func (w *Writer) materialize(kind string, id int64) error {
 	if len(refs) == 0 {
 		return nil
 	}
-	r := newRefReader(w.ctx, w.tx)
-	defer r.close()
+	objs, err := loadRefs(w.ctx, w.tx, map[string][]int64{kind: {id}})
+	if err != nil {
+		return err
+	}
 	for _, e := range refs {
-		vars, err := r.varsJSON(kind, id, e.Action, e.Subject, e.Body)
+		vars, err := objs.varsJSON(kind, id, e.Action, e.Subject, e.Body)
 		if err == nil {
 			_, err = w.stmts["ref.materialize"].ExecContext(w.ctx, vars, e.ID)
 		}

@@ -238,3 +238,70 @@ func TestMigrateFrom005(t *testing.T) {
 		t.Errorf("new email after migrating: ref %v vars %s", r.RefID, r.Vars)
 	}
 }
+
+// BenchmarkClaimDueRefs: claiming 1,000 VMR emails that reference their rows (the
+// variables made from each row at claim) against 1,000 stored by value.
+func BenchmarkClaimDueRefs(b *testing.B) {
+	ctx := context.Background()
+	for _, byRef := range []bool{true, false} {
+		b.Run(fmt.Sprint("ref=", byRef), func(b *testing.B) {
+			db, err := Open(ctx, filepath.Join(b.TempDir(), "c.db"))
+			check(b, err)
+			defer db.Close()
+			t0 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+			var n int
+			for b.Loop() {
+				b.StopTimer()
+				check(b, db.InTx(ctx, func(tx *sqlx.Tx) error {
+					w, err := NewWriter(ctx, tx, t0)
+					if err != nil {
+						return err
+					}
+					defer w.Close()
+					for i := range 1000 {
+						n++
+						v := &account.VMR{Name: fmt.Sprintf("Room %d", n), PIN: "123456", OwnerEmail: "a@example.com", SyncTag: "t",
+							Aliases: []string{fmt.Sprintf("r%d@vc.example.com", n), fmt.Sprint(100000 + n)}}
+						if err := w.InsertVMR(v); err != nil {
+							return err
+						}
+						if i == 999 {
+							if err := w.Flush(); err != nil {
+								return err
+							}
+						}
+					}
+					return w.Flush()
+				}))
+				check(b, db.InTx(ctx, func(tx *sqlx.Tx) error {
+					w, err := NewWriter(ctx, tx, t0)
+					if err != nil {
+						return err
+					}
+					defer w.Close()
+					for id := int64(n - 999); id <= int64(n); id++ {
+						v := &account.VMR{ID: id, Name: fmt.Sprintf("Room %d", id), PIN: "123456", OwnerEmail: "a@example.com", SyncTag: "t",
+							Aliases: []string{fmt.Sprintf("r%d@vc.example.com", id), fmt.Sprint(100000 + id)}}
+						e := Email{Kind: "vmr", Action: "created", ObjectKey: v.Name, To: v.OwnerEmail, Subject: "Room {{ name }}",
+							Body: "{{ name }} {{ pin }} {{ aliases }} {{ uri_alias }} {{ numeric_alias }} {{ action }}"}
+						if byRef {
+							e.Ref = v.ID
+						} else {
+							e.VarList = AppendVMRVars(nil, v, "created")
+						}
+						if err := w.Enqueue(&e); err != nil {
+							return err
+						}
+					}
+					return w.Flush()
+				}))
+				b.StartTimer()
+				rows, err := db.ClaimDue(ctx, t0, 1000)
+				check(b, err)
+				if len(rows) != 1000 {
+					b.Fatalf("claimed %d", len(rows))
+				}
+			}
+		})
+	}
+}
