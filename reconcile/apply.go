@@ -153,6 +153,9 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 var applyOrder = []account.Action{account.ActionDelete, account.ActionDeactivate, account.ActionUpdate, account.ActionReactivate, account.ActionCreate}
 
 func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions, pq *platformQueue) error {
+	if err := materializeEmails(w, p); err != nil {
+		return err
+	}
 	// Names and aliases may move between objects within one plan (renames, swaps): first
 	// park every updated VMR and device on a temporary unique name without aliases.
 	for _, c := range p.changes { // creations are never updates
@@ -219,6 +222,31 @@ func applyChanges(w *state.Writer, p *Plan, opts ApplyOptions, pq *platformQueue
 		}
 	}
 	return pq.flush()
+}
+
+// materializeEmails gives the emails that reference the objects the plan updates or
+// deletes their variables, in a few statements, before any of them changes (the writer's
+// updates would otherwise do it one object at a time).
+func materializeEmails(w *state.Writer, p *Plan) error {
+	ids := map[string][]int64{}
+	for _, c := range p.changes { // only creations are not held, and they reference nothing yet
+		if c.Action == account.ActionCreate {
+			continue
+		}
+		kind := string(c.Kind)
+		if c.Kind == account.KindUser {
+			kind = string(account.KindActivation)
+		}
+		if id := rowID(c.oldObj); id != 0 && state.RefKind(kind) {
+			ids[kind] = append(ids[kind], id)
+		}
+	}
+	for kind, list := range ids {
+		if err := w.MaterializeEmails(kind, list); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rowID is the row id of a VMR, device or user account (0 for another object).

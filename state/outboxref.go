@@ -196,39 +196,66 @@ func (w *Writer) materialize(kind string, id int64) error {
 	if err := w.sync(); err != nil {
 		return err
 	}
-	type ref struct {
-		ID      int64  `db:"id"`
-		Action  string `db:"action"`
-		Subject string `db:"subject"`
-		Body    string `db:"body"`
-	}
-	var refs []ref
-	if err := w.stmts["ref.find"].SelectContext(w.ctx, &refs, kind, id); err != nil {
+	var rows []OutboxRow
+	if err := w.stmts["ref.find"].SelectContext(w.ctx, &rows, kind, id); err != nil {
 		return fmt.Errorf("materialize emails of %s %d: %w", kind, id, err)
 	}
-	if len(refs) == 0 {
+	return w.materializeRows(rows)
+}
+
+// MaterializeEmails materializes the emails referencing rows ids of kind's table, as
+// materialize does one by one, with a query per refChunk ids: an apply calls it with the
+// objects it is about to update or delete, which then find nothing left to do.
+func (w *Writer) MaterializeEmails(kind string, ids []int64) error {
+	if len(ids) == 0 {
 		return nil
 	}
-	objs, err := loadRefs(w.ctx, w.tx, map[string][]int64{kind: {id}})
-	if err != nil {
+	if err := w.sync(); err != nil {
 		return err
 	}
-	for _, e := range refs {
-		vars, err := objs.varsJSON(kind, id, e.Action, e.Subject, e.Body)
-		if err == nil {
-			_, err = w.stmts["ref.materialize"].ExecContext(w.ctx, vars, e.ID)
+	for start := 0; start < len(ids); start += refChunk {
+		chunk := ids[start:min(start+refChunk, len(ids))]
+		args := make([]any, 0, 1+len(chunk))
+		args = append(args, kind)
+		for _, id := range chunk {
+			args = append(args, id)
 		}
-		if err != nil {
-			return fmt.Errorf("materialize outbox row %d: %w", e.ID, err)
+		var rows []OutboxRow
+		if err := w.tx.SelectContext(w.ctx, &rows, refFindSQL+` IN (?`+strings.Repeat(",?", len(chunk)-1)+`)`, args...); err != nil {
+			return fmt.Errorf("materialize emails of %s: %w", kind, err)
+		}
+		if err := w.materializeRows(rows); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// materializeRows writes the variables of rows (read by refFindSQL) and clears their reference.
+func (w *Writer) materializeRows(rows []OutboxRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if err := fillTemplates(w.ctx, w.tx, rows); err != nil {
+		return fmt.Errorf("materialize emails: %w", err)
+	}
+	if err := resolveRefs(w.ctx, w.tx, rows); err != nil {
+		return fmt.Errorf("materialize emails: %w", err)
+	}
+	for i := range rows {
+		if _, err := w.stmts["ref.materialize"].ExecContext(w.ctx, rows[i].Vars, rows[i].ID); err != nil {
+			return fmt.Errorf("materialize outbox row %d: %w", rows[i].ID, err)
+		}
+	}
+	return nil
+}
+
+// refFindSQL reads the emails referencing rows of a kind's table, ending in "ref_id".
+const refFindSQL = `SELECT id, kind, action, email_template, ref_id FROM outbox WHERE kind = ? AND ref_id`
+
 // refSQL are the writer's statements of materialize.
 var refSQL = map[string]string{
-	"ref.find": `SELECT o.id, o.action, t.subject, t.body FROM outbox o JOIN email_templates t ON t.hash = o.email_template
-		WHERE o.kind = ? AND o.ref_id = ?`,
+	"ref.find":        refFindSQL + ` = ?`,
 	"ref.materialize": `UPDATE outbox SET vars = ?, ref_id = NULL WHERE id = ?`,
 }
 
