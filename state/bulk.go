@@ -43,7 +43,7 @@ func (db *DB) InBulkTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("bulk transaction: %w", err)
 	}
-	return runTx(tx, func(tx *sqlx.Tx) error {
+	return runTx(conn, tx, func(tx *sqlx.Tx) error {
 		dropped, err := dropBulkIndexes(ctx, tx)
 		if err != nil {
 			return fmt.Errorf("bulk transaction: %w", err)

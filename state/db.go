@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -165,7 +166,7 @@ func (db *DB) applyMigration(ctx context.Context, version int, name, body string
 	if err != nil {
 		return err
 	}
-	return runTx(tx, func(tx *sqlx.Tx) error {
+	return runTx(conn, tx, func(tx *sqlx.Tx) error {
 		if _, err := tx.ExecContext(ctx, body); err != nil {
 			return err
 		}
@@ -190,16 +191,29 @@ func (db *DB) applyMigration(ctx context.Context, version int, name, body string
 
 // InTx runs fn in one transaction, committed when fn returns nil, rolled back otherwise.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := db.BeginTxx(ctx, nil)
+	conn, err := db.Connx(ctx)
 	if err != nil {
 		return err
 	}
-	return runTx(tx, fn)
+	defer conn.Close()
+	tx, err := conn.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	return runTx(conn, tx, fn)
 }
 
-// runTx runs fn in tx and commits, or rolls back when fn fails.
-func runTx(tx *sqlx.Tx, fn func(tx *sqlx.Tx) error) error {
-	if err := fn(tx); err != nil {
+// txConns maps each transaction of InTx and InBulkTx to its connection while fn runs: a
+// Writer executes its batches on the driver's connection (Writer.rawExec), past
+// database/sql's conversion and copy of every argument.
+var txConns sync.Map // *sqlx.Tx → *sqlx.Conn
+
+// runTx runs fn in tx, begun on conn, and commits, or rolls back when fn fails.
+func runTx(conn *sqlx.Conn, tx *sqlx.Tx, fn func(tx *sqlx.Tx) error) error {
+	txConns.Store(tx, conn)
+	err := fn(tx)
+	txConns.Delete(tx)
+	if err != nil {
 		tx.Rollback()
 		return err
 	}
