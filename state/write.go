@@ -58,6 +58,7 @@ type Writer struct {
 type execJob struct {
 	name string
 	b    *batch
+	raw  driver.Stmt // b's statement for the columns args binds once (batch.variant); nil: b.full
 	args []any
 	ack  chan struct{}
 }
@@ -71,7 +72,7 @@ func (w *Writer) run() {
 			continue
 		}
 		if w.failed() == nil {
-			if err := w.execBatch(j.b, j.args); err != nil {
+			if err := w.execBatch(j.b, j.raw, j.args); err != nil {
 				w.errMu.Lock()
 				w.err = fmt.Errorf("%s: %w", j.name, err)
 				w.errMu.Unlock()
@@ -84,9 +85,9 @@ func (w *Writer) run() {
 	}
 }
 
-// execBatch executes a full batch with args.
-func (w *Writer) execBatch(b *batch, args []any) error {
-	if b.raw == nil {
+// execBatch executes a full batch with args: raw, a statement of the driver's, or b.full.
+func (w *Writer) execBatch(b *batch, raw driver.Stmt, args []any) error {
+	if raw == nil {
 		_, err := b.full.ExecContext(w.ctx, args...)
 		return err
 	}
@@ -108,7 +109,7 @@ func (w *Writer) execBatch(b *batch, args []any) error {
 		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: v}
 	}
 	err := w.conn.Raw(func(any) error {
-		_, err := b.raw.(driver.StmtExecContext).ExecContext(context.Background(), nv)
+		_, err := raw.(driver.StmtExecContext).ExecContext(context.Background(), nv)
 		return err
 	})
 	clear(nv) // the strings are not kept past the batch
@@ -151,8 +152,10 @@ type batch struct {
 	fixed  string // literals after the bound columns, the same for every row
 	now    int    // trailing columns that are the writer's time, written into the SQL
 	args   []any
-	full   *sqlx.Stmt  // prepared for batchSize rows
-	raw    driver.Stmt // the same on the driver's connection (Writer.conn), or nil
+	full   *sqlx.Stmt // prepared for batchSize rows
+	// On the driver's connection (Writer.conn), a full batch's statement for each set of
+	// columns that have one value in every row of a batch, bound once (bit c: column c).
+	variants map[uint64]driver.Stmt
 }
 
 // batchSQL lists the batched inserts in the order Flush writes them.
@@ -198,14 +201,28 @@ func (w *Writer) id(table string) (int64, error) {
 // in every row), cols parameters of the row's own, the fixed literals and now trailing
 // time literals.
 func (w *Writer) valuesSQL(b *batch, rows int) string {
+	return w.variantSQL(b, rows, 0)
+}
+
+// variantSQL is valuesSQL where the columns of same (bit c: column c) have one parameter
+// for all rows, numbered after the consts in column order; the others follow row by row
+// (compact lays out the arguments so).
+func (w *Writer) variantSQL(b *batch, rows int, same uint64) string {
 	tail := b.fixed + strings.Repeat(",'"+w.now+"'", b.now) + ")"
-	if b.consts == 0 {
+	if b.consts == 0 && same == 0 {
 		row := "(" + strings.Repeat("?,", b.cols-1) + "?" + tail
 		return b.prefix + strings.Repeat(row+",", rows-1) + row
 	}
 	var sb strings.Builder
 	sb.WriteString(b.prefix)
+	shared := make([]int, b.cols) // the parameter of each column of same
 	n := b.consts
+	for c := range b.cols {
+		if same&(1<<c) != 0 {
+			n++
+			shared[c] = n
+		}
+	}
 	for r := 0; r < rows; r++ {
 		if r > 0 {
 			sb.WriteByte(',')
@@ -215,15 +232,86 @@ func (w *Writer) valuesSQL(b *batch, rows int) string {
 			fmt.Fprintf(&sb, "?%d,", c)
 		}
 		for c := 0; c < b.cols; c++ {
-			n++
 			if c > 0 {
 				sb.WriteByte(',')
 			}
+			if shared[c] != 0 {
+				fmt.Fprintf(&sb, "?%d", shared[c])
+				continue
+			}
+			n++
 			fmt.Fprintf(&sb, "?%d", n)
 		}
 		sb.WriteString(tail)
 	}
 	return sb.String()
+}
+
+// sameColumns returns the columns (bit c: column c) with one value in every row of args,
+// a full batch: strings, numbers, booleans or NULL (the realistic profile's sync tag,
+// language, call rates, an email's kind and template).
+func sameColumns(b *batch, args []any) uint64 {
+	rows := args[b.consts:]
+	var same uint64
+	for c := 0; c < b.cols && c < 64; c++ {
+		v := rows[c]
+		switch v.(type) {
+		case nil, string, int64, bool:
+		default:
+			continue // not compared: a []byte would panic
+		}
+		i := c + b.cols
+		for i < len(rows) && rows[i] == v {
+			i += b.cols
+		}
+		if i >= len(rows) {
+			same |= 1 << c
+		}
+	}
+	return same
+}
+
+// compact appends to out args laid out for variantSQL(b, batchSize, same): the consts,
+// one value of each column of same, then the other values row by row.
+func compact(out []any, b *batch, args []any, same uint64) []any {
+	out = append(out, args[:b.consts]...)
+	rows := args[b.consts:]
+	for c := 0; c < b.cols; c++ {
+		if same&(1<<c) != 0 {
+			out = append(out, rows[c])
+		}
+	}
+	for r := 0; r < len(rows); r += b.cols {
+		for c, v := range rows[r : r+b.cols] {
+			if same&(1<<c) == 0 {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// variant returns b's full-batch statement on the driver's connection for same,
+// preparing it on first use (a few per table).
+func (w *Writer) variant(name string, b *batch, same uint64) (driver.Stmt, error) {
+	if st, ok := b.variants[same]; ok {
+		return st, nil
+	}
+	var st driver.Stmt
+	err := w.conn.Raw(func(dc any) error {
+		sc, ok := dc.(*sqlite3.SQLiteConn)
+		if !ok {
+			return fmt.Errorf("unexpected driver connection %T", dc)
+		}
+		var err error
+		st, err = sc.Prepare(w.variantSQL(b, batchSize, same))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prepare %s: %w", name, err)
+	}
+	b.variants[same] = st
+	return st, nil
 }
 
 // add buffers one row and writes a full batch.
@@ -307,13 +395,32 @@ func (w *Writer) queued(name string, b *batch) error {
 	if len(b.args) < b.consts+batchSize*b.cols {
 		return nil
 	}
-	w.jobs <- execJob{name: name, b: b, args: b.args}
-	select {
-	case b.args = <-w.spare:
-	default:
-		b.args = make([]any, 0, b.consts+batchSize*b.cols)
+	j := execJob{name: name, b: b, args: b.args}
+	if w.conn != nil {
+		// Bound once, the columns with one value in the batch are 44 % fewer values to
+		// bind in a first apply, each a cgo call and a copy into SQLite.
+		same := sameColumns(b, b.args)
+		st, err := w.variant(name, b, same)
+		if err != nil {
+			return err
+		}
+		j.raw, j.args = st, compact(w.spareArgs(b), b, b.args, same)
+		b.args = b.args[:0] // refilled here; the compact copy is the executor's
+	} else {
+		b.args = w.spareArgs(b)
 	}
+	w.jobs <- j
 	return w.failed()
+}
+
+// spareArgs is an empty slice for a full batch of b, one the executor is done with if any.
+func (w *Writer) spareArgs(b *batch) []any {
+	select {
+	case a := <-w.spare:
+		return a
+	default:
+		return make([]any, 0, b.consts+batchSize*b.cols)
+	}
 }
 
 // Flush writes the buffered rows, parents before children; call it before committing.
@@ -406,7 +513,7 @@ func NewWriter(ctx context.Context, tx *sqlx.Tx, now time.Time) (*Writer, error)
 				if err != nil {
 					return fmt.Errorf("prepare %s: %w", b.name, err)
 				}
-				bt.raw = st
+				bt.variants = map[uint64]driver.Stmt{0: st}
 			}
 			return nil
 		})
@@ -433,8 +540,8 @@ func (w *Writer) Close() {
 	}
 	for _, b := range w.batches {
 		b.full.Close()
-		if b.raw != nil {
-			w.conn.Raw(func(any) error { return b.raw.Close() })
+		for _, st := range b.variants {
+			w.conn.Raw(func(any) error { return st.Close() })
 		}
 	}
 }
