@@ -502,21 +502,14 @@ func NewWriter(ctx context.Context, tx *sqlx.Tx, now time.Time) (*Writer, error)
 	}
 	if c, ok := txConns.Load(tx); ok {
 		w.conn = c.(*sqlx.Conn)
-		err := w.conn.Raw(func(dc any) error {
-			sc, ok := dc.(*sqlite3.SQLiteConn)
-			if !ok {
-				return fmt.Errorf("unexpected driver connection %T", dc)
+		var err error
+		for _, b := range batchSQL {
+			bt := w.batches[b.name]
+			bt.variants = map[uint64]driver.Stmt{}
+			if _, err = w.variant(b.name, bt, 0); err != nil {
+				break
 			}
-			for _, b := range batchSQL {
-				bt := w.batches[b.name]
-				st, err := sc.Prepare(w.valuesSQL(bt, batchSize))
-				if err != nil {
-					return fmt.Errorf("prepare %s: %w", b.name, err)
-				}
-				bt.variants = map[uint64]driver.Stmt{0: st}
-			}
-			return nil
-		})
+		}
 		if err != nil {
 			w.Close()
 			return nil, err
