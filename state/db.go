@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -81,7 +82,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		}
 		f.Close()
 	}
-	params := fmt.Sprintf("_foreign_keys=on&_busy_timeout=10000&_txlock=immediate&_synchronous=NORMAL&_cache_size=%d", cacheSizeKiB)
+	params := fmt.Sprintf("_mutex=no&_foreign_keys=on&_busy_timeout=10000&_txlock=immediate&_synchronous=NORMAL&_cache_size=%d", cacheSizeKiB)
 	if !memory {
 		params += "&_journal_mode=WAL"
 	}
@@ -138,33 +139,81 @@ func (db *DB) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("migrate state database: %w", err)
 		}
-		err = db.InTx(ctx, func(tx *sqlx.Tx) error {
-			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)`,
-				version, name, FormatTime(time.Now()))
-			return err
-		})
-		if err != nil {
+		if err := db.applyMigration(ctx, version, name, string(body)); err != nil {
 			return fmt.Errorf("migrate state database: apply %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// InTx runs fn in one transaction, committed when fn returns nil, rolled back otherwise.
-func (db *DB) InTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
-	tx, err := db.BeginTxx(ctx, nil)
+// applyMigration runs one migration in a transaction with foreign keys off, as SQLite's
+// procedure for changing a table's schema wants: a table is rebuilt as a new one, the old
+// one dropped and the new one renamed, and with foreign keys on dropping a parent table
+// deletes its rows first, cascading to their children. The keys are checked before the
+// commit instead (foreign_key_check), and turned back on for the pool's connection.
+func (db *DB) applyMigration(ctx context.Context, version int, name, body string) error {
+	conn, err := db.Connx(ctx)
 	if err != nil {
 		return err
 	}
-	return runTx(tx, fn)
+	defer conn.Close()
+	// Not inside a transaction: there the pragma does nothing.
+	if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.Background(), `PRAGMA foreign_keys = ON`)
+	tx, err := conn.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	return runTx(conn, tx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, body); err != nil {
+			return err
+		}
+		var bad []struct {
+			Table  string        `db:"table"`
+			RowID  sql.NullInt64 `db:"rowid"`
+			Parent string        `db:"parent"`
+			FKID   int64         `db:"fkid"`
+		}
+		if err := tx.SelectContext(ctx, &bad, `PRAGMA foreign_key_check`); err != nil {
+			return err
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("%d rows break a foreign key, the first in %s (rowid %d, parent %s)",
+				len(bad), bad[0].Table, bad[0].RowID.Int64, bad[0].Parent)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)`,
+			version, name, FormatTime(time.Now()))
+		return err
+	})
 }
 
-// runTx runs fn in tx and commits, or rolls back when fn fails.
-func runTx(tx *sqlx.Tx, fn func(tx *sqlx.Tx) error) error {
-	if err := fn(tx); err != nil {
+// InTx runs fn in one transaction, committed when fn returns nil, rolled back otherwise.
+func (db *DB) InTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	conn, err := db.Connx(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	return runTx(conn, tx, fn)
+}
+
+// txConns maps each transaction of InTx and InBulkTx to its connection while fn runs: a
+// Writer executes its batches on the driver's connection (Writer.rawExec), past
+// database/sql's conversion and copy of every argument.
+var txConns sync.Map // *sqlx.Tx → *sqlx.Conn
+
+// runTx runs fn in tx, begun on conn, and commits, or rolls back when fn fails.
+func runTx(conn *sqlx.Conn, tx *sqlx.Tx, fn func(tx *sqlx.Tx) error) error {
+	txConns.Store(tx, conn)
+	err := fn(tx)
+	txConns.Delete(tx)
+	if err != nil {
 		tx.Rollback()
 		return err
 	}

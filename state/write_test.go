@@ -129,8 +129,9 @@ func TestWriterBatchConstants(t *testing.T) {
 	}
 }
 
-// TestWriterAliasesFollowTheirVMRs: aliases are written after their VMR's batch, in VMR
-// order, and a VMR whose batch is still buffered at Flush gets its aliases too.
+// TestWriterAliasesFollowTheirVMRs: aliases are written after their VMR's batch (foreign
+// keys checked at once fail otherwise), and a VMR whose batch is still buffered at Flush
+// gets its aliases too.
 func TestWriterAliasesFollowTheirVMRs(t *testing.T) {
 	for _, n := range []int{1, batchSize - 1, batchSize, 2*batchSize + 3} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
@@ -154,7 +155,7 @@ func TestWriterAliasesFollowTheirVMRs(t *testing.T) {
 				Pos   int    `db:"pos"`
 				Alias string `db:"alias"`
 			}
-			check(t, db.Select(&got, `SELECT vmr_id, pos, alias FROM vmr_aliases ORDER BY rowid`))
+			check(t, db.Select(&got, `SELECT vmr_id, pos, alias FROM vmr_aliases ORDER BY vmr_id, pos`))
 			if len(got) != 2*n {
 				t.Fatalf("%d aliases, want %d", len(got), 2*n)
 			}
@@ -188,4 +189,97 @@ func withWriter(t *testing.T, fn func(tx *sqlx.Tx, w *Writer) error) *DB {
 		return w.Flush()
 	}))
 	return db
+}
+
+// TestWriterBindsSameColumnsOnce: a full batch binds the columns with one value in all
+// its rows once (sameColumns, compact, variantSQL); every row must still read back as
+// written, whichever columns are shared in which batch — strings, numbers, booleans
+// and NULL among them.
+func TestWriterBindsSameColumnsOnce(t *testing.T) {
+	n := 2*batchSize + 7
+	users := make([]account.User, n)
+	for i := range users {
+		lang := "en-US" // the same in the first batch, then not
+		if i >= batchSize {
+			lang = []string{"fr", "de"}[i%2]
+		}
+		users[i] = account.User{UserID: fmt.Sprint(i + 1), Email: fmt.Sprintf("u%d@example.com", i), FirstName: "Ann",
+			LastName: fmt.Sprint("L", i%3), Language: lang, HostPrivilege: "HOST", TimeZone: "UTC", Active: i < 2*batchSize,
+			Origin: "remote", License: "paid", SyncTag: "staff", EntryKey: fmt.Sprint("k", i),
+			Notified: i >= batchSize/2 && i < 2*batchSize} // NULL, then not, within one batch; all set in the second
+	}
+	db := withWriter(t, func(tx *sqlx.Tx, w *Writer) error {
+		if w.conn == nil {
+			return fmt.Errorf("the writer of an InTx transaction runs no statement of the driver's")
+		}
+		for i := range users {
+			if err := w.InsertUser(&users[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var got []struct {
+		UserID, Email, First, Last, Lang, Host, TZ, Origin, License, Sync, Key string
+		Active, Notified                                                       bool
+	}
+	rows, err := db.Query(`SELECT userid, email, first_name, last_name, language, host_privilege, time_zone, origin,
+		license, sync_tag, entry_key, active, notified_at IS NOT NULL FROM users ORDER BY id`)
+	check(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		got = append(got, struct {
+			UserID, Email, First, Last, Lang, Host, TZ, Origin, License, Sync, Key string
+			Active, Notified                                                       bool
+		}{})
+		g := &got[len(got)-1]
+		check(t, rows.Scan(&g.UserID, &g.Email, &g.First, &g.Last, &g.Lang, &g.Host, &g.TZ, &g.Origin, &g.License,
+			&g.Sync, &g.Key, &g.Active, &g.Notified))
+	}
+	check(t, rows.Err())
+	if len(got) != n {
+		t.Fatalf("%d users, want %d", len(got), n)
+	}
+	for i, g := range got {
+		u := users[i]
+		if g.UserID != u.UserID || g.Email != u.Email || g.First != u.FirstName || g.Last != u.LastName ||
+			g.Lang != u.Language || g.Host != u.HostPrivilege || g.TZ != u.TimeZone || g.Origin != u.Origin ||
+			g.License != u.License || g.Sync != u.SyncTag || g.Key != u.EntryKey || g.Active != u.Active ||
+			g.Notified != u.Notified {
+			t.Fatalf("user %d = %+v, want %+v", i, g, u)
+		}
+	}
+}
+
+// TestSameColumnsAndCompact: the columns found shared, and the arguments laid out for
+// their statement.
+func TestSameColumnsAndCompact(t *testing.T) {
+	b := &batch{consts: 1, cols: 3}
+	for _, tc := range []struct {
+		name string
+		args []any
+		same uint64
+		want []any
+	}{
+		{"none shared", []any{"c", "a", int64(1), nil, "b", int64(2), "z"},
+			0b000, []any{"c", "a", int64(1), nil, "b", int64(2), "z"}},
+		{"middle and last", []any{"c", "a", int64(1), nil, "b", int64(1), nil},
+			0b110, []any{"c", int64(1), nil, "a", "b"}},
+		{"all", []any{"c", "a", true, "x", "a", true, "x"},
+			0b111, []any{"c", "a", true, "x"}},
+		{"bytes never", []any{"c", []byte("a"), "x", int64(0), []byte("a"), "x", int64(0)},
+			0b110, []any{"c", "x", int64(0), []byte("a"), []byte("a")}},
+		{"types differ", []any{"c", int64(1), "1", nil, "1", "1", nil},
+			0b110, []any{"c", "1", nil, int64(1), "1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			same := sameColumns(b, tc.args)
+			if same != tc.same {
+				t.Fatalf("sameColumns = %03b, want %03b", same, tc.same)
+			}
+			if got := compact(nil, b, tc.args, same); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("compact = %v, want %v", got, tc.want)
+			}
+		})
+	}
 }
