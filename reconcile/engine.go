@@ -42,6 +42,11 @@ type Engine struct {
 	// (syncentries.go), from one cycle to the next.
 	index *indexCache
 	sets  map[string]*entrySet
+	// aheadAlways (tests) skips cached entries ahead of the index in every batch, as if
+	// the index never loaded in time.
+	aheadAlways bool
+	aheadMisses int   // (tests) plans made again because an entry skipped ahead was needed
+	aheadHits   int64 // (tests) entries skipped ahead of the index, over all plans
 }
 
 func (e *Engine) getenv(k string) string {
@@ -148,6 +153,9 @@ func (e *Engine) Plan(ctx context.Context, repo *schema.Repo, commit string) (*P
 		}
 		if errors.Is(err, errAheadMiss) && !o.noAhead {
 			o.noAhead = true
+			e.mu.Lock()
+			e.aheadMisses++
+			e.mu.Unlock()
 			continue
 		}
 		return p, err
@@ -222,7 +230,7 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	// keeps its index from cycle to cycle and reads incrementally).
 	var ahead *indexAhead
 	if sp == nil && rc != nil && !o.noAhead && os.Getenv("SCRATCH_NOAHEAD") == "" { // SCRATCH
-		ahead = &indexAhead{ready: ready, dg: dg}
+		ahead = &indexAhead{ready: ready, dg: dg, never: e.aheadAlways}
 	}
 	var got *loaded
 	var late *lateDigests
@@ -274,6 +282,9 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	}
 	if rc != nil {
 		p.cached, p.late = int(rc.hits.Load()), late.reads()
+		e.mu.Lock()
+		e.aheadHits += rc.ahead.Load()
+		e.mu.Unlock()
 	}
 	rc.keep(ctx, e.DB, e.Logger, p, desired)
 	p.loaded = len(actual.VMRs) + len(actual.Devices) + len(actual.Users)

@@ -67,6 +67,7 @@ type renderCache struct {
 	mu      sync.Mutex                  // guards records (templates may render in turn)
 	records map[string]*templateRecords // by template
 	hits    atomic.Int64                // entries skipped
+	ahead   atomic.Int64                // of which ahead of the index (rendercache_ahead.go)
 }
 
 // cachedTemplate is a template's settled entries as read, found by hash.
