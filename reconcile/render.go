@@ -485,6 +485,7 @@ type renderer struct {
 	seed    pattern.Seed
 	err     error
 	at      string
+	near    near // the render cache's guesses (rendercache_record.go)
 }
 
 // reset readies r for entry e: its attributes, its dn (in a map r keeps: a pattern only

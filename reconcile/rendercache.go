@@ -76,6 +76,11 @@ type cachedTemplate struct {
 	set     posTable
 }
 
+// find returns the position of the entry with hash h, looking at *at first (see near).
+func (ct *cachedTemplate) find(h uint64, at *int32) (int32, bool) {
+	return ct.set.findNear(at, len(ct.entries), h, func(i int32) bool { return ct.entries[i].hash == h })
+}
+
 type cachedEntry struct {
 	hash  uint64
 	flags uint8

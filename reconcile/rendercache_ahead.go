@@ -70,8 +70,9 @@ func (tc *templateCache) skipAhead(a *indexAhead, batch []directory.Entry, resul
 	}
 	var missed atomic.Bool
 	eachRange(len(batch), workers, func(lo, hi int) {
+		var at int32
 		for i := lo; i < hi && !missed.Load(); i++ {
-			if !tc.lookAhead(a, &batch[i], &results[i], &hashes[i], &marks[i]) {
+			if !tc.lookAhead(a, &batch[i], &results[i], &hashes[i], &marks[i], &at) {
 				missed.Store(true)
 			}
 		}
@@ -85,13 +86,13 @@ func (tc *templateCache) skipAhead(a *indexAhead, batch []directory.Entry, resul
 
 // lookAhead is skip without the index: whether e's hash is in the cache and what the
 // entry's output is, but its marks (mark).
-func (tc *templateCache) lookAhead(a *indexAhead, e *directory.Entry, out *entryOutput, h *uint64, mark *aheadMark) bool {
+func (tc *templateCache) lookAhead(a *indexAhead, e *directory.Entry, out *entryOutput, h *uint64, mark *aheadMark, at *int32) bool {
 	if e.Key == "" {
 		return false
 	}
 	*h = entryHash(tc.rc.seed, e)
 	ct := tc.cached
-	j, ok := ct.set.find(*h, func(i int32) bool { return ct.entries[i].hash == *h })
+	j, ok := ct.find(*h, at)
 	if !ok {
 		return false
 	}
@@ -129,17 +130,18 @@ func (tc *templateCache) resolve(idx *refIndex, p *aheadMarks) error {
 		return errAheadMiss
 	}
 	ct := tc.cached
+	var at near
 	for _, m := range p.marks {
 		ce := &ct.entries[m.entry]
 		if ce.flags&cachedVMR != 0 {
-			i, ok := idx.vmrs.find(m.owner, func(i int32) bool { return idx.ix.VMRs[i].Owner == m.owner })
+			i, ok := idx.vmrNear(m.owner, &at.vmr)
 			if !ok {
 				return errAheadMiss
 			}
 			idx.markVMR(i)
 		}
 		if ce.flags&cachedDevice != 0 {
-			i, ok := idx.devices.find(m.owner, func(i int32) bool { return idx.ix.Devices[i].Owner == m.owner })
+			i, ok := idx.deviceNear(m.owner, &at.device)
 			if !ok {
 				return errAheadMiss
 			}
@@ -149,7 +151,7 @@ func (tc *templateCache) resolve(idx *refIndex, p *aheadMarks) error {
 			return errAheadMiss
 		}
 		if ce.flags&cachedUser != 0 {
-			i, ok := idx.user(ce.email)
+			i, ok := idx.userNear(ce.email, &at.user)
 			if !ok {
 				return errAheadMiss
 			}
