@@ -383,6 +383,11 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 					failed.Store(true)
 				}
 			}
+			if sr == nil { // no entry is kept past its batch: their maps serve the next ones
+				for i := range b {
+					directory.Recycle(&b[i])
+				}
+			}
 			clear(b)
 			select {
 			case free <- b[:0]:
