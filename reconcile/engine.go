@@ -229,7 +229,7 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	// A command's render skips cached entries before the index is there (the daemon
 	// keeps its index from cycle to cycle and reads incrementally).
 	var ahead *indexAhead
-	if sp == nil && rc != nil && !o.noAhead && os.Getenv("SCRATCH_NOAHEAD") == "" { // SCRATCH
+	if sp == nil && rc != nil && !o.noAhead {
 		ahead = &indexAhead{ready: ready, dg: dg, never: e.aheadAlways}
 	}
 	var got *loaded
