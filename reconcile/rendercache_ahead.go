@@ -49,6 +49,10 @@ func (a *indexAhead) loaded() bool {
 // plan is made again, waiting for the index.
 var errAheadMiss = errors.New("render cache: an entry skipped ahead of the index must be rendered")
 
+// resolveApart is how many marks resolve runs one goroutine a kind for (a variable for
+// tests).
+var resolveApart = 4096
+
 // aheadMark is a skipped entry whose objects are marked unchanged once the index is there.
 type aheadMark struct {
 	owner uint64 // digester.owner of the template and the entry's key
@@ -129,39 +133,77 @@ func (tc *templateCache) resolve(idx *refIndex, p *aheadMarks) error {
 	if idx == nil || idx.ix.Small.StateVersion != tc.rc.version {
 		return errAheadMiss
 	}
+	// One pass a kind, on goroutines of their own when the marks are many: each kind
+	// marks its own slice and count, and their random reads overlap.
 	ct := tc.cached
-	var at near
-	for _, m := range p.marks {
-		ce := &ct.entries[m.entry]
-		if ce.flags&cachedVMR != 0 {
-			i, ok := idx.vmrNear(m.owner, &at.vmr)
-			if !ok {
-				return errAheadMiss
+	passes := [3]func() bool{
+		func() bool {
+			var at int32
+			for _, m := range p.marks {
+				if ct.entries[m.entry].flags&cachedVMR != 0 {
+					i, ok := idx.vmrNear(m.owner, &at)
+					if !ok {
+						return false
+					}
+					idx.markVMR(i)
+				}
 			}
-			idx.markVMR(i)
-		}
-		if ce.flags&cachedDevice != 0 {
-			i, ok := idx.deviceNear(m.owner, &at.device)
-			if !ok {
-				return errAheadMiss
+			return true
+		},
+		func() bool {
+			var at int32
+			for _, m := range p.marks {
+				if ct.entries[m.entry].flags&cachedDevice != 0 {
+					i, ok := idx.deviceNear(m.owner, &at)
+					if !ok {
+						return false
+					}
+					idx.markDevice(i)
+				}
 			}
-			idx.markDevice(i)
-		}
-		if ce.flags&cachedAbsent != 0 && idx.hasUser(ce.email) {
-			return errAheadMiss
-		}
-		if ce.flags&cachedUser != 0 {
-			i, ok := idx.userNear(ce.email, &at.user)
-			if !ok {
-				return errAheadMiss
+			return true
+		},
+		func() bool {
+			var at int32
+			for _, m := range p.marks {
+				ce := &ct.entries[m.entry]
+				if ce.flags&cachedAbsent != 0 && idx.hasUser(ce.email) {
+					return false
+				}
+				if ce.flags&cachedUser != 0 {
+					i, ok := idx.userNear(ce.email, &at)
+					if !ok {
+						return false
+					}
+					// the entry key compared by its owner hash: the entry itself is gone by now
+					u := &idx.ix.Users[i]
+					if o := ownerKey(tc.tag, u.EntryKey(), ""); u.SyncTag() != tc.tag || idx.dg.owner(o.tag, o.key) != m.owner {
+						return false
+					}
+					idx.markUser(i)
+				}
 			}
-			// the entry key compared by its owner hash: the entry itself is gone by now
-			u := &idx.ix.Users[i]
-			if o := ownerKey(tc.tag, u.EntryKey(), ""); u.SyncTag() != tc.tag || idx.dg.owner(o.tag, o.key) != m.owner {
-				return errAheadMiss
-			}
-			idx.markUser(i)
+			return true
+		},
+	}
+	var ok [3]bool
+	if len(p.marks) < resolveApart {
+		for k, pass := range passes {
+			ok[k] = pass()
 		}
+	} else {
+		var wg sync.WaitGroup
+		for k, pass := range passes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ok[k] = pass()
+			}()
+		}
+		wg.Wait()
+	}
+	if !ok[0] || !ok[1] || !ok[2] {
+		return errAheadMiss
 	}
 	tc.rc.hits.Add(int64(len(p.marks)))
 	tc.rc.ahead.Add(int64(len(p.marks)))

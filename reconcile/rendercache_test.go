@@ -251,8 +251,13 @@ func TestRenderCacheAbsentUser(t *testing.T) {
 // would have been rendered; the plan is made again waiting for the index, and equals a
 // full render's.
 func TestRenderCacheAheadMiss(t *testing.T) {
-	for _, table := range []string{"vmrs", "devices", "users"} {
-		t.Run(table, func(t *testing.T) {
+	defer func(n int) { resolveApart = n }(resolveApart)
+	for i, table := range []string{"vmrs", "devices", "users", "vmrs", "devices", "users"} {
+		resolveApart = 1 << 30
+		if i >= 3 {
+			resolveApart = 0 // one goroutine a kind
+		}
+		t.Run(fmt.Sprintf("%s/apart=%v", table, i >= 3), func(t *testing.T) {
 			h := newHarness(t, alice, bob, carol)
 			h.mustApply()
 			ahead := h.engine()
