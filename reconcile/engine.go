@@ -42,6 +42,11 @@ type Engine struct {
 	// (syncentries.go), from one cycle to the next.
 	index *indexCache
 	sets  map[string]*entrySet
+	// aheadAlways (tests) skips cached entries ahead of the index in every batch, as if
+	// the index never loaded in time.
+	aheadAlways bool
+	aheadMisses int   // (tests) plans made again because an entry skipped ahead was needed
+	aheadHits   int64 // (tests) entries skipped ahead of the index, over all plans
 }
 
 func (e *Engine) getenv(k string) string {
@@ -136,32 +141,47 @@ func (e *Engine) Plan(ctx context.Context, repo *schema.Repo, commit string) (*P
 			return p, err
 		}
 	}
-	noCache := e.NoRenderCache
+	o := planOptions{noCache: e.NoRenderCache}
 	for attempt := 1; ; attempt++ {
-		p, err := e.plan(ctx, repo, commit, env, open, sp, noCache)
+		p, err := e.plan(ctx, repo, commit, env, open, sp, o)
 		if errors.Is(err, state.ErrStateChanged) && attempt < 3 {
 			continue
 		}
-		if errors.Is(err, errCacheConflict) && !noCache {
-			noCache = true
+		if errors.Is(err, errCacheConflict) && !o.noCache {
+			o.noCache = true
+			continue
+		}
+		if errors.Is(err, errAheadMiss) && !o.noAhead {
+			o.noAhead = true
+			e.mu.Lock()
+			e.aheadMisses++
+			e.mu.Unlock()
 			continue
 		}
 		return p, err
 	}
 }
 
+// planOptions are what an attempt of Plan leaves out after an earlier one failed.
+type planOptions struct {
+	noCache bool // the render cache (a skipped entry took part in a duplicate email)
+	noAhead bool // skipping cached entries before the index is loaded (one was needed)
+}
+
 // plan is one attempt of Plan:
 //  1. start reading the index of the actual state (owner and digest of every object);
 //  2. search the directory and render each entry, marking the objects it renders
-//     unchanged by their digest (Render waits for the index at its first batch);
+//     unchanged by their digest (Render waits for the index at its first batch, but a
+//     command's skips the entries the render cache holds while the index loads, and marks
+//     their objects once it is there: rendercache_ahead.go);
 //  3. load in full the objects the diff must see (hydrate): a no-op plan loads none;
 //  4. diff.
 //
 // A no-op reconcile of 400,000 people so holds an index of the state, never the state.
-func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env *pattern.Env, open func(string) (directory.Directory, error), sp *syncPlan, noCache bool) (*Plan, error) {
+func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env *pattern.Env, open func(string) (directory.Directory, error), sp *syncPlan, o planOptions) (*Plan, error) {
 	start := time.Now()
 	var rc *renderCache
-	if !noCache {
+	if !o.noCache {
 		if key, err := e.DB.SecretKey(ctx, e.getenv(e.Config.SecretKeyEnv)); err == nil {
 			rc = openRenderCache(ctx, e.DB, e.Config, repo, key)
 		}
@@ -177,22 +197,41 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 		}
 	}
 	type loaded struct {
-		ix  *state.Index
-		err error
-		at  time.Duration
+		ix     *state.Index
+		tables *refTables
+		err    error
+		at     time.Duration
 	}
 	ch := make(chan loaded, 1)
+	ready := make(chan struct{})
 	go func() {
+		defer close(ready)
 		if cached != nil {
-			ch <- loaded{cached, nil, 0}
+			ch <- loaded{cached, e.refTables(cached), nil, 0}
 			return
 		}
 		ix, err := e.DB.LoadIndex(ctx, dg.spec)
-		if err == nil && sp != nil {
+		if err != nil {
+			ch <- loaded{err: err, at: time.Since(start)}
+			return
+		}
+		if sp != nil {
 			e.keepIndex(commit, dg, ix)
 		}
-		ch <- loaded{ix, err, time.Since(start)}
+		// The lookup tables are built here, beside the directory read, not when the
+		// render first needs them.
+		tables := e.refTables(ix)
+		if tables == nil {
+			tables = buildRefTables(ix, dg)
+		}
+		ch <- loaded{ix, tables, nil, time.Since(start)}
 	}()
+	// A command's render skips cached entries before the index is there (the daemon
+	// keeps its index from cycle to cycle and reads incrementally).
+	var ahead *indexAhead
+	if sp == nil && rc != nil && !o.noAhead {
+		ahead = &indexAhead{ready: ready, dg: dg, never: e.aheadAlways}
+	}
 	var got *loaded
 	var late *lateDigests
 	refs := func() (*refIndex, error) {
@@ -203,7 +242,7 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 		if got.err != nil {
 			return nil, got.err
 		}
-		ri := newRefIndexWith(got.ix, dg, e.refTables(got.ix))
+		ri := newRefIndexWith(got.ix, dg, got.tables)
 		if len(dg.spec.Undigested) > 0 {
 			ri.late = &lateDigests{ctx: ctx, db: e.DB, ix: got.ix, spec: dg.spec}
 			late = ri.late
@@ -211,7 +250,7 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 		return ri, nil
 	}
 	desired, err := Render(ctx, Inputs{Config: e.Config, Repo: repo, Commit: commit, Env: env, Directory: open,
-		Now: e.now(), DefaultEmails: e.DefaultEmails, refs: refs, sync: sp, cache: rc})
+		Now: e.now(), DefaultEmails: e.DefaultEmails, refs: refs, sync: sp, cache: rc, ahead: ahead})
 	if err != nil {
 		if got == nil {
 			<-ch // let the load finish before the caller closes the database
@@ -243,6 +282,9 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	}
 	if rc != nil {
 		p.cached, p.late = int(rc.hits.Load()), late.reads()
+		e.mu.Lock()
+		e.aheadHits += rc.ahead.Load()
+		e.mu.Unlock()
 	}
 	rc.keep(ctx, e.DB, e.Logger, p, desired)
 	p.loaded = len(actual.VMRs) + len(actual.Devices) + len(actual.Users)

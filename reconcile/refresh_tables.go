@@ -55,15 +55,15 @@ func movedTable[R interface{ RowID() int64 }](t posTable, old, fresh []R, hash f
 	}
 	m := posTable{slots: slices.Clone(t.slots), mask: t.mask}
 	for _, i := range out {
-		if !m.remove(i, hash(&old[i]), func(p int32) uint64 { return hash(&old[p]) }) {
+		if !m.remove(i, hash(&old[i])) {
 			return tableOf(fresh, hash)
 		}
 	}
 	if len(gone) > 0 { // a kept row moves down by the rows deleted before it
-		for s, p := range m.slots {
-			if p != 0 {
+		for s := range m.slots {
+			if p := m.slots[s].pos; p != 0 {
 				n, _ := slices.BinarySearch(gone, p-1)
-				m.slots[s] = p - int32(n)
+				m.slots[s].pos = p - int32(n)
 			}
 		}
 	}
@@ -83,31 +83,30 @@ func tableOf[R any](rows []R, hash func(*R) uint64) posTable {
 }
 
 // remove takes pos, hashed h, out of the table, moving back the positions after it in
-// its run that would no longer be found (hashOf gives a position's hash). False when
-// the table does not hold pos.
-func (t *posTable) remove(pos int32, h uint64, hashOf func(int32) uint64) bool {
+// its run that would no longer be found. False when the table does not hold pos.
+func (t *posTable) remove(pos int32, h uint64) bool {
 	i := h & t.mask
-	for t.slots[i] != pos+1 {
-		if t.slots[i] == 0 {
+	for t.slots[i].pos != pos+1 {
+		if t.slots[i].pos == 0 {
 			return false
 		}
 		i = (i + 1) & t.mask
 	}
 	for j := i; ; {
 		j = (j + 1) & t.mask
-		p := t.slots[j]
-		if p == 0 {
+		s := t.slots[j]
+		if s.pos == 0 {
 			break
 		}
 		// The position at j stays when its home slot k lies cyclically in (i, j]: a
 		// search from k still reaches it without passing the hole at i.
-		k := hashOf(p-1) & t.mask
+		k := s.hash() & t.mask
 		if (i < j && i < k && k <= j) || (i > j && (k > i || k <= j)) {
 			continue
 		}
-		t.slots[i], i = p, j
+		t.slots[i], i = s, j
 	}
-	t.slots[i] = 0
+	t.slots[i] = posSlot{}
 	return true
 }
 

@@ -42,6 +42,9 @@ type Inputs struct {
 	// cache, when set, skips the entries it holds settled and records the others
 	// (rendercache.go).
 	cache *renderCache
+	// ahead, when set, lets the cache skip entries while the index is still loading
+	// (rendercache_ahead.go).
+	ahead *indexAhead
 }
 
 // Render searches the directory for each sync template and renders desired objects. A
@@ -84,6 +87,9 @@ func Render(ctx context.Context, in Inputs) (*Desired, error) {
 		res := &TemplateResult{Name: t.Name}
 		d.Templates = append(d.Templates, res)
 		out, err := renderTemplate(ctx, in, t, index, d.Tracking)
+		if errors.Is(err, errAheadMiss) {
+			return nil, err // the caller plans again
+		}
 		if err != nil {
 			res.Err = err
 			continue
@@ -336,17 +342,50 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 	done := make(chan struct{})
 	var renderErr error // written by the renderer, read after done
 	var failed atomic.Bool
+	ahead := in.ahead
+	if sr != nil || tc == nil {
+		ahead = nil
+	}
 	go func() {
 		defer close(done)
 		results, hashes := make([]entryOutput, chunk), make([]uint64, chunk)
+		var marks []aheadMark // by entry of a batch skipped ahead
+		var pending aheadMarks
 		for b := range jobs {
 			if renderErr == nil {
-				if idx, err := index(); err != nil {
-					renderErr = err
+				renderErr = func() error {
+					n := len(b)
+					if !ahead.loaded() {
+						if marks == nil {
+							marks = make([]aheadMark, chunk)
+						}
+						if tc.skipAhead(ahead, b, results[:n], hashes[:n], marks[:n], workers) {
+							for i := range b {
+								tc.recordAhead(&b[i], hashes[i], marks[i])
+							}
+							pending.marks = append(pending.marks, marks[:n]...)
+							collect(nil, b, results[:n], hashes[:n])
+							return nil
+						}
+					}
+					idx, err := index()
+					if err != nil {
+						return err
+					}
+					if err := tc.resolve(idx, &pending); err != nil {
+						return err
+					}
+					renderBatch(in, c, idx, tc, b, results[:n], hashes[:n], workers)
+					collect(idx, b, results[:n], hashes[:n])
+					return nil
+				}()
+				if renderErr != nil {
 					failed.Store(true)
-				} else {
-					renderBatch(in, c, idx, tc, b, results[:len(b)], hashes[:len(b)], workers)
-					collect(idx, b, results[:len(b)], hashes[:len(b)])
+				}
+			}
+			if sr == nil { // no entry is kept past its batch: their maps serve the next ones
+				for i := range b {
+					directory.Recycle(&b[i])
 				}
 			}
 			clear(b)
@@ -354,6 +393,13 @@ func renderTemplate(ctx context.Context, in Inputs, t *schema.Template, index fu
 			case free <- b[:0]:
 			default:
 			}
+		}
+		if renderErr == nil && len(pending.marks) > 0 {
+			idx, err := index()
+			if err == nil {
+				err = tc.resolve(idx, &pending)
+			}
+			renderErr = err
 		}
 	}()
 	newBatch := func() []directory.Entry {
@@ -444,6 +490,7 @@ type renderer struct {
 	seed    pattern.Seed
 	err     error
 	at      string
+	near    near // the render cache's guesses (rendercache_record.go)
 }
 
 // reset readies r for entry e: its attributes, its dn (in a map r keeps: a pattern only

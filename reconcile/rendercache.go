@@ -67,12 +67,18 @@ type renderCache struct {
 	mu      sync.Mutex                  // guards records (templates may render in turn)
 	records map[string]*templateRecords // by template
 	hits    atomic.Int64                // entries skipped
+	ahead   atomic.Int64                // of which ahead of the index (rendercache_ahead.go)
 }
 
 // cachedTemplate is a template's settled entries as read, found by hash.
 type cachedTemplate struct {
 	entries []cachedEntry
 	set     posTable
+}
+
+// find returns the position of the entry with hash h, looking at *at first (see near).
+func (ct *cachedTemplate) find(h uint64, at *int32) (int32, bool) {
+	return ct.set.findNear(at, len(ct.entries), h, func(i int32) bool { return ct.entries[i].hash == h })
 }
 
 type cachedEntry struct {

@@ -76,34 +76,38 @@ func (tc *templateCache) render(in Inputs, c *compiled, idx *refIndex, r *render
 		return renderEntry(in, c, idx, r, e)
 	}
 	*h = entryHash(tc.rc.seed, e)
-	if out, ok := tc.skip(idx, e, *h); ok {
+	if out, ok := tc.skip(idx, e, *h, &r.near); ok {
 		tc.rc.hits.Add(1)
 		return out
 	}
 	return renderEntry(in, c, idx, r, e)
 }
 
-func (tc *templateCache) skip(idx *refIndex, e *directory.Entry, h uint64) (entryOutput, bool) {
+func (tc *templateCache) skip(idx *refIndex, e *directory.Entry, h uint64, at *near) (entryOutput, bool) {
 	ct := tc.cached
 	if ct == nil || idx.ix.Small.StateVersion != tc.rc.version {
 		return entryOutput{}, false
 	}
-	j, ok := ct.set.find(h, func(i int32) bool { return ct.entries[i].hash == h })
+	j, ok := ct.find(h, &at.cached)
 	if !ok {
 		return entryOutput{}, false
 	}
 	ce := &ct.entries[j]
 	out := entryOutput{cached: true}
 	own := ownerKey(tc.tag, e.Key, "")
+	var oh uint64
+	if ce.flags&(cachedVMR|cachedDevice) != 0 {
+		oh = idx.dg.owner(own.tag, own.key)
+	}
 	if ce.flags&cachedVMR != 0 {
-		i, ok := idx.vmr(own)
+		i, ok := idx.vmrNear(oh, &at.vmr)
 		if !ok {
 			return entryOutput{}, false
 		}
 		out.sameVMR = i + 1
 	}
 	if ce.flags&cachedDevice != 0 {
-		i, ok := idx.device(own)
+		i, ok := idx.deviceNear(oh, &at.device)
 		if !ok {
 			return entryOutput{}, false
 		}
@@ -122,7 +126,7 @@ func (tc *templateCache) skip(idx *refIndex, e *directory.Entry, h uint64) (entr
 		out.absent = ce.email
 	}
 	if ce.flags&cachedUser != 0 {
-		i, ok := idx.user(ce.email)
+		i, ok := idx.userNear(ce.email, &at.user)
 		if !ok {
 			return entryOutput{}, false
 		}

@@ -95,6 +95,7 @@ func TestPropertyRenderCacheEqualsFullRender(t *testing.T) {
 		seeds = 3
 	}
 	hits, late, plans := 0, 0, 0
+	var aheadHits int64
 	defer func(n int) { lateSingles = n }(lateSingles)
 	for seed := int64(1); seed <= int64(seeds); seed++ {
 		rng := rand.New(rand.NewSource(seed))
@@ -115,8 +116,9 @@ func TestPropertyRenderCacheEqualsFullRender(t *testing.T) {
 			}
 			c.write("directory.ldif", string(syncLDIF(c.ps)))
 			repo := c.loadRepo()
-			cached, full := c.engine(), c.engine()
+			cached, full, ahead := c.engine(), c.engine(), c.engine()
 			full.NoRenderCache = true
+			ahead.aheadAlways = true
 			for round := 0; round < 2; round++ { // the second round: the cache a no-op plan wrote
 				want, got := c.planBy(full, repo), c.planBy(cached, repo)
 				plans++
@@ -125,6 +127,13 @@ func TestPropertyRenderCacheEqualsFullRender(t *testing.T) {
 					t.Fatalf("seed %d step %d round %d: the plan with the render cache (%d entries skipped) differs from a full render's\n--- cached\n%s\n--- full\n%s",
 						seed, step, round, got.cached, g, w)
 				}
+				// the same cache, its entries skipped ahead of the index
+				if g, w := planAll(c.planBy(ahead, repo)), planAll(want); g != w {
+					t.Fatalf("seed %d step %d round %d: the plan skipping ahead of the index differs from a full render's\n--- ahead\n%s\n--- full\n%s",
+						seed, step, round, g, w)
+				}
+				aheadHits += ahead.aheadHits
+				ahead.aheadHits = 0
 				if got.HasChanges() {
 					switch rng.Intn(4) {
 					case 0: // applied by a process without the cache: the file is stale now
@@ -137,8 +146,8 @@ func TestPropertyRenderCacheEqualsFullRender(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d plans, %d entries skipped by the render cache, %d digests read late", plans, hits, late)
-	if hits == 0 || late == 0 {
+	t.Logf("%d plans, %d entries skipped by the render cache (%d ahead of the index), %d digests read late", plans, hits, aheadHits, late)
+	if hits == 0 || late == 0 || aheadHits == 0 {
 		t.Fatal("the render cache never skipped an entry, or no digest was read late: the property was not exercised")
 	}
 }
@@ -234,5 +243,49 @@ func TestRenderCacheAbsentUser(t *testing.T) {
 	}
 	if !contains(warningCodes(got), "duplicate_email gone@example.com") {
 		t.Fatalf("warnings %v, want duplicate_email gone@example.com", warningCodes(got))
+	}
+}
+
+// TestRenderCacheAheadMiss: an entry skipped ahead of the index whose object the index
+// turns out not to hold (the cache names it, the row is gone at the same state version)
+// would have been rendered; the plan is made again waiting for the index, and equals a
+// full render's.
+func TestRenderCacheAheadMiss(t *testing.T) {
+	defer func(n int) { resolveApart = n }(resolveApart)
+	for i, table := range []string{"vmrs", "devices", "users", "vmrs", "devices", "users"} {
+		resolveApart = 1 << 30
+		if i >= 3 {
+			resolveApart = 0 // one goroutine a kind
+		}
+		t.Run(fmt.Sprintf("%s/apart=%v", table, i >= 3), func(t *testing.T) {
+			h := newHarness(t, alice, bob, carol)
+			h.mustApply()
+			ahead := h.engine()
+			ahead.aheadAlways = true
+			repo := h.loadRepo()
+			if p, err := ahead.Plan(context.Background(), repo, ""); err != nil || p.HasChanges() || ahead.aheadHits != 3 || ahead.aheadMisses != 0 {
+				t.Fatalf("no-op plan: %v, changes %v, %d skipped ahead, %d misses; want 3 skipped, none missed", err, p != nil && p.HasChanges(), ahead.aheadHits, ahead.aheadMisses)
+			}
+			// behind the cache's back: the state version and the cache's token stay
+			if _, err := h.db.Exec(`PRAGMA foreign_keys = OFF; DELETE FROM ` + table + ` WHERE id = (SELECT min(id) FROM ` + table + `)`); err != nil {
+				t.Fatal(err)
+			}
+			full := h.engine()
+			full.NoRenderCache = true
+			want, err := full.Plan(context.Background(), repo, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ahead.Plan(context.Background(), repo, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.HasChanges() || ahead.aheadMisses != 1 {
+				t.Fatalf("after deleting a row of %s: changes %v, %d plans made again; want changes, 1", table, changes(got), ahead.aheadMisses)
+			}
+			if g, w := planAll(got), planAll(want); g != w {
+				t.Fatalf("the plan made again differs from a full render's\n--- ahead\n%s\n--- full\n%s", g, w)
+			}
+		})
 	}
 }

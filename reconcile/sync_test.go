@@ -467,7 +467,7 @@ func checkTables(t testing.TB, tables *refTables, ix *state.Index, dg *digester)
 	} {
 		held := 0
 		for _, p := range k.t.slots {
-			if p != 0 {
+			if p.pos != 0 {
 				held++
 			}
 		}

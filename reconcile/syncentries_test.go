@@ -186,7 +186,7 @@ func TestPosTableRemove(t *testing.T) {
 		for range 200 {
 			p := int32(rng.Intn(len(hashes)))
 			if held[p] {
-				if !tab.remove(p, hashes[p], func(q int32) uint64 { return hashes[q] }) {
+				if !tab.remove(p, hashes[p]) {
 					t.Fatalf("seed %d: remove %d: not found", seed, p)
 				}
 				delete(held, p)
@@ -196,10 +196,10 @@ func TestPosTableRemove(t *testing.T) {
 			}
 			n := 0
 			for _, s := range tab.slots {
-				if s != 0 {
+				if s.pos != 0 {
 					n++
-					if !held[s-1] {
-						t.Fatalf("seed %d: the table holds %d, removed", seed, s-1)
+					if !held[s.pos-1] || s.hash() != hashes[s.pos-1] {
+						t.Fatalf("seed %d: the table holds %d (hash %d), removed or hashed otherwise", seed, s.pos-1, s.hash())
 					}
 				}
 			}
@@ -212,7 +212,7 @@ func TestPosTableRemove(t *testing.T) {
 				}
 			}
 		}
-		if tab.remove(99, 3, func(q int32) uint64 { return hashes[q] }) {
+		if tab.remove(99, 3) {
 			t.Fatalf("seed %d: removed a position the table does not hold", seed)
 		}
 	}
