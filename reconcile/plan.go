@@ -28,9 +28,11 @@ type Plan struct {
 	Summary       Summary `json:"summary"`
 	// changes are the plan's changes but the creations held in created; read them all,
 	// in order, with All.
-	changes   []*Change
-	created   created
-	Emails    []*Email   `json:"emails"`
+	changes []*Change
+	created created
+	// emails are the plan's emails, most held as records of creations (planemails.go);
+	// read them with AllEmails.
+	emails    emailList
 	Warnings  []Warning  `json:"warnings"`
 	Errors    []Problem  `json:"errors,omitempty"`
 	Safety    Safety     `json:"safety"`
@@ -226,7 +228,7 @@ type Template struct {
 
 // HasChanges reports whether applying the plan would write anything.
 func (p *Plan) HasChanges() bool {
-	return p.Len() > 0 || len(p.Emails) > 0 || len(p.reminders) > 0 || len(p.Announcements) > 0
+	return p.Len() > 0 || p.EmailCount() > 0 || len(p.reminders) > 0 || len(p.Announcements) > 0
 }
 
 // finish sorts the plan, counts it and computes its fingerprint.
@@ -258,11 +260,8 @@ func (p *Plan) finish() {
 			s.Reactivate++
 		}
 	}
-	s.Emails = len(p.Emails) + p.announcementEmails()
+	s.Emails = p.EmailCount() + p.announcementEmails()
 	p.Summary = s
-	if p.Emails == nil {
-		p.Emails = []*Email{}
-	}
 	if p.Warnings == nil {
 		p.Warnings = []Warning{}
 	}
@@ -434,7 +433,7 @@ func fpFields[T any](w *fpWriter, fields []account.Field[T], x *T) {
 // announcements.
 func (p *Plan) fingerprintRest(h hash.Hash, w *fpWriter) {
 	var vars []state.Var
-	for _, e := range p.Emails {
+	for _, e := range p.AllEmails() {
 		for _, x := range []string{e.To, string(e.Kind), string(e.Action), e.Key} {
 			w.s(x)
 		}
