@@ -59,13 +59,13 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 		line = appendJSONString(line, c.Key)
 		line = append(line, `, "template": `...)
 		line = appendJSONString(line, c.Template)
-		if b := c.before(); b != nil {
+		if hasFields(c.oldObj) {
 			line = append(line, `, "before": `...)
-			line = appendJSONObject(line, maskFields(b, o.ShowSecrets))
+			line = appendObjectJSON(line, c.oldObj, o.ShowSecrets)
 		}
-		if a := c.after(); a != nil {
+		if c.Action != account.ActionDelete && hasFields(c.newObj) {
 			line = append(line, `, "after": `...)
-			line = appendJSONObject(line, maskFields(a, o.ShowSecrets))
+			line = appendObjectJSON(line, c.newObj, o.ShowSecrets)
 		}
 		line = append(line, '}')
 		bw.Write(line)
