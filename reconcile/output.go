@@ -46,7 +46,7 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 	field("summary", p.Summary, false)
 	bw.WriteString(`  "changes": [`)
 	var line []byte
-	for i, c := range p.All() {
+	for i, c := range p.reused() {
 		if i > 0 {
 			bw.WriteString(",")
 		}
@@ -237,7 +237,7 @@ func (p *Plan) WriteText(w io.Writer, o OutputOptions) error {
 // update's fields, one a line, after created or changed (the text and markdown formats
 // differ only in these).
 func (p *Plan) writeChanges(b io.StringWriter, title func(*Change) string, created, changed string, show bool) {
-	for _, c := range p.All() {
+	for _, c := range p.reused() {
 		b.WriteString(title(c) + "\n")
 		if c.Action == account.ActionCreate {
 			if d := createDetail(c, show); d != "" {

@@ -348,7 +348,7 @@ func (p *Plan) fingerprint() string {
 	n, segs := p.Len(), p.segments()
 	chunks := make([][sha256.Size]byte, (n+fingerprintChunk-1)/fingerprintChunk)
 	parallel(len(chunks), func(i int) {
-		chunks[i] = hashChanges(p.rangeOf(segs, i*fingerprintChunk, min((i+1)*fingerprintChunk, n)))
+		chunks[i] = p.hashChanges(segs, i*fingerprintChunk, min((i+1)*fingerprintChunk, n))
 	})
 	h := sha256.New()
 	w := &fpWriter{buf: make([]byte, 0, 1024)}
@@ -362,11 +362,11 @@ func (p *Plan) fingerprint() string {
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
-// hashChanges is the digest of a run of changes.
-func hashChanges(cs []*Change) [sha256.Size]byte {
+// hashChanges is the digest of changes [lo, hi) of the plan.
+func (p *Plan) hashChanges(segs []segment, lo, hi int) [sha256.Size]byte {
 	h := sha256.New()
 	w := &fpWriter{buf: make([]byte, 0, 1024)}
-	for _, c := range cs {
+	p.eachIn(segs, lo, hi, func(c *Change) {
 		w.s(string(c.Kind))
 		w.s(string(c.Action))
 		w.s(c.Key)
@@ -402,7 +402,7 @@ func hashChanges(cs []*Change) [sha256.Size]byte {
 			h.Write(w.buf)
 			w.buf = w.buf[:0]
 		}
-	}
+	})
 	h.Write(w.buf)
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
@@ -433,14 +433,14 @@ func fpFields[T any](w *fpWriter, fields []account.Field[T], x *T) {
 // announcements.
 func (p *Plan) fingerprintRest(h hash.Hash, w *fpWriter) {
 	var vars []state.Var
+	var order varOrder
 	for _, e := range p.AllEmails() {
 		for _, x := range []string{e.To, string(e.Kind), string(e.Action), e.Key} {
 			w.s(x)
 		}
 		vars = p.emailVars(vars[:0], e)
-		slices.SortFunc(vars, func(a, b state.Var) int { return strings.Compare(a.Name, b.Name) })
-		for _, v := range vars {
-			if v.Name != "expires_at" {
+		for _, k := range order.of(vars) {
+			if v := vars[k]; v.Name != "expires_at" {
 				w.s(v.Name)
 				w.s(sprint(v.Value))
 			}
@@ -455,6 +455,30 @@ func (p *Plan) fingerprintRest(h hash.Hash, w *fpWriter) {
 	h.Write(w.buf)
 }
 
+// varOrder remembers the order that sorts a list of variables by name: an email of a
+// kind has the same names in the same order every time, so one sort serves them all.
+type varOrder struct {
+	names []string
+	perm  []int
+}
+
+// of returns the positions of vars in name order (a stable sort, as the fingerprint
+// always had).
+func (o *varOrder) of(vars []state.Var) []int {
+	same := len(vars) == len(o.names)
+	for i := 0; same && i < len(vars); i++ {
+		same = vars[i].Name == o.names[i]
+	}
+	if !same {
+		o.names, o.perm = o.names[:0], o.perm[:0]
+		for i, v := range vars {
+			o.names, o.perm = append(o.names, v.Name), append(o.perm, i)
+		}
+		slices.SortStableFunc(o.perm, func(a, b int) int { return strings.Compare(vars[a].Name, vars[b].Name) })
+	}
+	return o.perm
+}
+
 // sprint is fmt.Sprint(x) without its reflection for the types of email variables.
 func sprint(x any) string {
 	switch v := x.(type) {
@@ -464,6 +488,8 @@ func sprint(x any) string {
 		return strconv.FormatBool(v)
 	case int:
 		return strconv.Itoa(v)
+	case []string: // a VMR's aliases_list: fmt prints "[a b]"
+		return "[" + strings.Join(v, " ") + "]"
 	}
 	return fmt.Sprint(x)
 }
