@@ -138,8 +138,42 @@ func appendObjectJSON(b []byte, x any, show bool) []byte {
 		if v != nil {
 			return appendPrintedJSON(b, account.DeviceFields, v, show)
 		}
+	case *account.User:
+		if v != nil {
+			return appendUserJSON(b, v, show)
+		}
 	}
 	return appendJSONObject(b, maskFields(fieldsOf(x), show))
+}
+
+// appendUserJSON is appendJSONObject(maskFields(userFields(u), show)) without the field list.
+func appendUserJSON(b []byte, u *account.User, show bool) []byte {
+	str := func(b []byte, name, v string) []byte {
+		if len(b) > 0 && b[len(b)-1] != '{' {
+			b = append(b, ", "...)
+		}
+		b = append(appendJSONString(b, name), ": "...)
+		if !show && secretFields[name] && v != "" {
+			v = mask
+		}
+		return appendJSONString(b, v)
+	}
+	b = append(b, '{')
+	b = str(str(str(str(b, "userid", u.UserID), "email", u.Email), "first_name", u.FirstName), "last_name", u.LastName)
+	b = str(str(str(b, "language", u.Language), "host_privilege", u.HostPrivilege), "time_zone", u.TimeZone)
+	b = append(appendJSONString(append(b, ", "...), "active"), ": "...)
+	if !show && secretFields["active"] {
+		b = appendJSONString(b, mask)
+	} else {
+		b = strconv.AppendBool(b, u.Active)
+	}
+	b = str(str(b, "origin", u.Origin), "license", u.License)
+	for i, v := range u.Tracking.Values() {
+		if v != "" {
+			b = str(b, trackingSlots[i], v)
+		}
+	}
+	return append(b, '}')
 }
 
 // appendPrintedJSON is appendJSONObject(maskFields(printed(fields, x), show)) without

@@ -15,7 +15,8 @@ func TestAppendObjectJSONMatchesFieldList(t *testing.T) {
 		&account.VMR{Name: "bare"}, // nil aliases print as []
 		&account.Device{Alias: "d@x", Username: "u", Password: "secret\n", Description: "bad \xff utf-8"},
 		&account.Device{Alias: "d2@x"},
-		&account.User{Email: "u@x", UserID: "7", Active: true, Tracking: "A"},
+		&account.User{Email: "u@x", UserID: "7", Active: true, Tracking: account.MakeTracking([10]string{"ENG", "", "Staff \"x\""})},
+		&account.User{},
 		&account.Invite{Email: "i@x", Name: "N"},
 		&account.TrackingGroup{Slot: "CUSTOM5", Name: "n"},
 	} {
