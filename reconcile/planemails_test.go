@@ -1,9 +1,12 @@
 package reconcile
 
 import (
+	"reflect"
+	"strconv"
 	"testing"
 
 	"github.com/roster-dev/roster/schema/account"
+	"github.com/roster-dev/roster/state"
 )
 
 // The email of a creation is held as a record; its recipient, key and template, read
@@ -91,5 +94,42 @@ func TestDropEmails(t *testing.T) {
 		if e != want[i] {
 			t.Errorf("email %d = %q, want %q", i, e, want[i])
 		}
+	}
+}
+
+// emailVars decodes a creation into a pooled scratch: variables made earlier must stay
+// what they were after later calls (nothing of the scratch may be shared), and equal
+// the variables of the fully decoded object.
+func TestEmailVarsOfCreationsStay(t *testing.T) {
+	h := newHarness(t, alice, bob, carol)
+	p := h.plan()
+	c := &p.created
+	var kept [][]state.Var
+	for _, e := range p.Emails() {
+		kept = append(kept, p.emailVars(nil, e))
+	}
+	creations := 0
+	for i, e := range p.Emails() {
+		if e.obj != nil {
+			continue
+		}
+		creations++
+		var want []state.Var
+		switch e.Kind {
+		case account.KindVMR:
+			want = appendVMRVars(nil, &atOf(listOf(c.vmrs, &c.ownVMRs, e.at)).VMR, e.Action)
+		case account.KindDevice:
+			want = appendDeviceVars(nil, &atOf(listOf(c.devices, &c.ownDevices, e.at)).Device, e.Action)
+		case account.KindActivation:
+			u := c.users.At(int(e.at)).User
+			u.UserID = strconv.FormatInt(e.seq, 10)
+			want = appendUserVars(nil, &u, e.Action)
+		}
+		if !reflect.DeepEqual(kept[i], want) {
+			t.Errorf("email %d (%s %s): variables %v, want %v", i, e.Kind, e.Key, kept[i], want)
+		}
+	}
+	if creations < 9 {
+		t.Fatalf("%d creation emails, want at least 9", creations)
 	}
 }
