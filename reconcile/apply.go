@@ -137,7 +137,7 @@ func Apply(ctx context.Context, db *state.DB, p *Plan, opts ApplyOptions, record
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply plan: %w", err)
 	}
-	res.Changes, res.Emails = p.Len(), len(p.Emails)+p.announcementEmails()
+	res.Changes, res.Emails = p.Len(), p.EmailCount()+p.announcementEmails()
 	if p.applied != nil {
 		bump := int64(0)
 		if p.HasChanges() {
@@ -323,7 +323,7 @@ var emailsByValue bool
 func enqueue(w *state.Writer, p *Plan, opts ApplyOptions) error {
 	reads := map[*MailSpec]*mailReads{}
 	var all, used []state.Var
-	for _, e := range p.Emails {
+	for _, e := range p.AllEmails() {
 		if e.mail == nil {
 			continue
 		}

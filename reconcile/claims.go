@@ -89,11 +89,17 @@ func resolveClaims(cs []claimant, held func(claim) (holder, bool)) (skip []bool,
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortStableFunc(order, func(a, b int) int {
+	// The position breaks ties, as a stable sort would: pdqsort over a total order is
+	// several times faster than SortStableFunc's insertion and merge passes (a first
+	// apply sorts 400,000 VMRs and as many devices).
+	slices.SortFunc(order, func(a, b int) int {
 		if c := strings.Compare(cs[a].owner.tag, cs[b].owner.tag); c != 0 {
 			return c
 		}
-		return strings.Compare(cs[a].owner.key, cs[b].owner.key)
+		if c := strings.Compare(cs[a].owner.key, cs[b].owner.key); c != 0 {
+			return c
+		}
+		return a - b
 	})
 	for changed := true; changed; {
 		changed = false

@@ -335,15 +335,27 @@ func TestCreatedEquivalence(t *testing.T) {
 			for range 20 {
 				lo := rng.Intn(total + 1)
 				hi := lo + rng.Intn(total-lo+1)
-				run := a.rangeOf(segs, lo, hi)
-				if len(run) != hi-lo {
-					t.Fatalf("rangeOf(%d, %d): %d changes", lo, hi, len(run))
-				}
-				for k, c := range run {
+				k := 0
+				a.eachIn(segs, lo, hi, func(c *Change) { // each compared before the next overwrites it
 					if d := changeDiff(c, want[lo+k]); d != "" {
-						t.Fatalf("rangeOf(%d, %d) at %d: %s", lo, hi, lo+k, d)
+						t.Fatalf("eachIn(%d, %d) at %d: %s", lo, hi, lo+k, d)
 					}
+					k++
+				})
+				if k != hi-lo {
+					t.Fatalf("eachIn(%d, %d): %d changes", lo, hi, k)
 				}
+			}
+			// reused yields what All does, each creation in the scratch of the one before.
+			n := 0
+			for i, c := range a.reused() {
+				if d := changeDiff(c, want[i]); d != "" {
+					t.Fatalf("reused at %d: %s", i, d)
+				}
+				n++
+			}
+			if n != total {
+				t.Fatalf("reused yields %d changes, want %d", n, total)
 			}
 			// All stops when yield says so, wherever it is.
 			for _, stop := range []int{0, 1, total / 3, total / 2, total - 1} {

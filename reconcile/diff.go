@@ -1,6 +1,8 @@
 package reconcile
 
 import (
+	"strings"
+
 	"github.com/roster-dev/roster/schema/account"
 	"github.com/roster-dev/roster/state"
 )
@@ -12,6 +14,12 @@ func Diff(d *Desired, a *state.Actual) *Plan {
 	p := &Plan{FormatVersion: FormatVersion, Commit: d.Commit, StateVersion: a.StateVersion}
 	// Room for a change per rendered object (unchanged ones are not in d): a first apply's
 	// 1.2 million changes fill it without growing it.
+	// A warning's key is often an entry's DN, a string in the directory reader's slab:
+	// held as it is, 8,000 no_email warnings of 400,000 people kept a third of the slab
+	// (tens of megabytes) alive until the apply ended. Copied, the slab is freed.
+	for i := range d.Warnings {
+		d.Warnings[i].Key = strings.Clone(d.Warnings[i].Key)
+	}
 	p.Warnings = append(p.Warnings, d.Warnings...)
 	p.Errors = append(p.Errors, d.Errors...)
 	failed := map[string]bool{}

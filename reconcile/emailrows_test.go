@@ -38,7 +38,7 @@ func TestOutboxVarsRenderAsAllVars(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mailed []*Email
-	for _, e := range p.Emails {
+	for _, e := range p.Emails() {
 		if e.mail != nil {
 			mailed = append(mailed, e)
 		}

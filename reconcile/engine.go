@@ -295,7 +295,7 @@ func (e *Engine) plan(ctx context.Context, repo *schema.Repo, commit string, env
 	if e.Logger != nil {
 		e.Logger.Debug("planned", "commit", commit, "render", rendered, "load_index", loadedAt,
 			"load_objects", hydrated-rendered, "diff", time.Since(start)-hydrated, "changes", p.Len(),
-			"loaded", len(actual.VMRs)+len(actual.Devices)+len(actual.Users), "emails", len(p.Emails), "render_cached", p.cached, "late_digests", p.late)
+			"loaded", len(actual.VMRs)+len(actual.Devices)+len(actual.Users), "emails", p.EmailCount(), "render_cached", p.cached, "late_digests", p.late)
 	}
 	return p, nil
 }

@@ -209,7 +209,7 @@ func changes(p *Plan) []string {
 
 func emails(p *Plan) []string {
 	var out []string
-	for _, e := range p.Emails {
+	for _, e := range p.Emails() {
 		out = append(out, string(e.Kind)+" "+string(e.Action)+" "+e.To)
 	}
 	return out

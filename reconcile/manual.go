@@ -77,7 +77,7 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 		p.changes = append(p.changes, &Change{Kind: account.KindInvite, Action: account.ActionUpdate, Key: re.Email,
 			oldObj: in, newObj: &re, Fields: []FieldChange{{Name: "expires_at", Old: in.ExpiresAt, New: re.ExpiresAt}}})
 		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
-			p.Emails = append(p.Emails, &Email{To: re.Email, Kind: account.KindInvite, Action: account.EmailReminder, Key: re.Email, mail: m.VMR,
+			p.emails.add(&Email{To: re.Email, Kind: account.KindInvite, Action: account.EmailReminder, Key: re.Email, mail: m.VMR,
 				obj: &re})
 		}
 	}
@@ -94,16 +94,16 @@ func PlanReminders(repo *schema.Repo, defaults map[string]MailSpec, a *state.Act
 	sort.Slice(vs, func(i, j int) bool { return vs[i].Name < vs[j].Name })
 	sort.Slice(ds, func(i, j int) bool { return ds[i].Alias < ds[j].Alias })
 	for _, v := range vs {
-		before := len(p.Emails)
+		before := p.EmailCount()
 		vmrKind.addEmail(p, d, v, account.EmailReminder)
-		if len(p.Emails) == before {
+		if p.EmailCount() == before {
 			p.Warnings = append(p.Warnings, Warning{Code: "no_email", Key: v.Name, Template: v.SyncTag, Message: "no owner email or no VMR email template; no reminder"})
 		}
 	}
 	for _, dv := range ds {
-		before := len(p.Emails)
+		before := p.EmailCount()
 		deviceKind.addEmail(p, d, dv, account.EmailReminder)
-		if len(p.Emails) == before {
+		if p.EmailCount() == before {
 			p.Warnings = append(p.Warnings, Warning{Code: "no_email", Key: dv.Alias, Template: dv.SyncTag, Message: "no owner email or no device email template; no reminder"})
 		}
 	}

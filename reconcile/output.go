@@ -46,7 +46,7 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 	field("summary", p.Summary, false)
 	bw.WriteString(`  "changes": [`)
 	var line []byte
-	for i, c := range p.All() {
+	for i, c := range p.reused() {
 		if i > 0 {
 			bw.WriteString(",")
 		}
@@ -59,13 +59,13 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 		line = appendJSONString(line, c.Key)
 		line = append(line, `, "template": `...)
 		line = appendJSONString(line, c.Template)
-		if b := c.before(); b != nil {
+		if hasFields(c.oldObj) {
 			line = append(line, `, "before": `...)
-			line = appendJSONObject(line, maskFields(b, o.ShowSecrets))
+			line = appendObjectJSON(line, c.oldObj, o.ShowSecrets)
 		}
-		if a := c.after(); a != nil {
+		if c.Action != account.ActionDelete && hasFields(c.newObj) {
 			line = append(line, `, "after": `...)
-			line = appendJSONObject(line, maskFields(a, o.ShowSecrets))
+			line = appendObjectJSON(line, c.newObj, o.ShowSecrets)
 		}
 		line = append(line, '}')
 		bw.Write(line)
@@ -77,7 +77,7 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 	// The emails as json.MarshalIndent writes the list, one at a time: a first apply has
 	// 1.2 million, a few hundred megabytes as one buffer.
 	bw.WriteString(`  "emails": [`)
-	for i, e := range p.Emails {
+	for i, e := range p.AllEmails() {
 		if i > 0 {
 			bw.WriteString(",")
 		}
@@ -96,7 +96,7 @@ func (p *Plan) WriteJSON(w io.Writer, o OutputOptions) error {
 		line = append(line, "\n    }"...)
 		bw.Write(line)
 	}
-	if len(p.Emails) > 0 {
+	if p.EmailCount() > 0 {
 		bw.WriteString("\n  ")
 	}
 	bw.WriteString("],\n")
@@ -204,7 +204,7 @@ func (p *Plan) WriteText(w io.Writer, o OutputOptions) error {
 		b.WriteString("No changes. Actual state matches the repo and the directory.\n")
 	}
 	p.writeChanges(b, func(c *Change) string { return "  " + changeTitle(c) }, "      ", "      ", o.ShowSecrets)
-	for _, e := range p.Emails {
+	for _, e := range p.AllEmails() {
 		b.WriteString("  " + emailLine(e) + "\n")
 	}
 	for _, an := range p.Announcements {
@@ -237,7 +237,7 @@ func (p *Plan) WriteText(w io.Writer, o OutputOptions) error {
 // update's fields, one a line, after created or changed (the text and markdown formats
 // differ only in these).
 func (p *Plan) writeChanges(b io.StringWriter, title func(*Change) string, created, changed string, show bool) {
-	for _, c := range p.All() {
+	for _, c := range p.reused() {
 		b.WriteString(title(c) + "\n")
 		if c.Action == account.ActionCreate {
 			if d := createDetail(c, show); d != "" {
@@ -267,9 +267,9 @@ func (p *Plan) WriteMarkdown(w io.Writer, o OutputOptions) error {
 			return diffSymbol(c.Action) + " " + strings.TrimPrefix(changeTitle(c), symbols[c.Action]+" ")
 		}, "+     ", "!     ", o.ShowSecrets)
 		b.WriteString("```\n\n</details>\n")
-		if len(p.Emails) > 0 {
-			fmt.Fprintf(b, "\n<details><summary>Emails (%d)</summary>\n\n", len(p.Emails))
-			for _, e := range p.Emails {
+		if p.EmailCount() > 0 {
+			fmt.Fprintf(b, "\n<details><summary>Emails (%d)</summary>\n\n", p.EmailCount())
+			for _, e := range p.AllEmails() {
 				fmt.Fprintf(b, "- ✉ %s %s → `%s` (%s)\n", e.Kind, e.Action, e.To, mdEscape(e.Key))
 			}
 			b.WriteString("\n</details>\n")

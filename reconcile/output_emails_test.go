@@ -19,7 +19,10 @@ func TestPlanJSONEmailsAsMarshalIndent(t *testing.T) {
 				emails = append(emails, &Email{To: s, Kind: account.KindDevice, Action: account.EmailUpdated, Key: odd[len(odd)-1-i], Template: s})
 			}
 		}
-		p := &Plan{FormatVersion: FormatVersion, Emails: emails, Warnings: []Warning{}}
+		p := &Plan{FormatVersion: FormatVersion, Warnings: []Warning{}}
+		for _, e := range emails {
+			p.emails.add(e)
+		}
 		var b strings.Builder
 		if err := p.WriteJSON(&b, OutputOptions{}); err != nil {
 			t.Fatal(err)

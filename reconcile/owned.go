@@ -219,21 +219,30 @@ func (k *ownedKind[T]) addEmail(p *Plan, d *Desired, x *T, action account.Action
 	return k.email(p, d.mailFor(*k.tag.Str(x), *k.name.Str(x)), x, action)
 }
 
-// addCreated adds the email of the creation at (x, as it was recorded), as addEmail.
+// addCreated adds the email of the creation at (x, as it was recorded), as addEmail;
+// x is not held: the plan's creations have it (planemails.go).
 func (k *ownedKind[T]) addCreated(p *Plan, d *Desired, x *T, at int32) {
-	if e := k.addEmail(p, d, x, account.EmailCreated); e != nil {
-		e.ofCreation(at, 0) // x is not held: the plan's creations have it
+	if e, ok := k.emailOf(d.mailFor(*k.tag.Str(x), *k.name.Str(x)), x, account.EmailCreated); ok {
+		p.emails.addCreation(&e, at, 0)
 	}
 }
 
-// email adds the email m says x's owner gets; a reminder goes out even when the template
-// sends none on its own. It returns the email, or nil.
+// email adds the email m says x's owner gets. It returns the email, or nil.
 func (k *ownedKind[T]) email(p *Plan, m *TemplateMail, x *T, action account.Action) *Email {
-	to := *k.owner.Str(x)
-	if m == nil || k.mail(m) == nil || (!m.Send && action != account.EmailReminder) || to == "" {
+	e, ok := k.emailOf(m, x, action)
+	if !ok {
 		return nil
 	}
-	e := &Email{To: to, Kind: k.kind, Action: action, Key: *k.name.Str(x), Template: *k.tag.Str(x), mail: k.mail(m), obj: x}
-	p.Emails = append(p.Emails, e)
-	return e
+	p.emails.add(&e)
+	return &e
+}
+
+// emailOf is the email m says x's owner gets; a reminder goes out even when the template
+// sends none on its own. false when there is none.
+func (k *ownedKind[T]) emailOf(m *TemplateMail, x *T, action account.Action) (Email, bool) {
+	to := *k.owner.Str(x)
+	if m == nil || k.mail(m) == nil || (!m.Send && action != account.EmailReminder) || to == "" {
+		return Email{}, false
+	}
+	return Email{To: to, Kind: k.kind, Action: action, Key: *k.name.Str(x), Template: *k.tag.Str(x), mail: k.mail(m), obj: x}, true
 }

@@ -209,7 +209,8 @@ const (
 // codec encodes and decodes one kind of desired object; X is its pointer-holding part.
 type codec[T, X any] interface {
 	encode(b []byte, v *T, x *extras[X]) []byte
-	decode(r *reader, x *extras[X]) *T
+	// decode reads a record into v, every field of which it sets (v may be reused).
+	decode(r *reader, x *extras[X], v *T)
 }
 
 // packedList is a packed list of desired objects of one kind. A record starts with the
@@ -237,9 +238,16 @@ func (l *packedList[T, X, C]) Add(v *T) int {
 
 // At decodes object i into a new struct.
 func (l *packedList[T, X, C]) At(i int) *T {
+	v := new(T)
+	l.into(i, v)
+	return v
+}
+
+// into decodes object i into v, which it overwrites (a list of aliases reuses v's).
+func (l *packedList[T, X, C]) into(i int, v *T) {
 	var c C
 	r := reader{s: l.rec(i)}
-	return c.decode(&r, &l.x)
+	c.decode(&r, &l.x, v)
 }
 
 // Key is object i's key (a VMR's name, a device's alias, a user's email), without
@@ -343,18 +351,21 @@ func (vmrCodec) encode(b []byte, v *DesiredVMR, x *extras[objExtra]) []byte {
 	return appendVarint(b, int64(v.ParticipantLimit))
 }
 
-func (vmrCodec) decode(r *reader, x *extras[objExtra]) *DesiredVMR {
-	v := &DesiredVMR{}
+func (vmrCodec) decode(r *reader, x *extras[objExtra], v *DesiredVMR) {
+	aliases := v.Aliases[:0]
+	*v = DesiredVMR{}
 	r.owned(&v.Name, &v.AllowGuests, &v.ID, [...]*string{&v.Description, &v.PIN, &v.GuestPIN, &v.OwnerEmail, &v.EntryKey},
 		&v.Tag, &v.SyncTag, x, &v.Overridable, &v.Overrides)
 	if n := int(r.uv()); n > 0 {
-		v.Aliases = make([]string, n)
+		if cap(aliases) < n {
+			aliases = make([]string, n)
+		}
+		v.Aliases = aliases[:n]
 		for k := range v.Aliases {
 			v.Aliases[k] = r.str()
 		}
 	}
 	v.MaxCallrateIn, v.MaxCallrateOut, v.ParticipantLimit = r.int(), r.int(), r.int()
-	return v
 }
 
 type deviceCodec struct{}
@@ -364,11 +375,10 @@ func (deviceCodec) encode(b []byte, v *DesiredDevice, x *extras[objExtra]) []byt
 		v.Tag, v.SyncTag, x, v.Overridable, v.Overrides)
 }
 
-func (deviceCodec) decode(r *reader, x *extras[objExtra]) *DesiredDevice {
-	v := &DesiredDevice{}
+func (deviceCodec) decode(r *reader, x *extras[objExtra], v *DesiredDevice) {
+	*v = DesiredDevice{}
 	r.owned(&v.Alias, &v.Disabled, &v.ID, [...]*string{&v.Description, &v.Username, &v.Password, &v.OwnerEmail, &v.EntryKey},
 		&v.Tag, &v.SyncTag, x, &v.Overridable, &v.Overrides)
-	return v
 }
 
 type userCodec struct{}
@@ -402,8 +412,8 @@ func (userCodec) encode(b []byte, u *DesiredUser, x *extras[*CSVRow]) []byte {
 	return b
 }
 
-func (userCodec) decode(r *reader, x *extras[*CSVRow]) *DesiredUser {
-	u := &DesiredUser{}
+func (userCodec) decode(r *reader, x *extras[*CSVRow], u *DesiredUser) {
+	*u = DesiredUser{}
 	u.Email = r.str()
 	flags := r.byte()
 	u.Active, u.Notified, u.Disabled = flags&flagA != 0, flags&flagB != 0, flags&flagC != 0
@@ -414,5 +424,4 @@ func (userCodec) decode(r *reader, x *extras[*CSVRow]) *DesiredUser {
 	if flags&flagExtra != 0 {
 		u.CSV = x.get(r.uv())
 	}
-	return u
 }

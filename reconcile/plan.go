@@ -28,9 +28,11 @@ type Plan struct {
 	Summary       Summary `json:"summary"`
 	// changes are the plan's changes but the creations held in created; read them all,
 	// in order, with All.
-	changes   []*Change
-	created   created
-	Emails    []*Email   `json:"emails"`
+	changes []*Change
+	created created
+	// emails are the plan's emails, most held as records of creations (planemails.go);
+	// read them with AllEmails.
+	emails    emailList
 	Warnings  []Warning  `json:"warnings"`
 	Errors    []Problem  `json:"errors,omitempty"`
 	Safety    Safety     `json:"safety"`
@@ -181,19 +183,34 @@ func (p *Plan) emailVars(buf []state.Var, e *Email) []state.Var {
 	case *account.Invite:
 		return appendInviteVars(buf, x, e.Action)
 	case nil:
+		// The creation is decoded into a pooled scratch: the variables hold its strings
+		// (in the packed lists, never rewritten) and its list of aliases, which the
+		// scratch then lets go; nothing else of it. A first apply reads 1.2 million
+		// creations so, twice.
+		sc := scratchPool.Get().(*scratch)
+		defer scratchPool.Put(sc)
 		switch e.Kind {
 		case account.KindVMR:
-			return state.AppendVMRVars(buf, &atOf(listOf(c.vmrs, &c.ownVMRs, e.at)).VMR, string(e.Action))
+			l, i := listOf(c.vmrs, &c.ownVMRs, e.at)
+			l.into(i, &sc.vmr)
+			buf = state.AppendVMRVars(buf, &sc.vmr.VMR, string(e.Action))
+			sc.vmr.Aliases = nil // aliases_list holds it: the next decode makes its own
+			return buf
 		case account.KindDevice:
-			return state.AppendDeviceVars(buf, &atOf(listOf(c.devices, &c.ownDevices, e.at)).Device, string(e.Action))
+			l, i := listOf(c.devices, &c.ownDevices, e.at)
+			l.into(i, &sc.device)
+			return state.AppendDeviceVars(buf, &sc.device.Device, string(e.Action))
 		case account.KindActivation:
-			u := &c.users.At(int(e.at)).User
+			c.users.into(int(e.at), &sc.user)
+			u := &sc.user.User
 			u.UserID = strconv.FormatInt(e.seq, 10)
 			return state.AppendUserVars(buf, u, string(e.Action))
 		}
 	}
 	panic(fmt.Sprintf("plan: %s email %s %q has no object", e.Kind, e.Action, e.Key))
 }
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // Warning is something the operator should see; the object concerned is skipped.
 type Warning struct {
@@ -226,7 +243,7 @@ type Template struct {
 
 // HasChanges reports whether applying the plan would write anything.
 func (p *Plan) HasChanges() bool {
-	return p.Len() > 0 || len(p.Emails) > 0 || len(p.reminders) > 0 || len(p.Announcements) > 0
+	return p.Len() > 0 || p.EmailCount() > 0 || len(p.reminders) > 0 || len(p.Announcements) > 0
 }
 
 // finish sorts the plan, counts it and computes its fingerprint.
@@ -258,11 +275,8 @@ func (p *Plan) finish() {
 			s.Reactivate++
 		}
 	}
-	s.Emails = len(p.Emails) + p.announcementEmails()
+	s.Emails = p.EmailCount() + p.announcementEmails()
 	p.Summary = s
-	if p.Emails == nil {
-		p.Emails = []*Email{}
-	}
 	if p.Warnings == nil {
 		p.Warnings = []Warning{}
 	}
@@ -349,7 +363,7 @@ func (p *Plan) fingerprint() string {
 	n, segs := p.Len(), p.segments()
 	chunks := make([][sha256.Size]byte, (n+fingerprintChunk-1)/fingerprintChunk)
 	parallel(len(chunks), func(i int) {
-		chunks[i] = hashChanges(p.rangeOf(segs, i*fingerprintChunk, min((i+1)*fingerprintChunk, n)))
+		chunks[i] = p.hashChanges(segs, i*fingerprintChunk, min((i+1)*fingerprintChunk, n))
 	})
 	h := sha256.New()
 	w := &fpWriter{buf: make([]byte, 0, 1024)}
@@ -363,11 +377,11 @@ func (p *Plan) fingerprint() string {
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
-// hashChanges is the digest of a run of changes.
-func hashChanges(cs []*Change) [sha256.Size]byte {
+// hashChanges is the digest of changes [lo, hi) of the plan.
+func (p *Plan) hashChanges(segs []segment, lo, hi int) [sha256.Size]byte {
 	h := sha256.New()
 	w := &fpWriter{buf: make([]byte, 0, 1024)}
-	for _, c := range cs {
+	p.eachIn(segs, lo, hi, func(c *Change) {
 		w.s(string(c.Kind))
 		w.s(string(c.Action))
 		w.s(c.Key)
@@ -403,7 +417,7 @@ func hashChanges(cs []*Change) [sha256.Size]byte {
 			h.Write(w.buf)
 			w.buf = w.buf[:0]
 		}
-	}
+	})
 	h.Write(w.buf)
 	var sum [sha256.Size]byte
 	h.Sum(sum[:0])
@@ -434,14 +448,14 @@ func fpFields[T any](w *fpWriter, fields []account.Field[T], x *T) {
 // announcements.
 func (p *Plan) fingerprintRest(h hash.Hash, w *fpWriter) {
 	var vars []state.Var
-	for _, e := range p.Emails {
+	var order varOrder
+	for _, e := range p.AllEmails() {
 		for _, x := range []string{e.To, string(e.Kind), string(e.Action), e.Key} {
 			w.s(x)
 		}
 		vars = p.emailVars(vars[:0], e)
-		slices.SortFunc(vars, func(a, b state.Var) int { return strings.Compare(a.Name, b.Name) })
-		for _, v := range vars {
-			if v.Name != "expires_at" {
+		for _, k := range order.of(vars) {
+			if v := vars[k]; v.Name != "expires_at" {
 				w.s(v.Name)
 				w.s(sprint(v.Value))
 			}
@@ -456,6 +470,30 @@ func (p *Plan) fingerprintRest(h hash.Hash, w *fpWriter) {
 	h.Write(w.buf)
 }
 
+// varOrder remembers the order that sorts a list of variables by name: an email of a
+// kind has the same names in the same order every time, so one sort serves them all.
+type varOrder struct {
+	names []string
+	perm  []int
+}
+
+// of returns the positions of vars in name order (a stable sort, as the fingerprint
+// always had).
+func (o *varOrder) of(vars []state.Var) []int {
+	same := len(vars) == len(o.names)
+	for i := 0; same && i < len(vars); i++ {
+		same = vars[i].Name == o.names[i]
+	}
+	if !same {
+		o.names, o.perm = o.names[:0], o.perm[:0]
+		for i, v := range vars {
+			o.names, o.perm = append(o.names, v.Name), append(o.perm, i)
+		}
+		slices.SortStableFunc(o.perm, func(a, b int) int { return strings.Compare(vars[a].Name, vars[b].Name) })
+	}
+	return o.perm
+}
+
 // sprint is fmt.Sprint(x) without its reflection for the types of email variables.
 func sprint(x any) string {
 	switch v := x.(type) {
@@ -465,6 +503,8 @@ func sprint(x any) string {
 		return strconv.FormatBool(v)
 	case int:
 		return strconv.Itoa(v)
+	case []string: // a VMR's aliases_list: fmt prints "[a b]"
+		return "[" + strings.Join(v, " ") + "]"
 	}
 	return fmt.Sprint(x)
 }

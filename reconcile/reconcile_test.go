@@ -18,7 +18,7 @@ func TestApplyThenPlanIsEmpty(t *testing.T) {
 	if p.Summary.Create != 9 { // 3 VMRs, 3 devices, 3 users
 		t.Fatalf("create = %d, want 9: %v", p.Summary.Create, changes(p))
 	}
-	if got := len(p.Emails); got != 9 { // 3 VMR + 3 device + 3 activation
+	if got := p.EmailCount(); got != 9 { // 3 VMR + 3 device + 3 activation
 		t.Errorf("emails = %d, want 9: %v", got, emails(p))
 	}
 	h.mustApply()
@@ -188,7 +188,7 @@ func TestSendFalseSendsNoObjectEmails(t *testing.T) {
 	h := newHarness(t, alice)
 	h.write("templates/staff.yaml", strings.Replace(staffTemplate, "send: true", "send: false", 1))
 	p := h.plan()
-	for _, e := range p.Emails {
+	for _, e := range p.Emails() {
 		if e.Kind == account.KindVMR || e.Kind == account.KindDevice {
 			t.Errorf("email with send: false: %v", emails(p))
 		}
@@ -202,7 +202,7 @@ func TestNotifyOnLimitsUpdateEmails(t *testing.T) {
 	h.write("templates/staff.yaml", strings.NewReplacer("  send: true\n", "  send: true\n  notify_on: [aliases]\n",
 		"Room of {{cn}}", "Meeting room of {{cn}}").Replace(staffTemplate))
 	p := h.plan()
-	if !contains(changes(p), "update vmr Alice Parkes VMR") || len(p.Emails) != 0 {
+	if !contains(changes(p), "update vmr Alice Parkes VMR") || p.EmailCount() != 0 {
 		t.Errorf("description change: changes %v emails %v", changes(p), emails(p))
 	}
 }
@@ -385,7 +385,7 @@ func TestRemindersCarriedOutOnce(t *testing.T) {
 	h.write("reminders.yaml", "- id: r1\n  template: staff\n- id: r2\n  vmrs: [\"Alice Parkes VMR\"]\n")
 	p := h.mustApply()
 	var reminders int
-	for _, e := range p.Emails {
+	for _, e := range p.Emails() {
 		if e.Action == "reminder" {
 			reminders++
 		}
@@ -462,7 +462,7 @@ func TestReminderSkipsObjectsEmailedInTheSamePlan(t *testing.T) {
 	h := newHarness(t, alice)
 	h.write("reminders.yaml", "- id: launch\n  template: staff\n")
 	p := h.mustApply()
-	for _, e := range p.Emails {
+	for _, e := range p.Emails() {
 		if e.Action == "reminder" {
 			t.Errorf("reminder on top of the created email: %v", emails(p))
 		}

@@ -26,7 +26,7 @@ func planReminders(p *Plan, d *Desired, a *state.Actual) {
 	}
 	// Objects this plan already emails (created, updated) get no reminder on top.
 	done := map[mailedKey]bool{}
-	for _, e := range p.Emails {
+	for _, e := range p.AllEmails() {
 		done[mailedKey{e.Kind, e.Key}] = true
 	}
 	vmrs, devices := endOwned(p, a)

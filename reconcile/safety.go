@@ -20,7 +20,7 @@ type Safety struct {
 
 func computeSafety(p *Plan, d *Desired, a *state.Actual) Safety {
 	totals := a.Totals()
-	s := Safety{Managed: totals.Managed, Emails: len(p.Emails) + p.announcementEmails()}
+	s := Safety{Managed: totals.Managed, Emails: p.EmailCount() + p.announcementEmails()}
 	for _, c := range p.changes { // creations remove nothing
 		if (c.Action == account.ActionDelete && c.Kind != account.KindInvite && c.Kind != account.KindTrackingGroup) || c.Action == account.ActionDeactivate {
 			s.Removals++

@@ -105,7 +105,7 @@ func planDigest(p *Plan) string {
 		}
 		lines = append(lines, l)
 	}
-	for _, e := range p.Emails {
+	for _, e := range p.Emails() {
 		lines = append(lines, fmt.Sprintf("email %s %s %s %s", e.Kind, e.Action, e.To, e.Key))
 	}
 	for _, w := range p.Warnings {

@@ -100,8 +100,8 @@ func diffUsers(p *Plan, d *Desired, a *state.Actual, settled func(string) bool) 
 		want.Notified = false
 		if activationDue(d, nil, want) {
 			want.Notified = true
-			if e := p.addActivation(d, want, account.EmailCreated); e != nil {
-				e.ofCreation(i, seq) // the user is not held: the plan's creations have it
+			if e, ok := activationOf(d, want, account.EmailCreated); ok {
+				p.emails.addCreation(&e, i, seq) // the user is not held: the plan's creations have it
 			}
 		}
 		p.created.addUser(&d.Users, createdUser{i: i, notified: want.Notified, seq: seq}, want.SyncTag)
@@ -159,13 +159,21 @@ func activationDue(d *Desired, old, want *account.User) bool {
 
 // addActivation adds u's activation email; it returns it, or nil when there is none.
 func (p *Plan) addActivation(d *Desired, u *account.User, action account.Action) *Email {
-	m := d.Mail["activation"]
-	if m == nil || m.VMR == nil {
+	e, ok := activationOf(d, u, action)
+	if !ok {
 		return nil
 	}
-	e := &Email{To: u.Email, Kind: account.KindActivation, Action: action, Key: u.Email, Template: u.SyncTag, mail: m.VMR, obj: u}
-	p.Emails = append(p.Emails, e)
-	return e
+	p.emails.add(&e)
+	return &e
+}
+
+// activationOf is u's activation email; false when there is none.
+func activationOf(d *Desired, u *account.User, action account.Action) (Email, bool) {
+	m := d.Mail["activation"]
+	if m == nil || m.VMR == nil {
+		return Email{}, false
+	}
+	return Email{To: u.Email, Kind: account.KindActivation, Action: action, Key: u.Email, Template: u.SyncTag, mail: m.VMR, obj: u}, true
 }
 
 // UserVars are the activation email's variables.
@@ -285,7 +293,7 @@ func diffInvites(p *Plan, d *Desired, a *state.Actual) {
 		pending++
 		p.changes = append(p.changes, &Change{Kind: account.KindInvite, Action: account.ActionCreate, Key: email, newObj: in})
 		if m := d.Mail["invite"]; m != nil && m.VMR != nil {
-			p.Emails = append(p.Emails, &Email{To: email, Kind: account.KindInvite, Action: account.EmailCreated, Key: email, mail: m.VMR,
+			p.emails.add(&Email{To: email, Kind: account.KindInvite, Action: account.EmailCreated, Key: email, mail: m.VMR,
 				obj: in})
 		}
 	}

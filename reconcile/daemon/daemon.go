@@ -399,7 +399,7 @@ func (d *daemon) reconcile(ctx context.Context, log *slog.Logger) (res cycleResu
 		},
 		Applying: func(p *reconcile.Plan) {
 			if p.HasChanges() {
-				log.Info("serve: applying plan", "commit", shortCommit(d.goodCommit), "changes", p.Len(), "emails", len(p.Emails))
+				log.Info("serve: applying plan", "commit", shortCommit(d.goodCommit), "changes", p.Len(), "emails", p.EmailCount())
 			}
 		},
 		Applied: func(p *reconcile.Plan, _ reconcile.ApplyResult) {

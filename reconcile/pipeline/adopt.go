@@ -130,7 +130,7 @@ func (p *Pipeline) Adopt(ctx context.Context, repo *schema.Repo, commit string, 
 			opts.Adopted[reconcile.AdoptKey(account.Kind(a.Kind), a.Key)] = a.ops
 		}
 	}
-	plan.Emails = slices.DeleteFunc(plan.Emails, func(e *reconcile.Email) bool {
+	plan.DropEmails(func(e *reconcile.Email) bool {
 		_, adopted := opts.Adopted[reconcile.AdoptKey(e.Kind, e.Key)]
 		return adopted && e.Action == account.EmailCreated
 	})
