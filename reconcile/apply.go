@@ -312,7 +312,7 @@ func auditDetail(c *Change) string {
 }
 
 // emailsByValue makes enqueue write every email's variables and an audit row per email,
-// as before migration 006: the differential tests compare the two ways.
+// as before migration 007: the differential tests compare the two ways.
 var emailsByValue bool
 
 // enqueue writes the plan's emails to the outbox one at a time. An email of a VMR, device

@@ -14,7 +14,7 @@ import (
 
 // BenchmarkApplyEmails: the apply (plan excluded) of a first plan of n people with a VMR,
 // device and activation email each, with emails by reference and by value (an audit row
-// each, as before migration 006), alternating in one process so both see the same load.
+// each, as before migration 007), alternating in one process so both see the same load.
 // Reports the process's CPU time (user+sys, every thread: SQLite's too) per apply, that
 // of a second apply updating every VMR while the first apply's emails are pending (by
 // reference, it materializes them) and the database's size after the first.

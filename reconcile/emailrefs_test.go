@@ -26,7 +26,7 @@ type emailRun struct {
 }
 
 // refScenario applies the same plans with emails by reference (byValue false) or by
-// value with an audit row each (as before migration 006): creation; a failed email; an
+// value with an audit row each (as before migration 007): creation; a failed email; an
 // update of a person whose creation emails are still pending; a deletion; delivery; an
 // update of the person whose email failed, the requeue of it and of a failed email still
 // referencing its object, and delivery again.

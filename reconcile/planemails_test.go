@@ -117,13 +117,13 @@ func TestEmailVarsOfCreationsStay(t *testing.T) {
 		var want []state.Var
 		switch e.Kind {
 		case account.KindVMR:
-			want = appendVMRVars(nil, &atOf(listOf(c.vmrs, &c.ownVMRs, e.at)).VMR, e.Action)
+			want = state.AppendVMRVars(nil, &atOf(listOf(c.vmrs, &c.ownVMRs, e.at)).VMR, string(e.Action))
 		case account.KindDevice:
-			want = appendDeviceVars(nil, &atOf(listOf(c.devices, &c.ownDevices, e.at)).Device, e.Action)
+			want = state.AppendDeviceVars(nil, &atOf(listOf(c.devices, &c.ownDevices, e.at)).Device, string(e.Action))
 		case account.KindActivation:
 			u := c.users.At(int(e.at)).User
 			u.UserID = strconv.FormatInt(e.seq, 10)
-			want = appendUserVars(nil, &u, e.Action)
+			want = state.AppendUserVars(nil, &u, string(e.Action))
 		}
 		if !reflect.DeepEqual(kept[i], want) {
 			t.Errorf("email %d (%s %s): variables %v, want %v", i, e.Kind, e.Key, kept[i], want)

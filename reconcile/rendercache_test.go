@@ -267,7 +267,9 @@ func TestRenderCacheAheadMiss(t *testing.T) {
 				t.Fatalf("no-op plan: %v, changes %v, %d skipped ahead, %d misses; want 3 skipped, none missed", err, p != nil && p.HasChanges(), ahead.aheadHits, ahead.aheadMisses)
 			}
 			// behind the cache's back: the state version and the cache's token stay
-			if _, err := h.db.Exec(`PRAGMA foreign_keys = OFF; DELETE FROM ` + table + ` WHERE id = (SELECT min(id) FROM ` + table + `)`); err != nil {
+			// (the emails referencing the row go first: the guard of migration 007 refuses
+			// to delete a row an email still reads)
+			if _, err := h.db.Exec(`PRAGMA foreign_keys = OFF; DELETE FROM outbox WHERE ref_id IS NOT NULL; DELETE FROM ` + table + ` WHERE id = (SELECT min(id) FROM ` + table + `)`); err != nil {
 				t.Fatal(err)
 			}
 			full := h.engine()

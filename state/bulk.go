@@ -64,7 +64,7 @@ func (db *DB) InBulkTx(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 }
 
 // bulkIndexes are the unique indexes of the object tables that a bulk transaction into
-// an empty table builds after the rows are in (migration 007): one sort and an append of
+// an empty table builds after the rows are in (migration 006): one sort and an append of
 // the sorted keys, where each insert otherwise walks the B-tree to a random leaf and
 // splits pages all over it (1.2 million aliases for 400,000 people). The transaction
 // rebuilds them before it commits, from their definition in the schema, so a duplicate

@@ -1,6 +1,6 @@
 package state
 
-// Emails by reference (migration 006): an email of a VMR, device or user account the
+// Emails by reference (migration 007): an email of a VMR, device or user account the
 // apply wrote stores the row's id (outbox.ref_id) instead of its variables. They are made
 // when the email is read (ClaimDue, OutboxEmail, FailedEmails) from the row, with the
 // functions that make them at enqueue; before the row changes, the writer materializes its
@@ -191,7 +191,7 @@ func resolveRefs(ctx context.Context, q sqlx.QueryerContext, rows []OutboxRow) e
 
 // materialize writes the variables of the emails referencing row id of kind's table into
 // them and clears their reference: call it before updating or deleting the row (or a
-// VMR's aliases). The triggers of migration 006 refuse the update otherwise.
+// VMR's aliases). The triggers of migration 007 refuse the update otherwise.
 func (w *Writer) materialize(kind string, id int64) error {
 	if err := w.sync(); err != nil {
 		return err

@@ -831,7 +831,7 @@ type AuditEntry struct {
 }
 
 // RecentAudit returns the newest audit records first: the audit rows and the emails that
-// are their own audit record (outbox.audit_after, migration 006), each shown as the audit
+// are their own audit record (outbox.audit_after, migration 007), each shown as the audit
 // row it replaces (kind "email", key "KIND KEY", detail "to ADDRESS"). An email comes
 // after the audit row it names and before the next one; emails naming the same row come in
 // outbox order. (audit_after grows with the outbox id: the latest emails are the last rows.)

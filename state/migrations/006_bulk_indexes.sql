@@ -1,4 +1,4 @@
--- 007_bulk_indexes: the unique keys of the object tables become named indexes, and an
+-- 006_bulk_indexes: the unique keys of the object tables become named indexes, and an
 -- alias row is keyed by its VMR and position. An inline UNIQUE is an automatic index that
 -- cannot be dropped; a named one can: a first apply into empty tables (state.DB.InBulkTx)
 -- drops them, appends the rows and builds each index once from sorted keys in the same

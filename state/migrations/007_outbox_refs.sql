@@ -1,4 +1,4 @@
--- 006_outbox_refs: emails by reference, and the outbox as the audit record of its emails.
+-- 007_outbox_refs: emails by reference, and the outbox as the audit record of its emails.
 --
 -- ref_id: an email of a VMR, device or user account that the applied commit created or
 -- updated names that row (vmr → vmrs, device → devices, activation → users, by outbox.kind)
